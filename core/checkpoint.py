@@ -1,0 +1,82 @@
+"""Checkpoints: atomic writes, rotation, and finding the latest step.
+
+A checkpoint is a pickle of a dict of plain values and NumPy arrays (Jittor
+vars are converted), written to `<name>.tmp` and renamed, so a kill mid-write
+never leaves a truncated file under the real name.
+"""
+import glob
+import os
+import pickle
+import re
+
+import numpy as np
+
+
+class CheckpointError(ValueError):
+    """An unreadable or incomplete checkpoint file; the message names it."""
+
+
+def _to_numpy(obj):
+    if isinstance(obj, dict):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_numpy(v) for v in obj)
+    if hasattr(obj, "numpy") and not isinstance(obj, np.ndarray):
+        return obj.numpy()
+    return obj
+
+
+def save_atomic(obj, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(_to_numpy(obj), f, protocol=4)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path, required_keys=()):
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path}: no such file") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is not a readable checkpoint ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a dict")
+    missing = [k for k in required_keys if k not in obj]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return obj
+
+
+class CheckpointManager:
+    """`<folder>/<prefix>_<step:06d>.pkl` files; keeps the newest `keep`."""
+
+    def __init__(self, folder, prefix, keep=3):
+        self.folder, self.prefix, self.keep = folder, prefix, keep
+        self._pattern = re.compile(re.escape(prefix) + r"_(\d+)\.pkl$")
+
+    def path(self, step):
+        return os.path.join(self.folder, f"{self.prefix}_{step:06d}.pkl")
+
+    def steps(self):
+        found = []
+        for p in glob.glob(os.path.join(self.folder, self.prefix + "_*.pkl")):
+            m = self._pattern.search(os.path.basename(p))
+            if m:
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    def latest(self):
+        """(step, path) of the newest checkpoint, or (None, None)."""
+        steps = self.steps()
+        return (steps[-1], self.path(steps[-1])) if steps else (None, None)
+
+    def save(self, step, state):
+        save_atomic(state, self.path(step))
+        for old in self.steps()[:-self.keep]:
+            os.remove(self.path(old))
+        return self.path(step)

@@ -1,0 +1,147 @@
+"""All options of run_stylenerf.py, in one place (names and defaults of the original).
+
+`parse_args(argv)` parses a command line plus an optional `--config` file and
+checks the values; any problem is a `ConfigError` naming the option.
+"""
+import os
+
+import configargparse
+
+
+class ConfigError(ValueError):
+    """A bad option value or a bad config file; the message names which."""
+
+
+def build_parser():
+    p = configargparse.ArgumentParser(
+        description="StylizedNeRF in Jittor: NeRF pre-training, decoder consistency fine-tune, "
+                    "stylized targets, style training and stylized rendering.",
+        config_file_parser_class=configargparse.DefaultConfigFileParser)
+    add = p.add_argument
+    # paths
+    add("--config", is_config_file=True, help="config file path")
+    add("--expname", type=str, default="exp", help="experiment name")
+    add("--basedir", type=str, default="./logs/", help="where experiment folders are stored")
+    add("--datadir", type=str, default="./data/llff/fern", help="scene folder")
+    add("--styledir", type=str, default="./style/", help="folder of style images")
+    add("--decoder_pth_path", type=str, default="./pretrained/decoder.pth", help="AdaIN decoder weights")
+    add("--vgg_pth_path", type=str, default="./pretrained/vgg_normalised.pth", help="normalised VGG-19 weights")
+    add("--vae_pth_path", type=str, default="./pretrained/vae.pth", help="style VAE weights")
+    add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
+        help="where to run (default: env STYLENERF_DEVICE or auto)")
+    # data
+    add("--dataset_type", type=str, default="llff", choices=["llff"], help="dataset type")
+    add("--factor", type=int, default=8, help="LLFF image downscale factor")
+    add("--gen_factor", type=float, default=0.2, help="interpolation step between training poses for geometry data (1 = training poses)")
+    add("--valid_factor", type=float, default=0.05, help="interpolation step between training poses for the novel-view path")
+    add("--llffhold", type=int, default=8, help="hold out every N-th view for testing (0: none)")
+    add("--no_ndc", action="store_true", help="do not use normalized device coordinates")
+    add("--white_bkgd", action="store_true", help="composite on a white background")
+    add("--spherify", action="store_true", help="spherical camera poses")
+    add("--render_path_type", type=str, default="interp", choices=["interp", "spiral"],
+        help="novel-view camera path for --render_valid*")
+    # model
+    add("--use_viewdir", action="store_true", help="feed view directions to the NeRF")
+    add("--nerf_type", type=str, default="nerf", help="coarse model type")
+    add("--nerf_type_fine", type=str, default="nerf", help="fine model type")
+    add("--style_type", type=str, default="mlp", choices=["mlp"], help="style module type")
+    add("--latent_type", type=str, default="variational", choices=["variational"], help="latent code type")
+    add("--sigma_noise_std", type=float, default=1.0, help="std of noise added to raw density during training")
+    add("--act_type", type=str, default="relu", choices=["relu"], help="activation")
+    add("--netdepth", type=int, default=8, help="layers in the coarse net")
+    add("--netwidth", type=int, default=256, help="channels per layer in the coarse net")
+    add("--netdepth_fine", type=int, default=8, help="layers in the fine net")
+    add("--netwidth_fine", type=int, default=256, help="channels per layer in the fine net")
+    add("--style_D", type=int, default=8, help="layers of the style MLP")
+    add("--embed_freq_coor", type=int, default=10, help="positional-encoding frequencies for xyz")
+    add("--embed_freq_dir", type=int, default=4, help="positional-encoding frequencies for view directions")
+    add("--vae_d", type=int, default=4, help="VAE depth")
+    add("--vae_w", type=int, default=512, help="VAE width")
+    add("--vae_latent", type=int, default=32, help="VAE latent size")
+    add("--vae_kl_lambda", type=float, default=0.1, help="VAE KL weight")
+    # training
+    add("--batch_size", type=int, default=2048, help="rays per step, NeRF stage")
+    add("--batch_size_style", type=int, default=1024, help="rays per step, style stage")
+    add("--lrate", type=float, default=5e-4, help="learning rate")
+    add("--lrate_decay", type=int, default=100000, help="steps for the learning rate to fall 10x")
+    add("--chunk", type=int, default=32768, help="rays per rendering chunk")
+    add("--N_samples", type=int, default=64, help="coarse samples per ray")
+    add("--N_samples_fine", type=int, default=64, help="extra fine samples per ray")
+    add("--perturb", type=float, default=1.0, help="stratified jitter during training (0: none)")
+    add("--origin_step", type=int, default=250000, help="NeRF pre-training steps")
+    add("--total_step", type=int, default=5000001, help="last step of style training")
+    add("--decoder_step", type=int, default=1000, help="decoder consistency fine-tune iterations")
+    add("--seed", type=int, default=0, help="random seed")
+    add("--no_reload", action="store_true", help="do not resume from checkpoints")
+    # loss weights
+    add("--rgb_loss_lambda", type=float, default=1.0)
+    add("--style_loss_lambda", type=float, default=1.0)
+    add("--content_loss_lambda", type=float, default=1.0)
+    add("--logp_loss_lambda", type=float, default=0.1)
+    add("--logp_loss_decay", type=float, default=1.0)
+    add("--rgb_loss_lambda_2d", type=float, default=10.0)
+    # logging
+    add("--i_print", type=int, default=100, help="steps between log lines")
+    add("--i_weights", type=int, default=5000, help="steps between checkpoints")
+    add("--ckp_num", type=int, default=3, help="checkpoints kept")
+    # rendering
+    add("--render_train", action="store_true", help="render training/held-out views (photoreal) and exit")
+    add("--render_valid", action="store_true", help="render the novel-view path (photoreal) and exit")
+    add("--render_train_style", action="store_true", help="render training views, stylized, and exit")
+    add("--render_valid_style", action="store_true", help="render the novel-view path, stylized, and exit")
+    add("--style", type=str, default=None, help="render only this style (index or file name)")
+    add("--sigma_scale", type=float, default=1.0, help="scale of latent deviation from the style mean")
+    add("--render_factor", type=int, default=1, help="extra downscale for rendering")
+    add("--fps", type=int, default=30, help="video frames per second")
+    return p
+
+
+_POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
+                 "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
+                 "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps"]
+_NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "embed_freq_coor",
+                 "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb"]
+
+
+def check_args(args):
+    """Validate values that argparse cannot; raise ConfigError naming the option."""
+    for name in _POSITIVE_INT:
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
+    for name in _NON_NEGATIVE:
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if not args.lrate > 0:
+        raise ConfigError(f"--lrate must be > 0, got {args.lrate}")
+    for name in ("gen_factor", "valid_factor"):
+        if not getattr(args, name) > 0:
+            raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
+    if args.netdepth < 5 or args.netdepth_fine < 5:
+        raise ConfigError("--netdepth/--netdepth_fine must be >= 5 (the skip connection enters before layer 5)")
+    if args.style_D < 4:
+        raise ConfigError("--style_D must be >= 4 (position re-enters before layer 4)")
+    modes = [m for m in ("render_train", "render_valid", "render_train_style", "render_valid_style")
+             if getattr(args, m)]
+    if len(modes) > 1:
+        raise ConfigError("choose one render mode, got: " + ", ".join("--" + m for m in modes))
+    if args.spherify and not args.no_ndc:
+        raise ConfigError("--spherify needs --no_ndc (NDC is for forward-facing scenes)")
+    return args
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    import sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, a in enumerate(argv):  # check the config file first: configargparse would exit
+        path = a.split("=", 1)[1] if a.startswith("--config=") else (
+            argv[i + 1] if a == "--config" and i + 1 < len(argv) else None)
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"--config {path}: no such file")
+    # configargparse reports unknown keys in a config file as unknown arguments:
+    # turn argparse's SystemExit into an error that names them.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise ConfigError("unknown option(s): " + " ".join(unknown)
+                          + (f" (from the command line or {args.config})" if args.config else ""))
+    return check_args(args)

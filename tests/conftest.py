@@ -1,0 +1,60 @@
+"""Shared test set-up: Jittor through the project's runtime, and the real assets.
+
+The assets folder (fern, VGG/decoder weights, styles) is ../shared/assets beside
+the checkout, or $STYLENERF_ASSETS.  Tests that need it fail with a clear message
+when it is missing rather than silently skipping.
+"""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from core import runtime  # noqa: E402
+
+jt = runtime.setup(quiet=True)
+
+ASSETS = os.path.abspath(os.environ.get("STYLENERF_ASSETS", os.path.join(ROOT, "..", "shared", "assets")))
+
+
+def _asset(*parts):
+    path = os.path.join(ASSETS, *parts)
+    if not os.path.exists(path):
+        pytest.fail(f"test asset missing: {path} (set STYLENERF_ASSETS to a folder laid out like shared/assets)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def assets_dir():
+    return _asset()
+
+
+@pytest.fixture(scope="session")
+def fern_dir():
+    return _asset("nerf_llff_data", "fern")
+
+
+@pytest.fixture(scope="session")
+def vgg_relu3_path():
+    return _asset("pretrained", "vgg_normalised_conv3_1.pth")
+
+
+@pytest.fixture(scope="session")
+def decoder_relu3_path():
+    return _asset("pretrained", "feature_invertor_conv3_1.pth")
+
+
+@pytest.fixture(scope="session")
+def styles_dir():
+    return _asset("styles")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import numpy as np
+    np.random.seed(0)
+    jt.set_global_seed(0)
+    yield

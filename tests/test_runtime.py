@@ -1,0 +1,52 @@
+"""core/runtime.py: the CUDA 13 header patch and the CPU set-up."""
+import os
+
+from core import runtime
+
+HEADER = """#pragma once
+inline int gpuDeviceInit(int devID) {
+  cudaDeviceProp deviceProp;
+  checkCudaErrors(cudaGetDeviceProperties(&deviceProp, devID));
+  if (deviceProp.computeMode == cudaComputeModeProhibited) { return -1; }
+  return devID;
+}
+inline int best() {
+  int current_device = 0; cudaDeviceProp deviceProp;
+  cudaGetDeviceProperties(&deviceProp, current_device);
+  uint64_t perf = deviceProp.multiProcessorCount * deviceProp.clockRate;
+  return perf;
+}
+"""
+
+
+def test_patch_rewrites_removed_fields_once(tmp_path):
+    path = tmp_path / "helper_cuda.h"
+    path.write_text(HEADER)
+    assert runtime.patch_helper_cuda(str(path)) is True
+    text = path.read_text()
+    assert "deviceProp.computeMode" not in text and "deviceProp.clockRate" not in text
+    assert "stylenerf_dev_attr(cudaDevAttrComputeMode, devID)" in text
+    assert "stylenerf_dev_attr(cudaDevAttrClockRate, current_device)" in text
+    # the helper is defined before its first use
+    assert text.index("static inline int stylenerf_dev_attr") < text.index("gpuDeviceInit")
+    assert (tmp_path / "helper_cuda.h.orig").read_text() == HEADER
+    # idempotent
+    assert runtime.patch_helper_cuda(str(path)) is False
+    assert path.read_text() == text
+
+
+def test_patch_of_installed_header_is_well_formed(tmp_path):
+    src = os.path.join(runtime.jittor_src_dir(), "extern", "cuda", "inc", "helper_cuda.h")
+    original = open(src + ".orig").read() if os.path.exists(src + ".orig") else open(src).read()
+    path = tmp_path / "h.h"
+    path.write_text(original)
+    runtime.patch_helper_cuda(str(path))
+    text = path.read_text()
+    assert "deviceProp.computeMode" not in text and "deviceProp.clockRate" not in text
+    assert text.count("{") == original.count("{") + 1
+
+
+def test_setup_chose_cpu_here():
+    # CI and development machines have no GPU: the runtime must pick the CPU
+    assert runtime.use_cuda() is False
+    assert "CPU" in runtime.summary()

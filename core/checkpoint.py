@@ -80,3 +80,40 @@ class CheckpointManager:
         for old in self.steps()[:-self.keep]:
             os.remove(self.path(old))
         return self.path(step)
+
+
+def adam_state(opt):
+    """Moment buffers and step count of a jt.optim.Adam, as NumPy (for checkpoints)."""
+    return {"n_step": int(opt.n_step),
+            "m": [[m.numpy() for m in pg["m"]] for pg in opt.param_groups],
+            "v": [[v.numpy() for v in pg["values"]] for pg in opt.param_groups]}
+
+
+def load_adam_state(opt, state, source="checkpoint"):
+    """Restore what adam_state() saved into an optimizer over the same parameters."""
+    import jittor as jt
+    if len(state["m"]) != len(opt.param_groups):
+        raise CheckpointError(f"{source}: optimizer has {len(opt.param_groups)} parameter groups, "
+                              f"checkpoint {len(state['m'])}")
+    for pg, ms, vs in zip(opt.param_groups, state["m"], state["v"]):
+        if len(ms) != len(pg["m"]):
+            raise CheckpointError(f"{source}: optimizer state does not match the model's parameters")
+        for buf, val in zip(pg["m"], ms):
+            buf.assign(jt.array(val).stop_grad())
+        for buf, val in zip(pg["values"], vs):
+            buf.assign(jt.array(val).stop_grad())
+    opt.n_step = state["n_step"]
+
+
+def load_module_state(module, state, source="checkpoint"):
+    """load_state_dict with a clear error for missing keys or shape mismatches."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    bad = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+           if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or bad:
+        raise CheckpointError(f"{source} does not fit the model: "
+                              + (f"missing {missing[:5]}{'...' if len(missing) > 5 else ''} " if missing else "")
+                              + (f"shape mismatch {bad[:5]}" if bad else "")
+                              + " (was it made with other --netdepth/--netwidth/--use_viewdir options?)")
+    module.load_state_dict({k: state[k] for k in own})

@@ -1,0 +1,16 @@
+"""The experiment folder: where a run's config, checkpoints and renders live."""
+import os
+import shutil
+
+
+def experiment_dir(args, create=True):
+    """`<basedir>/<expname>`; on creation the config and the full option list are copied in."""
+    path = os.path.join(args.basedir, args.expname)
+    if create:
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "args.txt"), "w") as f:
+            for k in sorted(vars(args)):
+                f.write(f"{k} = {getattr(args, k)}\n")
+        if args.config:
+            shutil.copyfile(args.config, os.path.join(path, "config.txt"))
+    return path

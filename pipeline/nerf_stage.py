@@ -1,0 +1,205 @@
+"""Stage 1: NeRF pre-training on an LLFF scene, and photoreal rendering.
+
+The NeRF (coarse + fine MLPs with their positional encodings) is trained with
+2048 random rays a step, Adam, lr = lrate * 0.1^(step / lrate_decay), loss
+MSE(coarse) + MSE(fine).  Checkpoints `nerf_<step>.pkl` every i_weights steps
+and at the end; a run resumes from the newest one.  The stage is finished once
+a checkpoint at step >= origin_step exists.
+"""
+import os
+import time
+
+import jittor as jt
+import numpy as np
+from tqdm import tqdm
+
+from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
+from core.media import depth_to_image, write_png, write_video
+from dataset.camera_paths import interpolate_poses, spiral_path
+from dataset.rays import PixelRays, image_rays
+from models.embedder import PositionalEncoding
+from models.nerf import NeRF
+from render.renderer import NeRFField, render_image, render_rays
+
+
+def mse_to_psnr(mse):
+    return -10.0 * np.log10(max(float(mse), 1e-10))
+
+
+class NeRFSystem:
+    """Coarse and fine NeRF with their encoders; builds the fields the renderer queries."""
+
+    def __init__(self, args):
+        self.embed_xyz = PositionalEncoding(args.embed_freq_coor)
+        self.embed_dir = PositionalEncoding(args.embed_freq_dir) if args.use_viewdir else None
+        views_ch = self.embed_dir.out_dim if args.use_viewdir else 0
+        self.coarse = NeRF(D=args.netdepth, W=args.netwidth, input_ch=self.embed_xyz.out_dim,
+                           input_ch_views=views_ch, use_viewdirs=args.use_viewdir)
+        self.fine = NeRF(D=args.netdepth_fine, W=args.netwidth_fine, input_ch=self.embed_xyz.out_dim,
+                         input_ch_views=views_ch, use_viewdirs=args.use_viewdir)
+
+    def parameters(self):
+        return self.coarse.parameters() + self.fine.parameters()
+
+    def fields(self):
+        return (NeRFField(self.coarse, self.embed_xyz, self.embed_dir),
+                NeRFField(self.fine, self.embed_xyz, self.embed_dir))
+
+    def state(self):
+        return {"coarse": self.coarse.state_dict(), "fine": self.fine.state_dict()}
+
+    def load(self, ckpt, source):
+        load_module_state(self.coarse, ckpt["coarse"], source + " (coarse)")
+        load_module_state(self.fine, ckpt["fine"], source + " (fine)")
+
+
+def render_kwargs(args, scene, train):
+    """Keyword arguments of render_rays for this scene and phase."""
+    if args.no_ndc:
+        near, far = float(scene.bounds.min()) * 0.9, float(scene.bounds.max()) * 1.0
+    else:
+        near, far = 0.0, 1.0
+    return dict(near=near, far=far, n_samples=args.N_samples, n_fine=args.N_samples_fine,
+                perturb=bool(args.perturb) and train, noise_std=args.sigma_noise_std if train else 0.0,
+                white_bkgd=args.white_bkgd, lindisp=False)
+
+
+def nerf_checkpoints(expdir, args):
+    return CheckpointManager(expdir, "nerf", keep=args.ckp_num)
+
+
+def load_trained_nerf(args, expdir):
+    """The NeRF of the newest checkpoint; a clear error if none exists."""
+    step, path = nerf_checkpoints(expdir, args).latest()
+    if path is None:
+        raise FileNotFoundError(f"no NeRF checkpoint (nerf_*.pkl) in {expdir}: train the NeRF stage first "
+                                f"(run_stylenerf.py --config ... without render options)")
+    system = NeRFSystem(args)
+    system.load(load(path, required_keys=("coarse", "fine", "step")), path)
+    return system, step, path
+
+
+def nerf_stage_done(args, expdir):
+    step, _ = nerf_checkpoints(expdir, args).latest()
+    return step is not None and step >= args.origin_step
+
+
+def train_nerf(args, scene, expdir, log=print):
+    """Train (or resume) the NeRF until args.origin_step; returns the trained NeRFSystem."""
+    system = NeRFSystem(args)
+    params = system.parameters()
+    opt = jt.optim.Adam(params, lr=args.lrate, betas=(0.9, 0.999))
+    ckpts = nerf_checkpoints(expdir, args)
+    start = 0
+    latest_step, latest_path = ckpts.latest()
+    if latest_path is not None and not args.no_reload:
+        ck = load(latest_path, required_keys=("coarse", "fine", "step", "optimizer"))
+        system.load(ck, latest_path)
+        load_adam_state(opt, ck["optimizer"], latest_path)
+        start = int(ck["step"])
+        log(f"resumed NeRF from {latest_path} (step {start})")
+    if start >= args.origin_step:
+        return system
+
+    rays = PixelRays.from_scene(scene, scene.i_train, ndc=not args.no_ndc)
+    coarse_field, fine_field = system.fields()
+    kw = render_kwargs(args, scene, train=True)
+    log(f"NeRF stage: {len(scene.i_train)} training views, {rays.n_rays} rays, steps {start}..{args.origin_step}")
+    bar = tqdm(range(start + 1, args.origin_step + 1), initial=start, total=args.origin_step,
+               desc="NeRF", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        rng = np.random.default_rng([args.seed, step])  # reproducible across resumes
+        batch = rays.sample(args.batch_size, rng)
+        target = jt.array(batch["rgb"])
+        out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]),
+                          jt.array(batch["viewdirs"]) if args.use_viewdir else None,
+                          coarse_field, fine_field, **kw)
+        loss_c = ((out["coarse"]["rgb"] - target) ** 2).mean()
+        loss_f = ((out["fine"]["rgb"] - target) ** 2).mean() if "fine" in out else loss_c * 0
+        loss = loss_c + loss_f
+        opt.lr = args.lrate * 0.1 ** (step / args.lrate_decay)
+        opt.step(loss)
+        if step % args.i_print == 0 or step == args.origin_step:
+            lf = float(loss_f.item()) if "fine" in out else float(loss_c.item())
+            bar.set_postfix(loss=f"{float(loss.item()):.4f}", psnr=f"{mse_to_psnr(lf):.2f}",
+                            it_s=f"{(step - start) / (time.time() - t0):.1f}")
+        if step % args.i_weights == 0 or step == args.origin_step:
+            ckpts.save(step, {"step": step, **system.state(), "optimizer": adam_state(opt)})
+    bar.close()
+    return system
+
+
+def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=None):
+    """Render poses with the fine (or coarse) net; write PNGs (rgb, depth, gt) and optional videos.
+
+    Returns (rgbs [N,H,W,3], depths [N,H,W]) as NumPy.
+    """
+    H, W, focal = scene.hwf
+    H, W, focal = int(H) // args.render_factor, int(W) // args.render_factor, focal / args.render_factor
+    coarse_field, fine_field = system.fields()
+    kw = render_kwargs(args, scene, train=False)
+    os.makedirs(outdir, exist_ok=True)
+    rgbs, depths = [], []
+    for i, c2w in enumerate(tqdm(poses, desc=f"render {os.path.basename(outdir)}", dynamic_ncols=True)):
+        ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
+        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk,
+                           coarse_field=coarse_field, fine_field=fine_field, **kw)
+        key = "fine" if "fine" in out else "coarse"
+        rgb, depth = out[key]["rgb"], out[key]["depth"]
+        name = names[i] if names is not None else f"{i:03d}"
+        write_png(os.path.join(outdir, f"{name}_rgb.png"), rgb)
+        write_png(os.path.join(outdir, f"{name}_coarse.png"), out["coarse"]["rgb"])
+        write_png(os.path.join(outdir, f"{name}_depth.png"), depth_to_image(depth))
+        if gt is not None:
+            write_png(os.path.join(outdir, f"{name}_gt.png"), gt[i])
+        rgbs.append(rgb)
+        depths.append(depth)
+    rgbs, depths = np.stack(rgbs), np.stack(depths)
+    if video:
+        write_video(os.path.join(outdir, "rgb.mp4"), rgbs, fps=args.fps)
+        lo, hi = np.percentile(depths, 1), np.percentile(depths, 99)
+        write_video(os.path.join(outdir, "depth.mp4"), [depth_to_image(d, lo, hi) for d in depths], fps=args.fps)
+    return rgbs, depths
+
+
+def render_train(args, scene, expdir, log=print):
+    """--render_train: every view (train and held-out) with ground truth; prints held-out PSNR."""
+    system, step, _ = load_trained_nerf(args, expdir)
+    outdir = os.path.join(expdir, f"render_train_{step:06d}")
+    ids = np.arange(len(scene.poses))
+    gt = scene.images
+    if args.render_factor > 1:
+        import cv2
+        H, W = gt.shape[1] // args.render_factor, gt.shape[2] // args.render_factor
+        gt = np.stack([cv2.resize(g, (W, H), interpolation=cv2.INTER_AREA) for g in gt])
+    names = [f"{'test' if i in set(scene.i_test) else 'train'}_{i:03d}" for i in ids]
+    rgbs, _ = render_views(system, args, scene, scene.poses[ids], outdir, gt=gt, names=names)
+    psnrs = {int(i): mse_to_psnr(np.mean((rgbs[i] - gt[i]) ** 2)) for i in ids}
+    test = [psnrs[int(i)] for i in scene.i_test]
+    train = [psnrs[int(i)] for i in scene.i_train]
+    lines = [f"step {step}", f"train PSNR {np.mean(train):.2f} over {len(train)} views"]
+    if test:
+        lines.append(f"held-out PSNR {np.mean(test):.2f} over {len(test)} views ({list(map(int, scene.i_test))})")
+    with open(os.path.join(outdir, "psnr.txt"), "w") as f:
+        f.write("\n".join(lines + [f"view {i}: {p:.3f}" for i, p in psnrs.items()]) + "\n")
+    for line in lines:
+        log(line)
+    return psnrs
+
+
+def valid_poses(args, scene):
+    """The novel-view camera path for --render_valid*."""
+    if args.render_path_type == "spiral":
+        return spiral_path(scene.poses, scene.bounds)
+    return interpolate_poses(scene.poses, args.valid_factor, closed=True)
+
+
+def render_valid(args, scene, expdir, log=print):
+    """--render_valid: the novel-view path, PNGs and rgb/depth mp4 videos."""
+    system, step, _ = load_trained_nerf(args, expdir)
+    poses = valid_poses(args, scene)
+    outdir = os.path.join(expdir, f"render_valid_{step:06d}")
+    render_views(system, args, scene, poses, outdir, video=True)
+    log(f"wrote {len(poses)} frames and videos to {outdir}")
+    return outdir

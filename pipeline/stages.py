@@ -1,0 +1,43 @@
+"""Runs the stages of run_stylenerf.py in order, resuming at the first unfinished one.
+
+Stages: 1 NeRF pre-training -> 2 geometry data -> 3 decoder consistency fine-tune
+-> 4 stylized targets -> 5 latent codes -> 6 style training.  Render options
+(--render_train, --render_valid, --render_train_style, --render_valid_style)
+render from the newest checkpoints and return.
+"""
+import random
+
+import numpy as np
+
+from core.checkpoint import CheckpointError
+from dataset.image_folder import ImageFolderError
+from dataset.llff import LLFFError, load_llff
+from pipeline import nerf_stage
+from pipeline.experiment import experiment_dir
+
+# errors a user can cause: reported as one line by run_stylenerf.py
+UserError = (ValueError, FileNotFoundError, CheckpointError, LLFFError, ImageFolderError)
+
+
+def load_scene(args):
+    return load_llff(args.datadir, factor=args.factor, spherify=args.spherify, llffhold=args.llffhold)
+
+
+def run(args, log=print):
+    import jittor as jt
+    np.random.seed(args.seed)
+    random.seed(args.seed)
+    jt.set_global_seed(args.seed)
+    scene = load_scene(args)
+    expdir = experiment_dir(args)
+    log(f"experiment folder: {expdir}")
+    if args.render_train:
+        return nerf_stage.render_train(args, scene, expdir, log)
+    if args.render_valid:
+        return nerf_stage.render_valid(args, scene, expdir, log)
+    if args.render_train_style or args.render_valid_style:
+        from pipeline import render_style
+        return render_style.render(args, scene, expdir, log)
+    nerf_stage.train_nerf(args, scene, expdir, log)
+    from pipeline import stylize
+    return stylize.run_style_stages(args, scene, expdir, log)

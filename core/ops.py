@@ -1,0 +1,178 @@
+"""Array ops that Jittor 1.3.11 lacks on the CUDA 13 GPU (its cub-based ones do not compile).
+
+jt.cumsum / jt.cumprod / jt.sort / jt.argsort need cub, which CUDA 13 builds only as C++17;
+these replacements are small `jt.code` kernels with a CPU and a CUDA source that run the same
+algorithm, so the CPU tests validate the GPU logic.  All work along the last axis of row-wise
+data with a short last axis (the samples of a ray: <= a few hundred).
+
+- cumsum_last(x)            inclusive cumsum, differentiable (exact float32, no TF32 matmul)
+- searchsorted(cdf, u)      torch.searchsorted(right=True): count of cdf entries <= u
+- merge_sorted(a, b)        merge of two row-wise sorted arrays (no sort), not differentiable
+"""
+import jittor as jt
+
+def _rows(x):
+    """x [..., N] -> ([R, N] view, leading shape)."""
+    lead = tuple(x.shape[:-1])
+    n_rows = 1
+    for d in lead:
+        n_rows *= d
+    return x.reshape((n_rows, x.shape[-1])), lead
+
+
+# ---------------------------------------------------------------- cumsum
+# One thread per row, a sequential running sum: exact float32 like np.cumsum (a triangular
+# matmul would be rounded by TF32 tensor cores on the GPU).  REVERSE gives the suffix sum,
+# which is the gradient of the prefix sum.
+_CUMSUM_CPU = """
+for (int r = 0; r < in0_shape0; r++) {
+    out0_type acc = 0;
+    for (int k = 0; k < in0_shape1; k++) {
+        int j = REVERSE ? in0_shape1 - 1 - k : k;
+        acc += @in0(r, j);
+        @out0(r, j) = acc;
+    }
+}
+"""
+
+_CUMSUM_CUDA = """
+__global__ static void cumsum_rows(@ARGS_DEF) {
+    @PRECALC
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= in0_shape0) return;
+    out0_type acc = 0;
+    for (int k = 0; k < in0_shape1; k++) {
+        int j = REVERSE ? in0_shape1 - 1 - k : k;
+        acc += @in0(r, j);
+        @out0(r, j) = acc;
+    }
+}
+int n_blocks = (in0_shape0 + 255) / 256;
+if (n_blocks > 0) cumsum_rows<<<n_blocks, 256>>>(@ARGS);
+"""
+
+
+def _cumsum_rows(x2d, reverse):
+    flag = "1" if reverse else "0"
+    cpu, cuda = _CUMSUM_CPU.replace("REVERSE", flag), _CUMSUM_CUDA.replace("REVERSE", flag)
+    return jt.code(x2d.shape, x2d.dtype, [x2d], cpu_src=cpu, cuda_src=cuda)
+
+
+class _CumsumRows(jt.Function):
+    def execute(self, x2d):
+        return _cumsum_rows(x2d, reverse=False)
+
+    def grad(self, grad_out):
+        if grad_out is None:
+            return None
+        return _cumsum_rows(grad_out, reverse=True)
+
+
+def cumsum_last(x):
+    """Inclusive cumulative sum along the last axis: x [..., N] -> [..., N] (same dtype).
+
+    Differentiable (its gradient is the reverse cumulative sum)."""
+    x2d, lead = _rows(x)
+    return _CumsumRows.apply(x2d).reshape(lead + (x.shape[-1],))
+
+
+# ---------------------------------------------------------------- searchsorted
+# One thread per query: count the row's cdf entries <= u (a linear scan; M is short and all
+# threads of a row read the same entries).  For a sorted row this is torch's right=True index.
+_SEARCH_CPU = """
+for (int r = 0; r < in1_shape0; r++)
+for (int s = 0; s < in1_shape1; s++) {
+    in1_type u = @in1(r, s);
+    int count = 0;
+    for (int m = 0; m < in0_shape1; m++)
+        count += (@in0(r, m) <= u) ? 1 : 0;
+    @out0(r, s) = count;
+}
+"""
+
+_SEARCH_CUDA = """
+__global__ static void search_rows(@ARGS_DEF) {
+    @PRECALC
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= in1_shape0 * in1_shape1) return;
+    int r = t / in1_shape1, s = t % in1_shape1;
+    in1_type u = @in1(r, s);
+    int count = 0;
+    for (int m = 0; m < in0_shape1; m++)
+        count += (@in0(r, m) <= u) ? 1 : 0;
+    @out0(r, s) = count;
+}
+int n_blocks = (in1_shape0 * in1_shape1 + 255) / 256;
+if (n_blocks > 0) search_rows<<<n_blocks, 256>>>(@ARGS);
+"""
+
+
+def searchsorted(cdf, u):
+    """Right-sided search per row: cdf [R, M] sorted ascending, u [R, S] -> int32 [R, S].
+
+    out[r, s] = number of cdf[r, :] entries <= u[r, s] (torch.searchsorted(right=True),
+    np.searchsorted(side="right")).  No gradient."""
+    if cdf.ndim != 2 or u.ndim != 2 or cdf.shape[0] != u.shape[0]:
+        raise ValueError(f"searchsorted: expected cdf [R,M] and u [R,S], got {cdf.shape} and {u.shape}")
+    cdf, u = cdf.detach(), u.detach().astype(cdf.dtype)
+    return jt.code(u.shape, "int32", [cdf, u], cpu_src=_SEARCH_CPU, cuda_src=_SEARCH_CUDA).stop_grad()
+
+
+# ---------------------------------------------------------------- merge of sorted rows
+# One thread per element of a or b: its output position is its rank in the union,
+# a_i -> i + #(b < a_i), b_j -> j + #(a <= b_j) (a first on ties), which is a permutation of
+# 0..N+M-1, so every output slot is written exactly once.  out1 holds the source index into
+# concat([a, b], -1), for callers that need to gather something alongside.
+_MERGE_BODY = """
+    if (c < n_a) {
+        in0_type v = @in0(r, c);
+        int rank = c;
+        for (int j = 0; j < n_b; j++) rank += (@in1(r, j) < v) ? 1 : 0;
+        @out0(r, rank) = v;
+        @out1(r, rank) = c;
+    } else {
+        int c_b = c - n_a;
+        in0_type v = @in1(r, c_b);
+        int rank = c_b;
+        for (int i = 0; i < n_a; i++) rank += (@in0(r, i) <= v) ? 1 : 0;
+        @out0(r, rank) = v;
+        @out1(r, rank) = c;
+    }
+"""
+
+_MERGE_CPU = """
+int n_a = in0_shape1, n_b = in1_shape1;
+for (int r = 0; r < in0_shape0; r++)
+for (int c = 0; c < n_a + n_b; c++) {
+""" + _MERGE_BODY + """
+}
+"""
+
+_MERGE_CUDA = """
+__global__ static void merge_rows(@ARGS_DEF) {
+    @PRECALC
+    int n_a = in0_shape1, n_b = in1_shape1;
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= in0_shape0 * (n_a + n_b)) return;
+    int r = t / (n_a + n_b), c = t % (n_a + n_b);
+""" + _MERGE_BODY + """
+}
+int n_blocks = (in0_shape0 * (in0_shape1 + in1_shape1) + 255) / 256;
+if (n_blocks > 0) merge_rows<<<n_blocks, 256>>>(@ARGS);
+"""
+
+
+def merge_sorted(a, b, return_index=False):
+    """Merge two row-wise ascending arrays: a [R, N], b [R, M] -> [R, N+M] ascending.
+
+    Equal values keep a's before b's.  The result is detached (z values in NeRF need no
+    gradient).  With return_index=True also returns int32 [R, N+M]: for each output entry
+    its column in concat([a, b], -1)."""
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"merge_sorted: expected a [R,N] and b [R,M], got {a.shape} and {b.shape}")
+    a, b = a.detach(), b.detach().astype(a.dtype)
+    n_rows, width = a.shape[0], a.shape[1] + b.shape[1]
+    merged, index = jt.code([(n_rows, width), (n_rows, width)], [a.dtype, "int32"], [a, b],
+                            cpu_src=_MERGE_CPU, cuda_src=_MERGE_CUDA)
+    merged, index = merged.stop_grad(), index.stop_grad()
+    return (merged, index) if return_index else merged

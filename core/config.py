@@ -71,6 +71,13 @@ def build_parser():
     add("--origin_step", type=int, default=250000, help="NeRF pre-training steps")
     add("--total_step", type=int, default=5000001, help="last step of style training")
     add("--decoder_step", type=int, default=1000, help="decoder consistency fine-tune iterations")
+    add("--decoder_lrate", type=float, default=1e-4, help="decoder fine-tune learning rate (decays as 1/(1+5e-5 it))")
+    add("--finetune_size", type=int, default=512, help="longer image side during the decoder fine-tune")
+    add("--geo_thresh", type=float, default=0.05, help="geometry mask: max distance of a warped point to the view's own point")
+    add("--i_weights_decoder", type=int, default=200, help="iterations between decoder fine-tune checkpoints")
+    add("--style_size", type=int, default=512, help="short side of style images for the stylized targets")
+    add("--vae_style_dir", type=str, default="./all_styles/", help="styles to train a VAE on when --vae_pth_path is missing")
+    add("--vae_steps", type=int, default=2000, help="steps of that VAE training")
     add("--seed", type=int, default=0, help="random seed")
     add("--no_reload", action="store_true", help="do not resume from checkpoints")
     # loss weights
@@ -98,9 +105,11 @@ def build_parser():
 
 _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
-                 "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps"]
+                 "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
+                 "i_weights_decoder", "style_size"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "embed_freq_coor",
-                 "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb"]
+                 "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb", "vae_steps",
+                 "geo_thresh"]
 
 
 def check_args(args):

@@ -163,6 +163,21 @@ def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=
     return rgbs, depths
 
 
+def heldout_psnr(system, args, scene):
+    """Mean PSNR of the fine renders over the held-out views (no files written)."""
+    H, W, focal = scene.hwf
+    coarse_field, fine_field = system.fields()
+    kw = render_kwargs(args, scene, train=False)
+    psnrs = []
+    for i in scene.i_test:
+        ro, rd, vd = image_rays(int(H), int(W), focal, scene.poses[i], ndc=not args.no_ndc)
+        out = render_image(ro, rd, vd if args.use_viewdir else None, int(H), int(W), args.chunk,
+                           coarse_field=coarse_field, fine_field=fine_field, **kw)
+        rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
+        psnrs.append(mse_to_psnr(np.mean((rgb - scene.images[i]) ** 2)))
+    return float(np.mean(psnrs))
+
+
 def render_train(args, scene, expdir, log=print):
     """--render_train: every view (train and held-out) with ground truth; prints held-out PSNR."""
     system, step, _ = load_trained_nerf(args, expdir)

@@ -1,0 +1,70 @@
+"""Benchmark of the NeRF stage on fern (run on the GPU machine).
+
+Prints iterations/s at the fern config's workload (factor 4, 2048 rays, 64+64
+samples, view directions) and the held-out PSNR (every 8th view) after each
+step count in --eval_at.  Peer figure (JITTOR_GPU.md, same GPU kind):
+nerf-pytorch 18 it/s, 21.2 PSNR after 5,000 steps.
+
+    python bench/bench_nerf.py --datadir data/nerf_llff_data/fern --eval_at 1000 2500 5000
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from core import runtime  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datadir", default="data/nerf_llff_data/fern")
+    ap.add_argument("--config", default="configs/fern.txt")
+    ap.add_argument("--eval_at", type=int, nargs="+", default=[1000, 2500, 5000])
+    ap.add_argument("--out", default=None, help="write figures as JSON here")
+    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
+    a = ap.parse_args()
+    jt = runtime.setup()
+    from core.config import parse_args
+    from pipeline import nerf_stage
+    from pipeline.stages import load_scene
+    basedir = tempfile.mkdtemp(prefix="bench_nerf_")
+    rows = []
+    prev_step, system = 0, None
+    scene = None
+    for target in sorted(a.eval_at):
+        args = parse_args(["--config", a.config, "--datadir", a.datadir, "--basedir", basedir,
+                           "--expname", "bench", "--origin_step", str(target), "--i_print", "100",
+                           "--i_weights", str(max(a.eval_at))] + a.extra)
+        if scene is None:
+            t = time.time()
+            scene = load_scene(args)
+            print(f"loaded fern {scene.images.shape} in {time.time() - t:.1f}s", flush=True)
+        jt.sync_all(True)
+        t = time.time()
+        system = nerf_stage.train_nerf(args, scene, os.path.join(basedir, "bench"), log=lambda *_: None)
+        jt.sync_all(True)
+        dt = time.time() - t
+        t = time.time()
+        psnr = nerf_stage.heldout_psnr(system, args, scene)
+        t_eval = time.time() - t
+        row = {"steps": target, "segment_steps": target - prev_step, "segment_s": round(dt, 2),
+               "it_per_s": round((target - prev_step) / dt, 2), "heldout_psnr": round(psnr, 3),
+               "eval_s": round(t_eval, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        prev_step = target
+    mem = jt.flags.use_cuda and os.popen("nvidia-smi --query-gpu=memory.used --format=csv,noheader").read().strip()
+    print("\nsteps  it/s(segment)  held-out PSNR")
+    for r in rows:
+        print(f"{r['steps']:6d}  {r['it_per_s']:12.2f}  {r['heldout_psnr']:8.2f}")
+    print(f"GPU memory in use: {mem}; {runtime.summary()}")
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"rows": rows, "runtime": runtime.summary(), "gpu_mem": mem}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Stage 3: fine-tune the AdaIN decoder with a 3D consistency loss (2D <- 3D).
+
+Each iteration takes a batch of 4 geometry views and one style image; the
+decoder's stylization of view 0 is splatted (with its 3D point map) into the
+other 3 cameras, and the squared difference to their own stylizations is
+penalised where the warped point is visible and within --geo_thresh of the
+view's own surface point:
+
+    loss = content + style + 50 * mean(vis * geo * (I_k - warp_0->k(I_0))^2)
+
+Frames are used whole at a working size (longer side <= --finetune_size), so
+small images work too (the original cropped 512x512 and crashed below that).
+Checkpoints `decoder_ft_<iter>.pkl` allow resuming; the result is
+`<expdir>/decoder.pkl`.
+"""
+import os
+
+import cv2
+import jittor as jt
+import numpy as np
+from tqdm import tqdm
+
+from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state, save_atomic
+from models.adain import adain, content_loss, style_loss
+from render.splatting import consistency_loss
+
+CONSISTENCY_WEIGHT = 50.0
+BATCH_VIEWS = 4
+
+
+def working_size(H, W, max_side):
+    s = min(1.0, max_side / max(H, W))
+    return max(8, int(round(H * s))), max(8, int(round(W * s))), s
+
+
+def resize_views(geo, view_ids, h, w):
+    """RGB (area) and point maps (nearest: points must stay on the surface) at the working size."""
+    rgb = np.stack([cv2.resize(geo.rgb[v], (w, h), interpolation=cv2.INTER_AREA) for v in view_ids])
+    pts = np.stack([cv2.resize(geo.points[v], (w, h), interpolation=cv2.INTER_NEAREST) for v in view_ids])
+    return rgb.astype(np.float32), pts.astype(np.float32)
+
+
+def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=print):
+    """Fine-tune `decoder` in place (or load the finished result); returns it."""
+    final = os.path.join(expdir, "decoder.pkl")
+    if os.path.exists(final):
+        load_module_state(decoder, load(final, required_keys=("decoder",))["decoder"], final)
+        return decoder
+    if geo.n_views < 2:
+        raise ValueError(f"the decoder fine-tune needs at least 2 geometry views, got {geo.n_views} "
+                         f"(lower --gen_factor)")
+    H, W, focal = geo.hwf
+    h, w, s = working_size(H, W, args.finetune_size)
+    opt = jt.optim.Adam(decoder.parameters(), lr=args.decoder_lrate)
+    ckpts = CheckpointManager(expdir, "decoder_ft", keep=2)
+    start = 0
+    step0, path = ckpts.latest()
+    if path is not None and not args.no_reload:
+        ck = load(path, required_keys=("decoder", "optimizer", "iter"))
+        load_module_state(decoder, ck["decoder"], path)
+        load_adam_state(opt, ck["optimizer"], path)
+        start = int(ck["iter"])
+        log(f"resumed decoder fine-tune from {path} (iteration {start})")
+    style_feats = [[f.stop_grad() for f in encoder(jt.array(img.transpose(2, 0, 1)[None]))]
+                   for img in style_images]
+    n_batch = min(BATCH_VIEWS, geo.n_views)
+    log(f"decoder fine-tune: {args.decoder_step} iterations at {w}x{h}, {n_batch} views, "
+        f"{len(style_images)} styles")
+    bar = tqdm(range(start + 1, args.decoder_step + 1), initial=start, total=args.decoder_step,
+               desc="decoder", dynamic_ncols=True)
+    for it in bar:
+        rng = np.random.default_rng([args.seed, 3, it])
+        views = rng.choice(geo.n_views, n_batch, replace=False)
+        si = int(rng.integers(len(style_images)))
+        rgb, pts = resize_views(geo, views, h, w)
+        content = jt.array(rgb.transpose(0, 3, 1, 2))
+        c_feats = encoder(content)
+        s_feats = [f.broadcast((n_batch,) + tuple(f.shape[1:])) for f in style_feats[si]]
+        t = adain(c_feats[-1], s_feats[-1]).stop_grad()
+        out = decoder(t)[:, :, :h, :w]
+        o_feats = encoder(out)
+        l_content = content_loss(o_feats[-1], t)
+        l_style = style_loss(o_feats, s_feats)
+        l_cons = consistency_loss(out.transpose(0, 2, 3, 1), pts, geo.c2ws[views], h, w, focal * s,
+                                  geo_thresh=args.geo_thresh)
+        loss = (args.content_loss_lambda * l_content + args.style_loss_lambda * l_style
+                + CONSISTENCY_WEIGHT * l_cons)
+        opt.lr = args.decoder_lrate / (1.0 + 5e-5 * it)
+        opt.step(loss)
+        if it % 10 == 0 or it == args.decoder_step:
+            bar.set_postfix(content=f"{l_content.item():.3f}", style=f"{l_style.item():.3f}",
+                            cons=f"{l_cons.item():.5f}")
+        if it % args.i_weights_decoder == 0 and it < args.decoder_step:
+            ckpts.save(it, {"iter": it, "decoder": decoder.state_dict(), "optimizer": adam_state(opt)})
+    bar.close()
+    save_atomic({"decoder": decoder.state_dict(), "iter": args.decoder_step}, final)
+    return decoder

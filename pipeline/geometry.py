@@ -1,0 +1,97 @@
+"""Stage 2: geometry data from the trained NeRF.
+
+For each generated view (poses interpolated between the training poses with
+--gen_factor; 1 = the training poses themselves) the NeRF's fine RGB, expected
+depth and expected 3D point map (world coordinates) are rendered and cached in
+`<expdir>/geometry/`.  The cache is reused while the NeRF checkpoint step, the
+pose set and the image size stay the same, and regenerated otherwise.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from dataset.camera_paths import interpolate_poses
+from dataset.rays import image_rays
+from render.renderer import render_image
+
+
+@dataclass
+class GeometryData:
+    rgb: np.ndarray      # [V,H,W,3] float32 in [0,1]: NeRF renders
+    depth: np.ndarray    # [V,H,W] float32: expected ray parameter (NDC t when NDC is used)
+    points: np.ndarray   # [V,H,W,3] float32: expected surface point, world coordinates
+    c2ws: np.ndarray     # [V,3,4] float32
+    hwf: tuple           # (H, W, focal)
+
+    @property
+    def n_views(self):
+        return len(self.c2ws)
+
+
+def ndc_to_world(pts, H, W, focal, near=1.0):
+    """Invert NeRF's LLFF NDC map (x' = -f/(W/2) x/z, y' = -f/(H/2) y/z, z' = 1 + 2 near / z)."""
+    pts = np.asarray(pts, np.float32)
+    z_ndc = np.minimum(pts[..., 2], 1.0 - 1e-6)  # z' -> 1 is infinitely far
+    z = 2.0 * near / (z_ndc - 1.0)
+    x = -pts[..., 0] * z * (W / 2.0) / focal
+    y = -pts[..., 1] * z * (H / 2.0) / focal
+    return np.stack([x, y, z], -1).astype(np.float32)
+
+
+def geometry_poses(args, scene):
+    return interpolate_poses(scene.poses, args.gen_factor, closed=False).astype(np.float32)
+
+
+def _meta(args, scene, nerf_step, poses):
+    H, W, focal = scene.hwf
+    return {"nerf_step": int(nerf_step), "n_views": int(len(poses)), "H": int(H), "W": int(W),
+            "focal": float(focal), "gen_factor": float(args.gen_factor), "ndc": not args.no_ndc,
+            "poses_sum": round(float(np.abs(poses).sum()), 4)}
+
+
+def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
+    """Cached geometry data for the current NeRF, rendering what is missing."""
+    from pipeline.nerf_stage import render_kwargs
+    folder = os.path.join(expdir, "geometry")
+    os.makedirs(folder, exist_ok=True)
+    poses = geometry_poses(args, scene)
+    meta = _meta(args, scene, nerf_step, poses)
+    meta_path = os.path.join(folder, "meta.json")
+    old = json.load(open(meta_path)) if os.path.exists(meta_path) else None
+    if old != meta:
+        if old is not None:
+            log(f"geometry cache is stale (was {old}); regenerating")
+        for f in os.listdir(folder):
+            if f.startswith("view_"):
+                os.remove(os.path.join(folder, f))
+        with open(meta_path, "w") as f:
+            json.dump(meta, f)
+    H, W, focal = int(meta["H"]), int(meta["W"]), meta["focal"]
+    coarse_field, fine_field = system.fields()
+    kw = render_kwargs(args, scene, train=False)
+    rgb = np.zeros((len(poses), H, W, 3), np.float32)
+    depth = np.zeros((len(poses), H, W), np.float32)
+    points = np.zeros((len(poses), H, W, 3), np.float32)
+    todo = [v for v in range(len(poses)) if not os.path.exists(os.path.join(folder, f"view_{v:03d}.npz"))]
+    if todo:
+        log(f"geometry: rendering {len(todo)} of {len(poses)} views into {folder}")
+    for v in tqdm(todo, desc="geometry", dynamic_ncols=True, disable=not todo):
+        ro, rd, vd = image_rays(H, W, focal, poses[v], ndc=not args.no_ndc)
+        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk,
+                           coarse_field=coarse_field, fine_field=fine_field, **kw)
+        res = out["fine" if "fine" in out else "coarse"]
+        t = res["depth"].reshape(H, W, 1)
+        p = np.asarray(ro).reshape(H, W, 3) + t * np.asarray(rd).reshape(H, W, 3)
+        if not args.no_ndc:
+            p = ndc_to_world(p, H, W, focal)
+        tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")
+        np.savez(tmp, rgb=res["rgb"].astype(np.float16), depth=res["depth"].astype(np.float32),
+                 points=p.astype(np.float32))
+        os.replace(tmp, os.path.join(folder, f"view_{v:03d}.npz"))
+    for v in range(len(poses)):
+        with np.load(os.path.join(folder, f"view_{v:03d}.npz")) as z:
+            rgb[v], depth[v], points[v] = z["rgb"].astype(np.float32), z["depth"], z["points"]
+    return GeometryData(rgb=rgb, depth=depth, points=points, c2ws=poses, hwf=(H, W, focal))

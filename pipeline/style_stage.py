@@ -1,0 +1,169 @@
+"""Stage 6: style training - the style MLP and the latent codes mimic the 2D targets.
+
+The NeRF's density is frozen; colour comes from the style MLP (shared by the
+coarse and the fine pass) fed with the encoded position and the latent code of
+the ray's (style, view).  Each step draws --batch_size_style random
+(style, view, pixel) triples directly (no styles x views x H x W index array),
+builds their rays in closed form, and minimises
+
+    MSE(coarse, target) + MSE(fine, target) + logp_weight * logp(z)
+
+Checkpoints `style_<step>.pkl` (style MLP, latents, optimizers) every
+--i_weights steps, newest --ckp_num kept; resumes from the newest.
+"""
+import os
+import time
+
+import jittor as jt
+import numpy as np
+from tqdm import tqdm
+
+from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
+from models.style_mlp import LatentCodes, StyleMLP
+from render.renderer import render_rays
+
+LATENT_LR = 1e-3
+
+
+class StyleField:
+    """A renderer field: density from a frozen NeRF, colour from the style MLP with a latent code.
+
+    latent: [L] (one code for every ray) or [R,L] (one per ray).
+    """
+
+    def __init__(self, nerf, style_mlp, embed_xyz, latent):
+        self.nerf, self.style_mlp, self.embed_xyz, self.latent = nerf, style_mlp, embed_xyz, latent
+
+    def __call__(self, pts, viewdirs=None):
+        R, S = pts.shape[0], pts.shape[1]
+        x = self.embed_xyz(pts.reshape(-1, 3))
+        sigma, _ = self.nerf.density(x)
+        sigma = sigma.stop_grad()
+        lat = self.latent
+        if lat.ndim == 1:
+            lat = lat.reshape(1, -1).broadcast((R * S, lat.shape[0]))
+        else:
+            lat = lat.reshape(R, 1, -1).broadcast((R, S, lat.shape[-1])).reshape(R * S, -1)
+        rgb = self.style_mlp(x, lat)
+        return rgb.reshape(R, S, 3), sigma.reshape(R, S)
+
+
+def style_fields(system, style_mlp, latent):
+    return (StyleField(system.coarse, style_mlp, system.embed_xyz, latent),
+            StyleField(system.fine, style_mlp, system.embed_xyz, latent))
+
+
+def pixel_rays(H, W, focal, c2ws, rows, cols, ndc=True, near=1.0):
+    """Rays through pixels (rows[i], cols[i]) of cameras c2ws[i] ([B,3,4]); float32 [B,3] each."""
+    dirs = np.stack([(cols - W * 0.5) / focal, -(rows - H * 0.5) / focal, -np.ones_like(cols, np.float64)], -1)
+    rays_d = np.einsum("bij,bj->bi", c2ws[:, :3, :3], dirs)
+    rays_o = c2ws[:, :3, 3].astype(np.float64)
+    if ndc:
+        t = -(near + rays_o[:, 2]) / rays_d[:, 2]
+        rays_o = rays_o + t[:, None] * rays_d
+        ox, oy, oz = rays_o[:, 0], rays_o[:, 1], rays_o[:, 2]
+        dx, dy, dz = rays_d[:, 0], rays_d[:, 1], rays_d[:, 2]
+        o = np.stack([-focal / (W / 2) * ox / oz, -focal / (H / 2) * oy / oz, 1 + 2 * near / oz], -1)
+        d = np.stack([-focal / (W / 2) * (dx / dz - ox / oz), -focal / (H / 2) * (dy / dz - oy / oz),
+                      -2 * near / oz], -1)
+        rays_o, rays_d = o, d
+    return rays_o.astype(np.float32), rays_d.astype(np.float32)
+
+
+def sample_batch(rng, n_styles, n_views, H, W, batch):
+    """Uniform random (style, view, row, col) quadruples."""
+    return (rng.integers(n_styles, size=batch), rng.integers(n_views, size=batch),
+            rng.integers(H, size=batch), rng.integers(W, size=batch))
+
+
+class StyleModel:
+    """Style MLP + latent codes, with their optimizers and checkpoint state."""
+
+    def __init__(self, args, mu, logvar, n_views, in_ch, style_names):
+        self.style_names, self.mu, self.logvar, self.n_views = list(style_names), mu, logvar, n_views
+        self.mlp = StyleMLP(D=args.style_D, W=args.netwidth, input_ch=in_ch, latent_dim=mu.shape[1])
+        self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale)
+        # one Adam, two groups: the MLP at --lrate (decayed), the latent codes at 1e-3
+        self.opt = jt.optim.Adam([{"params": self.mlp.parameters(), "lr": args.lrate},
+                                  {"params": self.latents.parameters(), "lr": LATENT_LR}], lr=args.lrate)
+
+    def state(self, step):
+        return {"step": step, "style_mlp": self.mlp.state_dict(), "latents": self.latents.state_dict(),
+                "optimizer": adam_state(self.opt), "style_names": self.style_names, "mu": self.mu,
+                "logvar": self.logvar, "n_views": self.n_views}
+
+    def load(self, ck, source, with_optim=True):
+        load_module_state(self.mlp, ck["style_mlp"], source + " (style MLP)")
+        load_module_state(self.latents, ck["latents"], source + " (latent codes)")
+        if with_optim:
+            load_adam_state(self.opt, ck["optimizer"], source)
+
+
+def style_checkpoints(expdir, args):
+    return CheckpointManager(expdir, "style", keep=args.ckp_num)
+
+
+def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, scene_kw, log=print):
+    """Train from the newest style checkpoint (or origin_step) to total_step; returns the StyleModel."""
+    model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
+    ckpts = style_checkpoints(expdir, args)
+    start = args.origin_step
+    step0, path = ckpts.latest()
+    if path is not None and not args.no_reload:
+        ck = load(path, required_keys=("step", "style_mlp", "latents", "optimizer", "style_names"))
+        if list(ck["style_names"]) != list(style_names):
+            raise ValueError(f"{path} was trained on styles {list(ck['style_names'])}, now asked for "
+                             f"{list(style_names)}: use another --expname or --no_reload")
+        model.load(ck, path)
+        start = int(step0)
+        log(f"resumed style training from {path} (step {start})")
+    if start >= args.total_step:
+        return model
+    for p in system.parameters():
+        p.stop_grad()
+    H, W, focal = geo.hwf
+    n_styles = len(targets)
+    bar = tqdm(range(start + 1, args.total_step + 1), initial=start - args.origin_step,
+               total=args.total_step - args.origin_step, desc="style", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        rng = np.random.default_rng([args.seed, 6, step])
+        s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
+        target = np.empty((len(s), 3), np.uint8)
+        for k in np.unique(s):  # gather from each style's (memory-mapped) target stack
+            m = s == k
+            target[m] = targets[k][v[m], r[m], c[m]]
+        rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
+                                    ndc=not args.no_ndc)
+        s_j, v_j = jt.array(s.astype(np.int32)), jt.array(v.astype(np.int32))
+        latent = model.latents.lookup(s_j, v_j)
+        coarse_field, fine_field = style_fields(system, model.mlp, latent)
+        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, **scene_kw)
+        tgt = jt.array(target.astype(np.float32) / 255.0)
+        loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
+        loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0
+        logp_w = args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) / args.lrate_decay)
+        logp = model.latents.logp_loss(s_j, v_j)
+        loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
+        model.opt.param_groups[0]["lr"] = args.lrate * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
+        model.opt.step(loss)
+        if step % args.i_print == 0 or step == args.total_step:
+            bar.set_postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}",
+                            it_s=f"{(step - start) / (time.time() - t0):.1f}")
+        if step % args.i_weights == 0 or step == args.total_step:
+            ckpts.save(step, model.state(step))
+    bar.close()
+    return model
+
+
+def load_style_model(args, system, expdir):
+    """The newest style checkpoint as a StyleModel (its style names, priors and codes included)."""
+    step, path = style_checkpoints(expdir, args).latest()
+    if path is None:
+        raise FileNotFoundError(f"no style checkpoint (style_*.pkl) in {expdir}: train the style stage first "
+                                f"(run_stylenerf.py --config ... without render options)")
+    ck = load(path, required_keys=("step", "style_mlp", "latents", "style_names", "mu", "logvar", "n_views"))
+    model = StyleModel(args, ck["mu"], ck["logvar"], int(ck["n_views"]), system.embed_xyz.out_dim,
+                       ck["style_names"])
+    model.load(ck, path, with_optim=False)
+    return model, step

@@ -1,0 +1,74 @@
+"""Stages 2-6 in order; each reuses what an earlier run finished.
+
+Also the shared loading of the 2D style networks and the style images, so that
+stylized rendering sees exactly what training saw.
+"""
+import os
+
+import numpy as np
+
+from dataset.image_folder import list_images, load_image, resize_short_side
+from pipeline import decoder_finetune, geometry, latents, style_stage, targets
+from pipeline.nerf_stage import load_trained_nerf, render_kwargs
+
+
+def select_styles(args):
+    """(names, paths) of the styles in --styledir, or only --style (index or file name)."""
+    paths = list_images(args.styledir)
+    names = [os.path.basename(p) for p in paths]
+    if args.style is None:
+        return names, paths
+    if args.style.isdigit():
+        k = int(args.style)
+        if not 0 <= k < len(paths):
+            raise ValueError(f"--style {k} is out of range: {args.styledir} has {len(paths)} styles (0..{len(paths) - 1})")
+        return [names[k]], [paths[k]]
+    matches = [i for i, n in enumerate(names) if n == args.style or os.path.splitext(n)[0] == args.style]
+    if not matches:
+        raise ValueError(f"--style {args.style!r} is not in {args.styledir} (have: {', '.join(names)})")
+    return [names[matches[0]]], [paths[matches[0]]]
+
+
+def load_style_images(paths, short_side):
+    return [resize_short_side(load_image(p), short_side) for p in paths]
+
+
+def load_style_networks(args, log=print):
+    """Frozen VGG encoder and the (pre-fine-tune) AdaIN decoder."""
+    from models.decoder import Decoder, resolve_decoder_path
+    from models.vgg import VGGEncoder, resolve_vgg_path
+    encoder = VGGEncoder.from_pth(resolve_vgg_path(args.vgg_pth_path))
+    decoder = Decoder.from_pth(resolve_decoder_path(args.decoder_pth_path, encoder.deepest_channels),
+                               encoder.deepest_channels)
+    return encoder, decoder
+
+
+def prepare(args, scene, expdir, log=print):
+    """Stages 2-5: everything style training and stylized rendering need."""
+    system, nerf_step, _ = load_trained_nerf(args, expdir)
+    geo = geometry.load_or_generate(args, scene, expdir, system, nerf_step, log)
+    names, paths = select_styles(args)
+    encoder, decoder = load_style_networks(args, log)
+    style_imgs = load_style_images(paths, args.style_size)
+    small_styles = load_style_images(paths, args.finetune_size // 2)
+    decoder = decoder_finetune.finetune_decoder(args, geo, encoder, decoder, small_styles, expdir, log)
+    tgts = targets.load_or_make_targets(args, geo, encoder, decoder, list(zip(names, style_imgs)), expdir, log)
+    vae_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
+    vae = latents.load_or_train_vae(args, encoder, expdir,
+                                    load_style_images(list_images(vae_dir), args.finetune_size // 2), log)
+    mu, logvar = latents.style_priors(vae, encoder, small_styles)
+    return dict(system=system, geo=geo, names=names, targets=tgts, mu=mu, logvar=logvar,
+                encoder=encoder, decoder=decoder)
+
+
+def run_style_stages(args, scene, expdir, log=print):
+    if args.total_step <= args.origin_step:
+        log("total_step <= origin_step: no style training asked for")
+        return None
+    p = prepare(args, scene, expdir, log)
+    kw = render_kwargs(args, scene, train=True)
+    kw["noise_std"] = 0.0  # geometry is frozen: no density noise in the style stage
+    model = style_stage.train_style(args, p["system"], p["geo"], p["targets"], p["mu"], p["logvar"],
+                                    p["names"], expdir, kw, log)
+    log(f"style training finished at step {args.total_step}; styles: {', '.join(p['names'])}")
+    return model

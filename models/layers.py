@@ -1,0 +1,146 @@
+"""2D layers that work on the CUDA 13 GPU without cuDNN.
+
+Jittor's own `nn.conv2d` falls back, without cuDNN, to a fused reindex-reduce whose
+backward crashes on CUDA 13 (illegal address) for VGG-sized layers.  On the GPU we
+therefore convolve as im2col + batched matmul (cuBLAS):
+
+    cols = x.reindex([B, C, k, k, Ho, Wo], ...)      # padding folded into the indices
+    out  = W[O, C*k*k] @ cols[B, C*k*k, Ho*Wo]       # cublas_batched_matmul
+
+Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
+8*576*65536*4 B = 1.2 GB (plus the same again for its gradient in backward).  That is
+fine on an 80 GB GPU; use smaller batches or crops if it is not.
+
+On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); set
+`CONV_IMPL = "im2col"` to force the GPU algorithm anywhere (the tests do).
+
+Also: `reflect_pad`, `upsample_nearest2x`, `max_pool2d_ceil` (AdaIN's ceil-mode pool).
+"""
+import math
+
+import jittor as jt
+import numpy as np
+
+from core import runtime
+
+# "auto": im2col on the GPU, jt.nn.conv2d on the CPU; "im2col" or "jittor" to force one
+CONV_IMPL = "auto"
+PADDING_MODES = ("reflect", "zeros")
+
+
+def _reflect(expr, size):
+    """Index expression mirroring `expr` into [0, size) without repeating the edge (like
+    torch's ReflectionPad2d); valid for padding < size."""
+    return f"(({expr})<0 ? -({expr}) : (({expr})>{size - 1} ? {2 * (size - 1)}-({expr}) : ({expr})))"
+
+
+def _check_padding(x, padding, padding_mode):
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    if padding_mode == "reflect" and padding >= min(x.shape[2], x.shape[3]):
+        raise ValueError(f"reflection padding {padding} needs an input larger than that, "
+                         f"got {x.shape[2]}x{x.shape[3]}")
+
+
+def reflect_pad(x, padding):
+    """[B,C,H,W] -> [B,C,H+2p,W+2p], mirrored at the borders (edge not repeated)."""
+    if padding == 0:
+        return x
+    _check_padding(x, padding, "reflect")
+    b, c, h, w = x.shape
+    p = padding
+    return x.reindex([b, c, h + 2 * p, w + 2 * p],
+                     ["i0", "i1", _reflect(f"i2-{p}", h), _reflect(f"i3-{p}", w)])
+
+
+def im2col(x, k, padding=0, stride=1, padding_mode="reflect"):
+    """[B,C,H,W] -> columns [B, C*k*k, Ho*Wo] (row order c, ky, kx like a torch weight)."""
+    _check_padding(x, padding, padding_mode)
+    b, c, h, w = x.shape
+    ho = (h + 2 * padding - k) // stride + 1
+    wo = (w + 2 * padding - k) // stride + 1
+    if ho <= 0 or wo <= 0:
+        raise ValueError(f"conv kernel {k} does not fit input {h}x{w} with padding {padding}")
+    row = f"i4*{stride}+i2-{padding}"
+    col = f"i5*{stride}+i3-{padding}"
+    if padding_mode == "reflect" and padding > 0:
+        row, col = _reflect(row, h), _reflect(col, w)
+    # zeros padding: out-of-range indices read reindex's overflow value, 0
+    cols = x.reindex([b, c, k, k, ho, wo], ["i0", "i1", row, col])
+    return cols.reshape([b, c * k * k, ho * wo]), ho, wo
+
+
+def conv2d_im2col(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
+    """Convolution as im2col + batched matmul.
+
+    x [B,C,H,W], w [O,C,k,k], b [O] or None -> [B,O,Ho,Wo]; cross-correlation like torch.
+    """
+    o, c, k, k2 = w.shape
+    if k != k2 or c != x.shape[1]:
+        raise ValueError(f"weight {tuple(w.shape)} does not fit input {tuple(x.shape)}")
+    cols, ho, wo = im2col(x, k, padding, stride, padding_mode)
+    bsz = x.shape[0]
+    wmat = w.reshape([1, o, c * k * k]).broadcast([bsz, o, c * k * k])
+    out = jt.matmul(wmat, cols)  # both 3-D: cublas_batched_matmul on the GPU
+    out = out.reshape([bsz, o, ho, wo])
+    if b is not None:
+        out = out + b.reshape([1, o, 1, 1])
+    return out
+
+
+def conv2d_jittor(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
+    """Same result through jt.nn.conv2d (CPU: oneDNN)."""
+    _check_padding(x, padding, padding_mode)
+    if padding_mode == "reflect":
+        return jt.nn.conv2d(reflect_pad(x, padding), w, b, stride=stride)
+    return jt.nn.conv2d(x, w, b, stride=stride, padding=padding)
+
+
+class Conv2d(jt.Module):
+    """torch-like Conv2d (parameters `weight` [O,C,k,k], `bias` [O]) with built-in padding."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, padding_mode="reflect"):
+        super().__init__()
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.padding_mode = kernel_size, stride, padding, padding_mode
+        # torch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias
+        bound = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = jt.array(np.random.uniform(-bound, bound, shape).astype(np.float32))
+        self.bias = jt.array(np.random.uniform(-bound, bound, (out_channels,)).astype(np.float32))
+
+    def load_weights(self, weight, bias):
+        """Copy NumPy weight [O,C,k,k] and bias [O] in (shapes must match)."""
+        weight, bias = np.asarray(weight, np.float32), np.asarray(bias, np.float32)
+        if weight.shape != tuple(self.weight.shape) or bias.shape != tuple(self.bias.shape):
+            raise ValueError(f"Conv2d{tuple(self.weight.shape)}: got weight {weight.shape}, bias {bias.shape}")
+        self.weight.assign(jt.array(weight))
+        self.bias.assign(jt.array(bias))
+
+    def execute(self, x):
+        impl = CONV_IMPL
+        if impl == "auto":
+            impl = "im2col" if runtime.use_cuda() else "jittor"
+        conv = conv2d_im2col if impl == "im2col" else conv2d_jittor
+        return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
+
+
+def upsample_nearest2x(x):
+    """[B,C,H,W] -> [B,C,2H,2W], each pixel repeated 2x2 (torch's nearest, scale 2)."""
+    b, c, h, w = x.shape
+    return x.reindex([b, c, 2 * h, 2 * w], ["i0", "i1", "i2/2", "i3/2"])
+
+
+def max_pool2d_ceil(x, k=2):
+    """k x k max pool, stride k, ceil mode (AdaIN's VGG): [B,C,H,W] -> [B,C,ceil(H/k),ceil(W/k)].
+
+    Windows hanging over the border only see the pixels inside (out-of-range reads give
+    -3.4e38).  Gradient goes to every maximum of a window (ties: all of them).
+    """
+    b, c, h, w = x.shape
+    ho, wo = -(-h // k), -(-w // k)
+    win = x.reindex([b, c, ho, wo, k, k], ["i0", "i1", f"i2*{k}+i4", f"i3*{k}+i5"],
+                    overflow_value=-3.4e38)
+    return win.max(dims=[4, 5])

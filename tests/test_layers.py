@@ -1,0 +1,132 @@
+"""models/layers.py: im2col convolution, padding, pooling and upsampling vs NumPy."""
+import jittor as jt
+import numpy as np
+import pytest
+
+from models import layers
+from models.layers import (Conv2d, conv2d_im2col, conv2d_jittor, max_pool2d_ceil, reflect_pad,
+                           upsample_nearest2x)
+
+
+def np_conv(x, w, b, padding, mode, stride=1):
+    """Plain NumPy cross-correlation (float64)."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                mode="reflect" if mode == "reflect" else "constant")
+    o, c, k, _ = w.shape
+    ho = (xp.shape[2] - k) // stride + 1
+    wo = (xp.shape[3] - k) // stride + 1
+    out = np.zeros((x.shape[0], o, ho, wo))
+    for ky in range(k):
+        for kx in range(k):
+            patch = xp[:, :, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]
+            out += np.einsum("bchw,oc->bohw", patch, w[:, :, ky, kx])
+    return out + (0 if b is None else b.reshape(1, -1, 1, 1))
+
+
+def np_pool_ceil(x, k=2):
+    b, c, h, w = x.shape
+    ho, wo = -(-h // k), -(-w // k)
+    out = np.empty((b, c, ho, wo), x.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            out[:, :, i, j] = x[:, :, i * k:(i + 1) * k, j * k:(j + 1) * k].max(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("mode,padding,stride", [("reflect", 1, 1), ("zeros", 1, 1), ("reflect", 2, 2),
+                                                 ("zeros", 0, 1)])
+def test_im2col_forward_matches_numpy_and_jittor(mode, padding, stride):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    k = 3 if padding < 2 else 5
+    w = rng.standard_normal((4, 3, k, k)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    want = np_conv(x, w, b, padding, mode, stride)
+    got = conv2d_im2col(jt.array(x), jt.array(w), jt.array(b), padding, mode, stride).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    ref = conv2d_jittor(jt.array(x), jt.array(w), jt.array(b), padding, mode, stride).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "zeros"])
+def test_im2col_gradients_match_numpy(mode):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 2, 4, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    g = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)  # upstream gradient
+    jx, jw, jb = jt.array(x), jt.array(w), jt.array(b)
+    loss = (conv2d_im2col(jx, jw, jb, 1, mode) * jt.array(g)).sum()
+    gx, gw, gb = [v.numpy() for v in jt.grad(loss, [jx, jw, jb])]
+
+    def L(xx, ww, bb):
+        return float((np_conv(xx, ww, bb, 1, mode) * g).sum())
+    # the loss is linear in each argument: unit differences give the exact gradient
+    base = L(x, w, b)
+    for arr, got in ((x, gx), (w, gw), (b, gb)):
+        num = np.zeros(arr.shape)
+        for idx in np.ndindex(arr.shape):
+            pert = arr.astype(np.float64).copy()
+            pert[idx] += 1.0
+            args = [x, w, b]
+            args[[a is arr for a in args].index(True)] = pert
+            num[idx] = L(*args) - base
+        np.testing.assert_allclose(got, num, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_module_same_on_both_paths(monkeypatch):
+    conv = Conv2d(3, 5, 3, padding=1)
+    x = jt.array(np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32))
+    monkeypatch.setattr(layers, "CONV_IMPL", "im2col")
+    a = conv(x).numpy()
+    monkeypatch.setattr(layers, "CONV_IMPL", "jittor")
+    c = conv(x).numpy()
+    np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+    want = np_conv(x.numpy(), conv.weight.numpy(), conv.bias.numpy(), 1, "reflect")
+    np.testing.assert_allclose(a, want, rtol=1e-5, atol=1e-5)
+    assert sorted(conv.state_dict()) == ["bias", "weight"]
+    with pytest.raises(ValueError, match="reflection padding 1 needs an input larger"):
+        conv(jt.zeros((1, 3, 1, 4)))
+    with pytest.raises(ValueError, match="padding_mode"):
+        Conv2d(3, 5, 3, padding_mode="circular")
+
+
+def test_reflect_pad_matches_numpy():
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4)
+    for p in (1, 2):
+        np.testing.assert_array_equal(reflect_pad(jt.array(x), p).numpy(),
+                                      np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect"))
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 4, 6), (2, 1, 5, 7), (1, 1, 1, 3), (1, 2, 2, 2)])
+def test_max_pool_ceil_forward_and_grad(shape):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    jx = jt.array(x)
+    y = max_pool2d_ceil(jx)
+    want = np_pool_ceil(x)
+    np.testing.assert_array_equal(y.numpy(), want)
+    g = rng.standard_normal(want.shape).astype(np.float32)
+    gx = jt.grad((y * jt.array(g)).sum(), jx).numpy()
+    # NumPy: each window's upstream gradient lands on its (unique, random data) maximum
+    ref = np.zeros_like(x)
+    for bi, ci, i, j in np.ndindex(want.shape):
+        win = x[bi, ci, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        a, c = np.unravel_index(np.argmax(win), win.shape)
+        ref[bi, ci, 2 * i + a, 2 * j + c] += g[bi, ci, i, j]
+    np.testing.assert_allclose(gx, ref, atol=1e-6)
+    if min(shape[2:]) > 2:  # Jittor's own ceil-mode pool agrees where it accepts the size
+        jp = jt.nn.Pool(2, ceil_mode=True, op="maximum")(jx).numpy()
+        np.testing.assert_array_equal(y.numpy(), jp)
+
+
+def test_upsample_nearest2x_and_grad():
+    x = np.random.default_rng(4).standard_normal((1, 2, 3, 4)).astype(np.float32)
+    jx = jt.array(x)
+    y = upsample_nearest2x(jx)
+    np.testing.assert_array_equal(y.numpy(), x.repeat(2, axis=2).repeat(2, axis=3))
+    g = np.random.default_rng(5).standard_normal((1, 2, 6, 8)).astype(np.float32)
+    gx = jt.grad((y * jt.array(g)).sum(), jx).numpy()
+    np.testing.assert_allclose(gx, g.reshape(1, 2, 3, 2, 4, 2).sum(axis=(3, 5)), rtol=1e-6, atol=1e-6)

@@ -100,16 +100,21 @@ def build_parser():
     add("--sigma_scale", type=float, default=1.0, help="scale of latent deviation from the style mean")
     add("--render_factor", type=int, default=1, help="extra downscale for rendering")
     add("--fps", type=int, default=30, help="video frames per second")
+    # evaluation (evaluate.py)
+    add("--eval_factor", type=int, default=2, help="extra downscale of path frames for the consistency metric")
+    add("--eval_k_short", type=int, default=1, help="frame offset of the short-range consistency")
+    add("--eval_k_long", type=int, default=7, help="frame offset of the long-range consistency")
+    add("--eval_frames", type=int, default=0, help="use only the first N path frames (0: all)")
     return p
 
 
 _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
-                 "i_weights_decoder", "style_size"]
+                 "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "embed_freq_coor",
                  "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb", "vae_steps",
-                 "geo_thresh"]
+                 "geo_thresh", "eval_frames"]
 
 
 def check_args(args):

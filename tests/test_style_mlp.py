@@ -1,0 +1,98 @@
+"""models/style_mlp.py: style MLP layout/forward and latent codes vs NumPy."""
+import jittor as jt
+import numpy as np
+import pytest
+
+from models.style_mlp import LatentCodes, StyleMLP
+
+
+def n_params(module):
+    return sum(int(np.prod(p.shape)) for p in module.parameters())
+
+
+def test_default_parameter_count_matches_hand_formula():
+    lin = lambda i, o: i * o + o  # noqa: E731
+    D, W, X, L = 8, 256, 63, 32
+    # hidden 0: [x, z]; hidden 1..6: [h, z] (+ x at index 4); output: [h, z] -> 3
+    expected = lin(X + L, W) + 5 * lin(W + L, W) + lin(W + L + X, W) + lin(W + L, 3)
+    assert expected == 485475  # "~485k" (ORIGINAL.md)
+    net = StyleMLP(D=D, W=W, input_ch=X, latent_dim=L)
+    assert n_params(net) == expected
+    assert tuple(net.hidden[4].weight.shape) == (256, 351)
+    assert len(net.hidden) + 1 == D
+
+
+def numpy_style_mlp(net, x, z):
+    p = {k: v.numpy().astype(np.float64) for k, v in net.state_dict().items()}
+    lin = lambda name, h: h @ p[name + ".weight"].T + p[name + ".bias"]  # noqa: E731
+    h = x
+    for i in range(net.D - 1):
+        inp = np.concatenate([h, z] + ([x] if i in net.skips else []), -1)
+        h = np.maximum(lin(f"hidden.{i}", inp), 0)
+    return 1 / (1 + np.exp(-lin("out_linear", np.concatenate([h, z], -1))))
+
+
+def test_forward_matches_numpy():
+    net = StyleMLP(D=6, W=24, input_ch=15, latent_dim=5, skips=(3,))
+    x = np.random.randn(9, 15).astype(np.float32)
+    z = np.random.randn(9, 5).astype(np.float32)
+    rgb = net(jt.array(x), jt.array(z)).numpy()
+    assert rgb.shape == (9, 3)
+    np.testing.assert_allclose(rgb, numpy_style_mlp(net, x.astype(np.float64), z.astype(np.float64)), atol=1e-5)
+    with pytest.raises(ValueError, match="StyleMLP"):
+        net(jt.array(x), jt.zeros((9, 4)))
+
+
+def make_codes(sigma_scale=1.0):
+    mu = np.random.randn(3, 4).astype(np.float32)
+    logvar = np.random.uniform(-2, 1, size=(3, 4)).astype(np.float32)
+    codes = LatentCodes(mu, logvar, n_views=5, sigma_scale=sigma_scale, rng=np.random.default_rng(7))
+    return codes, mu, logvar
+
+
+def test_initialisation_is_mean_plus_scaled_noise():
+    codes, mu, logvar = make_codes()
+    noise = np.random.default_rng(7).standard_normal((3, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(codes.codes.numpy(), mu[:, None] + np.exp(logvar[:, None] / 2) * noise, rtol=1e-5)
+    assert codes.codes.shape == (3, 5, 4)
+
+
+def test_lookup_style_mean_and_logp_vs_numpy():
+    codes, mu, logvar = make_codes(sigma_scale=0.5)
+    z = codes.codes.numpy()
+    s = np.array([0, 2, 2, 1, 0], np.int32)
+    v = np.array([4, 0, 0, 3, 1], np.int32)
+    np.testing.assert_allclose(codes.lookup(s, v).numpy(), mu[s] + 0.5 * (z[s, v] - mu[s]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(codes.style_mean(s).numpy(), mu[s])
+    logp_ref = np.mean(np.sum((z[s, v] - mu[s]) ** 2 / (np.exp(logvar[s] / 2) + 1e-3), -1))
+    np.testing.assert_allclose(codes.logp_loss(s, v).item(), logp_ref, rtol=1e-5)
+    # gradient w.r.t. the codes, with a repeated (style, view) pair accumulating
+    grad = jt.grad(codes.logp_loss(jt.array(s), jt.array(v)), codes.codes).numpy()
+    ref = np.zeros_like(z)
+    for si, vi in zip(s, v):
+        ref[si, vi] += 2 * (z[si, vi] - mu[si]) / (np.exp(logvar[si] / 2) + 1e-3) / len(s)
+    np.testing.assert_allclose(grad, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_only_codes_train_and_state_dict_roundtrip():
+    codes, mu, _ = make_codes()
+    opt = jt.optim.Adam(codes.parameters(), lr=1e-2)
+    before = codes.codes.numpy().copy()
+    opt.step(codes.logp_loss(np.array([0, 1]), np.array([2, 3])))
+    after = codes.codes.numpy()
+    assert not np.allclose(after[0, 2], before[0, 2]) and np.allclose(after[2], before[2])
+    np.testing.assert_array_equal(codes.mu.numpy(), mu)  # fixed
+    state = codes.state_dict()
+    assert set(state) == {"codes", "mu", "logvar"}
+    other, _, _ = make_codes()
+    other.load_state_dict(state)
+    np.testing.assert_array_equal(other.codes.numpy(), after)
+    assert other.mu.is_stop_grad() and not other.codes.is_stop_grad()
+
+
+def test_out_of_range_ids_raise():
+    codes, _, _ = make_codes()
+    with pytest.raises(ValueError, match="view id"):
+        codes.lookup(np.array([0]), np.array([5]))
+    with pytest.raises(ValueError, match="style id"):
+        codes.style_mean(np.array([3]))

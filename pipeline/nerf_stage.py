@@ -104,7 +104,7 @@ def train_nerf(args, scene, expdir, log=print):
     rays = PixelRays.from_scene(scene, scene.i_train, ndc=not args.no_ndc)
     coarse_field, fine_field = system.fields()
     kw = render_kwargs(args, scene, train=True)
-    log(f"NeRF stage: {len(scene.i_train)} training views, {rays.n_rays} rays, steps {start}..{args.origin_step}")
+    log(f"NeRF stage: {len(scene.i_train)} training views, {len(rays)} rays, steps {start}..{args.origin_step}")
     bar = tqdm(range(start + 1, args.origin_step + 1), initial=start, total=args.origin_step,
                desc="NeRF", dynamic_ncols=True)
     t0 = time.time()

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
+from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
 from render.renderer import render_rays
 
@@ -54,20 +55,16 @@ def style_fields(system, style_mlp, latent):
 
 
 def pixel_rays(H, W, focal, c2ws, rows, cols, ndc=True, near=1.0):
-    """Rays through pixels (rows[i], cols[i]) of cameras c2ws[i] ([B,3,4]); float32 [B,3] each."""
-    dirs = np.stack([(cols - W * 0.5) / focal, -(rows - H * 0.5) / focal, -np.ones_like(cols, np.float64)], -1)
-    rays_d = np.einsum("bij,bj->bi", c2ws[:, :3, :3], dirs)
-    rays_o = c2ws[:, :3, 3].astype(np.float64)
+    """Rays through pixels (rows[i], cols[i]) of cameras c2ws[i] ([B,3,4]); float32 [B,3] each.
+
+    Same pixel convention as dataset.rays.camera_dirs, for a few pixels of many views.
+    """
+    dirs = np.stack([(cols - W * 0.5) / focal, -(rows - H * 0.5) / focal, -np.ones(len(cols))], -1)
+    rays_d = np.einsum("bij,bj->bi", c2ws[:, :3, :3], dirs).astype(np.float32)
+    rays_o = np.ascontiguousarray(c2ws[:, :3, 3], np.float32)
     if ndc:
-        t = -(near + rays_o[:, 2]) / rays_d[:, 2]
-        rays_o = rays_o + t[:, None] * rays_d
-        ox, oy, oz = rays_o[:, 0], rays_o[:, 1], rays_o[:, 2]
-        dx, dy, dz = rays_d[:, 0], rays_d[:, 1], rays_d[:, 2]
-        o = np.stack([-focal / (W / 2) * ox / oz, -focal / (H / 2) * oy / oz, 1 + 2 * near / oz], -1)
-        d = np.stack([-focal / (W / 2) * (dx / dz - ox / oz), -focal / (H / 2) * (dy / dz - oy / oz),
-                      -2 * near / oz], -1)
-        rays_o, rays_d = o, d
-    return rays_o.astype(np.float32), rays_d.astype(np.float32)
+        rays_o, rays_d = ndc_rays_np(H, W, focal, near, rays_o, rays_d)
+    return rays_o, rays_d
 
 
 def sample_batch(rng, n_styles, n_views, H, W, batch):

@@ -38,6 +38,8 @@ def run(args, log=print):
     if args.render_train_style or args.render_valid_style:
         from pipeline import render_style
         return render_style.render(args, scene, expdir, log)
-    nerf_stage.train_nerf(args, scene, expdir, log)
     from pipeline import stylize
+    if args.total_step > args.origin_step:
+        stylize.select_styles(args)  # check the style folder before hours of NeRF training
+    nerf_stage.train_nerf(args, scene, expdir, log)
     return stylize.run_style_stages(args, scene, expdir, log)

@@ -1,0 +1,157 @@
+"""End to end on a tiny real scene: fern at 1/64 of full size (63x47), six views.
+
+run_stylenerf.py's stages run in order and resume; stylized renders and videos are
+written; evaluate.py writes its report; bad inputs give one clear line.
+"""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+import evaluate
+import run_stylenerf
+from core.config import parse_args
+from pipeline import nerf_stage
+from pipeline.stages import load_scene
+
+N_VIEWS = 6
+
+
+@pytest.fixture(scope="module")
+def tiny_scene(tmp_path_factory, fern_dir):
+    """fern's first six views at factor 64 (images_64/, made with OpenCV from images_8/)."""
+    root = tmp_path_factory.mktemp("fern_tiny")
+    pb = np.load(os.path.join(fern_dir, "poses_bounds.npy"))[:N_VIEWS]
+    np.save(root / "poses_bounds.npy", pb)
+    H, W = int(round(pb[0, 4] / 64)), int(round(pb[0, 9] / 64))
+    os.makedirs(root / "images_64")
+    src = sorted(os.listdir(os.path.join(fern_dir, "images_8")))[:N_VIEWS]
+    for name in src:
+        img = cv2.imread(os.path.join(fern_dir, "images_8", name))
+        cv2.imwrite(str(root / "images_64" / name), cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def tiny_styles(tmp_path_factory, styles_dir):
+    root = tmp_path_factory.mktemp("styles")
+    for name in ("la_muse.jpg", "sketch.png"):
+        img = cv2.imread(os.path.join(styles_dir, name))
+        cv2.imwrite(str(root / name), cv2.resize(img, (48, 40), interpolation=cv2.INTER_AREA))
+    return str(root)
+
+
+def tiny_argv(scene, styles, basedir, vgg, decoder, **over):
+    opts = dict(datadir=scene, basedir=basedir, expname="tiny", styledir=styles, vae_style_dir=styles,
+                vgg_pth_path=vgg, decoder_pth_path=decoder, vae_pth_path=os.path.join(basedir, "none.pkl"),
+                factor=64, netdepth=5, netwidth=32, netdepth_fine=5, netwidth_fine=32, style_D=4,
+                embed_freq_coor=4, embed_freq_dir=2, N_samples=8, N_samples_fine=8, batch_size=256,
+                batch_size_style=256, chunk=4096, origin_step=30, i_weights=10, i_print=5, decoder_step=2,
+                i_weights_decoder=1, finetune_size=32, style_size=32, vae_steps=3, vae_w=64,
+                total_step=40, valid_factor=2, lrate=5e-3)
+    opts.update(over)
+    argv = ["--use_viewdir", "--device", "cpu"]
+    for k, v in opts.items():
+        argv += [f"--{k}", str(v)]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_scene, tiny_styles, tmp_path_factory, vgg_relu3_path, decoder_relu3_path):
+    """A tiny experiment trained through all stages, first the NeRF to step 20, then resumed."""
+    base = str(tmp_path_factory.mktemp("logs"))
+    argv = tiny_argv(tiny_scene, tiny_styles, base, vgg_relu3_path, decoder_relu3_path)
+    assert run_stylenerf.main(argv + ["--origin_step", "20", "--total_step", "20"]) == 0
+    assert run_stylenerf.main(argv) == 0
+    return argv, os.path.join(base, "tiny")
+
+
+def test_nerf_training_reduces_the_loss(tiny_scene, tiny_styles, tmp_path, vgg_relu3_path, decoder_relu3_path):
+    import jittor as jt
+    from dataset.rays import PixelRays
+    from render.renderer import render_rays
+    args = parse_args(tiny_argv(tiny_scene, tiny_styles, str(tmp_path), vgg_relu3_path, decoder_relu3_path,
+                                origin_step=60, i_weights=1000))
+    scene = load_scene(args)
+    batch = PixelRays.from_scene(scene, scene.i_train).sample(512, np.random.default_rng(1))
+    kw = nerf_stage.render_kwargs(args, scene, train=False)
+
+    def mse(system):
+        with jt.no_grad():
+            out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]), jt.array(batch["viewdirs"]),
+                              *system.fields(), **kw)
+        return float(((out["fine"]["rgb"] - jt.array(batch["rgb"])) ** 2).mean().item())
+
+    jt.set_global_seed(0)
+    before = mse(nerf_stage.NeRFSystem(args))
+    jt.set_global_seed(0)
+    after = mse(nerf_stage.train_nerf(args, scene, str(tmp_path / "exp"), log=lambda *_: None))
+    assert after < 0.7 * before, (before, after)
+
+
+def test_stages_resume_and_write_their_files(trained):
+    _, exp = trained
+    files = set(os.listdir(exp))
+    # NeRF checkpoints: the step-20 run was resumed up to 30 (keep 3: 10, 20, 30)
+    assert {"nerf_000020.pkl", "nerf_000030.pkl"} <= files
+    assert {"decoder.pkl", "vae.pkl", "style_000040.pkl"} <= files
+    assert len([f for f in os.listdir(os.path.join(exp, "geometry")) if f.startswith("view_")]) == N_VIEWS
+    targets = sorted(f for f in os.listdir(os.path.join(exp, "targets")) if f.endswith(".npy"))
+    assert targets == ["000_la_muse.npy", "001_sketch.npy"]
+    t = np.load(os.path.join(exp, "targets", targets[0]))
+    assert t.shape == (N_VIEWS, 47, 63, 3) and t.dtype == np.uint8 and t.std() > 1
+    with np.load(os.path.join(exp, "geometry", "view_000.npz")) as z:
+        assert z["points"].shape == (47, 63, 3) and np.isfinite(z["points"]).all()
+
+
+def test_rerun_is_a_no_op(trained):
+    argv, exp = trained
+    before = {f: os.path.getmtime(os.path.join(exp, f)) for f in os.listdir(exp) if f.endswith(".pkl")}
+    assert run_stylenerf.main(argv) == 0
+    after = {f: os.path.getmtime(os.path.join(exp, f)) for f in os.listdir(exp) if f.endswith(".pkl")}
+    assert before == after
+
+
+def test_stylized_rendering_writes_frames_and_videos(trained):
+    argv, exp = trained
+    assert run_stylenerf.main(argv + ["--render_train_style", "--style", "sketch"]) == 0
+    out = os.path.join(exp, "render_train_style_000040", "sketch")
+    names = set(os.listdir(out))
+    assert {f"{i:03d}_{k}.png" for i in range(N_VIEWS) for k in ("fine", "coarse", "depth", "target")} <= names
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "0"]) == 0
+    out = os.path.join(exp, "render_valid_style_000040", "la_muse")
+    names = set(os.listdir(out))
+    assert {"fine_rgb.mp4", "coarse_rgb.mp4", "depth.mp4"} <= names
+    assert len([n for n in names if n.endswith("_fine.png")]) == N_VIEWS * 2  # valid_factor 2, closed loop
+    import imageio.v2 as imageio
+    fine = imageio.imread(os.path.join(out, "000_fine.png"))
+    coarse = imageio.imread(os.path.join(out, "000_coarse.png"))
+    video = imageio.get_reader(os.path.join(out, "fine_rgb.mp4")).get_data(0)
+    # the fine video holds the fine frames (the original's held the coarse ones)
+    assert np.abs(video.astype(float) - fine).mean() < np.abs(video.astype(float) - coarse).mean() + 1e-9
+
+
+def test_evaluate_writes_a_report(trained):
+    argv, exp = trained
+    assert evaluate.main(argv + ["--eval_factor", "1", "--eval_k_long", "3"]) == 0
+    report = open(os.path.join(exp, "eval", "report.md")).read()
+    assert "stylized NeRF" in report and "per-frame AdaIN" in report and "held-out" in report
+    assert os.path.getsize(os.path.join(exp, "eval", "consistency.png")) > 1000
+
+
+def test_bad_inputs_give_one_clear_line(trained, tmp_path, capsys):
+    argv, exp = trained
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "7"]) == 1
+    assert "--style 7 is out of range" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_stylenerf.main(argv + ["--expname", "other", "--styledir", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert str(empty) in err
+    assert run_stylenerf.main(argv + ["--expname", "never_trained", "--render_valid"]) == 1
+    assert "no NeRF checkpoint" in capsys.readouterr().err
+    assert run_stylenerf.main(argv + ["--datadir", str(tmp_path / "nowhere")]) == 1
+    assert "poses_bounds.npy" in capsys.readouterr().err
+    assert run_stylenerf.main(argv + ["--factor", "0"]) == 2
+    assert "--factor" in capsys.readouterr().err

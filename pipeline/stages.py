@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 
+from core import timing
 from core.checkpoint import CheckpointError
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
@@ -41,5 +42,6 @@ def run(args, log=print):
     from pipeline import stylize
     if args.total_step > args.origin_step:
         stylize.select_styles(args)  # check the style folder before hours of NeRF training
-    nerf_stage.train_nerf(args, scene, expdir, log)
+    with timing.stage("1 NeRF"):
+        nerf_stage.train_nerf(args, scene, expdir, log)
     return stylize.run_style_stages(args, scene, expdir, log)

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from core import timing
 from dataset.image_folder import list_images, load_image, resize_short_side
 from pipeline import decoder_finetune, geometry, latents, style_stage, targets
 from pipeline.nerf_stage import load_trained_nerf, render_kwargs
@@ -46,17 +47,21 @@ def load_style_networks(args, log=print):
 def prepare(args, scene, expdir, log=print):
     """Stages 2-5: everything style training and stylized rendering need."""
     system, nerf_step, _ = load_trained_nerf(args, expdir)
-    geo = geometry.load_or_generate(args, scene, expdir, system, nerf_step, log)
+    with timing.stage("2 geometry"):
+        geo = geometry.load_or_generate(args, scene, expdir, system, nerf_step, log)
     names, paths = select_styles(args)
     encoder, decoder = load_style_networks(args, log)
     style_imgs = load_style_images(paths, args.style_size)
     small_styles = load_style_images(paths, args.finetune_size // 2)
-    decoder = decoder_finetune.finetune_decoder(args, geo, encoder, decoder, small_styles, expdir, log)
-    tgts = targets.load_or_make_targets(args, geo, encoder, decoder, list(zip(names, style_imgs)), expdir, log)
-    vae_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
-    vae = latents.load_or_train_vae(args, encoder, expdir,
-                                    load_style_images(list_images(vae_dir), args.finetune_size // 2), log)
-    mu, logvar = latents.style_priors(vae, encoder, small_styles)
+    with timing.stage("3 decoder fine-tune"):
+        decoder = decoder_finetune.finetune_decoder(args, geo, encoder, decoder, small_styles, expdir, log)
+    with timing.stage("4 stylized targets"):
+        tgts = targets.load_or_make_targets(args, geo, encoder, decoder, list(zip(names, style_imgs)), expdir, log)
+    with timing.stage("5 latents (VAE)"):
+        vae_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
+        vae = latents.load_or_train_vae(args, encoder, expdir,
+                                        load_style_images(list_images(vae_dir), args.finetune_size // 2), log)
+        mu, logvar = latents.style_priors(vae, encoder, small_styles)
     return dict(system=system, geo=geo, names=names, targets=tgts, mu=mu, logvar=logvar,
                 encoder=encoder, decoder=decoder)
 
@@ -68,7 +73,8 @@ def run_style_stages(args, scene, expdir, log=print):
     p = prepare(args, scene, expdir, log)
     kw = render_kwargs(args, scene, train=True)
     kw["noise_std"] = 0.0  # geometry is frozen: no density noise in the style stage
-    model = style_stage.train_style(args, p["system"], p["geo"], p["targets"], p["mu"], p["logvar"],
-                                    p["names"], expdir, kw, log)
+    with timing.stage("6 style training"):
+        model = style_stage.train_style(args, p["system"], p["geo"], p["targets"], p["mu"], p["logvar"],
+                                        p["names"], expdir, kw, log)
     log(f"style training finished at step {args.total_step}; styles: {', '.join(p['names'])}")
     return model

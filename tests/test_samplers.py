@@ -1,0 +1,93 @@
+"""render/samplers.py: stratified and inverse-CDF samples vs a NumPy port of nerf-pytorch."""
+import jittor as jt
+import numpy as np
+import pytest
+
+from render.samplers import hierarchical_z, sample_pdf, stratified_samples
+
+
+def numpy_sample_pdf(bins, weights, n_samples):
+    """nerf-pytorch's sample_pdf (deterministic u), in NumPy, one row at a time."""
+    out = np.zeros((weights.shape[0], n_samples), np.float32)
+    u = np.linspace(0.0, 1.0, n_samples, dtype=np.float32)
+    for r in range(weights.shape[0]):
+        w = weights[r] + np.float32(1e-5)
+        pdf = w / w.sum()
+        cdf = np.concatenate([[0.0], np.cumsum(pdf)]).astype(np.float32)
+        inds = np.searchsorted(cdf, u, side="right")
+        below = np.maximum(inds - 1, 0)
+        above = np.minimum(inds, len(cdf) - 1)
+        denom = cdf[above] - cdf[below]
+        denom = np.where(denom < 1e-5, 1.0, denom)
+        t = (u - cdf[below]) / denom
+        out[r] = bins[r, below] + t * (bins[r, above] - bins[r, below])
+    return out
+
+
+def random_bins(n_rays, n_bins):
+    edges = np.cumsum(np.random.uniform(0.05, 0.2, size=(n_rays, n_bins + 1)), axis=-1) + 2.0
+    return edges.astype(np.float32)
+
+
+def test_stratified_deterministic_and_lindisp():
+    z = stratified_samples(2.0, 6.0, 5, perturb=False, n_rays=3).numpy()
+    np.testing.assert_allclose(z, np.tile([2, 3, 4, 5, 6], (3, 1)), rtol=1e-6)
+    near = np.array([1.0, 2.0], np.float32)
+    z = stratified_samples(near, 4.0, 4, perturb=False, lindisp=True).numpy()
+    t = np.linspace(0, 1, 4)
+    np.testing.assert_allclose(z, 1 / (1 / near[:, None] * (1 - t) + 1 / 4.0 * t), rtol=1e-5)
+
+
+def test_stratified_perturbed_stays_in_bins():
+    n_rays, n = 500, 8
+    z = stratified_samples(np.zeros(n_rays, np.float32), 1.0, n, perturb=True).numpy()
+    edges = np.linspace(0, 1, n)
+    mids = 0.5 * (edges[1:] + edges[:-1])
+    lower, upper = np.concatenate([[0.0], mids]), np.concatenate([mids, [1.0]])
+    assert ((z >= lower - 1e-6) & (z <= upper + 1e-6)).all()
+    assert (np.diff(z, axis=-1) >= 0).all()
+    frac = (z - lower) / (upper - lower)  # uniform within the bin: mean 1/2, var 1/12
+    assert abs(frac.mean() - 0.5) < 0.02 and abs(frac.var() - 1 / 12) < 0.01
+    with pytest.raises(ValueError, match="n_rays"):
+        stratified_samples(0.0, 1.0, 4)
+
+
+def test_sample_pdf_matches_nerf_pytorch_port():
+    bins = random_bins(64, 20)
+    weights = np.random.rand(64, 20).astype(np.float32)
+    weights[:8] = 0.0  # all-zero rows: uniform by the 1e-5 floor
+    out = sample_pdf(jt.array(bins), jt.array(weights), 32, deterministic=True).numpy()
+    ref = numpy_sample_pdf(bins, weights, 32)
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+    assert (np.diff(out, axis=-1) >= 0).all()
+    assert (out >= bins[:, :1] - 1e-6).all() and (out <= bins[:, -1:] + 1e-6).all()
+
+
+def test_sample_pdf_concentrates_on_a_delta():
+    bins = random_bins(4, 20)
+    weights = np.zeros((4, 20), np.float32)
+    weights[np.arange(4), [3, 10, 0, 19]] = 1.0
+    out = sample_pdf(jt.array(bins), jt.array(weights), 32, deterministic=True).numpy()
+    for r, k in enumerate([3, 10, 0, 19]):
+        inner = out[r, 1:-1]  # u = 0 and u = 1 map to the ends of the range whatever the weights
+        assert ((inner >= bins[r, k] - 1e-6) & (inner <= bins[r, k + 1] + 1e-6)).all()
+
+
+def test_sample_pdf_random_mode_sorted_and_follows_weights():
+    bins = np.tile(np.linspace(0, 1, 5, dtype=np.float32), (2000, 1))
+    weights = np.tile(np.array([1.0, 0.0, 3.0, 0.0], np.float32), (2000, 1))
+    out = sample_pdf(jt.array(bins), jt.array(weights), 16, deterministic=False).numpy()
+    assert (np.diff(out, axis=-1) >= 0).all()
+    assert (out >= 0).all() and (out <= 1).all()
+    in_bin = np.histogram(out, bins=np.linspace(0, 1, 5))[0] / out.size
+    np.testing.assert_allclose(in_bin, [0.25, 0.0, 0.75, 0.0], atol=0.01)
+
+
+def test_hierarchical_z_merges_coarse_and_fine():
+    z = np.sort(np.random.uniform(2, 6, size=(16, 12)).astype(np.float32), axis=-1)
+    w = np.random.rand(16, 12).astype(np.float32)
+    out = hierarchical_z(jt.array(z), jt.array(w), 10, deterministic=True).numpy()
+    fine = numpy_sample_pdf(0.5 * (z[:, 1:] + z[:, :-1]), w[:, 1:-1], 10)
+    assert out.shape == (16, 22)
+    np.testing.assert_allclose(out, np.sort(np.concatenate([z, fine], -1), -1), atol=2e-5)
+    assert (np.diff(out, axis=-1) >= 0).all()

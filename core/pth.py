@@ -278,3 +278,29 @@ def check_state_dict(sd, expected, path):
             parts.append("shape mismatches " + "; ".join(wrong))
         found = ", ".join(list(sd)[:20]) + (" ..." if len(sd) > 20 else "")
         raise PthError(f"{path}: not the expected weights: {'; '.join(parts)} (file has: {found})")
+
+
+class MissingWeightsError(ValueError):
+    """A weights file that is not there; the message says how to get it."""
+
+
+GET_ASSETS_HINT = ("run `python scripts/get_assets.py --from ../shared/assets` (or `--download`) "
+                   "to fill ./pretrained/")
+
+
+def resolve_weights(path, alternatives, what):
+    """`path` if it exists, else the first of `alternatives` (file names) in the same folder.
+
+    Says so (once per call) when it substitutes; raises MissingWeightsError naming `what`
+    and listing what was tried when nothing is there.
+    """
+    if os.path.isfile(path):
+        return path
+    folder = os.path.dirname(os.path.abspath(path))
+    for name in alternatives:
+        cand = os.path.join(folder, name)
+        if os.path.isfile(cand) and os.path.abspath(cand) != os.path.abspath(path):
+            print(f"{what}: {path} not found; using {cand} from the same folder", flush=True)
+            return cand
+    tried = ", ".join([path] + [os.path.join(folder, n) for n in alternatives])
+    raise MissingWeightsError(f"{what} weights not found (tried {tried}); {GET_ASSETS_HINT}")

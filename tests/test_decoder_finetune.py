@@ -1,0 +1,78 @@
+"""pipeline/decoder_finetune.py: working size, resizing of views, and the fine-tune on a tiny plane scene."""
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pipeline.decoder_finetune import resize_views, working_size
+
+
+def plane_geometry(n_views=3, H=24, W=32, focal=30.0, depth=3.0):
+    """Geometry data of a textured plane z = -depth seen by cameras shifted along x (no rotation).
+
+    points are the exact ray/plane intersections; rgb is a function of the world point, so the
+    views are photo-consistent.  Returns an object with GeometryData's fields.
+    """
+    c2ws, rgbs, pts = [], [], []
+    for k in range(n_views):
+        c2w = np.eye(4, dtype=np.float64)[:3]
+        c2w[:, 3] = [0.15 * k, 0.05 * k, 0.0]
+        j, i = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+        dirs = np.stack([(i - W / 2) / focal, -(j - H / 2) / focal, -np.ones_like(i, dtype=float)], -1)
+        p = c2w[:, 3] + depth * dirs  # rotation is identity; dirs have z = -1
+        rgb = 0.5 + 0.4 * np.stack([np.sin(3 * p[..., 0]), np.cos(2 * p[..., 1]), np.sin(p[..., 0] + p[..., 1])], -1)
+        c2ws.append(c2w)
+        rgbs.append(rgb)
+        pts.append(p)
+    return SimpleNamespace(rgb=np.float32(rgbs), points=np.float32(pts), c2ws=np.float32(c2ws),
+                           hwf=(H, W, focal), depth=np.full((n_views, H, W), depth, np.float32),
+                           n_views=n_views)
+
+
+@pytest.mark.parametrize("H,W,max_side", [(378, 504, 512), (756, 1008, 512), (1008, 756, 256),
+                                          (47, 63, 32), (30, 400, 100), (512, 512, 512), (33, 17, 9)])
+def test_working_size_fits_and_keeps_aspect(H, W, max_side):
+    h, w, s = working_size(H, W, max_side)
+    assert max(h, w) <= max(max_side, 8)
+    assert min(h, w) >= 8  # the VGG needs a few pixels after its poolings
+    assert s <= 1.0
+    if max(H, W) <= max_side:  # never enlarged
+        assert (h, w, s) == (H, W, 1.0)
+    else:
+        assert max(h, w) == max_side
+        assert s == pytest.approx(max_side / max(H, W))
+    if min(H * s, W * s) >= 8:  # aspect kept up to rounding to whole pixels
+        assert h == round(H * s) and w == round(W * s)
+        assert abs(h / w - H / W) <= 0.5 / min(h, w) * (1 + H / W) + 1e-9
+
+
+def test_resize_views_keeps_points_on_the_surface():
+    geo = plane_geometry(n_views=3, H=24, W=32)
+    rng = np.random.default_rng(0)
+    geo.points = geo.points + np.float32(rng.normal(0, 0.1, geo.points.shape))  # no two points alike
+    h, w, s = working_size(24, 32, 20)
+    rgb, pts = resize_views(geo, [2, 0], h, w)
+    assert rgb.shape == (2, h, w, 3) and pts.shape == (2, h, w, 3)
+    assert rgb.dtype == np.float32 and pts.dtype == np.float32
+    for out, v in zip(pts, [2, 0]):
+        src = geo.points[v].reshape(-1, 3)
+        # nearest resize: every output point is exactly one of this view's input points
+        dist = np.abs(out.reshape(-1, 1, 3) - src[None]).max(-1).min(-1)
+        assert dist.max() == 0.0
+    # area resize of colours: the mean colour is preserved closely
+    assert np.abs(rgb.mean((1, 2)) - geo.rgb[[2, 0]].mean((1, 2))).max() < 0.02
+
+
+def test_resized_points_project_near_their_own_pixel():
+    """Points at the working size, seen with focal * s, land within a pixel of where they are stored."""
+    from render.splatting import project_points
+    H, W, focal = 24, 32, 30.0
+    geo = plane_geometry(n_views=2, H=H, W=W, focal=focal)
+    h, w, s = working_size(H, W, 20)
+    _, pts = resize_views(geo, [1], h, w)
+    u, v, z = project_points(pts[0].reshape(-1, 3), geo.c2ws[1], h, w, focal * s)
+    jj, ii = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    assert np.abs(u - ii.ravel()).max() < 1.0
+    assert np.abs(v - jj.ravel()).max() < 1.0
+    assert np.allclose(z, 3.0, atol=1e-5)

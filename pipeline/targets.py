@@ -17,8 +17,9 @@ from models.adain import adain
 
 
 def _stamp(path):
+    # nanosecond mtime: a same-size file rewritten within the same second must still count as new
     st = os.stat(path)
-    return f"{st.st_size}:{int(st.st_mtime)}"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def stylize_view(encoder, decoder, rgb, style_feat):

@@ -1,0 +1,159 @@
+"""pipeline/targets.py: stylized targets per style, cached and rebuilt when their inputs change.
+
+The encoder and decoder are stand-ins (identity on RGB), so a target is AdaIN applied to the
+colour channels directly: an independent NumPy reference gives the expected pixels.
+"""
+import os
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pipeline.targets import load_or_make_targets
+
+V, H, W = 3, 10, 12
+
+
+class IdentityEncoder:
+    """'Features' are the RGB channels themselves; counts the images it encodes."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode(self, x):
+        self.calls += 1
+        return x * 1.0
+
+
+class IdentityDecoder:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, t):
+        self.calls += 1
+        return t * 1.0
+
+
+def adain_rgb_reference(content, style, eps=1e-5):
+    """AdaIN on colour channels, pytorch-AdaIN statistics (unbiased variance + eps), as uint8."""
+    def stats(img):
+        flat = img.reshape(-1, 3).astype(np.float64)
+        return flat.mean(0), np.sqrt(flat.var(0, ddof=1) + eps)
+    cm, cs = stats(content)
+    sm, ss = stats(style)
+    out = np.clip((content - cm) / cs * ss + sm, 0, 1)
+    return np.floor(255 * out + 0.5).astype(np.uint8)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    rng = np.random.default_rng(1)
+    geo = SimpleNamespace(rgb=rng.uniform(0.2, 0.8, (V, H, W, 3)).astype(np.float32), n_views=V,
+                          hwf=(H, W, 10.0))
+    styles = [("la_muse.jpg", rng.uniform(0, 1, (7, 9, 3)).astype(np.float32)),
+              ("sketch.png", (0.3 + 0.1 * rng.uniform(0, 1, (8, 8, 3))).astype(np.float32))]
+    expdir = str(tmp_path)
+    os.makedirs(os.path.join(expdir, "geometry"))
+    with open(os.path.join(expdir, "geometry", "meta.json"), "w") as f:
+        f.write('{"nerf_step": 10}')
+    with open(os.path.join(expdir, "decoder.pkl"), "wb") as f:
+        f.write(b"decoder v1")
+    args = SimpleNamespace(style_size=32)
+    return args, geo, styles, expdir
+
+
+def make(setup):
+    args, geo, styles, expdir = setup
+    enc, dec = IdentityEncoder(), IdentityDecoder()
+    out = load_or_make_targets(args, geo, enc, dec, styles, expdir, log=lambda *_: None)
+    return out, dec.calls
+
+
+def test_targets_are_adain_of_each_view_with_each_style(setup):
+    _, geo, styles, expdir = setup
+    targets, calls = make(setup)
+    assert calls == 2 * V
+    assert sorted(f for f in os.listdir(os.path.join(expdir, "targets")) if f.endswith(".npy")) == \
+        ["000_la_muse.npy", "001_sketch.npy"]
+    assert len(targets) == 2
+    for t, (_, style) in zip(targets, styles):
+        assert t.shape == (V, H, W, 3) and t.dtype == np.uint8
+        for v in range(V):
+            ref = adain_rgb_reference(geo.rgb[v], style)
+            assert np.abs(t[v].astype(int) - ref).max() <= 1
+    # the two styles give clearly different targets (the low-contrast one has a smaller spread)
+    assert np.asarray(targets[1]).std() < 0.5 * np.asarray(targets[0]).std()
+
+
+def test_second_call_reloads_without_stylizing(setup):
+    first, _ = make(setup)
+    first = [np.array(t) for t in first]
+    again, calls = make(setup)
+    assert calls == 0
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cache_is_per_style(setup):
+    _, _, _, expdir = setup
+    make(setup)
+    os.remove(os.path.join(expdir, "targets", "001_sketch.npy"))
+    _, calls = make(setup)
+    assert calls == V  # only the missing style is stylized again
+
+
+def _stylized_again(setup, change):
+    make(setup)
+    change()
+    _, calls = make(setup)
+    return calls
+
+
+def test_new_decoder_of_another_size_invalidates(setup):
+    path = os.path.join(setup[3], "decoder.pkl")
+
+    def change():
+        with open(path, "wb") as f:
+            f.write(b"decoder v2, longer")
+    assert _stylized_again(setup, change) == 2 * V
+
+
+def test_new_decoder_mtime_invalidates(setup):
+    path = os.path.join(setup[3], "decoder.pkl")
+
+    def change():
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert _stylized_again(setup, change) == 2 * V
+
+
+def test_decoder_rewritten_within_the_same_second_invalidates(setup):
+    """A re-run fine-tune writes a decoder.pkl of the same size: the mtime must tell them apart."""
+    path = os.path.join(setup[3], "decoder.pkl")
+
+    def change():
+        time.sleep(0.05)
+        with open(path, "wb") as f:
+            f.write(b"decoder v2")  # same size as v1
+    assert _stylized_again(setup, change) == 2 * V
+
+
+def test_new_geometry_invalidates(setup):
+    path = os.path.join(setup[3], "geometry", "meta.json")
+
+    def change():
+        with open(path, "w") as f:
+            f.write('{"nerf_step": 200}')
+    assert _stylized_again(setup, change) == 2 * V
+
+
+def test_rerun_leaves_target_files_untouched(setup):
+    """Re-running with identical inputs leaves the target files untouched (same mtimes)."""
+    _, _, _, expdir = setup
+    make(setup)
+    folder = os.path.join(expdir, "targets")
+    before = {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+    make(setup)
+    after = {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
+    assert before == after

@@ -1,0 +1,139 @@
+"""AdaIN decoder: mirrors the VGG encoder from its deepest tap back to RGB.
+
+Layouts (numbers = the original nn.Sequential indices = .pth state-dict keys; every conv
+is 3x3 with reflection padding and a ReLU, except the last):
+- from relu4_1 (AdaIN's decoder.pth): 1 512->256, up, 5/8/11 256->256, 14 256->128, up,
+  18 128->128, 21 128->64, up, 25 64->64, 28 64->3
+- from relu3_1 (feature_invertor_conv3_1.pth): 1 256->128, up, 5 128->128, 8 128->64, up,
+  12 64->64, 15 64->3
+Output size = input size * 2^(number of ups) (8x from relu4_1, 4x from relu3_1).
+
+Our own weight files (`Decoder.save/load`, e.g. decoder_finetuned.pkl) are checkpoint
+pickles {"format", "deepest_channels", "state_dict"} with the same .pth key names.
+"""
+import collections
+
+import jittor as jt
+
+from core import checkpoint
+from core.pth import PthError, check_state_dict, load_state_dict, resolve_weights
+from models.layers import Conv2d, upsample_nearest2x
+
+UP = "up"
+LAYOUTS = {
+    512: [(1, 512, 256), UP, (5, 256, 256), (8, 256, 256), (11, 256, 256), (14, 256, 128), UP,
+          (18, 128, 128), (21, 128, 64), UP, (25, 64, 64), (28, 64, 3)],
+    256: [(1, 256, 128), UP, (5, 128, 128), (8, 128, 64), UP, (12, 64, 64), (15, 64, 3)],
+}
+# files to try, per encoder depth, when the given decoder path is missing
+DECODER_FILES = {512: ("decoder.pth",), 256: ("feature_invertor_conv3_1.pth",)}
+FILE_FORMAT = "stylenerf-adain-decoder-v1"
+
+
+def expected_shapes(deepest_channels):
+    shapes = collections.OrderedDict()
+    for op in LAYOUTS[deepest_channels]:
+        if op != UP:
+            key, cin, cout = op
+            shapes[f"{key}.weight"] = (cout, cin, 3, 3)
+            shapes[f"{key}.bias"] = (cout,)
+    return shapes
+
+
+def resolve_decoder_path(path, deepest_channels):
+    """`path`, or the decoder file for this depth beside it; MissingWeightsError if none."""
+    return resolve_weights(path, DECODER_FILES[deepest_channels], f"AdaIN decoder (relu{3 if deepest_channels == 256 else 4}_1)")
+
+
+class Decoder(jt.Module):
+    """execute(t [B,C,h,w]) -> image [B,3,h*2^u,w*2^u] (no output activation, like AdaIN)."""
+
+    def __init__(self, deepest_channels=512):
+        super().__init__()
+        if deepest_channels not in LAYOUTS:
+            raise ValueError(f"Decoder: deepest_channels must be 512 (relu4_1) or 256 (relu3_1), "
+                             f"got {deepest_channels}")
+        self.deepest_channels = deepest_channels
+        self._ops = []
+        layout = LAYOUTS[deepest_channels]
+        for i, op in enumerate(layout):
+            if op == UP:
+                self._ops.append((UP, False))
+                continue
+            key, cin, cout = op
+            setattr(self, f"conv{key}", Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"))
+            self._ops.append((f"conv{key}", i < len(layout) - 1))  # ReLU except after the last
+
+    def execute(self, t):
+        if t.ndim != 4 or t.shape[1] != self.deepest_channels:
+            raise ValueError(f"Decoder expects [B,{self.deepest_channels},h,w] features, got {tuple(t.shape)}")
+        h = t
+        for name, relu in self._ops:
+            if name == UP:
+                h = upsample_nearest2x(h)
+            else:
+                h = getattr(self, name)(h)
+                if relu:
+                    h = jt.nn.relu(h)
+        return h
+
+    # ---- weights in the .pth key layout ------------------------------------------------------
+    def weights(self):
+        """OrderedDict .pth key -> np.ndarray."""
+        out = collections.OrderedDict()
+        for key in expected_shapes(self.deepest_channels):
+            idx, kind = key.split(".")
+            out[key] = getattr(getattr(self, f"conv{idx}"), kind).numpy()
+        return out
+
+    def load_weights(self, sd, source):
+        check_state_dict(sd, expected_shapes(self.deepest_channels), source)
+        for key in expected_shapes(self.deepest_channels):
+            if key.endswith(".weight"):
+                idx = key.split(".")[0]
+                getattr(self, f"conv{idx}").load_weights(sd[key], sd[f"{idx}.bias"])
+        return self
+
+    @staticmethod
+    def _channels_in(sd, source):
+        w = sd.get("1.weight")
+        if w is None or getattr(w, "ndim", 0) != 4:
+            raise PthError(f"{source}: not an AdaIN decoder (no 4-D '1.weight'; keys {', '.join(list(sd)[:10])})")
+        return int(w.shape[1])
+
+    @classmethod
+    def from_state_dict(cls, sd, deepest_channels=None, source="<state dict>"):
+        found = cls._channels_in(sd, source)
+        if deepest_channels is not None and found != deepest_channels:
+            raise PthError(f"{source}: a decoder for {found}-channel features "
+                           f"(relu{3 if found == 256 else 4}_1), but the encoder's deepest tap has "
+                           f"{deepest_channels} channels; use the decoder that matches the VGG file")
+        if found not in LAYOUTS:
+            raise PthError(f"{source}: decoder input of {found} channels; expected 512 or 256")
+        return cls(found).load_weights(sd, source)
+
+    @classmethod
+    def from_pth(cls, path, deepest_channels=None):
+        """Decoder from a PyTorch .pth (AdaIN's decoder.pth or the relu3_1 invertor)."""
+        return cls.from_state_dict(load_state_dict(path), deepest_channels, path)
+
+    def save(self, path, extra=None):
+        """Atomic checkpoint pickle, loadable by Decoder.load / Decoder.from_file."""
+        state = {"format": FILE_FORMAT, "deepest_channels": self.deepest_channels, "state_dict": self.weights()}
+        state.update(extra or {})
+        checkpoint.save_atomic(state, path)
+        return path
+
+    @classmethod
+    def load(cls, path, deepest_channels=None):
+        ck = checkpoint.load(path, required_keys=("state_dict",))
+        if ck.get("format") != FILE_FORMAT:
+            raise checkpoint.CheckpointError(f"{path}: not a decoder file written by Decoder.save")
+        return cls.from_state_dict(ck["state_dict"], deepest_channels, path)
+
+    @classmethod
+    def from_file(cls, path, deepest_channels=None):
+        """.pth -> from_pth, anything else -> load (our pickle)."""
+        if str(path).endswith(".pth"):
+            return cls.from_pth(path, deepest_channels)
+        return cls.load(path, deepest_channels)

@@ -1,0 +1,72 @@
+"""models/decoder.py: real relu3_1 invertor reconstructs fern; layouts, files, errors."""
+import os
+
+import imageio.v2 as imageio
+import jittor as jt
+import numpy as np
+import pytest
+
+from core.checkpoint import CheckpointError, save_atomic
+from core.pth import MissingWeightsError, PthError, load_state_dict
+from models.decoder import Decoder, expected_shapes, resolve_decoder_path
+from models.vgg import VGGEncoder
+
+
+def psnr(a, b):
+    return -10 * np.log10(np.mean((a - b) ** 2))
+
+
+def test_real_invertor_reconstructs_fern(fern_dir, vgg_relu3_path, decoder_relu3_path):
+    img = imageio.imread(os.path.join(fern_dir, "images_8", "image003.png"))[..., :3]
+    crop = (img[120:184, 180:244].astype(np.float32) / 255.0).transpose(2, 0, 1)[None]  # 64x64
+    enc = VGGEncoder.from_pth(vgg_relu3_path)
+    dec = Decoder.from_pth(decoder_relu3_path, enc.deepest_channels)
+    assert dec.deepest_channels == 256
+    rec = dec(enc.encode(jt.array(crop))).numpy()
+    assert rec.shape == crop.shape
+    p_rec = psnr(np.clip(rec, 0, 1), crop)
+    p_mean = psnr(crop.mean(axis=(2, 3), keepdims=True) * np.ones_like(crop), crop)
+    print(f"fern 64x64: reconstruction PSNR {p_rec:.2f} dB, mean-colour baseline {p_mean:.2f} dB")
+    # measured: 20.7 dB vs 15.2 dB (a 4x-blurred copy scores 19.8 dB)
+    assert p_rec > 19.0 and p_rec > p_mean + 4.0
+    assert psnr(np.clip(rec[:, ::-1], 0, 1), crop) < p_rec - 0.5  # colour channels in RGB order
+
+
+def test_relu4_layout_shapes_and_save_load(tmp_path):
+    dec = Decoder(512)
+    assert list(expected_shapes(512))[::2] == [f"{k}.weight" for k in (1, 5, 8, 11, 14, 18, 21, 25, 28)]
+    assert list(expected_shapes(256))[::2] == [f"{k}.weight" for k in (1, 5, 8, 12, 15)]
+    t = jt.array(np.random.default_rng(0).standard_normal((2, 512, 3, 4)).astype(np.float32))
+    out = dec(t).numpy()
+    assert out.shape == (2, 3, 24, 32)
+    path = dec.save(str(tmp_path / "dec.pkl"))
+    back = Decoder.from_file(path, 512)
+    np.testing.assert_allclose(back(t).numpy(), out, rtol=1e-6, atol=1e-6)
+    for key, arr in back.weights().items():
+        np.testing.assert_array_equal(arr, dec.weights()[key])
+
+
+def test_wrong_weights_give_clear_errors(tmp_path, decoder_relu3_path, vgg_relu3_path):
+    with pytest.raises(PthError, match=r"decoder for 256-channel features \(relu3_1\).*512 channels"):
+        Decoder.from_pth(decoder_relu3_path, 512)
+    sd = load_state_dict(decoder_relu3_path)
+    del sd["12.bias"]
+    sd["8.weight"] = sd["8.weight"][:32]
+    with pytest.raises(PthError, match=r"x.pth.*missing keys 12.bias.*8.weight: file \(32, 128, 3, 3\)"):
+        Decoder.from_state_dict(sd, 256, "x.pth")
+    with pytest.raises(PthError, match="not an AdaIN decoder"):
+        Decoder.from_pth(vgg_relu3_path)
+    other = str(tmp_path / "other.pkl")
+    save_atomic({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="other.pkl: not a decoder file"):
+        Decoder.load(other)
+    with pytest.raises(ValueError, match=r"\[B,256,h,w\]"):
+        Decoder(256)(jt.zeros((1, 512, 4, 4)))
+
+
+def test_resolve_decoder_path(tmp_path, decoder_relu3_path, capsys):
+    os.symlink(decoder_relu3_path, tmp_path / "feature_invertor_conv3_1.pth")
+    got = resolve_decoder_path(str(tmp_path / "decoder.pth"), 256)
+    assert got.endswith("feature_invertor_conv3_1.pth") and "using" in capsys.readouterr().out
+    with pytest.raises(MissingWeightsError, match="relu4_1.*get_assets.py"):
+        resolve_decoder_path(str(tmp_path / "decoder.pth"), 512)

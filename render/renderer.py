@@ -1,0 +1,120 @@
+"""Coarse + fine ray rendering over "fields", chunked image rendering, expected 3D points.
+
+A field is any callable `field(pts [R,S,3], viewdirs [R,3] | None) -> (rgb [R,S,3] in [0,1],
+sigma_raw [R,S])`.  The renderer does not know what is behind it (NeRF with its colour head,
+or the frozen NeRF's density with the style MLP's colour), which is how the style stage reuses it.
+"""
+import jittor as jt
+import numpy as np
+
+from render.compositing import composite
+from render.samplers import hierarchical_z, stratified_samples
+
+
+class NeRFField:
+    """A field from a NeRF and its encoders (embed_dir None when the NeRF has no view directions)."""
+
+    def __init__(self, model, embed_xyz, embed_dir=None):
+        if model.use_viewdirs and embed_dir is None:
+            raise ValueError("NeRFField: the NeRF uses view directions, so embed_dir is needed")
+        self.model, self.embed_xyz, self.embed_dir = model, embed_xyz, embed_dir
+
+    def __call__(self, pts, viewdirs=None):
+        n_rays, n_samples = pts.shape[0], pts.shape[1]
+        n_pts = n_rays * n_samples
+        sigma_raw, feature = self.model.density(self.embed_xyz(pts.reshape((n_pts, 3))))
+        dir_emb = None
+        if self.model.use_viewdirs:
+            if viewdirs is None:
+                raise ValueError("NeRFField: this NeRF needs view directions (viewdirs is None)")
+            emb = self.embed_dir(viewdirs)                    # encode once per ray, not per sample
+            dir_emb = emb.unsqueeze(1).broadcast((n_rays, n_samples, emb.shape[-1])).reshape((n_pts, emb.shape[-1]))
+        rgb = self.model.color(feature, dir_emb)
+        return rgb.reshape((n_rays, n_samples, 3)), sigma_raw.reshape((n_rays, n_samples))
+
+
+def _as_var(x):
+    return x if isinstance(x, jt.Var) else jt.array(np.asarray(x, dtype=np.float32))
+
+
+def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd):
+    pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1)   # [R, S, 3]
+    rgb, sigma_raw = field(pts, viewdirs)
+    out = composite(rgb, sigma_raw, z_vals, rays_d, noise_std=noise_std, white_bkgd=white_bkgd)
+    out["z_vals"] = z_vals
+    return out
+
+
+def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.0, far=1.0,
+                n_samples=64, n_fine=64, perturb=False, noise_std=0.0, white_bkgd=False, lindisp=False,
+                deterministic_fine=True):
+    """Render rays_o, rays_d [R,3] (viewdirs [R,3] or None).
+
+    Returns {"coarse": level, "fine": level} ("fine" only when n_fine > 0), each level a dict of
+    rgb [R,3], depth [R], acc [R], weights [R,S], z_vals [R,S] (S = n_samples, or
+    n_samples + n_fine for the fine level).  near/far: floats or [R].  The fine samples come from
+    the detached coarse weights, deterministically by default (as the original StylizedNeRF;
+    nerf-pytorch randomises them when perturb is on).  fine_field None reuses the coarse field.
+    """
+    rays_o, rays_d = _as_var(rays_o), _as_var(rays_d)
+    viewdirs = None if viewdirs is None else _as_var(viewdirs)
+    n_rays = rays_o.shape[0]
+    if tuple(rays_o.shape) != (n_rays, 3) or tuple(rays_d.shape) != (n_rays, 3):
+        raise ValueError(f"render_rays: rays_o and rays_d must be [R,3], got {rays_o.shape} and {rays_d.shape}")
+    z_vals = stratified_samples(near, far, n_samples, perturb=perturb, lindisp=lindisp, n_rays=n_rays)
+    out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd)}
+    if n_fine > 0:
+        z_all = hierarchical_z(z_vals, out["coarse"]["weights"].detach(), n_fine, deterministic=deterministic_fine)
+        field = coarse_field if fine_field is None else fine_field
+        out["fine"] = _render_level(field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd)
+    return out
+
+
+def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "acc"), **kwargs):
+    """Render an image's rays in chunks without gradients; returns NumPy arrays.
+
+    rays_o, rays_d, viewdirs: [H,W,3] or [H*W,3] (NumPy or jt; viewdirs may be None).
+    kwargs go to render_rays (near/far may be per-ray arrays of H*W values).
+    Returns {"coarse": {key: [H,W,...]}, "fine": {...}} for the requested keys
+    (rgb [H,W,3], depth [H,W], acc [H,W], weights/z_vals [H,W,S]).
+    """
+    def flat(x):
+        if x is None:
+            return None
+        x = x.numpy() if isinstance(x, jt.Var) else np.asarray(x)
+        return x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+
+    n_pix = int(H) * int(W)
+    ro, rd, vd = flat(rays_o), flat(rays_d), flat(viewdirs)
+    for name, arr in (("rays_o", ro), ("rays_d", rd), ("viewdirs", vd)):
+        if arr is not None and arr.shape != (n_pix, 3):
+            raise ValueError(f"render_image: {name} must hold H*W={n_pix} rays of 3 values, got {arr.shape}")
+    if int(chunk) < 1:
+        raise ValueError(f"render_image: chunk must be >= 1, got {chunk}")
+    per_ray = {k: np.asarray(v, np.float32).reshape(-1) for k, v in kwargs.items()
+               if k in ("near", "far") and not np.isscalar(v)}
+    results = {}
+    with jt.no_grad():
+        for start in range(0, n_pix, int(chunk)):
+            end = min(start + int(chunk), n_pix)
+            kw = dict(kwargs, **{k: v[start:end] for k, v in per_ray.items()})
+            out = render_rays(jt.array(ro[start:end]), jt.array(rd[start:end]),
+                              None if vd is None else jt.array(vd[start:end]), **kw)
+            wanted = [(level, key) for level in out for key in keys]
+            jt.sync([out[level][key] for level, key in wanted])  # one run for all outputs of the chunk
+            for level, key in wanted:
+                value = out[level][key].numpy()
+                if (level, key) not in results:  # allocate once the shape is known
+                    results[(level, key)] = np.empty((n_pix,) + value.shape[1:], np.float32)
+                results[(level, key)][start:end] = value
+    images = {}
+    for (level, key), arr in results.items():
+        images.setdefault(level, {})[key] = arr.reshape((int(H), int(W)) + arr.shape[1:])
+    return images
+
+
+def expected_points(rays_o, rays_d, depth):
+    """3D points at the expected depth: rays_o, rays_d [..., 3], depth [...] -> [..., 3] (NumPy or jt)."""
+    if isinstance(depth, jt.Var):
+        return _as_var(rays_o) + _as_var(rays_d) * depth.unsqueeze(-1)
+    return np.asarray(rays_o) + np.asarray(rays_d) * np.asarray(depth)[..., None]

@@ -76,3 +76,93 @@ def test_resized_points_project_near_their_own_pixel():
     assert np.abs(u - ii.ravel()).max() < 1.0
     assert np.abs(v - jj.ravel()).max() < 1.0
     assert np.allclose(z, 3.0, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the fine-tune itself (real relu3_1 VGG + invertor)
+
+@pytest.fixture(scope="module")
+def networks(vgg_relu3_path, decoder_relu3_path):
+    from models.decoder import Decoder
+    from models.vgg import VGGEncoder
+    encoder = VGGEncoder.from_pth(vgg_relu3_path, quiet=True)
+    return encoder, lambda: Decoder.from_pth(decoder_relu3_path, encoder.deepest_channels)
+
+
+@pytest.fixture(scope="module")
+def style_images(styles_dir):
+    from dataset.image_folder import load_image
+    return [load_image(os.path.join(styles_dir, "la_muse.jpg"), short_side=16)]
+
+
+def finetune_args(**over):
+    from core.config import parse_args
+    opts = dict(decoder_step=2, i_weights_decoder=1, finetune_size=32, decoder_lrate=1e-3)
+    opts.update(over)
+    return parse_args([x for k, v in opts.items() for x in (f"--{k}", str(v))])
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    """Counts optimizer steps taken through jt.optim.Adam."""
+    import jittor as jt
+    calls = []
+    real_step = jt.optim.Adam.step
+
+    def step(self, loss=None, *a, **k):
+        calls.append(1)
+        return real_step(self, loss, *a, **k)
+    monkeypatch.setattr(jt.optim.Adam, "step", step)
+    return calls
+
+
+def _weights(decoder):
+    return {k: v.numpy().copy() for k, v in decoder.state_dict().items()}
+
+
+def test_finetune_trains_saves_and_then_only_loads(tmp_path, networks, style_images, count_steps):
+    from pipeline.decoder_finetune import finetune_decoder
+    encoder, new_decoder = networks
+    geo = plane_geometry(n_views=3, H=24, W=32)
+    args = finetune_args()
+    expdir = str(tmp_path)
+    decoder = new_decoder()
+    before = _weights(decoder)
+    out = finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=lambda *_: None)
+    assert out is decoder
+    assert len(count_steps) == 2
+    assert os.path.isfile(os.path.join(expdir, "decoder.pkl"))
+    after = _weights(decoder)
+    assert all(np.isfinite(v).all() for v in after.values())
+    changed = [k for k in before if not np.array_equal(before[k], after[k])]
+    assert len(changed) == len(before)  # every layer was updated by the fine-tune
+    # the mid-run checkpoint (iteration 1) exists; none at the last iteration (decoder.pkl is the result)
+    assert sorted(f for f in os.listdir(expdir) if f.startswith("decoder_ft_")) == ["decoder_ft_000001.pkl"]
+
+    # second call: loads decoder.pkl into a fresh decoder, no training
+    count_steps.clear()
+    again = finetune_decoder(args, geo, encoder, new_decoder(), style_images, expdir, log=lambda *_: None)
+    assert count_steps == []
+    for k, v in _weights(again).items():
+        np.testing.assert_array_equal(v, after[k])
+
+
+def test_finetune_resumes_from_its_checkpoint(tmp_path, networks, style_images, count_steps):
+    from pipeline.decoder_finetune import finetune_decoder
+    encoder, new_decoder = networks
+    geo = plane_geometry(n_views=3, H=24, W=32)
+    expdir = str(tmp_path)
+    finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, expdir, log=lambda *_: None)
+    os.remove(os.path.join(expdir, "decoder.pkl"))  # as if killed after iteration 1's checkpoint
+    count_steps.clear()
+    logs = []
+    finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, expdir, log=logs.append)
+    assert len(count_steps) == 1  # only iteration 2 is run again
+    assert any("iteration 1" in line for line in logs)
+
+
+def test_finetune_needs_two_views(tmp_path, networks, style_images):
+    from pipeline.decoder_finetune import finetune_decoder
+    encoder, new_decoder = networks
+    geo = plane_geometry(n_views=1)
+    with pytest.raises(ValueError, match="gen_factor"):
+        finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, str(tmp_path), log=lambda *_: None)

@@ -11,6 +11,7 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 """
 import jittor as jt
 
+
 def _rows(x):
     """x [..., N] -> ([R, N] view, leading shape)."""
     lead = tuple(x.shape[:-1])

@@ -79,7 +79,8 @@ class StyleModel:
     def __init__(self, args, mu, logvar, n_views, in_ch, style_names):
         self.style_names, self.mu, self.logvar, self.n_views = list(style_names), mu, logvar, n_views
         self.mlp = StyleMLP(D=args.style_D, W=args.netwidth, input_ch=in_ch, latent_dim=mu.shape[1])
-        self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale)
+        self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale,
+                                   rng=np.random.default_rng(args.seed))
         # one Adam, two groups: the MLP at --lrate (decayed), the latent codes at 1e-3
         self.opt = jt.optim.Adam([{"params": self.mlp.parameters(), "lr": args.lrate},
                                   {"params": self.latents.parameters(), "lr": LATENT_LR}], lr=args.lrate)

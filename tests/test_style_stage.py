@@ -1,0 +1,224 @@
+"""pipeline/style_stage.py: pixel rays, batch sampling, the style field, and style training.
+
+A tiny frozen random NeRF (D=5, W=16; density bias raised so the rays are opaque) gives the
+geometry; the targets are one constant colour per style, so the style MLP + latents can learn them.
+"""
+import os
+from types import SimpleNamespace
+
+import jittor as jt
+import numpy as np
+import pytest
+
+from core.config import parse_args
+from dataset.camera_paths import quaternion_to_rotation
+from dataset.rays import image_rays
+from models.embedder import PositionalEncoding
+from models.nerf import NeRF
+from models.style_mlp import StyleMLP
+from pipeline import style_stage
+from pipeline.nerf_stage import NeRFSystem
+from pipeline.style_stage import StyleField, load_style_model, pixel_rays, sample_batch, style_fields, train_style
+from render.renderer import render_rays
+
+H, W, FOCAL = 8, 10, 9.0
+STYLE_COLOURS = np.array([[200, 40, 40], [30, 170, 220]], np.uint8)
+LATENT = 8
+
+
+def random_poses(n, seed=0):
+    rng = np.random.default_rng(seed)
+    poses = []
+    for _ in range(n):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        angle = rng.uniform(0, 0.1)
+        R = quaternion_to_rotation(np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis]))
+        poses.append(np.concatenate([R, rng.uniform(-0.2, 0.2, (3, 1))], 1))
+    return np.float32(poses)
+
+
+@pytest.mark.parametrize("ndc", [True, False])
+def test_pixel_rays_match_image_rays(ndc):
+    rng = np.random.default_rng(3)
+    poses = random_poses(4)
+    v = rng.integers(4, size=50)
+    r, c = rng.integers(H, size=50), rng.integers(W, size=50)
+    o, d = pixel_rays(H, W, FOCAL, poses[v], r.astype(np.float64), c.astype(np.float64), ndc=ndc)
+    assert o.shape == (50, 3) and d.shape == (50, 3) and o.dtype == np.float32 and d.dtype == np.float32
+    for k in range(50):
+        ro, rd, _ = image_rays(H, W, FOCAL, poses[v[k]], ndc=ndc)
+        np.testing.assert_allclose(o[k], ro[r[k] * W + c[k]], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d[k], rd[r[k] * W + c[k]], rtol=1e-5, atol=1e-6)
+
+
+def test_sample_batch_is_in_range_and_roughly_uniform():
+    rng = np.random.default_rng(0)
+    n = 60000
+    s, v, r, c = sample_batch(rng, 3, 5, 4, 6, n)
+    for ids, k in ((s, 3), (v, 5), (r, 4), (c, 6)):
+        assert ids.shape == (n,) and ids.min() == 0 and ids.max() == k - 1
+        counts = np.bincount(ids, minlength=k)
+        assert np.abs(counts / n - 1.0 / k).max() < 0.01
+    # the four draws are independent: every (style, view) pair appears about equally often
+    pairs = np.bincount(s * 5 + v, minlength=15) / n
+    assert np.abs(pairs - 1 / 15).max() < 0.01
+
+
+# ---------------------------------------------------------------- the style field
+
+@pytest.fixture
+def field_parts():
+    embed = PositionalEncoding(2)
+    nerf = NeRF(D=5, W=16, input_ch=embed.out_dim, input_ch_views=0, use_viewdirs=False)
+    mlp = StyleMLP(D=4, W=16, input_ch=embed.out_dim, latent_dim=LATENT)
+    return nerf, mlp, embed
+
+
+def test_style_field_density_is_frozen_colour_is_trainable(field_parts):
+    nerf, mlp, embed = field_parts
+    pts = jt.array(np.random.default_rng(0).uniform(-1, 1, (4, 5, 3)).astype(np.float32))
+    latent = jt.array(np.random.default_rng(1).normal(size=(4, LATENT)).astype(np.float32))
+    rgb, sigma = StyleField(nerf, mlp, embed, latent)(pts)
+    assert tuple(rgb.shape) == (4, 5, 3) and tuple(sigma.shape) == (4, 5)
+    # density is the NeRF's
+    ref_sigma, _ = nerf.density(embed(pts.reshape(-1, 3)))
+    np.testing.assert_allclose(sigma.numpy(), ref_sigma.numpy().reshape(4, 5), rtol=1e-5, atol=1e-6)
+    loss = rgb.sum() + (sigma * sigma).sum()
+    nerf_grads = jt.grad(loss, nerf.parameters())
+    assert all(np.abs(g.numpy()).max() == 0 for g in nerf_grads)
+    mlp_grads = jt.grad(loss, mlp.parameters())
+    assert all(np.abs(g.numpy()).max() > 0 for g in mlp_grads)
+    assert np.abs(jt.grad(loss, latent).numpy()).min() > 0  # every ray's code gets a gradient
+
+
+def test_style_field_latent_broadcast(field_parts):
+    nerf, mlp, embed = field_parts
+    pts = jt.array(np.random.default_rng(0).uniform(-1, 1, (3, 6, 3)).astype(np.float32))
+    z = np.random.default_rng(1).normal(size=LATENT).astype(np.float32)
+    rgb_one, sigma_one = StyleField(nerf, mlp, embed, jt.array(z))(pts)
+    rgb_rows, sigma_rows = StyleField(nerf, mlp, embed, jt.array(np.tile(z, (3, 1))))(pts)
+    np.testing.assert_allclose(rgb_one.numpy(), rgb_rows.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(sigma_one.numpy(), sigma_rows.numpy())
+    # per-ray codes are really per ray: another code for ray 1 changes only ray 1
+    codes = np.tile(z, (3, 1))
+    codes[1] += 1.0
+    rgb_mixed, _ = StyleField(nerf, mlp, embed, jt.array(codes))(pts)
+    diff = np.abs(rgb_mixed.numpy() - rgb_one.numpy()).max(axis=(1, 2))
+    assert diff[0] == 0 and diff[2] == 0 and diff[1] > 1e-4
+
+
+# ---------------------------------------------------------------- training
+
+def style_args(**over):
+    opts = dict(netdepth=5, netwidth=16, netdepth_fine=5, netwidth_fine=16, style_D=4, embed_freq_coor=2,
+                vae_latent=LATENT, N_samples=8, N_samples_fine=8, batch_size_style=128, lrate=3e-3,
+                origin_step=0, total_step=6, i_weights=2, ckp_num=2, i_print=1000, seed=0)
+    opts.update(over)
+    return parse_args([x for k, v in opts.items() for x in (f"--{k}", str(v))])
+
+
+@pytest.fixture
+def style_setup(tmp_path):
+    args = style_args()
+    jt.set_global_seed(0)
+    system = NeRFSystem(args)
+    for net in (system.coarse, system.fine):  # opaque from the first samples on
+        net.alpha_linear.bias.assign(jt.full(net.alpha_linear.bias.shape, 20.0))
+    geo = SimpleNamespace(n_views=3, hwf=(H, W, FOCAL), c2ws=random_poses(3))
+    targets = [np.broadcast_to(col, (3, H, W, 3)).copy() for col in STYLE_COLOURS]
+    rng = np.random.default_rng(5)
+    mu = rng.normal(size=(2, LATENT)).astype(np.float32)
+    logvar = np.full((2, LATENT), -2.0, np.float32)
+    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=8, perturb=False, noise_std=0.0, white_bkgd=False,
+              lindisp=False)
+    return dict(args=args, system=system, geo=geo, targets=targets, mu=mu, logvar=logvar,
+                names=["a.jpg", "b.png"], expdir=str(tmp_path), kw=kw)
+
+
+def run(st, **over):
+    args = style_args(**over)
+    return train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"],
+                       st["expdir"], st["kw"], log=st.setdefault("logs", []).append)
+
+
+def mimic_mse(model, st):
+    """Fine-level MSE to the targets over every pixel of every (style, view)."""
+    errs = []
+    for s in range(2):
+        for v in range(3):
+            ro, rd, _ = image_rays(H, W, FOCAL, st["geo"].c2ws[v])
+            ids = np.full(H * W, s, np.int32)
+            with jt.no_grad():
+                latent = model.latents.lookup(ids, np.full(H * W, v, np.int32))
+                out = render_rays(ro, rd, None, *style_fields(st["system"], model.mlp, latent), **st["kw"])
+                rgb = out["fine"]["rgb"].numpy()
+            errs.append(((rgb - STYLE_COLOURS[s] / 255.0) ** 2).mean())
+    return float(np.mean(errs))
+
+
+def nerf_weights(system):
+    return [p.numpy().copy() for p in system.parameters()]
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    calls = []
+    real_step = jt.optim.Adam.step
+
+    def step(self, loss=None, *a, **k):
+        calls.append(1)
+        return real_step(self, loss, *a, **k)
+    monkeypatch.setattr(jt.optim.Adam, "step", step)
+    return calls
+
+
+def test_training_learns_the_targets_and_keeps_the_nerf(style_setup, count_steps):
+    st = style_setup
+    before_nerf = nerf_weights(st["system"])
+    untrained = style_stage.StyleModel(st["args"], st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim,
+                                       st["names"])
+    before = mimic_mse(untrained, st)
+    model = run(st, total_step=30, i_weights=10)
+    after = mimic_mse(model, st)
+    assert len(count_steps) == 30
+    assert after < 0.3 * before, (before, after)
+    for a, b in zip(before_nerf, nerf_weights(st["system"])):
+        np.testing.assert_array_equal(a, b)
+    # codes moved (they learn), the style priors did not
+    assert np.abs(model.latents.codes.numpy() - untrained.latents.codes.numpy()).max() > 0
+    np.testing.assert_array_equal(model.latents.mu.numpy(), st["mu"])
+
+
+def test_checkpoints_rotate_and_training_resumes(style_setup, count_steps):
+    st = style_setup
+    run(st)  # steps 1..6, checkpoints at 2, 4, 6, keep 2
+    assert sorted(f for f in os.listdir(st["expdir"]) if f.startswith("style_")) == \
+        ["style_000004.pkl", "style_000006.pkl"]
+    assert len(count_steps) == 6
+    count_steps.clear()
+    model = run(st, total_step=8)
+    assert len(count_steps) == 2  # steps 7 and 8 only
+    assert any("step 6" in line for line in st["logs"])
+    assert sorted(f for f in os.listdir(st["expdir"]) if f.startswith("style_")) == \
+        ["style_000006.pkl", "style_000008.pkl"]
+    # finished: nothing more to do, and the loaded model is the saved one
+    count_steps.clear()
+    again = run(st, total_step=8)
+    assert count_steps == []
+    np.testing.assert_array_equal(again.latents.codes.numpy(), model.latents.codes.numpy())
+    for (k, a), b in zip(model.mlp.state_dict().items(), again.mlp.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    loaded, step = load_style_model(style_args(total_step=8), st["system"], st["expdir"])
+    assert step == 8 and loaded.style_names == st["names"]
+    np.testing.assert_array_equal(loaded.latents.codes.numpy(), model.latents.codes.numpy())
+
+
+def test_resume_with_other_styles_is_refused(style_setup):
+    st = style_setup
+    run(st, total_step=2)
+    st["names"] = ["a.jpg", "c.jpg"]
+    with pytest.raises(ValueError) as err:
+        run(st, total_step=4)
+    msg = str(err.value)
+    assert "['a.jpg', 'b.png']" in msg and "['a.jpg', 'c.jpg']" in msg

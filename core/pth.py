@@ -169,28 +169,40 @@ def _materialise(obj, path):
     return obj
 
 
-def _load_legacy(f, path):
-    def unpickle(what):
-        try:
-            return pickle.Unpickler(f).load()
-        except (EOFError, pickle.UnpicklingError, ValueError, struct.error) as e:
-            raise PthError(f"{path}: cannot read the {what} ({e}); not a PyTorch .pth file, or truncated") from None
+class _PlainUnpickler(pickle.Unpickler):
+    """For the legacy format's small pickles (header, storage keys): no globals at all."""
 
-    magic = unpickle("header")
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
+
+
+def _load_legacy(f, path):
+    def unpickle(unpickler, what):
+        try:
+            return unpickler.load()
+        except PthError:
+            raise
+        except Exception as e:  # garbage can fail in many ways (EOF, bad opcode, ...)
+            raise PthError(f"{path}: cannot read the {what} ({type(e).__name__}: {e}); "
+                           "truncated or corrupt") from None
+
+    try:
+        magic = _PlainUnpickler(f).load()
+    except Exception:
+        magic = None
     if magic != LEGACY_MAGIC:
         raise PthError(f"{path} is not a PyTorch .pth file (neither a zip archive nor the legacy "
                        "format's magic number)")
-    protocol = unpickle("protocol version")
+    protocol = unpickle(_PlainUnpickler(f), "protocol version")
     if protocol != LEGACY_PROTOCOL:
         raise PthError(f"{path}: unsupported legacy protocol version {protocol!r}")
-    sys_info = unpickle("system info")
+    sys_info = unpickle(_PlainUnpickler(f), "system info")
     little = sys_info.get("little_endian", True) if isinstance(sys_info, dict) else True
     storages = {}
-    try:
-        obj = _Unpickler(f, path, storages, _Storage).load()
-        keys = pickle.Unpickler(f).load()
-    except (EOFError, pickle.UnpicklingError, struct.error) as e:
-        raise PthError(f"{path}: truncated or corrupt ({e})") from None
+    obj = unpickle(_Unpickler(f, path, storages, _Storage), "pickled state dict")
+    keys = unpickle(_PlainUnpickler(f), "list of storages")
+    if not isinstance(keys, (list, tuple)):
+        raise PthError(f"{path}: corrupt (no list of storages after the state dict)")
     for key in keys:
         key = str(key)
         head = f.read(8)
@@ -234,8 +246,10 @@ def _load_zip(path):
                 if len(raw) < nbytes:
                     raise PthError(f"{path}: storage {key} has {len(raw)} of {nbytes} bytes")
                 st.array = np.frombuffer(raw[:nbytes], st.dtype.newbyteorder("<" if little else ">")).astype(st.dtype)
-        except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, struct.error, OSError) as e:
-            raise PthError(f"{path}: truncated or corrupt zip archive ({e})") from None
+        except PthError:
+            raise
+        except Exception as e:  # bad CRC, bad pickle opcodes, ...
+            raise PthError(f"{path}: truncated or corrupt zip archive ({type(e).__name__}: {e})") from None
     return _materialise(obj, path)
 
 

@@ -182,6 +182,10 @@ def test_foreign_globals_are_refused(tmp_path):
         f.write(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
     with pytest.raises(PthError, match="evil.pth: holds os.system"):
         load_state_dict(str(path))
+    # the same in place of the header: refused before anything is resolved
+    path.write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
+    with pytest.raises(PthError, match="evil.pth is not a PyTorch .pth file"):
+        load_state_dict(str(path))
 
 
 def test_check_state_dict_lists_missing_and_mismatched():

@@ -12,7 +12,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from core.checkpoint import load, load_module_state, save_atomic
+from core.checkpoint import load, load_module_state
 from models.vae import StyleVAE, style_features
 
 
@@ -51,7 +51,7 @@ def load_or_train_vae(args, encoder, expdir, train_images, log=print):
         f"for {args.vae_steps} steps")
     stats = style_statistics(encoder, train_images)
     train_vae(vae, stats, args.vae_steps, seed=args.seed)
-    save_atomic({"vae": vae.state_dict(), "in_dim": in_dim}, os.path.join(expdir, "vae.pkl"))
+    vae.save(os.path.join(expdir, "vae.pkl"))  # models/vae.py's layout (config included): StyleVAE.load reads it
     return vae
 
 

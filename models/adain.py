@@ -3,7 +3,6 @@
 Statistics follow pytorch-AdaIN: per (sample, channel) mean over H*W, and
 std = sqrt(unbiased variance + eps).
 """
-import jittor as jt
 
 
 def channel_stats(feat, eps=1e-5):

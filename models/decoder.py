@@ -42,7 +42,8 @@ def expected_shapes(deepest_channels):
 
 def resolve_decoder_path(path, deepest_channels):
     """`path`, or the decoder file for this depth beside it; MissingWeightsError if none."""
-    return resolve_weights(path, DECODER_FILES[deepest_channels], f"AdaIN decoder (relu{3 if deepest_channels == 256 else 4}_1)")
+    tap = "relu3_1" if deepest_channels == 256 else "relu4_1"
+    return resolve_weights(path, DECODER_FILES[deepest_channels], f"AdaIN decoder ({tap})")
 
 
 class Decoder(jt.Module):

@@ -135,3 +135,15 @@ def test_user_errors_are_one_clear_line(folders, tmp_path, capsys):
     assert "--task stylize needs --content" in capsys.readouterr().err
     assert train_style_modules.main(["--task", "vae", "--crop_size", "8"] + common[:-8] + common[-4:]) == 1
     assert "--crop_size must be at least 16" in capsys.readouterr().err
+
+
+def test_decoder_from_scratch_and_nothing_left_to_train(folders, tmp_path, capsys):
+    argv = _common(folders, tmp_path / "s")
+    argv[argv.index("--decoder") + 1] = "none"
+    assert train_style_modules.main(["--task", "finetune_decoder", "--max_iter", "1"] + argv) == 0
+    assert "training from scratch" in capsys.readouterr().out
+    argv[argv.index("--decoder") + 1] = str(tmp_path / "missing" / "decoder.pth")
+    assert train_style_modules.main(["--task", "finetune_decoder", "--max_iter", "1"] + argv) == 0
+    out = capsys.readouterr().out
+    assert "(iteration 1)" in out and "nothing to train" in out
+    assert Decoder.load(str(tmp_path / "s" / "decoder_finetuned.pkl")).deepest_channels == 256

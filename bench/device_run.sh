@@ -5,13 +5,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_env.sh || exit 1
-export STYLENERF_ASSETS=$PWD/.carry/assets
+export TQDM_DISABLE=1 STYLENERF_ASSETS=$PWD/.carry/assets
 python3 scripts/get_assets.py --from .carry/assets >/dev/null || exit 1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 step=$1; shift
 case "$step" in
   tests)   # the CPU suite's kernel tests, on the GPU (jt.code CUDA paths, im2col conv)
-    python3 -m pytest -q -x -p no:cacheprovider "$@" 2>&1 | tail -40 ;;
+    python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 | grep -v "^Compiling" | tail -80 ;;
   nerf)    # NeRF stage benchmark
     python3 bench/bench_nerf.py --out "$OUT/bench_nerf.json" --eval_at "$@" 2>&1 | grep -v "^Compiling" ;;
   quick)   # the whole pipeline on fern for one style, with per-stage wall times

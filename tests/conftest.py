@@ -15,7 +15,7 @@ if ROOT not in sys.path:
 
 from core import runtime  # noqa: E402
 
-jt = runtime.setup(quiet=True)
+jt = runtime.setup(quiet=True, tensorcore=False)  # exact fp32 matmuls: tests compare to 1e-5
 
 ASSETS = os.path.abspath(os.environ.get("STYLENERF_ASSETS", os.path.join(ROOT, "..", "shared", "assets")))
 

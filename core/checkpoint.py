@@ -115,5 +115,5 @@ def load_module_state(module, state, source="checkpoint"):
         raise CheckpointError(f"{source} does not fit the model: "
                               + (f"missing {missing[:5]}{'...' if len(missing) > 5 else ''} " if missing else "")
                               + (f"shape mismatch {bad[:5]}" if bad else "")
-                              + " (was it made with other --netdepth/--netwidth/--use_viewdir options?)")
+                              + " (was it made with other model-size options?)")
     module.load_state_dict({k: state[k] for k in own})

@@ -26,7 +26,8 @@ def build_parser():
     add("--styledir", type=str, default="./style/", help="folder of style images")
     add("--decoder_pth_path", type=str, default="./pretrained/decoder.pth", help="AdaIN decoder weights")
     add("--vgg_pth_path", type=str, default="./pretrained/vgg_normalised.pth", help="normalised VGG-19 weights")
-    add("--vae_pth_path", type=str, default="./pretrained/vae.pth", help="style VAE weights")
+    add("--vae_pth_path", type=str, default="./pretrained/vae.pkl",
+        help="style VAE weights (train_style_modules.py --task vae writes pretrained/vae.pkl); trained here if missing")
     add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
         help="where to run (default: env STYLENERF_DEVICE or auto)")
     # data

@@ -39,8 +39,9 @@ def load_style_networks(args, log=print):
     from models.decoder import Decoder, resolve_decoder_path
     from models.vgg import VGGEncoder, resolve_vgg_path
     encoder = VGGEncoder.from_pth(resolve_vgg_path(args.vgg_pth_path))
-    decoder = Decoder.from_pth(resolve_decoder_path(args.decoder_pth_path, encoder.deepest_channels),
-                               encoder.deepest_channels)
+    # a .pth of AdaIN's layout or our own pickle (e.g. train_style_modules' decoder_finetuned.pkl)
+    decoder = Decoder.from_file(resolve_decoder_path(args.decoder_pth_path, encoder.deepest_channels),
+                                encoder.deepest_channels)
     return encoder, decoder
 
 
@@ -52,16 +53,17 @@ def prepare(args, scene, expdir, log=print):
     names, paths = select_styles(args)
     encoder, decoder = load_style_networks(args, log)
     style_imgs = load_style_images(paths, args.style_size)
-    small_styles = load_style_images(paths, args.finetune_size // 2)
+    small_styles = load_style_images(paths, args.finetune_size // 2)  # style losses of the fine-tune
     with timing.stage("3 decoder fine-tune"):
         decoder = decoder_finetune.finetune_decoder(args, geo, encoder, decoder, small_styles, expdir, log)
     with timing.stage("4 stylized targets"):
         tgts = targets.load_or_make_targets(args, geo, encoder, decoder, list(zip(names, style_imgs)), expdir, log)
     with timing.stage("5 latents (VAE)"):
         vae_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
+        # statistics at --style_size, as train_style_modules.py --task vae computes them
         vae = latents.load_or_train_vae(args, encoder, expdir,
-                                        load_style_images(list_images(vae_dir), args.finetune_size // 2), log)
-        mu, logvar = latents.style_priors(vae, encoder, small_styles)
+                                        load_style_images(list_images(vae_dir), args.style_size), log)
+        mu, logvar = latents.style_priors(vae, encoder, style_imgs)
     return dict(system=system, geo=geo, names=names, targets=tgts, mu=mu, logvar=logvar,
                 encoder=encoder, decoder=decoder)
 

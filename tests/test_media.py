@@ -18,6 +18,13 @@ def test_depth_near_is_bright():
     assert img[0, 0] > img[-1, -1]
 
 
+def test_video_of_odd_size_is_readable(tmp_path):
+    frames = [np.full((47, 63, 3), 40 * i, np.uint8) for i in range(4)]
+    path = write_video(str(tmp_path / "odd.mp4"), frames, fps=10)
+    got = [f for f in imageio.get_reader(path)]
+    assert len(got) == 4 and got[0].shape[:2] in ((48, 64), (47, 63))
+
+
 def test_video_has_all_frames(tmp_path):
     frames = [np.full((16, 24, 3), i * 20, np.uint8) for i in range(6)]
     path = write_video(str(tmp_path / "v.mp4"), frames, fps=10)

@@ -32,7 +32,7 @@ def write_video(path, frames, fps=30):
         raise ValueError(f"write_video({path}): no frames")
     h, w = frames[0].shape[:2]
     if h % 2 or w % 2:  # H.264/yuv420p needs even sizes: repeat the last row/column
-        frames = [np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge") for f in frames]
+        frames = [np.pad(f, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (f.ndim - 2), mode="edge") for f in frames]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         import imageio.v2 as imageio

@@ -167,10 +167,10 @@ def project_points(points, c2w, H, W, focal):
         return u.float32(), v.float32(), depth.float32()
     p_cam = (np.asarray(points, np.float64) - centre) @ R_inv.T
     depth = -p_cam[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # points at depth 0 give inf/nan, which splat() skips
         u = W * 0.5 + focal * p_cam[:, 0] / depth
         v = H * 0.5 - focal * p_cam[:, 1] / depth
-    return u.astype(np.float32), v.astype(np.float32), depth.astype(np.float32)
+        return u.astype(np.float32), v.astype(np.float32), depth.astype(np.float32)
 
 
 def zbuffer(uvz, H, W, radius_px=1.5, near=1e-4):

@@ -16,6 +16,10 @@ Why each step (see ../shared/reference/JITTOR_GPU.md for the measurements):
   project's own convolution (models/layers.py) replaces cuDNN's.
 - cub/CCCL 3 needs C++17 (Jittor builds CUDA as C++14), so cumsum/sort are
   unavailable on the GPU: core/ops.py provides replacements.
+- NumPy 2 changed the PyArray_Descr layout (elsize moved behind a 64-bit flags
+  field); Jittor 1.3.11's own copy of the struct (src/pyjt/numpy.h) reads a wrong
+  element size, so jt.array(np_array) silently gets garbage.  With NumPy >= 2 we
+  rewrite that struct to NumPy 2's layout (same marking/idempotence as above).
 - After its core is (re)built Jittor prints "jit_utils updated, please rerun"
   and calls sys.exit(0); a throw-away subprocess import absorbs that.
 """
@@ -107,6 +111,45 @@ def patch_helper_cuda(path):
     return True
 
 
+NUMPY2_MARK = "/* stylenerf: NumPy 2 PyArray_Descr layout */"
+_DESCR_NUMPY1 = """    int type_num;
+    int elsize;
+    int alignment;
+    char* subarray;
+    PyObject *fields;
+    PyObject *names;
+};"""
+_DESCR_NUMPY2 = NUMPY2_MARK + """
+    int type_num;
+    unsigned long long flags_numpy2;
+    Py_ssize_t elsize;
+    Py_ssize_t alignment;
+    PyObject *metadata;
+};"""
+
+
+def patch_numpy_header(path):
+    """Give Jittor's PyArrayDescr_Proxy NumPy 2's field layout. Returns True if the file changed."""
+    with open(path) as f:
+        text = f.read()
+    if NUMPY2_MARK in text:
+        return False
+    if _DESCR_NUMPY1 not in text:
+        raise RuntimeError(f"cannot patch {path} for NumPy 2: unexpected PyArrayDescr_Proxy layout")
+    if not os.path.exists(path + ".orig"):
+        shutil.copyfile(path, path + ".orig")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text.replace(_DESCR_NUMPY1, _DESCR_NUMPY2))
+    os.replace(tmp, path)
+    return True
+
+
+def _numpy_major():
+    import numpy
+    return int(numpy.__version__.split(".")[0])
+
+
 def _warm_import(env):
     """Import Jittor in a subprocess until it stops asking for a rerun."""
     code = "import jittor as jt; jt.flags.use_cuda = 1 if jt.has_cuda else 0; print('JT_OK', jt.has_cuda)"
@@ -147,6 +190,8 @@ def setup(device=None, tensorcore=True, quiet=False):
             raise RuntimeError("--device cuda asked for, but no nvcc was found (set nvcc_path)")
         want_cuda = False
         notes.append("GPU seen but no nvcc: CPU")
+    if _numpy_major() >= 2 and patch_numpy_header(os.path.join(jittor_src_dir(), "src", "pyjt", "numpy.h")):
+        notes.append("patched numpy.h for NumPy 2")
     if not want_cuda:
         env["nvcc_path"] = ""
     else:

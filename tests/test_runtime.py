@@ -53,3 +53,26 @@ def test_setup_matches_the_machine():
     expect = runtime._gpu_present() if forced == "auto" else forced == "cuda"
     assert runtime.use_cuda() is expect
     assert ("CUDA" if expect else "CPU") in runtime.summary()
+
+
+def test_numpy2_patch_moves_elsize_behind_64bit_flags(tmp_path):
+    src = os.path.join(runtime.jittor_src_dir(), "src", "pyjt", "numpy.h")
+    original = open(src + ".orig").read() if os.path.exists(src + ".orig") else open(src).read()
+    path = tmp_path / "numpy.h"
+    path.write_text(original)
+    assert runtime.patch_numpy_header(str(path)) is True
+    text = path.read_text()
+    body = text[text.index("struct PyArrayDescr_Proxy"):text.index("};", text.index("struct PyArrayDescr_Proxy"))]
+    # NumPy 2: ... int type_num; npy_uint64 flags; npy_intp elsize; npy_intp alignment; ...
+    assert body.index("int type_num") < body.index("unsigned long long") < body.index("Py_ssize_t elsize")
+    assert "int elsize" not in body
+    assert runtime.patch_numpy_header(str(path)) is False
+    assert (tmp_path / "numpy.h.orig").read_text() == original
+
+
+def test_jittor_numpy_roundtrip_is_exact():
+    import numpy as np
+    import jittor as jt
+    for dtype in (np.float32, np.int32, np.uint8, np.float64):
+        x = (np.arange(24).reshape(2, 3, 4) * 3).astype(dtype)
+        np.testing.assert_array_equal(jt.array(x).numpy(), x)

@@ -4,8 +4,8 @@ Jittor's own `nn.conv2d` falls back, without cuDNN, to a fused reindex-reduce wh
 backward crashes on CUDA 13 (illegal address) for VGG-sized layers.  On the GPU we
 therefore convolve as im2col + batched matmul (cuBLAS):
 
-    cols = x.reindex([B, C, k, k, Ho, Wo], ...)      # padding folded into the indices
-    out  = W[O, C*k*k] @ cols[B, C*k*k, Ho*Wo]       # cublas_batched_matmul
+    cols = x.reindex([B, Ho, Wo, C, k, k], ...)      # padding folded into the indices
+    out  = cols[B*Ho*Wo, C*k*k] @ W[O, C*k*k]^T      # one cuBLAS GEMM
 
 Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
 8*576*65536*4 B = 1.2 GB (plus the same again for its gradient in backward).  That is
@@ -54,38 +54,38 @@ def reflect_pad(x, padding):
 
 
 def im2col(x, k, padding=0, stride=1, padding_mode="reflect"):
-    """[B,C,H,W] -> columns [B, C*k*k, Ho*Wo] (row order c, ky, kx like a torch weight)."""
+    """[B,C,H,W] -> columns [B*Ho*Wo, C*k*k] (column order c, ky, kx like a torch weight)."""
     _check_padding(x, padding, padding_mode)
     b, c, h, w = x.shape
     ho = (h + 2 * padding - k) // stride + 1
     wo = (w + 2 * padding - k) // stride + 1
     if ho <= 0 or wo <= 0:
         raise ValueError(f"conv kernel {k} does not fit input {h}x{w} with padding {padding}")
-    row = f"i4*{stride}+i2-{padding}"
-    col = f"i5*{stride}+i3-{padding}"
+    row = f"i1*{stride}+i4-{padding}"
+    col = f"i2*{stride}+i5-{padding}"
     if padding_mode == "reflect" and padding > 0:
         row, col = _reflect(row, h), _reflect(col, w)
     # zeros padding: out-of-range indices read reindex's overflow value, 0
-    cols = x.reindex([b, c, k, k, ho, wo], ["i0", "i1", row, col])
-    return cols.reshape([b, c * k * k, ho * wo]), ho, wo
+    cols = x.reindex([b, ho, wo, c, k, k], ["i0", "i3", row, col])
+    return cols.reshape([b * ho * wo, c * k * k]), ho, wo
 
 
 def conv2d_im2col(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
-    """Convolution as im2col + batched matmul.
+    """Convolution as im2col + one 2-D matmul (cuBLAS GEMM on the GPU).
 
     x [B,C,H,W], w [O,C,k,k], b [O] or None -> [B,O,Ho,Wo]; cross-correlation like torch.
+    A single [B*Ho*Wo, C*k*k] x [C*k*k, O] product: the plain GEMM path that the NeRF MLPs
+    also use (Jittor's batched-matmul path crashed on the CUDA 13 machine).
     """
     o, c, k, k2 = w.shape
     if k != k2 or c != x.shape[1]:
         raise ValueError(f"weight {tuple(w.shape)} does not fit input {tuple(x.shape)}")
     cols, ho, wo = im2col(x, k, padding, stride, padding_mode)
     bsz = x.shape[0]
-    wmat = w.reshape([1, o, c * k * k]).broadcast([bsz, o, c * k * k])
-    out = jt.matmul(wmat, cols)  # both 3-D: cublas_batched_matmul on the GPU
-    out = out.reshape([bsz, o, ho, wo])
+    out = jt.matmul(cols, w.reshape([o, c * k * k]).transpose())  # [B*Ho*Wo, O]
     if b is not None:
-        out = out + b.reshape([1, o, 1, 1])
-    return out
+        out = out + b.reshape([1, o])
+    return out.reshape([bsz, ho, wo, o]).transpose(0, 3, 1, 2)
 
 
 def conv2d_jittor(x, w, b=None, padding=0, padding_mode="reflect", stride=1):

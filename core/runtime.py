@@ -150,6 +150,29 @@ def _numpy_major():
     return int(numpy.__version__.split(".")[0])
 
 
+def _contiguous_arrays_only(jt):
+    """Hand jt.array only C-contiguous NumPy arrays.
+
+    For a strided array Jittor 1.3.11 calls a NumPy C-API function through its fixed
+    API-table slot; under NumPy 2 that call crashed (segfault at address 0) on the GPU
+    machine, while contiguous arrays convert correctly.  Copying first avoids the call.
+    """
+    import numpy as np
+    original = jt.array
+    if getattr(original, "_stylenerf_contiguous", False):
+        return
+
+    def array(data, dtype=None):
+        if isinstance(data, np.ndarray) and not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data)
+        return original(data, dtype)
+
+    array._stylenerf_contiguous = True
+    array.__wrapped__ = original
+    array.__doc__ = original.__doc__
+    jt.array = array
+
+
 def _warm_import(env):
     """Import Jittor in a subprocess until it stops asking for a rerun."""
     code = "import jittor as jt; jt.flags.use_cuda = 1 if jt.has_cuda else 0; print('JT_OK', jt.has_cuda)"
@@ -207,6 +230,8 @@ def setup(device=None, tensorcore=True, quiet=False):
             raise RuntimeError("Jittor imported but found no usable CUDA; set STYLENERF_DEVICE=cpu "
                                "to run on CPU. Jittor's output:\n" + output)
     import jittor as jt
+    if _numpy_major() >= 2:
+        _contiguous_arrays_only(jt)
     jt.flags.use_cuda = 1 if want_cuda else 0
     if want_cuda and tensorcore:
         jt.flags.use_tensorcore = 1  # TF32 in cuBLAS

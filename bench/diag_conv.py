@@ -20,7 +20,7 @@ from models.decoder import Decoder, resolve_decoder_path
 dec = Decoder.from_file(resolve_decoder_path("pretrained/decoder.pth", 256), 256)
 say("dec fwd"); o = dec(f[-1]); o.sync()
 say("dec bwd"); jt.grad(o.sum(), dec.parameters()[0]).sync()
-from models.adain import adain, style_loss
+from models.adain import style_loss
 say("adain+loss"); l = style_loss(enc(o), f); l.sync()
 say("opt step"); opt = jt.optim.Adam(dec.parameters(), lr=1e-4); opt.step(l)
 say("splat"); from render.splatting import consistency_loss

@@ -26,6 +26,16 @@ def style_features(encoder, image):
     return jt.concat([mean, std], dim=1)
 
 
+def style_statistics(encoder, images):
+    """Style images (float [H,W,3] in [0,1], any sizes) -> [S, 2C] float32 NumPy rows of
+    style_features, one image at a time."""
+    import numpy as np
+    with jt.no_grad():
+        rows = [style_features(encoder, jt.array(np.ascontiguousarray(img.transpose(2, 0, 1)[None]))).numpy()
+                for img in images]
+    return np.concatenate(rows, 0).astype(np.float32)
+
+
 def _mlp(sizes, last_relu):
     layers = []
     for i in range(len(sizes) - 1):

@@ -26,7 +26,8 @@ from core.pth import MissingWeightsError, PthError
 from dataset.image_folder import ImageFolderError, list_images, load_image, random_crop, resize_short_side
 from models.adain import stylize, training_losses
 from models.decoder import Decoder, resolve_decoder_path
-from models.vae import StyleVAE, style_features
+from models.vae import StyleVAE
+from models.vae import style_statistics as vae_style_statistics
 from models.vgg import VGGEncoder, resolve_vgg_path
 
 DECODER_FINAL = "decoder_finetuned.pkl"
@@ -198,14 +199,12 @@ def style_statistics(encoder, style_dir, image_size, vgg_path, cache_path, log=p
                 return cached["stats"], [os.path.basename(p) for p in paths]
         except (OSError, KeyError, ValueError):
             pass  # unreadable or old cache: recompute
-    rows = []
-    for p in tqdm(paths, desc="style statistics", dynamic_ncols=True):
-        img = load_image(p)
-        if image_size:
-            img = resize_short_side(img, image_size)
-        with jt.no_grad():
-            rows.append(style_features(encoder, to_nchw([img])).numpy())
-    stats = np.concatenate(rows, 0).astype(np.float32)
+    def images():
+        for p in tqdm(paths, desc="style statistics", dynamic_ncols=True):
+            img = load_image(p)
+            yield resize_short_side(img, image_size) if image_size else img
+
+    stats = vae_style_statistics(encoder, images())
     os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
     tmp = cache_path + ".tmp.npz"
     np.savez(tmp, stats=stats, key=np.array(key))

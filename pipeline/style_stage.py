@@ -11,7 +11,6 @@ builds their rays in closed form, and minimises
 Checkpoints `style_<step>.pkl` (style MLP, latents, optimizers) every
 --i_weights steps, newest --ckp_num kept; resumes from the newest.
 """
-import os
 import time
 
 import jittor as jt

@@ -5,7 +5,6 @@ stylized rendering sees exactly what training saw.
 """
 import os
 
-import numpy as np
 
 from core import timing
 from dataset.image_folder import list_images, load_image, resize_short_side
@@ -59,10 +58,8 @@ def prepare(args, scene, expdir, log=print):
     with timing.stage("4 stylized targets"):
         tgts = targets.load_or_make_targets(args, geo, encoder, decoder, list(zip(names, style_imgs)), expdir, log)
     with timing.stage("5 latents (VAE)"):
-        vae_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
         # statistics at --style_size, as train_style_modules.py --task vae computes them
-        vae = latents.load_or_train_vae(args, encoder, expdir,
-                                        load_style_images(list_images(vae_dir), args.style_size), log)
+        vae = latents.load_or_train_vae(args, encoder, expdir, log)
         mu, logvar = latents.style_priors(vae, encoder, style_imgs)
     return dict(system=system, geo=geo, names=names, targets=tgts, mu=mu, logvar=logvar,
                 encoder=encoder, decoder=decoder)

@@ -58,3 +58,16 @@ def _seed():
     np.random.seed(0)
     jt.set_global_seed(0)
     yield
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    """Counts optimizer steps taken through jt.optim.Adam (to check what trains and what loads)."""
+    calls = []
+    real_step = jt.optim.Adam.step
+
+    def step(self, loss=None, *a, **k):
+        calls.append(1)
+        return real_step(self, loss, *a, **k)
+    monkeypatch.setattr(jt.optim.Adam, "step", step)
+    return calls

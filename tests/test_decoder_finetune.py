@@ -101,18 +101,6 @@ def finetune_args(**over):
     return parse_args([x for k, v in opts.items() for x in (f"--{k}", str(v))])
 
 
-@pytest.fixture
-def count_steps(monkeypatch):
-    """Counts optimizer steps taken through jt.optim.Adam."""
-    import jittor as jt
-    calls = []
-    real_step = jt.optim.Adam.step
-
-    def step(self, loss=None, *a, **k):
-        calls.append(1)
-        return real_step(self, loss, *a, **k)
-    monkeypatch.setattr(jt.optim.Adam, "step", step)
-    return calls
 
 
 def _weights(decoder):

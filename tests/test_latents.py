@@ -69,16 +69,6 @@ def test_style_statistics_are_per_channel(encoder, style_images):
     assert np.abs(stats[0] - stats[1]).max() > 1e-2  # different styles, different statistics
 
 
-@pytest.fixture
-def count_steps(monkeypatch):
-    calls = []
-    real_step = jt.optim.Adam.step
-
-    def step(self, loss=None, *a, **k):
-        calls.append(1)
-        return real_step(self, loss, *a, **k)
-    monkeypatch.setattr(jt.optim.Adam, "step", step)
-    return calls
 
 
 def _weights(module):

@@ -161,16 +161,6 @@ def nerf_weights(system):
     return [p.numpy().copy() for p in system.parameters()]
 
 
-@pytest.fixture
-def count_steps(monkeypatch):
-    calls = []
-    real_step = jt.optim.Adam.step
-
-    def step(self, loss=None, *a, **k):
-        calls.append(1)
-        return real_step(self, loss, *a, **k)
-    monkeypatch.setattr(jt.optim.Adam, "step", step)
-    return calls
 
 
 def test_training_learns_the_targets_and_keeps_the_nerf(style_setup, count_steps):

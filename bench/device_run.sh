@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool): install carried wheels, link carried assets, then run
-# the steps named as arguments:  tests | nerf [eval steps...] | quick | eval
+# the step named as first argument:  tests [files] | nerf <eval steps...> | decoder | quick [--extra ...]
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ case "$step" in
     python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 | grep -v "^Compiling" | tail -80 ;;
   nerf)    # NeRF stage benchmark
     python3 bench/bench_nerf.py --out "$OUT/bench_nerf.json" --eval_at "$@" 2>&1 | grep -v "^Compiling" ;;
+  decoder) # decoder training step, Jittor vs PyTorch+cuDNN (yardstick only)
+    python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | grep -v "^Compiling" ;;
   quick)   # the whole pipeline on fern for one style, with per-stage wall times
     python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 | grep -v "^Compiling" ;;
 esac

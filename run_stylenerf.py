@@ -17,12 +17,16 @@ def main(argv=None):
         return 2
     from core import runtime
     runtime.setup(device=args.device)
+    from core.interrupt import TrainingInterrupted
     from pipeline import stages
     try:
         stages.run(args)
     except stages.UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
     return 0
 
 

@@ -20,6 +20,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state, save_atomic
 from models.adain import adain, content_loss, style_loss
 from render.splatting import consistency_loss
@@ -68,30 +69,33 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
         f"{len(style_images)} styles")
     bar = tqdm(range(start + 1, args.decoder_step + 1), initial=start, total=args.decoder_step,
                desc="decoder", dynamic_ncols=True)
-    for it in bar:
-        rng = np.random.default_rng([args.seed, 3, it])
-        views = rng.choice(geo.n_views, n_batch, replace=False)
-        si = int(rng.integers(len(style_images)))
-        rgb, pts = resize_views(geo, views, h, w)
-        content = jt.array(rgb.transpose(0, 3, 1, 2))
-        c_feats = encoder(content)
-        s_feats = [f.broadcast((n_batch,) + tuple(f.shape[1:])) for f in style_feats[si]]
-        t = adain(c_feats[-1], s_feats[-1]).stop_grad()
-        out = decoder(t)[:, :, :h, :w]
-        o_feats = encoder(out)
-        l_content = content_loss(o_feats[-1], t)
-        l_style = style_loss(o_feats, s_feats)
-        l_cons = consistency_loss(out.transpose(0, 2, 3, 1), pts, geo.c2ws[views], h, w, focal * s,
-                                  geo_thresh=args.geo_thresh)
-        loss = (args.content_loss_lambda * l_content + args.style_loss_lambda * l_style
-                + CONSISTENCY_WEIGHT * l_cons)
-        opt.lr = args.decoder_lrate / (1.0 + 5e-5 * it)
-        opt.step(loss)
-        if it % 10 == 0 or it == args.decoder_step:
-            bar.set_postfix(content=f"{l_content.item():.3f}", style=f"{l_style.item():.3f}",
-                            cons=f"{l_cons.item():.5f}")
-        if it % args.i_weights_decoder == 0 and it < args.decoder_step:
-            ckpts.save(it, {"iter": it, "decoder": decoder.state_dict(), "optimizer": adam_state(opt)})
+    with StopRequest() as stop:
+        for it in bar:
+            rng = np.random.default_rng([args.seed, 3, it])
+            views = rng.choice(geo.n_views, n_batch, replace=False)
+            si = int(rng.integers(len(style_images)))
+            rgb, pts = resize_views(geo, views, h, w)
+            content = jt.array(rgb.transpose(0, 3, 1, 2))
+            c_feats = encoder(content)
+            s_feats = [f.broadcast((n_batch,) + tuple(f.shape[1:])) for f in style_feats[si]]
+            t = adain(c_feats[-1], s_feats[-1]).stop_grad()
+            out = decoder(t)[:, :, :h, :w]
+            o_feats = encoder(out)
+            l_content = content_loss(o_feats[-1], t)
+            l_style = style_loss(o_feats, s_feats)
+            l_cons = consistency_loss(out.transpose(0, 2, 3, 1), pts, geo.c2ws[views], h, w, focal * s,
+                                      geo_thresh=args.geo_thresh)
+            loss = (args.content_loss_lambda * l_content + args.style_loss_lambda * l_style
+                    + CONSISTENCY_WEIGHT * l_cons)
+            opt.lr = args.decoder_lrate / (1.0 + 5e-5 * it)
+            opt.step(loss)
+            if it % 10 == 0 or it == args.decoder_step:
+                bar.set_postfix(content=f"{l_content.item():.3f}", style=f"{l_style.item():.3f}",
+                                cons=f"{l_cons.item():.5f}")
+            if (it % args.i_weights_decoder == 0 and it < args.decoder_step) or stop.requested:
+                path = ckpts.save(it, {"iter": it, "decoder": decoder.state_dict(), "optimizer": adam_state(opt)})
+                if stop.requested:
+                    raise TrainingInterrupted("decoder fine-tune", it, path)
     bar.close()
     save_atomic({"decoder": decoder.state_dict(), "iter": args.decoder_step}, final)
     return decoder

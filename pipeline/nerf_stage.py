@@ -13,6 +13,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
 from core.media import depth_to_image, write_png, write_video
 from dataset.camera_paths import interpolate_poses, spiral_path
@@ -108,24 +109,27 @@ def train_nerf(args, scene, expdir, log=print):
     bar = tqdm(range(start + 1, args.origin_step + 1), initial=start, total=args.origin_step,
                desc="NeRF", dynamic_ncols=True)
     t0 = time.time()
-    for step in bar:
-        rng = np.random.default_rng([args.seed, step])  # reproducible across resumes
-        batch = rays.sample(args.batch_size, rng)
-        target = jt.array(batch["rgb"])
-        out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]),
-                          jt.array(batch["viewdirs"]) if args.use_viewdir else None,
-                          coarse_field, fine_field, **kw)
-        loss_c = ((out["coarse"]["rgb"] - target) ** 2).mean()
-        loss_f = ((out["fine"]["rgb"] - target) ** 2).mean() if "fine" in out else loss_c * 0
-        loss = loss_c + loss_f
-        opt.lr = args.lrate * 0.1 ** (step / args.lrate_decay)
-        opt.step(loss)
-        if step % args.i_print == 0 or step == args.origin_step:
-            lf = float(loss_f.item()) if "fine" in out else float(loss_c.item())
-            bar.set_postfix(loss=f"{float(loss.item()):.4f}", psnr=f"{mse_to_psnr(lf):.2f}",
-                            it_s=f"{(step - start) / (time.time() - t0):.1f}")
-        if step % args.i_weights == 0 or step == args.origin_step:
-            ckpts.save(step, {"step": step, **system.state(), "optimizer": adam_state(opt)})
+    with StopRequest() as stop:
+        for step in bar:
+            rng = np.random.default_rng([args.seed, step])  # reproducible across resumes
+            batch = rays.sample(args.batch_size, rng)
+            target = jt.array(batch["rgb"])
+            out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]),
+                              jt.array(batch["viewdirs"]) if args.use_viewdir else None,
+                              coarse_field, fine_field, **kw)
+            loss_c = ((out["coarse"]["rgb"] - target) ** 2).mean()
+            loss_f = ((out["fine"]["rgb"] - target) ** 2).mean() if "fine" in out else loss_c * 0
+            loss = loss_c + loss_f
+            opt.lr = args.lrate * 0.1 ** (step / args.lrate_decay)
+            opt.step(loss)
+            if step % args.i_print == 0 or step == args.origin_step:
+                lf = float(loss_f.item()) if "fine" in out else float(loss_c.item())
+                bar.set_postfix(loss=f"{float(loss.item()):.4f}", psnr=f"{mse_to_psnr(lf):.2f}",
+                                it_s=f"{(step - start) / (time.time() - t0):.1f}")
+            if step % args.i_weights == 0 or step == args.origin_step or stop.requested:
+                path = ckpts.save(step, {"step": step, **system.state(), "optimizer": adam_state(opt)})
+                if stop.requested:
+                    raise TrainingInterrupted("NeRF", step, path)
     bar.close()
     return system
 

@@ -155,3 +155,26 @@ def test_bad_inputs_give_one_clear_line(trained, tmp_path, capsys):
     assert str(tmp_path / "nowhere") in capsys.readouterr().err
     assert run_stylenerf.main(argv + ["--factor", "0"]) == 2
     assert "--factor" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_the_step_and_a_rerun_resumes(tiny_scene, tiny_styles, tmp_path, monkeypatch, capsys,
+                                                  vgg_relu3_path, decoder_relu3_path):
+    import signal
+    from dataset.rays import PixelRays
+    argv = tiny_argv(tiny_scene, tiny_styles, str(tmp_path), vgg_relu3_path, decoder_relu3_path,
+                     origin_step=12, total_step=12, i_weights=100)
+    real_sample, calls = PixelRays.sample, []
+
+    def sample(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 7:  # Ctrl-C while step 7 runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_sample(self, *a, **k)
+    monkeypatch.setattr(PixelRays, "sample", sample)
+    assert run_stylenerf.main(argv) == 130
+    assert "interrupted at step 7" in capsys.readouterr().err
+    assert os.listdir(os.path.join(str(tmp_path), "tiny")).count("nerf_000007.pkl") == 1
+    calls.clear()
+    assert run_stylenerf.main(argv) == 0
+    assert len(calls) == 5  # steps 8..12 only
+    assert os.path.exists(os.path.join(str(tmp_path), "tiny", "nerf_000012.pkl"))

@@ -38,6 +38,7 @@ def main():
         args = parse_args(["--config", a.config, "--datadir", a.datadir, "--basedir", basedir,
                            "--expname", "bench", "--origin_step", str(target), "--i_print", "100",
                            "--i_weights", str(max(a.eval_at))] + a.extra)
+        runtime.set_matmul(args.matmul)
         if scene is None:
             t = time.time()
             scene = load_scene(args)

@@ -30,6 +30,8 @@ def build_parser():
         help="style VAE weights (train_style_modules.py --task vae writes pretrained/vae.pkl); trained here if missing")
     add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
         help="where to run (default: env STYLENERF_DEVICE or auto)")
+    add("--matmul", type=str, default="tf32", choices=["fp32", "tf32", "bf16", "fp16"],
+        help="GPU matmul precision (bf16/fp16: tensor-core compute on fp32 data)")
     # data
     add("--dataset_type", type=str, default="llff", choices=["llff"], help="dataset type")
     add("--factor", type=int, default=8, help="LLFF image downscale factor")

@@ -245,6 +245,20 @@ def setup(device=None, tensorcore=True, quiet=False):
     return jt
 
 
+# cuBLAS compute modes of Jittor's use_tensorcore flag, for fp32 data
+MATMUL_MODES = {"fp32": 0, "tf32": 1, "bf16": 2, "fp16": 3}
+
+
+def set_matmul(mode):
+    """GPU matmul precision: fp32, tf32 (default), or bf16/fp16 tensor-core compute on fp32
+    data (cuBLAS *_FAST_16BF/16F: faster, about 1e-3..1e-2 relative error). No effect on CPU."""
+    if mode not in MATMUL_MODES:
+        raise ValueError(f"--matmul must be one of {', '.join(MATMUL_MODES)}, got {mode!r}")
+    if _state["use_cuda"]:
+        import jittor as jt
+        jt.flags.use_tensorcore = MATMUL_MODES[mode]
+
+
 def use_cuda():
     """True once setup() chose the GPU."""
     return _state["use_cuda"]

@@ -26,6 +26,8 @@ def load_scene(args):
 
 def run(args, log=print):
     import jittor as jt
+    from core import runtime
+    runtime.set_matmul(args.matmul)
     np.random.seed(args.seed)
     random.seed(args.seed)
     jt.set_global_seed(args.seed)

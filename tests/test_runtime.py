@@ -76,3 +76,10 @@ def test_jittor_numpy_roundtrip_is_exact():
     for dtype in (np.float32, np.int32, np.uint8, np.float64):
         x = (np.arange(24).reshape(2, 3, 4) * 3).astype(dtype)
         np.testing.assert_array_equal(jt.array(x).numpy(), x)
+
+
+def test_set_matmul_checks_the_mode():
+    import pytest
+    runtime.set_matmul("tf32")  # accepted (no effect on the CPU)
+    with pytest.raises(ValueError, match="--matmul"):
+        runtime.set_matmul("int8")

@@ -51,7 +51,7 @@ def tiny_argv(scene, styles, basedir, vgg, decoder, **over):
                 i_weights_decoder=1, finetune_size=32, style_size=32, vae_steps=3, vae_w=64,
                 total_step=40, gen_factor=1, valid_factor=2, lrate=5e-3)
     opts.update(over)
-    argv = ["--use_viewdir", "--device", "cpu"]
+    argv = ["--use_viewdir", "--device", "cpu", "--matmul", "fp32"]  # exact matmuls also on a GPU run
     for k, v in opts.items():
         argv += [f"--{k}", str(v)]
     return argv

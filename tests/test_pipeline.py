@@ -132,6 +132,25 @@ def test_stylized_rendering_writes_frames_and_videos(trained):
     assert np.abs(video.astype(float) - fine).mean() < np.abs(video.astype(float) - coarse).mean() + 1e-9
 
 
+def test_photoreal_rendering_reports_heldout_psnr_and_writes_videos(trained, capsys):
+    argv, exp = trained
+    assert run_stylenerf.main(argv + ["--render_train"]) == 0
+    out = os.path.join(exp, "render_train_000030")
+    names = set(os.listdir(out))
+    assert {"test_000_rgb.png", "test_000_gt.png", "train_001_depth.png", "psnr.txt"} <= names
+    psnr_txt = open(os.path.join(out, "psnr.txt")).read()
+    assert "held-out PSNR" in psnr_txt and "held-out PSNR" in capsys.readouterr().out
+    # the reported PSNR is that of the written render against the written ground truth
+    import imageio.v2 as imageio
+    rgb = imageio.imread(os.path.join(out, "test_000_rgb.png")).astype(np.float64) / 255
+    gt = imageio.imread(os.path.join(out, "test_000_gt.png")).astype(np.float64) / 255
+    reported = float([line for line in psnr_txt.splitlines() if line.startswith("view 0:")][0].split()[-1])
+    assert abs(reported - (-10 * np.log10(np.mean((rgb - gt) ** 2)))) < 0.3  # 8-bit rounding
+    assert run_stylenerf.main(argv + ["--render_valid"]) == 0
+    out = os.path.join(exp, "render_valid_000030")
+    assert {"rgb.mp4", "depth.mp4", "000_rgb.png"} <= set(os.listdir(out))
+
+
 def test_evaluate_writes_a_report(trained):
     argv, exp = trained
     assert evaluate.main(argv + ["--eval_factor", "1", "--eval_k_long", "3"]) == 0

@@ -7,27 +7,22 @@ Writes <basedir>/<expname>/eval/report.md, consistency.csv, photoreal.csv, consi
 """
 import sys
 
-from core.config import ConfigError, parse_args
+from core.cli import run_command
+from core.config import parse_args
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from core import runtime
-    runtime.setup(device=args.device)
-    from evaluation.report import evaluate
-    from pipeline import stages
-    from pipeline.experiment import experiment_dir
-    try:
-        scene = stages.load_scene(args)
-        evaluate(args, scene, experiment_dir(args, create=False))
-    except stages.UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    def work(args):
+        from evaluation.report import evaluate
+        from pipeline import stages
+        from pipeline.experiment import experiment_dir
+        evaluate(args, stages.load_scene(args), experiment_dir(args, create=False))
+
+    def user_errors():
+        from pipeline import stages
+        return stages.UserError
+
+    return run_command(lambda: parse_args(argv), work, user_errors)
 
 
 if __name__ == "__main__":

@@ -6,28 +6,20 @@
 """
 import sys
 
-from core.config import ConfigError, parse_args
+from core.cli import run_command
+from core.config import parse_args
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from core import runtime
-    runtime.setup(device=args.device)
-    from core.interrupt import TrainingInterrupted
-    from pipeline import stages
-    try:
+    def work(args):
+        from pipeline import stages
         stages.run(args)
-    except stages.UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except TrainingInterrupted as e:
-        print(str(e), file=sys.stderr)
-        return 130
-    return 0
+
+    def user_errors():
+        from pipeline import stages
+        return stages.UserError
+
+    return run_command(lambda: parse_args(argv), work, user_errors)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import sys
 
 import configargparse
 
+from core.cli import run_command
+
 
 def build_parser():
     p = configargparse.ArgumentParser(description=__doc__.split("\n")[0],
@@ -51,16 +53,15 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from core import runtime
-    runtime.setup(device=args.device)
-    from pipeline import style_modules
-    try:
+    def work(args):
+        from pipeline import style_modules
         style_modules.run(args)
-    except style_modules.USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+
+    def user_errors():
+        from pipeline import style_modules
+        return style_modules.USER_ERRORS
+
+    return run_command(lambda: build_parser().parse_args(argv), work, user_errors)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from dataset.rays import image_rays
 from evaluation.consistency import consistency_error
 from evaluation.metrics import psnr, ssim
-from pipeline.geometry import ndc_to_world
+from pipeline.geometry import surface_points
 from pipeline.nerf_stage import load_trained_nerf, render_kwargs, valid_poses
 from render.renderer import render_image
 
@@ -34,23 +34,20 @@ def eval_size(scene, factor):
     return int(H) // factor, int(W) // factor, focal / factor
 
 
-def render_path(args, fields, kw, poses, H, W, focal, desc):
-    """Fine RGB [T,H,W,3] and world points [T,H,W,3] along poses."""
+def render_path(args, fields, kw, poses, H, W, focal, desc, viewdirs=True):
+    """Fine RGB [T,H,W,3] and world points [T,H,W,3] along poses.
+
+    viewdirs: feed view directions (the photoreal NeRF with --use_viewdir; the style field has none)."""
     coarse_field, fine_field = fields
     rgbs, pts = [], []
     for c2w in tqdm(poses, desc=desc, dynamic_ncols=True):
         ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if (args.use_viewdir and fields_take_dirs(fields)) else None, H, W,
+        out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W,
                            args.chunk, coarse_field=coarse_field, fine_field=fine_field, **kw)
         res = out["fine" if "fine" in out else "coarse"]
-        p = np.asarray(ro).reshape(H, W, 3) + res["depth"].reshape(H, W, 1) * np.asarray(rd).reshape(H, W, 3)
-        pts.append(ndc_to_world(p, H, W, focal) if not args.no_ndc else p)
+        pts.append(surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc))
         rgbs.append(res["rgb"])
     return np.stack(rgbs).astype(np.float32), np.stack(pts).astype(np.float32)
-
-
-def fields_take_dirs(fields):
-    return not hasattr(fields[0], "style_mlp")
 
 
 def photoreal_metrics(args, scene, system, log):
@@ -149,7 +146,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         with jt.no_grad():
             s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), kw, poses,
-                                     H, W, focal, f"stylized NeRF {name}")
+                                     H, W, focal, f"stylized NeRF {name}", viewdirs=False)
         adain_frames = np.stack([stylize_view(encoder, decoder, f, s_feat) for f in photo_frames])
         rows.append(_row(name, "stylized NeRF", nerf_frames, points, poses, H, W, focal, ks))
         rows.append(_row(name, "per-frame AdaIN", adain_frames, points, poses, H, W, focal, ks))

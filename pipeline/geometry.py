@@ -41,6 +41,13 @@ def ndc_to_world(pts, H, W, focal, near=1.0):
     return np.stack([x, y, z], -1).astype(np.float32)
 
 
+def surface_points(rays_o, rays_d, depth, H, W, focal, ndc):
+    """World points o + t d at the expected ray parameter t (NDC rays mapped back): [H,W,3]."""
+    p = (np.asarray(rays_o).reshape(H, W, 3)
+         + np.asarray(depth).reshape(H, W, 1) * np.asarray(rays_d).reshape(H, W, 3))
+    return ndc_to_world(p, H, W, focal) if ndc else p.astype(np.float32)
+
+
 def geometry_poses(args, scene):
     return interpolate_poses(scene.poses, args.gen_factor, closed=False).astype(np.float32)
 
@@ -83,10 +90,7 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
         out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk,
                            coarse_field=coarse_field, fine_field=fine_field, **kw)
         res = out["fine" if "fine" in out else "coarse"]
-        t = res["depth"].reshape(H, W, 1)
-        p = np.asarray(ro).reshape(H, W, 3) + t * np.asarray(rd).reshape(H, W, 3)
-        if not args.no_ndc:
-            p = ndc_to_world(p, H, W, focal)
+        p = surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc)
         tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")
         np.savez(tmp, rgb=res["rgb"].astype(np.float16), depth=res["depth"].astype(np.float32),
                  points=p.astype(np.float32))

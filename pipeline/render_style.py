@@ -47,15 +47,17 @@ def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
 
 
 def render(args, scene, expdir, log=print):
-    system, nerf_step, _ = load_trained_nerf(args, expdir)
+    system, _, _ = load_trained_nerf(args, expdir)
     model, step = load_style_model(args, system, expdir)
     styles = chosen_styles(args, model.style_names)
     kw = render_kwargs(args, scene, train=False)
     H, W, focal = scene.hwf
     H, W, focal = int(H) // args.render_factor, int(W) // args.render_factor, focal / args.render_factor
-    if args.render_train_style:
-        geo = geometry.load_or_generate(args, scene, expdir, system, nerf_step, log)
-        poses, mode = geo.c2ws, "train"
+    if args.render_train_style:  # the style-training views: the geometry stage's poses
+        poses, mode = geometry.geometry_poses(args, scene), "train"
+        if len(poses) != model.n_views:
+            raise ValueError(f"--gen_factor {args.gen_factor} gives {len(poses)} views, but the style model "
+                             f"was trained on {model.n_views}: use the training run's --gen_factor")
     else:
         poses, mode = valid_poses(args, scene), "valid"
     root = os.path.join(expdir, f"render_{mode}_style_{step:06d}")

@@ -172,6 +172,8 @@ def test_bad_inputs_give_one_clear_line(trained, tmp_path, capsys):
     assert "no NeRF checkpoint" in capsys.readouterr().err
     assert run_stylenerf.main(argv + ["--datadir", str(tmp_path / "nowhere")]) == 1
     assert str(tmp_path / "nowhere") in capsys.readouterr().err
+    assert run_stylenerf.main(argv + ["--render_train_style", "--gen_factor", "0.5"]) == 1
+    assert "trained on 6" in capsys.readouterr().err
     assert run_stylenerf.main(argv + ["--factor", "0"]) == 2
     assert "--factor" in capsys.readouterr().err
 

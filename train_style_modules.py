@@ -11,6 +11,7 @@ import sys
 import configargparse
 
 from core.cli import run_command
+from core.config import add_vae_options
 
 
 def build_parser():
@@ -39,10 +40,7 @@ def build_parser():
     add("--crop_size", type=int, default=256, help="random crop size for decoder training")
     add("--n_threads", type=int, default=16, help="accepted for compatibility (ignored)")
     add("--seed", type=int, default=0, help="random seed")
-    add("--vae_latent", type=int, default=32, help="VAE latent size")
-    add("--vae_w", type=int, default=512, help="VAE hidden width")
-    add("--vae_d", type=int, default=4, help="VAE depth (linear layers per side)")
-    add("--vae_kl_lambda", type=float, default=0.1, help="KL weight")
+    add_vae_options(add)
     add("--content", type=str, default=None, help="stylize: content image")
     add("--style", type=str, default=None, help="stylize: style image")
     add("--output", type=str, default=None, help="stylize: output PNG")

@@ -12,6 +12,14 @@ class ConfigError(ValueError):
     """A bad option value or a bad config file; the message names which."""
 
 
+def add_vae_options(add):
+    """The style VAE's size options (shared with train_style_modules.py)."""
+    add("--vae_d", type=int, default=4, help="VAE depth (linear layers per side)")
+    add("--vae_w", type=int, default=512, help="VAE hidden width")
+    add("--vae_latent", type=int, default=32, help="VAE latent size")
+    add("--vae_kl_lambda", type=float, default=0.1, help="VAE KL weight")
+
+
 def build_parser():
     p = configargparse.ArgumentParser(
         description="StylizedNeRF in Jittor: NeRF pre-training, decoder consistency fine-tune, "
@@ -58,10 +66,7 @@ def build_parser():
     add("--style_D", type=int, default=8, help="layers of the style MLP")
     add("--embed_freq_coor", type=int, default=10, help="positional-encoding frequencies for xyz")
     add("--embed_freq_dir", type=int, default=4, help="positional-encoding frequencies for view directions")
-    add("--vae_d", type=int, default=4, help="VAE depth")
-    add("--vae_w", type=int, default=512, help="VAE width")
-    add("--vae_latent", type=int, default=32, help="VAE latent size")
-    add("--vae_kl_lambda", type=float, default=0.1, help="VAE KL weight")
+    add_vae_options(add)
     # training
     add("--batch_size", type=int, default=2048, help="rays per step, NeRF stage")
     add("--batch_size_style", type=int, default=1024, help="rays per step, style stage")

@@ -126,9 +126,8 @@ def _row(style, method, frames, points, poses, H, W, focal, ks):
 
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, kw, log):
     from pipeline.style_stage import load_style_model, style_fields
-    from pipeline.stylize import load_style_images, load_style_networks
+    from pipeline.stylize import load_style_images, load_style_networks, style_indices
     from pipeline.targets import stylize_view
-    from pipeline.render_style import chosen_styles
     from core.checkpoint import load, load_module_state
     try:
         model, step = load_style_model(args, system, expdir)
@@ -140,7 +139,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
     if os.path.exists(ft):
         load_module_state(decoder, load(ft, required_keys=("decoder",))["decoder"], ft)
     rows = []
-    for k in chosen_styles(args, model.style_names):
+    for k in style_indices(args.style, model.style_names, "the trained style model"):
         name = model.style_names[k]
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
         with jt.no_grad():

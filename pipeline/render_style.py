@@ -20,23 +20,8 @@ from dataset.rays import image_rays
 from pipeline import geometry
 from pipeline.nerf_stage import load_trained_nerf, render_kwargs, valid_poses
 from pipeline.style_stage import load_style_model, style_fields
+from pipeline.stylize import style_indices
 from render.renderer import render_image
-
-
-def chosen_styles(args, names):
-    """Indices into the trained style list for --style (index or name), or all."""
-    if args.style is None:
-        return list(range(len(names)))
-    if args.style.isdigit():
-        k = int(args.style)
-        if not 0 <= k < len(names):
-            raise ValueError(f"--style {k} is out of range: the style model was trained on {len(names)} "
-                             f"styles (0..{len(names) - 1}: {', '.join(names)})")
-        return [k]
-    for k, n in enumerate(names):
-        if args.style in (n, os.path.splitext(n)[0]):
-            return [k]
-    raise ValueError(f"--style {args.style!r} was not trained (trained: {', '.join(names)})")
 
 
 def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
@@ -49,7 +34,7 @@ def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
 def render(args, scene, expdir, log=print):
     system, _, _ = load_trained_nerf(args, expdir)
     model, step = load_style_model(args, system, expdir)
-    styles = chosen_styles(args, model.style_names)
+    styles = style_indices(args.style, model.style_names, "the trained style model")
     kw = render_kwargs(args, scene, train=False)
     H, W, focal = scene.hwf
     H, W, focal = int(H) // args.render_factor, int(W) // args.render_factor, focal / args.render_factor

@@ -12,21 +12,29 @@ from pipeline import decoder_finetune, geometry, latents, style_stage, targets
 from pipeline.nerf_stage import load_trained_nerf, render_kwargs
 
 
+def style_indices(spec, names, where):
+    """Indices into `names` for --style `spec` (an index, a file name or a name without
+    extension), or all of them when spec is None; `where` names the list in errors."""
+    if spec is None:
+        return list(range(len(names)))
+    if spec.isdigit():
+        k = int(spec)
+        if not 0 <= k < len(names):
+            raise ValueError(f"--style {k} is out of range: {where} has {len(names)} styles "
+                             f"(0..{len(names) - 1}: {', '.join(names)})")
+        return [k]
+    for k, n in enumerate(names):
+        if spec in (n, os.path.splitext(n)[0]):
+            return [k]
+    raise ValueError(f"--style {spec!r} is not in {where} (have: {', '.join(names)})")
+
+
 def select_styles(args):
-    """(names, paths) of the styles in --styledir, or only --style (index or file name)."""
+    """(names, paths) of the styles in --styledir, or only --style."""
     paths = list_images(args.styledir)
     names = [os.path.basename(p) for p in paths]
-    if args.style is None:
-        return names, paths
-    if args.style.isdigit():
-        k = int(args.style)
-        if not 0 <= k < len(paths):
-            raise ValueError(f"--style {k} is out of range: {args.styledir} has {len(paths)} styles (0..{len(paths) - 1})")
-        return [names[k]], [paths[k]]
-    matches = [i for i, n in enumerate(names) if n == args.style or os.path.splitext(n)[0] == args.style]
-    if not matches:
-        raise ValueError(f"--style {args.style!r} is not in {args.styledir} (have: {', '.join(names)})")
-    return [names[matches[0]]], [paths[matches[0]]]
+    keep = style_indices(args.style, names, args.styledir)
+    return [names[k] for k in keep], [paths[k] for k in keep]
 
 
 def load_style_images(paths, short_side):

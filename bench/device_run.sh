@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool): install carried wheels, link carried assets, then run
-# the step named as first argument:  tests [files] | nerf <eval steps...> | decoder | quick [--extra ...]
+# the step named as first argument:
+#   tests [files] | nerf <eval steps...> | decoder | quick [--extra ...] | pipeline <seconds> [bench_pipeline args]
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,15 @@ case "$step" in
     python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | grep -v "^Compiling" ;;
   quick)   # the whole pipeline on fern for one style, with per-stage wall times
     python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 | grep -v "^Compiling" ;;
+  pipeline) # `quick` inside a time budget (one device call is 10 min): resumes from a carried
+            # .carry/exp (an earlier call's exp_state.tgz), and whatever happens packs the
+            # experiment's checkpoints (exp_state.tgz) and results (results.tgz) into $OUT
+    budget=$1; shift
+    exp=logs/fern_quick
+    if [ -f .carry/exp_state.tgz ]; then tar xzf .carry/exp_state.tgz; fi
+    timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
+      | grep -v "^Compiling" | tee "$OUT/pipeline.log"
+    tar czf "$OUT/exp_state.tgz" --exclude=geometry --exclude=targets --exclude='render_*' --exclude=eval "$exp"
+    tar czf "$OUT/results.tgz" --exclude='*.npy' --exclude='*.pkl' $(ls -d $exp/render_valid_style_* $exp/eval $exp/*.png 2>/dev/null)
+    ls -la "$OUT"; du -sh $exp/* ;;
 esac

@@ -13,4 +13,7 @@ def stage(name):
     t = time.time()
     yield
     jt.sync_all(True)
-    STAGE_TIMES[name] = STAGE_TIMES.get(name, 0.0) + time.time() - t
+    dt = time.time() - t
+    STAGE_TIMES[name] = STAGE_TIMES.get(name, 0.0) + dt
+    # one line per finished stage, so a run cut short still tells how far it got and how fast
+    print(f"[stage time] {name}: {dt:.1f} s", flush=True)

@@ -6,7 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_env.sh || exit 1
-export TQDM_DISABLE=1 STYLENERF_ASSETS=$PWD/.carry/assets
+# progress bars at most every 20 s (tqdm >= 4.66 reads TQDM_* defaults), one line each
+export TQDM_MININTERVAL=20 STYLENERF_ASSETS=$PWD/.carry/assets
 python3 scripts/get_assets.py --from .carry/assets >/dev/null || exit 1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 step=$1; shift
@@ -20,14 +21,17 @@ case "$step" in
   quick)   # the whole pipeline on fern for one style, with per-stage wall times
     python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 | grep -v "^Compiling" ;;
   pipeline) # `quick` inside a time budget (one device call is 10 min): resumes from a carried
-            # .carry/exp (an earlier call's exp_state.tgz), and whatever happens packs the
-            # experiment's checkpoints (exp_state.tgz) and results (results.tgz) into $OUT
+            # .carry/exp_*.tgz (an earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
+            # experiment's checkpoints (exp_*.tgz) and results (results.tgz) into $OUT
     budget=$1; shift
     exp=logs/fern_quick
-    if [ -f .carry/exp_state.tgz ]; then tar xzf .carry/exp_state.tgz; fi
+    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
     timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
-      | grep -v "^Compiling" | tee "$OUT/pipeline.log"
-    tar czf "$OUT/exp_state.tgz" --exclude=geometry --exclude=targets --exclude='render_*' --exclude=eval "$exp"
+      | tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee "$OUT/pipeline.log"
+    # newest checkpoint of each kind only (a file back is at most 16 MiB)
+    newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
+    tar czf "$OUT/exp_nerf.tgz" $(newest nerf)
+    tar czf "$OUT/exp_rest.tgz" $(newest decoder_ft) $(newest style) $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl 2>/dev/null)
     tar czf "$OUT/results.tgz" --exclude='*.npy' --exclude='*.pkl' $(ls -d $exp/render_valid_style_* $exp/eval $exp/*.png 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
 esac

@@ -32,6 +32,8 @@ case "$step" in
     newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
     tar czf "$OUT/exp_nerf.tgz" $(newest nerf)
     tar czf "$OUT/exp_rest.tgz" $(newest decoder_ft) $(newest style) $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl 2>/dev/null)
-    tar czf "$OUT/results.tgz" --exclude='*.npy' --exclude='*.pkl' $(ls -d $exp/render_valid_style_* $exp/eval $exp/*.png 2>/dev/null)
+    # videos, two frames of each kind, the evaluation report
+    tar czf "$OUT/results.tgz" $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
+      -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
 esac

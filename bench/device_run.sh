@@ -20,6 +20,9 @@ case "$step" in
     python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | grep -v "^Compiling" ;;
   quick)   # the whole pipeline on fern for one style, with per-stage wall times
     python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 | grep -v "^Compiling" ;;
+  diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
+    budget=$1; shift
+    timeout "$budget" python3 bench/diag_finetune.py "$@" 2>&1 | tr '\r' '\n' | tee -a "$OUT/diag.log" ;;
   pipeline) # `quick` inside a time budget (one device call is 10 min): resumes from a carried
             # .carry/exp_*.tgz (an earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
             # experiment's checkpoints (exp_*.tgz) and results (results.tgz) into $OUT

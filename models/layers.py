@@ -2,14 +2,21 @@
 
 Jittor's own `nn.conv2d` falls back, without cuDNN, to a fused reindex-reduce whose
 backward crashes on CUDA 13 (illegal address) for VGG-sized layers.  On the GPU we
-therefore convolve as im2col + batched matmul (cuBLAS):
+therefore convolve as im2col + one matmul (cuBLAS):
 
-    cols = x.reindex([B, Ho, Wo, C, k, k], ...)      # padding folded into the indices
+    cols = x.reindex([B, Ho, Wo, C, k, k], ...)      # a gather
     out  = cols[B*Ho*Wo, C*k*k] @ W[O, C*k*k]^T      # one cuBLAS GEMM
 
+`conv2d_gemm` (the GPU path, stride 1) also writes the backward by hand, so that it has no
+scatter either: Jittor would differentiate the im2col gather as a scatter-add of k*k
+overlapping copies (atomics on every input element), whereas the input gradient of a
+stride-1 convolution is itself a convolution of the zero-padded output gradient with the
+flipped kernel: another gather + GEMM.  The padding is applied first (a cheap gather whose
+backward folds only the border back).
+
 Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
-8*576*65536*4 B = 1.2 GB (plus the same again for its gradient in backward).  That is
-fine on an 80 GB GPU; use smaller batches or crops if it is not.
+8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
+the same size).  That is fine on an 80 GB GPU; use smaller batches or crops if it is not.
 
 On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); set
 `CONV_IMPL = "im2col"` to force the GPU algorithm anywhere (the tests do).
@@ -23,7 +30,7 @@ import numpy as np
 
 from core import runtime
 
-# "auto": im2col on the GPU, jt.nn.conv2d on the CPU; "im2col" or "jittor" to force one
+# "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
 CONV_IMPL = "auto"
 PADDING_MODES = ("reflect", "zeros")
 
@@ -88,6 +95,69 @@ def conv2d_im2col(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
     return out.reshape([bsz, ho, wo, o]).transpose(0, 3, 1, 2)
 
 
+def zero_pad(x, padding):
+    """[B,C,H,W] -> [B,C,H+2p,W+2p] with zeros (reindex reads 0 out of range)."""
+    if padding == 0:
+        return x
+    b, c, h, w = x.shape
+    return x.reindex([b, c, h + 2 * padding, w + 2 * padding], ["i0", "i1", f"i2-{padding}", f"i3-{padding}"])
+
+
+def _windows(x, k, ho, wo, offset=0):
+    """Gather [B*Ho*Wo, C*k*k] of the k x k windows of x [B,C,H,W] starting at (y-offset, x-offset);
+    out-of-range reads give 0 (so offset k-1 is a 'full' correlation of the zero-padded x)."""
+    b, c = x.shape[:2]
+    cols = x.reindex([b, ho, wo, c, k, k], ["i0", "i3", f"i1+i4-{offset}", f"i2+i5-{offset}"])
+    return cols.reshape([b * ho * wo, c * k * k])
+
+
+class _ValidConvGemm(jt.Function):
+    """Stride-1 'valid' cross-correlation as gather + GEMM, forward and backward.
+
+    execute(x [B,C,H,W], w [O,C,k,k]) -> [B,O,H-k+1,W-k+1].  grad: dW = g^T cols (GEMM) and
+    dx = full correlation of g with the flipped kernel (gather + GEMM): no scatter-adds.
+    """
+
+    def execute(self, x, w):
+        o, c, k, _ = w.shape
+        b, _, h, wd = x.shape
+        ho, wo = h - k + 1, wd - k + 1
+        self.cols, self.w, self.shape = _windows(x, k, ho, wo), w, (b, c, h, wd, ho, wo)
+        out = jt.matmul(self.cols, w.reshape([o, c * k * k]).transpose())  # [B*Ho*Wo, O]
+        return out.reshape([b, ho, wo, o]).transpose(0, 3, 1, 2)
+
+    def grad(self, g):
+        w = self.w
+        o, c, k, _ = w.shape
+        b, _, h, wd, ho, wo = self.shape
+        g_rows = g.transpose(0, 2, 3, 1).reshape([b * ho * wo, o])
+        gw = jt.matmul(g_rows.transpose(), self.cols).reshape([o, c, k, k])
+        # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
+        g_cols = _windows(g, k, h, wd, offset=k - 1)  # [B*H*W, O*k*k]
+        w_flip = w.reindex([o, k, k, c], ["i0", "i3", f"{k - 1}-i1", f"{k - 1}-i2"]).reshape([o * k * k, c])
+        gx = jt.matmul(g_cols, w_flip).reshape([b, h, wd, c]).transpose(0, 3, 1, 2)
+        self.cols = self.w = None
+        return gx, gw
+
+
+def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
+    """Convolution as pad + gather + GEMM with a hand-written gather + GEMM backward
+    (stride 1; other strides use conv2d_im2col).  Same arguments and result as conv2d_im2col."""
+    if stride != 1:
+        return conv2d_im2col(x, w, b, padding, padding_mode, stride)
+    o, c, k, k2 = w.shape
+    if k != k2 or c != x.shape[1]:
+        raise ValueError(f"weight {tuple(w.shape)} does not fit input {tuple(x.shape)}")
+    _check_padding(x, padding, padding_mode)
+    xp = reflect_pad(x, padding) if padding_mode == "reflect" else zero_pad(x, padding)
+    if xp.shape[2] < k or xp.shape[3] < k:
+        raise ValueError(f"conv kernel {k} does not fit input {x.shape[2]}x{x.shape[3]} with padding {padding}")
+    out = _ValidConvGemm.apply(xp, w)
+    if b is not None:
+        out = out + b.reshape([1, o, 1, 1])
+    return out
+
+
 def conv2d_jittor(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
     """Same result through jt.nn.conv2d (CPU: oneDNN)."""
     _check_padding(x, padding, padding_mode)
@@ -122,8 +192,8 @@ class Conv2d(jt.Module):
     def execute(self, x):
         impl = CONV_IMPL
         if impl == "auto":
-            impl = "im2col" if runtime.use_cuda() else "jittor"
-        conv = conv2d_im2col if impl == "im2col" else conv2d_jittor
+            impl = "gemm" if runtime.use_cuda() else "jittor"
+        conv = {"gemm": conv2d_gemm, "im2col": conv2d_im2col, "jittor": conv2d_jittor}[impl]
         return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
 
 

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from models import layers
-from models.layers import (Conv2d, conv2d_im2col, conv2d_jittor, max_pool2d_ceil, reflect_pad,
-                           upsample_nearest2x)
+from models.layers import (Conv2d, conv2d_gemm, conv2d_im2col, conv2d_jittor, max_pool2d_ceil, reflect_pad,
+                           upsample_nearest2x, zero_pad)
+
+GPU_CONVS = {"im2col": conv2d_im2col, "gemm": conv2d_gemm}  # the GPU paths, run here on the CPU
 
 
 def np_conv(x, w, b, padding, mode, stride=1):
@@ -34,35 +36,39 @@ def np_pool_ceil(x, k=2):
     return out
 
 
+@pytest.mark.parametrize("impl", sorted(GPU_CONVS))
 @pytest.mark.parametrize("mode,padding,stride", [("reflect", 1, 1), ("zeros", 1, 1), ("reflect", 2, 2),
-                                                 ("zeros", 0, 1)])
-def test_im2col_forward_matches_numpy_and_jittor(mode, padding, stride):
+                                                 ("zeros", 0, 1), ("reflect", 2, 1)])
+def test_gpu_conv_forward_matches_numpy_and_jittor(impl, mode, padding, stride):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
     k = 3 if padding < 2 else 5
     w = rng.standard_normal((4, 3, k, k)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
     want = np_conv(x, w, b, padding, mode, stride)
-    got = conv2d_im2col(jt.array(x), jt.array(w), jt.array(b), padding, mode, stride).numpy()
+    got = GPU_CONVS[impl](jt.array(x), jt.array(w), jt.array(b), padding, mode, stride).numpy()
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     ref = conv2d_jittor(jt.array(x), jt.array(w), jt.array(b), padding, mode, stride).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["reflect", "zeros"])
-def test_im2col_gradients_match_numpy(mode):
+@pytest.mark.parametrize("impl", sorted(GPU_CONVS))
+@pytest.mark.parametrize("mode,padding,k", [("reflect", 1, 3), ("zeros", 1, 3), ("zeros", 0, 3),
+                                            ("reflect", 0, 1), ("reflect", 2, 3)])
+def test_gpu_conv_gradients_match_numpy(impl, mode, padding, k):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 2, 4, 5)).astype(np.float32)
-    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 2, k, k)).astype(np.float32)
     b = rng.standard_normal(3).astype(np.float32)
-    g = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)  # upstream gradient
+    shape = np_conv(x, w, b, padding, mode).shape
+    g = rng.standard_normal(shape).astype(np.float32)  # upstream gradient
     jx, jw, jb = jt.array(x), jt.array(w), jt.array(b)
-    loss = (conv2d_im2col(jx, jw, jb, 1, mode) * jt.array(g)).sum()
+    loss = (GPU_CONVS[impl](jx, jw, jb, padding, mode) * jt.array(g)).sum()
     gx, gw, gb = [v.numpy() for v in jt.grad(loss, [jx, jw, jb])]
 
     def L(xx, ww, bb):
-        return float((np_conv(xx, ww, bb, 1, mode) * g).sum())
+        return float((np_conv(xx, ww, bb, padding, mode) * g).sum())
     # the loss is linear in each argument: unit differences give the exact gradient
     base = L(x, w, b)
     for arr, got in ((x, gx), (w, gw), (b, gb)):
@@ -76,14 +82,17 @@ def test_im2col_gradients_match_numpy(mode):
         np.testing.assert_allclose(got, num, rtol=1e-4, atol=1e-4)
 
 
-def test_conv2d_module_same_on_both_paths(monkeypatch):
+def test_conv2d_module_same_on_every_path(monkeypatch):
     conv = Conv2d(3, 5, 3, padding=1)
     x = jt.array(np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32))
     monkeypatch.setattr(layers, "CONV_IMPL", "im2col")
     a = conv(x).numpy()
+    monkeypatch.setattr(layers, "CONV_IMPL", "gemm")
+    gm = conv(x).numpy()
     monkeypatch.setattr(layers, "CONV_IMPL", "jittor")
     c = conv(x).numpy()
     np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gm, c, rtol=1e-5, atol=1e-5)
     want = np_conv(x.numpy(), conv.weight.numpy(), conv.bias.numpy(), 1, "reflect")
     np.testing.assert_allclose(a, want, rtol=1e-5, atol=1e-5)
     assert sorted(conv.state_dict()) == ["bias", "weight"]
@@ -91,6 +100,12 @@ def test_conv2d_module_same_on_both_paths(monkeypatch):
         conv(jt.zeros((1, 3, 1, 4)))
     with pytest.raises(ValueError, match="padding_mode"):
         Conv2d(3, 5, 3, padding_mode="circular")
+
+
+def test_zero_pad_matches_numpy():
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(1, 2, 3, 4) + 1
+    np.testing.assert_array_equal(zero_pad(jt.array(x), 2).numpy(), np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))))
+    assert zero_pad(jt.array(x), 0).shape == x.shape
 
 
 def test_reflect_pad_matches_numpy():

@@ -50,7 +50,7 @@ def np_vgg_relu3(x, sd):
     return [r11, r21, r31]
 
 
-@pytest.mark.parametrize("impl", ["jittor", "im2col"])
+@pytest.mark.parametrize("impl", ["jittor", "im2col", "gemm"])
 def test_real_relu3_encoder_matches_numpy(fern_dir, vgg_relu3_path, monkeypatch, impl, capsys):
     monkeypatch.setattr(layers, "CONV_IMPL", impl)
     x = fern_crop(fern_dir, 24, 30)  # 30: odd after one pool -> exercises ceil mode

@@ -8,8 +8,32 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 - cumsum_last(x)            inclusive cumsum, differentiable (exact float32, no TF32 matmul)
 - searchsorted(cdf, u)      torch.searchsorted(right=True): count of cdf entries <= u
 - merge_sorted(a, b)        merge of two row-wise sorted arrays (no sort), not differentiable
+- gemm(a, b, ta, tb)        2-D matrix product straight through cuBLAS on the GPU, not differentiable
 """
 import jittor as jt
+
+
+# ---------------------------------------------------------------- gemm
+def gemm(a, b, trans_a=False, trans_b=False):
+    """op(a) @ op(b) for 2-D a, b (op = transpose where asked), for hand-written backward passes.
+
+    On the GPU this calls cuBLAS directly.  jt.matmul instead builds broadcast-multiply-sum and
+    relies on a tuner to recognise it as a GEMM; when an input is itself a fusable op (an im2col
+    gather) the fusion can hide the pattern and the product runs as a plain reduction kernel,
+    many times slower.  The direct op also takes transposes as flags (no transposed copies).
+    Not differentiable: use it inside a jt.Function.
+    """
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"gemm takes 2-D arrays, got {tuple(a.shape)} and {tuple(b.shape)}")
+    inner_a = a.shape[0] if trans_a else a.shape[1]
+    inner_b = b.shape[1] if trans_b else b.shape[0]
+    if inner_a != inner_b:
+        raise ValueError(f"gemm: inner sizes differ: {tuple(a.shape)}{'^T' if trans_a else ''} "
+                         f"x {tuple(b.shape)}{'^T' if trans_b else ''}")
+    cublas = getattr(jt.compile_extern, "cublas_ops", None) if jt.flags.use_cuda else None
+    if cublas is not None:
+        return cublas.cublas_matmul(a, b, trans_a, trans_b)
+    return jt.matmul(a.transpose() if trans_a else a, b.transpose() if trans_b else b)
 
 
 def _rows(x):

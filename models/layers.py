@@ -7,8 +7,9 @@ therefore convolve as im2col + one matmul (cuBLAS):
     cols = x.reindex([B, Ho, Wo, C, k, k], ...)      # a gather
     out  = cols[B*Ho*Wo, C*k*k] @ W[O, C*k*k]^T      # one cuBLAS GEMM
 
-`conv2d_gemm` (the GPU path, stride 1) also writes the backward by hand, so that it has no
-scatter either: Jittor would differentiate the im2col gather as a scatter-add of k*k
+`conv2d_gemm` (the GPU path, stride 1) calls cuBLAS directly (core.ops.gemm: jt.matmul's
+pattern-matched GEMM can be lost when its input is a fused gather) and writes the backward by
+hand, so that it has no scatter either: Jittor would differentiate the im2col gather as a scatter-add of k*k
 overlapping copies (atomics on every input element), whereas the input gradient of a
 stride-1 convolution is itself a convolution of the zero-padded output gradient with the
 flipped kernel: another gather + GEMM.  The padding is applied first (a cheap gather whose
@@ -29,6 +30,7 @@ import jittor as jt
 import numpy as np
 
 from core import runtime
+from core.ops import gemm
 
 # "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
 CONV_IMPL = "auto"
@@ -123,7 +125,7 @@ class _ValidConvGemm(jt.Function):
         b, _, h, wd = x.shape
         ho, wo = h - k + 1, wd - k + 1
         self.cols, self.w, self.shape = _windows(x, k, ho, wo), w, (b, c, h, wd, ho, wo)
-        out = jt.matmul(self.cols, w.reshape([o, c * k * k]).transpose())  # [B*Ho*Wo, O]
+        out = gemm(self.cols, w.reshape([o, c * k * k]), trans_b=True)  # [B*Ho*Wo, O]
         return out.reshape([b, ho, wo, o]).transpose(0, 3, 1, 2)
 
     def grad(self, g):
@@ -131,11 +133,11 @@ class _ValidConvGemm(jt.Function):
         o, c, k, _ = w.shape
         b, _, h, wd, ho, wo = self.shape
         g_rows = g.transpose(0, 2, 3, 1).reshape([b * ho * wo, o])
-        gw = jt.matmul(g_rows.transpose(), self.cols).reshape([o, c, k, k])
+        gw = gemm(g_rows, self.cols, trans_a=True).reshape([o, c, k, k])
         # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
         g_cols = _windows(g, k, h, wd, offset=k - 1)  # [B*H*W, O*k*k]
         w_flip = w.reindex([o, k, k, c], ["i0", "i3", f"{k - 1}-i1", f"{k - 1}-i2"]).reshape([o * k * k, c])
-        gx = jt.matmul(g_cols, w_flip).reshape([b, h, wd, c]).transpose(0, 3, 1, 2)
+        gx = gemm(g_cols, w_flip).reshape([b, h, wd, c]).transpose(0, 3, 1, 2)
         self.cols = self.w = None
         return gx, gw
 

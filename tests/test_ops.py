@@ -82,3 +82,23 @@ def test_bad_shapes_raise_value_error():
         searchsorted(jt.zeros((3, 4)), jt.zeros((2, 4)))
     with pytest.raises(ValueError, match="merge_sorted"):
         merge_sorted(jt.zeros((3, 4)), jt.zeros((3,)))
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_matches_numpy_for_every_transpose(ta, tb):
+    from core.ops import gemm
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((4, 6) if ta else (6, 4)).astype(np.float32)
+    b = rng.standard_normal((5, 4) if tb else (4, 5)).astype(np.float32)
+    want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+    got = gemm(jt.array(a), jt.array(b), ta, tb).numpy()
+    assert got.shape == (6, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_rejects_mismatched_shapes():
+    from core.ops import gemm
+    with pytest.raises(ValueError, match="inner sizes differ"):
+        gemm(jt.zeros((3, 4)), jt.zeros((5, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        gemm(jt.zeros((3, 4, 1)), jt.zeros((4, 2)))

@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--skip", nargs="*", default=[], help="pieces to leave out: style cons")
     ap.add_argument("--conv", default="auto", help="models.layers.CONV_IMPL: auto gemm im2col jittor")
+    ap.add_argument("--profile", type=int, default=25, help="after the timed iterations, profile one "
+                    "more and print its N most expensive Jittor ops (0: no profile)")
     a = ap.parse_args()
     jt = runtime.setup()
     from models import layers
@@ -53,6 +55,18 @@ def main():
     rgb, pts, c2ws = plane_views(4, h, w, focal)
     style = np.random.default_rng(0).random((1, 3, h // 2, w // 2), np.float32)
     t_all = time.time()
+
+    def iteration():
+        content = jt.array(rgb.transpose(0, 3, 1, 2))
+        c_feats = enc(content)
+        sf = [f.broadcast((4,) + tuple(f.shape[1:])) for f in s_feats]
+        t = adain(c_feats[-1], sf[-1]).stop_grad()
+        out = dec(t)[:, :, :h, :w]
+        o_feats = enc(out)
+        loss = content_loss(o_feats[-1], t) + 2.0 * style_loss(o_feats, sf)
+        loss = loss + 50.0 * consistency_loss(out.transpose(0, 2, 3, 1), pts, c2ws, h, w, focal, geo_thresh=0.1)
+        opt.step(loss)
+        jt.sync_all(True)
 
     def timed(name, fn):
         jt.sync_all(True)
@@ -83,6 +97,22 @@ def main():
         timed("backward + Adam", lambda: opt.step(loss))
         print(f"  {'iteration total':24s} {time.time() - t0:8.2f} s", flush=True)
     print(f"all: {time.time() - t_all:.1f} s")
+    if a.profile:
+        iteration()  # same graph without the per-piece syncs: compile it outside the profile
+        t = time.time()
+        iteration()
+        print(f"one iteration, no per-piece syncs: {time.time() - t:.3f} s")
+        jt.profiler.start(0, 0)
+        iteration()
+        jt.profiler.stop()
+        rows = jt.profiler.report()
+        head, rows = rows[0], rows[1:]
+        col = head.index("TotalTime")
+        rows.sort(key=lambda r: -float(r[col]))
+        total = sum(float(r[col]) for r in rows)
+        print(f"profile: {len(rows)} ops, {total / 1e6:.1f} ms in all; the most expensive:")
+        for r in rows[:a.profile]:
+            print(f"{float(r[col]) / 1e6:9.2f} ms  x{r[head.index('Count')]:>3}  {r[0][:160]}")
 
 
 if __name__ == "__main__":

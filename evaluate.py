@@ -16,6 +16,7 @@ def main(argv=None):
         from evaluation.report import evaluate
         from pipeline import stages
         from pipeline.experiment import experiment_dir
+        stages.apply_compute_options(args)
         evaluate(args, stages.load_scene(args), experiment_dir(args, create=False))
 
     def user_errors():

@@ -29,7 +29,7 @@ def main():
     jt = runtime.setup()
     from core.config import parse_args
     from pipeline import nerf_stage
-    from pipeline.stages import load_scene
+    from pipeline.stages import apply_compute_options, load_scene
     basedir = tempfile.mkdtemp(prefix="bench_nerf_")
     rows = []
     prev_step, system = 0, None
@@ -38,7 +38,7 @@ def main():
         args = parse_args(["--config", a.config, "--datadir", a.datadir, "--basedir", basedir,
                            "--expname", "bench", "--origin_step", str(target), "--i_print", "100",
                            "--i_weights", str(max(a.eval_at))] + a.extra)
-        runtime.set_matmul(args.matmul)
+        apply_compute_options(args)
         if scene is None:
             t = time.time()
             scene = load_scene(args)

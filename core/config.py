@@ -40,6 +40,9 @@ def build_parser():
         help="where to run (default: env STYLENERF_DEVICE or auto)")
     add("--matmul", type=str, default="tf32", choices=["fp32", "tf32", "bf16", "fp16"],
         help="GPU matmul precision (bf16/fp16: tensor-core compute on fp32 data)")
+    add("--gemm", type=str, default="jittor", choices=["jittor", "cublas"],
+        help="how the NeRF and style MLPs multiply on the GPU: jittor's tuned matmul, or direct "
+             "cuBLAS calls with a hand-written backward (experimental)")
     # data
     add("--dataset_type", type=str, default="llff", choices=["llff"], help="dataset type")
     add("--factor", type=int, default=8, help="LLFF image downscale factor")

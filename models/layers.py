@@ -33,6 +33,7 @@ from core import runtime
 from core.ops import gemm
 
 # "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
+# (the choice is global, like the device)
 CONV_IMPL = "auto"
 PADDING_MODES = ("reflect", "zeros")
 
@@ -197,6 +198,54 @@ class Conv2d(jt.Module):
             impl = "gemm" if runtime.use_cuda() else "jittor"
         conv = {"gemm": conv2d_gemm, "im2col": conv2d_im2col, "jittor": conv2d_jittor}[impl]
         return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
+
+
+# how Linear multiplies: "jittor" (jt.nn.Linear's tuned matmul; the NeRF speed measured so far)
+# or "cublas" (core.ops.gemm with a hand-written backward; on the CPU it is the same product).
+LINEAR_IMPL = "jittor"
+LINEAR_IMPLS = ("jittor", "cublas")
+
+
+def set_linear_impl(name):
+    global LINEAR_IMPL
+    if name not in LINEAR_IMPLS:
+        raise ValueError(f"--gemm must be one of {', '.join(LINEAR_IMPLS)}, got {name!r}")
+    LINEAR_IMPL = name
+
+
+class _LinearGemm(jt.Function):
+    """x [N,I] @ W[O,I]^T with dx = g W and dW = g^T x, each one direct GEMM."""
+
+    def execute(self, x, w):
+        self.x, self.w = x, w
+        return gemm(x, w, trans_b=True)
+
+    def grad(self, g):
+        gx, gw = gemm(g, self.w), gemm(g, self.x, trans_a=True)
+        self.x = self.w = None
+        return gx, gw
+
+
+def linear_gemm(x, weight, bias=None):
+    """[..., I] -> [..., O] like jt.nn.Linear, through core.ops.gemm."""
+    lead = tuple(x.shape[:-1])
+    n = 1
+    for d in lead:
+        n *= d
+    y = _LinearGemm.apply(x.reshape([n, x.shape[-1]]), weight)
+    if bias is not None:
+        y = y + bias.reshape([1, -1])
+    return y.reshape(lead + (weight.shape[0],))
+
+
+class Linear(jt.nn.Linear):
+    """jt.nn.Linear (same parameters, initialisation and checkpoints) whose product follows
+    LINEAR_IMPL."""
+
+    def execute(self, x):
+        if LINEAR_IMPL == "cublas":
+            return linear_gemm(x, self.weight, self.bias)
+        return super().execute(x)
 
 
 def upsample_nearest2x(x):

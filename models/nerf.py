@@ -10,6 +10,8 @@ Default size (D=8, W=256, 63, 27): 595,844 parameters.
 import jittor as jt
 from jittor import nn
 
+from models.layers import Linear
+
 
 class NeRF(nn.Module):
     def __init__(self, D=8, W=256, input_ch=63, input_ch_views=27, skips=(4,), use_viewdirs=True):
@@ -24,14 +26,14 @@ class NeRF(nn.Module):
         self.skips = tuple(i for i in skips if 0 <= i < D - 1)
         self.use_viewdirs = bool(use_viewdirs)
         widths_in = [input_ch] + [W + input_ch if i in self.skips else W for i in range(D - 1)]
-        self.pts_linears = nn.ModuleList([nn.Linear(c, W) for c in widths_in])
-        self.alpha_linear = nn.Linear(W, 1)
+        self.pts_linears = nn.ModuleList([Linear(c, W) for c in widths_in])
+        self.alpha_linear = Linear(W, 1)
         if self.use_viewdirs:
-            self.feature_linear = nn.Linear(W, W)
-            self.views_linear = nn.Linear(W + input_ch_views, W // 2)
-            self.rgb_linear = nn.Linear(W // 2, 3)
+            self.feature_linear = Linear(W, W)
+            self.views_linear = Linear(W + input_ch_views, W // 2)
+            self.rgb_linear = Linear(W // 2, 3)
         else:
-            self.rgb_linear = nn.Linear(W, 3)
+            self.rgb_linear = Linear(W, 3)
 
     def density(self, x_emb):
         """x_emb [..., input_ch] -> (sigma_raw [...], feature [..., W])."""

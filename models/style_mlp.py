@@ -13,6 +13,8 @@ import jittor as jt
 import numpy as np
 from jittor import nn
 
+from models.layers import Linear
+
 
 class StyleMLP(nn.Module):
     def __init__(self, D=8, W=256, input_ch=63, latent_dim=32, skips=(4,)):
@@ -23,8 +25,8 @@ class StyleMLP(nn.Module):
         self.skips = tuple(i for i in skips if 0 < i < D - 1)  # index 0 sees the position anyway
         widths_in = [input_ch + latent_dim] + [
             W + latent_dim + (input_ch if i in self.skips else 0) for i in range(1, D - 1)]
-        self.hidden = nn.ModuleList([nn.Linear(c, W) for c in widths_in])
-        self.out_linear = nn.Linear(W + latent_dim, 3)
+        self.hidden = nn.ModuleList([Linear(c, W) for c in widths_in])
+        self.out_linear = Linear(W + latent_dim, 3)
 
     def execute(self, x_emb, latent):
         """x_emb [..., input_ch], latent [..., latent_dim] -> rgb [..., 3] in [0, 1]."""

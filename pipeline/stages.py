@@ -24,10 +24,17 @@ def load_scene(args):
     return load_llff(args.datadir, factor=args.factor, spherify=args.spherify, llffhold=args.llffhold)
 
 
+def apply_compute_options(args):
+    """--matmul and --gemm: how products run on the GPU (global, like the device)."""
+    from core import runtime
+    from models.layers import set_linear_impl
+    runtime.set_matmul(args.matmul)
+    set_linear_impl(args.gemm)
+
+
 def run(args, log=print):
     import jittor as jt
-    from core import runtime
-    runtime.set_matmul(args.matmul)
+    apply_compute_options(args)
     np.random.seed(args.seed)
     random.seed(args.seed)
     jt.set_global_seed(args.seed)

@@ -145,3 +145,28 @@ def test_upsample_nearest2x_and_grad():
     g = np.random.default_rng(5).standard_normal((1, 2, 6, 8)).astype(np.float32)
     gx = jt.grad((y * jt.array(g)).sum(), jx).numpy()
     np.testing.assert_allclose(gx, g.reshape(1, 2, 3, 2, 4, 2).sum(axis=(3, 5)), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["jittor", "cublas"])
+def test_linear_matches_numpy_with_gradients(impl, monkeypatch):
+    from models.layers import Linear
+    monkeypatch.setattr(layers, "LINEAR_IMPL", impl)
+    rng = np.random.default_rng(7)
+    lin = Linear(5, 4)
+    x = rng.standard_normal((2, 3, 5)).astype(np.float32)  # leading dims are kept
+    g = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    W, b = lin.weight.numpy().astype(np.float64), lin.bias.numpy().astype(np.float64)
+    jx = jt.array(x)
+    y = lin(jx)
+    np.testing.assert_allclose(y.numpy(), x @ W.T + b, rtol=1e-5, atol=1e-5)
+    gx, gw, gb = jt.grad((y * jt.array(g)).sum(), [jx, lin.weight, lin.bias])
+    g2, x2 = g.reshape(-1, 4).astype(np.float64), x.reshape(-1, 5).astype(np.float64)
+    np.testing.assert_allclose(gx.numpy(), (g2 @ W).reshape(x.shape), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw.numpy(), g2.T @ x2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb.numpy(), g2.sum(0), rtol=1e-5, atol=1e-5)
+    assert sorted(lin.state_dict()) == ["bias", "weight"]  # checkpoints as jt.nn.Linear's
+
+
+def test_linear_impl_is_checked():
+    with pytest.raises(ValueError, match="--gemm must be one of"):
+        layers.set_linear_impl("tensor")

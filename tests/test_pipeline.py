@@ -199,3 +199,15 @@ def test_ctrl_c_saves_the_step_and_a_rerun_resumes(tiny_scene, tiny_styles, tmp_
     assert run_stylenerf.main(argv) == 0
     assert len(calls) == 5  # steps 8..12 only
     assert os.path.exists(os.path.join(str(tmp_path), "tiny", "nerf_000012.pkl"))
+
+
+def test_compute_options_reach_the_layers(monkeypatch):
+    from models import layers
+    from pipeline.stages import apply_compute_options
+    monkeypatch.setattr(layers, "LINEAR_IMPL", "jittor")
+    apply_compute_options(parse_args(["--gemm", "cublas", "--matmul", "fp32"]))
+    assert layers.LINEAR_IMPL == "cublas"
+    apply_compute_options(parse_args([]))
+    assert layers.LINEAR_IMPL == "jittor"  # the default
+    with pytest.raises(SystemExit):
+        parse_args(["--gemm", "tensor"])

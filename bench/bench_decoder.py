@@ -54,12 +54,13 @@ def time_steps(step, sync, steps, warmup=3):
 
 def jittor_step(vgg_sd, dec_sd, batch, size):
     import jittor as jt
+    from core.optim import Adam
     from models.adain import training_losses
     from models.decoder import Decoder
     from models.vgg import VGGEncoder
     enc = VGGEncoder.from_state_dict(vgg_sd, quiet=True)
     dec = Decoder.from_state_dict(dec_sd)
-    opt = jt.optim.Adam(dec.parameters(), lr=1e-4)
+    opt = Adam(dec.parameters(), lr=1e-4)
     rng = np.random.default_rng(1)
     content = jt.array(rng.random((batch, 3, size, size), np.float32))
     style = jt.array(rng.random((batch, 3, size, size), np.float32))

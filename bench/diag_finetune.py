@@ -43,6 +43,7 @@ def main():
     jt = runtime.setup()
     from models import layers
     layers.CONV_IMPL = a.conv
+    from core.optim import Adam
     from models.adain import adain, content_loss, style_loss
     from models.decoder import Decoder, resolve_decoder_path
     from models.vgg import VGGEncoder, resolve_vgg_path
@@ -50,7 +51,7 @@ def main():
     enc = VGGEncoder.from_pth(resolve_vgg_path("./pretrained/vgg_normalised.pth"), quiet=True)
     dec = Decoder.from_file(resolve_decoder_path("./pretrained/decoder.pth", enc.deepest_channels),
                             enc.deepest_channels)
-    opt = jt.optim.Adam(dec.parameters(), lr=1e-4)
+    opt = Adam(dec.parameters(), lr=1e-4)
     h, w, focal = a.h, a.w, 0.8 * a.w
     rgb, pts, c2ws = plane_views(4, h, w, focal)
     style = np.random.default_rng(0).random((1, 3, h // 2, w // 2), np.float32)

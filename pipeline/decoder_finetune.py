@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state, save_atomic
+from core.optim import Adam
 from models.adain import adain, content_loss, style_loss
 from render.splatting import consistency_loss
 
@@ -52,7 +53,7 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
                          f"(lower --gen_factor)")
     H, W, focal = geo.hwf
     h, w, s = working_size(H, W, args.finetune_size)
-    opt = jt.optim.Adam(decoder.parameters(), lr=args.decoder_lrate)
+    opt = Adam(decoder.parameters(), lr=args.decoder_lrate)
     ckpts = CheckpointManager(expdir, "decoder_ft", keep=2)
     start = 0
     step0, path = ckpts.latest()

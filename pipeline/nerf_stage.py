@@ -16,6 +16,7 @@ from tqdm import tqdm
 from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
 from core.media import depth_to_image, write_png, write_video
+from core.optim import Adam
 from dataset.camera_paths import interpolate_poses, spiral_path
 from dataset.rays import PixelRays, image_rays
 from models.embedder import PositionalEncoding
@@ -89,7 +90,7 @@ def train_nerf(args, scene, expdir, log=print):
     """Train (or resume) the NeRF until args.origin_step; returns the trained NeRFSystem."""
     system = NeRFSystem(args)
     params = system.parameters()
-    opt = jt.optim.Adam(params, lr=args.lrate, betas=(0.9, 0.999))
+    opt = Adam(params, lr=args.lrate, betas=(0.9, 0.999))
     ckpts = nerf_checkpoints(expdir, args)
     start = 0
     latest_step, latest_path = ckpts.latest()

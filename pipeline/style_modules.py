@@ -22,6 +22,7 @@ from tqdm import tqdm
 from core import media
 from core.checkpoint import (CheckpointError, CheckpointManager, adam_state, load, load_adam_state,
                              load_module_state)
+from core.optim import Adam
 from core.pth import MissingWeightsError, PthError
 from dataset.image_folder import ImageFolderError, list_images, load_image, random_crop, resize_short_side
 from models.adain import stylize, training_losses
@@ -146,7 +147,7 @@ def train_decoder(args, log=print):
         raise CheckpointError(f"{ck_path} was trained with a relu{3 if ck['deepest_channels'] == 256 else 4}_1 "
                               f"encoder, but {args.vgg} gives {channels} channels; use another --save_dir")
     decoder = Decoder(channels) if ck is not None else initial_decoder(args.decoder, channels, log)
-    opt = jt.nn.Adam(decoder.parameters(), lr=args.lr)
+    opt = Adam(decoder.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     start = 0
     if ck is not None:
@@ -224,7 +225,7 @@ def train_vae(args, log=print):
                    kl_lambda=args.vae_kl_lambda)
     log(f"VAE training: {len(names)} styles, input {stats.shape[1]} (= 2 x {encoder.deepest_channels} channels), "
         f"latent {args.vae_latent}, up to iteration {args.max_iter}")
-    opt = jt.nn.Adam(vae.parameters(), lr=args.lr)
+    opt = Adam(vae.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     ckpts = CheckpointManager(args.save_dir, "vae_train", keep=args.keep)
     ck, ck_path = _resume(ckpts, ("iter", "vae", "optimizer", "rng", "config"), log)

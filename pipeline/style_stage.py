@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
+from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
 from render.renderer import render_rays
@@ -82,7 +83,7 @@ class StyleModel:
         self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale,
                                    rng=np.random.default_rng(args.seed))
         # one Adam, two groups: the MLP at --lrate (decayed), the latent codes at 1e-3
-        self.opt = jt.optim.Adam([{"params": self.mlp.parameters(), "lr": args.lrate},
+        self.opt = Adam([{"params": self.mlp.parameters(), "lr": args.lrate},
                                   {"params": self.latents.parameters(), "lr": LATENT_LR}], lr=args.lrate)
 
     def state(self, step):

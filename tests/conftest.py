@@ -62,12 +62,13 @@ def _seed():
 
 @pytest.fixture
 def count_steps(monkeypatch):
-    """Counts optimizer steps taken through jt.optim.Adam (to check what trains and what loads)."""
+    """Counts optimizer steps taken through the project's Adam (to check what trains and what loads)."""
+    from core.optim import Adam
     calls = []
-    real_step = jt.optim.Adam.step
+    real_step = Adam.step
 
     def step(self, loss=None, *a, **k):
         calls.append(1)
         return real_step(self, loss, *a, **k)
-    monkeypatch.setattr(jt.optim.Adam, "step", step)
+    monkeypatch.setattr(Adam, "step", step)
     return calls

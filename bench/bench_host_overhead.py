@@ -1,0 +1,69 @@
+"""Host-side cost of one NeRF training step: kernel launches and milliseconds at a tiny workload.
+
+At fern's real workload a GPU step takes about 24 ms (41 it/s on the H200); a good part of it is
+fixed host work - building Jittor's graph in Python and the executor's cost per kernel launch -
+which does not shrink with a faster GPU.  This measures exactly that part, on any machine: the
+same step (coarse + fine NeRF, view directions, Adam) on 4 rays with 4+4 samples, where the
+arithmetic is negligible.  Compares the project's Adam (core/optim.py) with jt.optim.Adam.
+
+    python bench/bench_host_overhead.py [--steps 200]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from core import runtime  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datadir", default=os.path.join(ROOT, "data", "nerf_llff_data", "fern"))
+    ap.add_argument("--steps", type=int, default=200)
+    a = ap.parse_args()
+    jt = runtime.setup()
+    from core.config import parse_args
+    from core.optim import Adam
+    from dataset.rays import PixelRays
+    from pipeline.nerf_stage import NeRFSystem, render_kwargs
+    from pipeline.stages import load_scene
+    from render.renderer import render_rays
+    args = parse_args(["--config", os.path.join(ROOT, "configs", "fern.txt"), "--datadir", a.datadir,
+                       "--factor", "8", "--N_samples", "4", "--N_samples_fine", "4"])
+    scene = load_scene(args)
+    rays = PixelRays.from_scene(scene, scene.i_train)
+    kw = render_kwargs(args, scene, train=True)
+    for name, opt_class in (("jt.optim.Adam", jt.optim.Adam), ("core.optim.Adam", Adam)):
+        system = NeRFSystem(args)
+        opt = opt_class(system.parameters(), lr=5e-4)
+        coarse, fine = system.fields()
+
+        def step(k):
+            b = rays.sample(4, np.random.default_rng([0, k]))
+            target = jt.array(b["rgb"])
+            out = render_rays(jt.array(b["rays_o"]), jt.array(b["rays_d"]), jt.array(b["viewdirs"]),
+                              coarse, fine, **kw)
+            opt.step(((out["coarse"]["rgb"] - target) ** 2).mean() + ((out["fine"]["rgb"] - target) ** 2).mean())
+
+        for k in range(5):  # compile
+            step(k)
+        jt.sync_all(True)
+        t = time.time()
+        for k in range(a.steps):
+            step(k)
+        jt.sync_all(True)
+        ms = (time.time() - t) / a.steps * 1e3
+        jt.profiler.start(0, 0)
+        step(0)
+        jt.sync_all(True)
+        jt.profiler.stop()
+        launches = sum(int(r[2]) for r in jt.profiler.report()[1:])
+        print(f"{name:16s} {ms:6.1f} ms/step  {launches:4d} kernel launches/step  ({runtime.summary()})")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 # On the GPU machine (device tool): install carried wheels, link carried assets, then run
 # the step named as first argument:
 #   tests [files] | nerf <eval steps...> | decoder | quick [--extra ...] | pipeline <seconds> [bench_pipeline args]
+#   | diag <seconds> [diag_finetune args] | check (diag, then the decoder benchmark, each time-boxed)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,11 @@ case "$step" in
   diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
     budget=$1; shift
     timeout "$budget" python3 bench/diag_finetune.py "$@" 2>&1 | tr '\r' '\n' | tee -a "$OUT/diag.log" ;;
+  check)   # a session's first call: does the 2D path run at GEMM speed now?  logs in $OUT
+    timeout 240 python3 bench/diag_finetune.py --iters 3 2>&1 | tr '\r' '\n' | grep -v "^Compiling\|^ *$" \
+      | tee "$OUT/diag.log"
+    timeout 240 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | grep -v "^Compiling" \
+      | tee "$OUT/decoder.log" ;;
   pipeline) # `quick` inside a time budget (one device call is 10 min): resumes from a carried
             # .carry/exp_*.tgz (an earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
             # experiment's checkpoints (exp_*.tgz) and results (results.tgz) into $OUT

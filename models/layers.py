@@ -7,10 +7,10 @@ therefore convolve as im2col + one matmul (cuBLAS):
     cols = x.reindex([B, Ho, Wo, C, k, k], ...)      # a gather
     out  = cols[B*Ho*Wo, C*k*k] @ W[O, C*k*k]^T      # one cuBLAS GEMM
 
-`conv2d_gemm` (the GPU path, stride 1) calls cuBLAS directly (core.ops.gemm: jt.matmul's
-pattern-matched GEMM can be lost when its input is a fused gather) and writes the backward by
-hand, so that it has no scatter either: Jittor would differentiate the im2col gather as a scatter-add of k*k
-overlapping copies (atomics on every input element), whereas the input gradient of a
+`conv2d_gemm` (the GPU path, stride 1) calls cuBLAS directly (core.ops.gemm: on the H200 the
+jt.matmul version ran at a plain reduction kernel's speed) and writes the backward by hand, so
+that it has no scatter either: Jittor would differentiate the im2col gather as a scatter-add
+of k*k overlapping copies (atomics on every input element), whereas the input gradient of a
 stride-1 convolution is itself a convolution of the zero-padded output gradient with the
 flipped kernel: another gather + GEMM.  The padding is applied first (a cheap gather whose
 backward folds only the border back).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool): install carried wheels, link carried assets, then run
 # the step named as first argument:
-#   tests [files] | nerf <eval steps...> | decoder | quick [--extra ...] | pipeline <seconds> [bench_pipeline args]
+#   tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | check (diag, then the decoder benchmark, each time-boxed)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
@@ -11,32 +11,33 @@ source scripts/device_env.sh || exit 1
 export TQDM_MININTERVAL=20 STYLENERF_ASSETS=$PWD/.carry/assets
 python3 scripts/get_assets.py --from .carry/assets >/dev/null || exit 1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+
+# stdin -> one line per progress update, without Jittor's compile progress, echoed and kept in $OUT/$1
+logged() { tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee -a "$OUT/$1"; }
+
 step=$1; shift
 case "$step" in
-  tests)   # the CPU suite's kernel tests, on the GPU (jt.code CUDA paths, im2col conv)
-    python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 | grep -v "^Compiling" | tail -80 ;;
+  tests)   # the CPU suite's kernel tests, on the GPU (jt.code CUDA paths, the GPU convolution)
+    python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 | logged tests.log | tail -80 ;;
   nerf)    # NeRF stage benchmark
-    python3 bench/bench_nerf.py --out "$OUT/bench_nerf.json" --eval_at "$@" 2>&1 | grep -v "^Compiling" ;;
+    python3 bench/bench_nerf.py --out "$OUT/bench_nerf.json" --eval_at "$@" 2>&1 | logged nerf.log ;;
   decoder) # decoder training step, Jittor vs PyTorch+cuDNN (yardstick only)
-    python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | grep -v "^Compiling" ;;
-  quick)   # the whole pipeline on fern for one style, with per-stage wall times
-    python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 | grep -v "^Compiling" ;;
+    python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | logged decoder.log ;;
   diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
     budget=$1; shift
-    timeout "$budget" python3 bench/diag_finetune.py "$@" 2>&1 | tr '\r' '\n' | tee -a "$OUT/diag.log" ;;
-  check)   # a session's first call: does the 2D path run at GEMM speed now?  logs in $OUT
-    timeout 240 python3 bench/diag_finetune.py --iters 3 2>&1 | tr '\r' '\n' | grep -v "^Compiling\|^ *$" \
-      | tee "$OUT/diag.log"
-    timeout 240 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | grep -v "^Compiling" \
-      | tee "$OUT/decoder.log" ;;
-  pipeline) # `quick` inside a time budget (one device call is 10 min): resumes from a carried
-            # .carry/exp_*.tgz (an earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
+    timeout "$budget" python3 bench/diag_finetune.py "$@" 2>&1 | logged diag.log ;;
+  check)   # a session's first call: does the 2D path run at GEMM speed now?
+    timeout 240 python3 bench/diag_finetune.py --iters 3 2>&1 | logged diag.log
+    timeout 240 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | logged decoder.log ;;
+  pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
+            # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
+            # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
             # experiment's checkpoints (exp_*.tgz) and results (results.tgz) into $OUT
     budget=$1; shift
     exp=logs/fern_quick
     for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
     timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
-      | tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee "$OUT/pipeline.log"
+      | logged pipeline.log
     # newest checkpoint of each kind only (a file back is at most 16 MiB)
     newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
     tar czf "$OUT/exp_nerf.tgz" $(newest nerf)
@@ -45,4 +46,5 @@ case "$step" in
     tar czf "$OUT/results.tgz" $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
       -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
+  *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | check | pipeline)" >&2; exit 2 ;;
 esac

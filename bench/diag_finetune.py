@@ -57,18 +57,6 @@ def main():
     style = np.random.default_rng(0).random((1, 3, h // 2, w // 2), np.float32)
     t_all = time.time()
 
-    def iteration():
-        content = jt.array(rgb.transpose(0, 3, 1, 2))
-        c_feats = enc(content)
-        sf = [f.broadcast((4,) + tuple(f.shape[1:])) for f in s_feats]
-        t = adain(c_feats[-1], sf[-1]).stop_grad()
-        out = dec(t)[:, :, :h, :w]
-        o_feats = enc(out)
-        loss = content_loss(o_feats[-1], t) + 2.0 * style_loss(o_feats, sf)
-        loss = loss + 50.0 * consistency_loss(out.transpose(0, 2, 3, 1), pts, c2ws, h, w, focal, geo_thresh=0.1)
-        opt.step(loss)
-        jt.sync_all(True)
-
     def timed(name, fn):
         jt.sync_all(True)
         t = time.time()
@@ -79,32 +67,40 @@ def main():
         print(f"  {name:24s} {time.time() - t:8.2f} s", flush=True)
         return out
 
+    def untimed(name, fn):
+        return fn()
+
+    def iteration(piece):
+        """One fine-tune iteration; piece(name, fn) runs each piece (timed, or plainly)."""
+        content = jt.array(rgb.transpose(0, 3, 1, 2))
+        c_feats = piece("encoder(content)", lambda: enc(content))
+        sf = [f.broadcast((4,) + tuple(f.shape[1:])) for f in s_feats]
+        t = piece("adain", lambda: adain(c_feats[-1], sf[-1]).stop_grad())
+        out = piece("decoder fwd", lambda: dec(t)[:, :, :h, :w])
+        o_feats = piece("encoder(output)", lambda: enc(out))
+        loss = piece("content loss", lambda: content_loss(o_feats[-1], t))
+        if "style" not in a.skip:
+            loss = loss + 2.0 * piece("style loss", lambda: style_loss(o_feats, sf))
+        if "cons" not in a.skip:
+            loss = loss + 50.0 * piece("consistency loss", lambda: consistency_loss(
+                out.transpose(0, 2, 3, 1), pts, c2ws, h, w, focal, geo_thresh=0.1))
+        piece("backward + Adam", lambda: opt.step(loss))
+        jt.sync_all(True)
+
     s_feats = timed("style features", lambda: [f.stop_grad() for f in enc(jt.array(style))])
     for it in range(a.iters):
         print(f"iteration {it}", flush=True)
         t0 = time.time()
-        content = jt.array(rgb.transpose(0, 3, 1, 2))
-        c_feats = timed("encoder(content)", lambda: enc(content))
-        sf = [f.broadcast((4,) + tuple(f.shape[1:])) for f in s_feats]
-        t = timed("adain", lambda: adain(c_feats[-1], sf[-1]).stop_grad())
-        out = timed("decoder fwd", lambda: dec(t)[:, :, :h, :w])
-        o_feats = timed("encoder(output)", lambda: enc(out))
-        loss = timed("content loss", lambda: content_loss(o_feats[-1], t))
-        if "style" not in a.skip:
-            loss = loss + 2.0 * timed("style loss", lambda: style_loss(o_feats, sf))
-        if "cons" not in a.skip:
-            loss = loss + 50.0 * timed("consistency loss", lambda: consistency_loss(
-                out.transpose(0, 2, 3, 1), pts, c2ws, h, w, focal, geo_thresh=0.1))
-        timed("backward + Adam", lambda: opt.step(loss))
+        iteration(timed)
         print(f"  {'iteration total':24s} {time.time() - t0:8.2f} s", flush=True)
     print(f"all: {time.time() - t_all:.1f} s")
     if a.profile:
-        iteration()  # same graph without the per-piece syncs: compile it outside the profile
+        iteration(untimed)  # same graph without the per-piece syncs: compile it outside the profile
         t = time.time()
-        iteration()
+        iteration(untimed)
         print(f"one iteration, no per-piece syncs: {time.time() - t:.3f} s")
         jt.profiler.start(0, 0)
-        iteration()
+        iteration(untimed)
         jt.profiler.stop()
         rows = jt.profiler.report()
         head, rows = rows[0], rows[1:]

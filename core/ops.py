@@ -37,7 +37,7 @@ def gemm(a, b, trans_a=False, trans_b=False):
     return jt.matmul(a.transpose() if trans_a else a, b.transpose() if trans_b else b)
 
 
-def _rows(x):
+def as_rows(x):
     """x [..., N] -> ([R, N] view, leading shape)."""
     lead = tuple(x.shape[:-1])
     n_rows = 1
@@ -98,7 +98,7 @@ def cumsum_last(x):
     """Inclusive cumulative sum along the last axis: x [..., N] -> [..., N] (same dtype).
 
     Differentiable (its gradient is the reverse cumulative sum)."""
-    x2d, lead = _rows(x)
+    x2d, lead = as_rows(x)
     return _CumsumRows.apply(x2d).reshape(lead + (x.shape[-1],))
 
 

@@ -30,7 +30,7 @@ import jittor as jt
 import numpy as np
 
 from core import runtime
-from core.ops import gemm
+from core.ops import as_rows, gemm
 
 # "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
 # (the choice is global, like the device)
@@ -125,14 +125,15 @@ class _ValidConvGemm(jt.Function):
         o, c, k, _ = w.shape
         b, _, h, wd = x.shape
         ho, wo = h - k + 1, wd - k + 1
-        self.cols, self.w, self.shape = _windows(x, k, ho, wo), w, (b, c, h, wd, ho, wo)
+        self.cols, self.w, self.x_hw = _windows(x, k, ho, wo), w, (h, wd)
         out = gemm(self.cols, w.reshape([o, c * k * k]), trans_b=True)  # [B*Ho*Wo, O]
         return out.reshape([b, ho, wo, o]).transpose(0, 3, 1, 2)
 
     def grad(self, g):
         w = self.w
         o, c, k, _ = w.shape
-        b, _, h, wd, ho, wo = self.shape
+        b, _, ho, wo = g.shape
+        h, wd = self.x_hw
         g_rows = g.transpose(0, 2, 3, 1).reshape([b * ho * wo, o])
         gw = gemm(g_rows, self.cols, trans_a=True).reshape([o, c, k, k])
         # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
@@ -228,11 +229,8 @@ class _LinearGemm(jt.Function):
 
 def linear_gemm(x, weight, bias=None):
     """[..., I] -> [..., O] like jt.nn.Linear, through core.ops.gemm."""
-    lead = tuple(x.shape[:-1])
-    n = 1
-    for d in lead:
-        n *= d
-    y = _LinearGemm.apply(x.reshape([n, x.shape[-1]]), weight)
+    x2d, lead = as_rows(x)
+    y = _LinearGemm.apply(x2d, weight)
     if bias is not None:
         y = y + bias.reshape([1, -1])
     return y.reshape(lead + (weight.shape[0],))

@@ -52,7 +52,7 @@ def time_steps(step, sync, steps, warmup=3):
     return float(np.median(times))
 
 
-def jittor_step(vgg_sd, dec_sd, batch, size):
+def jittor_step(vgg_sd, dec_sd, content_np, style_np):
     import jittor as jt
     from core.optim import Adam
     from models.adain import training_losses
@@ -61,17 +61,16 @@ def jittor_step(vgg_sd, dec_sd, batch, size):
     enc = VGGEncoder.from_state_dict(vgg_sd, quiet=True)
     dec = Decoder.from_state_dict(dec_sd)
     opt = Adam(dec.parameters(), lr=1e-4)
-    rng = np.random.default_rng(1)
-    content = jt.array(rng.random((batch, 3, size, size), np.float32))
-    style = jt.array(rng.random((batch, 3, size, size), np.float32))
+    content, style = jt.array(content_np), jt.array(style_np)
 
-    def step():
+    def loss():
         _, lc, ls = training_losses(enc, dec, content, style)
-        opt.step(lc + 2.0 * ls)
-    return step, lambda: jt.sync_all(True)
+        return lc + 2.0 * ls
+
+    return lambda: opt.step(loss()), lambda: jt.sync_all(True), lambda: float(loss().item())
 
 
-def torch_step(vgg_sd, dec_sd, depth, batch, size):
+def torch_step(vgg_sd, dec_sd, depth, content_np, style_np):
     import torch
     import torch.nn.functional as F
     from models import decoder as dec_mod
@@ -118,12 +117,11 @@ def torch_step(vgg_sd, dec_sd, depth, batch, size):
         return v.mean(2), (v.var(2) + 1e-5).sqrt()
 
     opt = torch.optim.Adam(list(D.values()), lr=1e-4)
-    g = torch.Generator(device=dev).manual_seed(1)
-    content = torch.rand(batch, 3, size, size, device=dev, generator=g)
-    style = torch.rand(batch, 3, size, size, device=dev, generator=g)
+    content, style = torch.tensor(content_np, device=dev), torch.tensor(style_np, device=dev)
     torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # like our TF32
 
-    def step():
+    def loss():
         with torch.no_grad():
             s_taps = encoder(style)
             c = encoder(content)[-1]
@@ -135,10 +133,13 @@ def torch_step(vgg_sd, dec_sd, depth, batch, size):
         lc = F.mse_loss(o_taps[-1], t)
         ls = sum(F.mse_loss(stats(a)[0], stats(b)[0]) + F.mse_loss(stats(a)[1], stats(b)[1])
                  for a, b in zip(o_taps, s_taps))
+        return lc + 2.0 * ls
+
+    def step():
         opt.zero_grad()
-        (lc + 2.0 * ls).backward()
+        loss().backward()
         opt.step()
-    return step, torch.cuda.synchronize
+    return step, torch.cuda.synchronize, lambda: float(loss().item())
 
 
 def main():
@@ -154,12 +155,17 @@ def main():
     rows = []
     for depth in ("relu3_1", "relu4_1"):
         vgg_sd, dec_sd = state_dicts(depth, a.vgg, a.decoder)
-        step, sync = jittor_step(vgg_sd, dec_sd, a.batch, a.size)
-        row = {"depth": depth, "jittor_ms": 1e3 * time_steps(step, sync, a.steps)}
+        rng = np.random.default_rng(1)
+        content, style = (rng.random((a.batch, 3, a.size, a.size), np.float32) for _ in range(2))
+        step, sync, first_loss = jittor_step(vgg_sd, dec_sd, content, style)
+        # the same loss from the same weights and images in both frameworks: a correctness check
+        row = {"depth": depth, "jittor_loss": first_loss()}
+        row["jittor_ms"] = 1e3 * time_steps(step, sync, a.steps)
         try:
             import torch
             if torch.cuda.is_available():
-                step, sync = torch_step(vgg_sd, dec_sd, depth, a.batch, a.size)
+                step, sync, first_loss = torch_step(vgg_sd, dec_sd, depth, content, style)
+                row["torch_loss"] = first_loss()
                 row["torch_ms"] = 1e3 * time_steps(step, sync, a.steps)
                 row["ratio"] = row["jittor_ms"] / row["torch_ms"]
         except ImportError:
@@ -168,7 +174,8 @@ def main():
         print(json.dumps(row), flush=True)
     print(f"\ndecoder training step, batch {a.batch}, {a.size}x{a.size} (median of {a.steps})")
     for r in rows:
-        extra = f"  PyTorch+cuDNN {r['torch_ms']:.1f} ms  ratio {r['ratio']:.2f}x" if "torch_ms" in r else ""
+        extra = (f"  PyTorch+cuDNN {r['torch_ms']:.1f} ms  ratio {r['ratio']:.2f}x;"
+                 f" first loss {r['jittor_loss']:.5g} vs {r['torch_loss']:.5g}" if "torch_ms" in r else "")
         print(f"{r['depth']}: Jittor {r['jittor_ms']:.1f} ms{extra}")
     print(runtime.summary())
     if a.out:

@@ -13,11 +13,10 @@ import os
 import sys
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from core import runtime  # noqa: E402
+from bench.common import nerf_train_step, profile_ops  # noqa: E402
 
 
 def main():
@@ -28,27 +27,12 @@ def main():
     jt = runtime.setup()
     from core.config import parse_args
     from core.optim import Adam
-    from dataset.rays import PixelRays
-    from pipeline.nerf_stage import NeRFSystem, render_kwargs
     from pipeline.stages import load_scene
-    from render.renderer import render_rays
     args = parse_args(["--config", os.path.join(ROOT, "configs", "fern.txt"), "--datadir", a.datadir,
                        "--factor", "8", "--N_samples", "4", "--N_samples_fine", "4"])
     scene = load_scene(args)
-    rays = PixelRays.from_scene(scene, scene.i_train)
-    kw = render_kwargs(args, scene, train=True)
     for name, opt_class in (("jt.optim.Adam", jt.optim.Adam), ("core.optim.Adam", Adam)):
-        system = NeRFSystem(args)
-        opt = opt_class(system.parameters(), lr=5e-4)
-        coarse, fine = system.fields()
-
-        def step(k):
-            b = rays.sample(4, np.random.default_rng([0, k]))
-            target = jt.array(b["rgb"])
-            out = render_rays(jt.array(b["rays_o"]), jt.array(b["rays_d"]), jt.array(b["viewdirs"]),
-                              coarse, fine, **kw)
-            opt.step(((out["coarse"]["rgb"] - target) ** 2).mean() + ((out["fine"]["rgb"] - target) ** 2).mean())
-
+        step, _ = nerf_train_step(args, scene, opt_class, n_rays=4)
         for k in range(5):  # compile
             step(k)
         jt.sync_all(True)
@@ -57,11 +41,7 @@ def main():
             step(k)
         jt.sync_all(True)
         ms = (time.time() - t) / a.steps * 1e3
-        jt.profiler.start(0, 0)
-        step(0)
-        jt.sync_all(True)
-        jt.profiler.stop()
-        launches = sum(int(r[2]) for r in jt.profiler.report()[1:])
+        launches, _, _ = profile_ops(lambda: step(0), top=0, log=lambda *_: None)
         print(f"{name:16s} {ms:6.1f} ms/step  {launches:4d} kernel launches/step  ({runtime.summary()})")
 
 

@@ -2,7 +2,8 @@
 # On the GPU machine (device tool): install carried wheels, link carried assets, then run
 # the step named as first argument:
 #   tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
-#   | diag <seconds> [diag_finetune args] | check (diag, then the decoder benchmark, each time-boxed)
+#   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
+#   | check (diag, the decoder benchmark, nerfdiag, each time-boxed)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +27,13 @@ case "$step" in
   diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
     budget=$1; shift
     timeout "$budget" python3 bench/diag_finetune.py "$@" 2>&1 | logged diag.log ;;
-  check)   # a session's first call: does the 2D path run at GEMM speed now?
-    timeout 240 python3 bench/diag_finetune.py --iters 3 2>&1 | logged diag.log
-    timeout 240 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | logged decoder.log ;;
+  nerfdiag) # ms per NeRF step at fern's workload and a profile of one step: nerfdiag <seconds> [args]
+    budget=$1; shift
+    timeout "$budget" python3 bench/diag_nerf.py "$@" 2>&1 | logged nerfdiag.log ;;
+  check)   # a session's first call: speed and profiles of the 2D and NeRF steps, time-boxed
+    timeout 150 python3 bench/diag_finetune.py --iters 3 2>&1 | logged diag.log
+    timeout 200 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | logged decoder.log
+    timeout 150 python3 bench/diag_nerf.py 2>&1 | logged nerfdiag.log ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
             # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
@@ -46,5 +51,5 @@ case "$step" in
     tar czf "$OUT/results.tgz" $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
       -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
-  *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | check | pipeline)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | nerfdiag | check | pipeline)" >&2; exit 2 ;;
 esac

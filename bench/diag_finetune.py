@@ -14,6 +14,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from core import runtime  # noqa: E402
+from bench.common import profile_ops  # noqa: E402
 
 
 def plane_views(n, H, W, focal, depth=3.0):
@@ -99,18 +100,7 @@ def main():
         t = time.time()
         iteration(untimed)
         print(f"one iteration, no per-piece syncs: {time.time() - t:.3f} s")
-        jt.profiler.start(0, 0)
-        iteration(untimed)
-        jt.profiler.stop()
-        rows = jt.profiler.report()
-        head, rows = rows[0], rows[1:]
-        col = head.index("TotalTime")
-        rows.sort(key=lambda r: -float(r[col]))
-        total = sum(float(r[col]) for r in rows)
-        print(f"profile: {len(rows)} ops, {total / 1e6:.1f} ms in all; the most expensive:")
-        for r in rows[:a.profile]:
-            print(f"{float(r[col]) / 1e6:9.2f} ms  x{r[head.index('Count')]:>3}  {r[0][:160]}")
-
+        profile_ops(lambda: iteration(untimed), top=a.profile)
 
 if __name__ == "__main__":
     main()

@@ -173,6 +173,20 @@ def _contiguous_arrays_only(jt):
     jt.array = array
 
 
+def _transposes_on_device(jt):
+    """Route jt.transpose / Var.transpose / Var.permute to core.ops.transpose_on_device.
+
+    Without cuTT, Jittor runs a transpose that moves the last axis on the CPU (measured: most
+    of a decoder fine-tune iteration's time on the H200).  Returns True when it patched now.
+    """
+    from core.ops import transpose_on_device
+    if jt.transpose is transpose_on_device:
+        return False
+    jt.transpose = jt.permute = transpose_on_device
+    jt.Var.transpose = jt.Var.permute = transpose_on_device
+    return True
+
+
 def _warm_import(env):
     """Import Jittor in a subprocess until it stops asking for a rerun."""
     code = "import jittor as jt; jt.flags.use_cuda = 1 if jt.has_cuda else 0; print('JT_OK', jt.has_cuda)"
@@ -233,6 +247,8 @@ def setup(device=None, tensorcore=True, quiet=False):
     if _numpy_major() >= 2:
         _contiguous_arrays_only(jt)
     jt.flags.use_cuda = 1 if want_cuda else 0
+    if want_cuda and env.get("use_cutt") == "0" and _transposes_on_device(jt):
+        notes.append("transposes on the GPU (no cuTT)")
     if want_cuda and tensorcore:
         jt.flags.use_tensorcore = 1  # TF32 in cuBLAS
     _state.update(done=True, use_cuda=want_cuda)

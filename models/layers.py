@@ -107,17 +107,24 @@ def zero_pad(x, padding):
 
 
 def _windows(x, k, ho, wo, offset=0):
-    """Gather [B*Ho*Wo, C*k*k] of the k x k windows of x [B,C,H,W] starting at (y-offset, x-offset);
-    out-of-range reads give 0 (so offset k-1 is a 'full' correlation of the zero-padded x)."""
+    """Gather the k x k windows of x [B,C,H,W] starting at (y-offset, x-offset) as columns
+    [C*k*k, B*Ho*Wo] (channel-major, so that the GEMMs below give channel-first results with no
+    transpose that moves the last axis); out-of-range reads give 0 (so offset k-1 is a 'full'
+    correlation of the zero-padded x)."""
     b, c = x.shape[:2]
-    cols = x.reindex([b, ho, wo, c, k, k], ["i0", "i3", f"i1+i4-{offset}", f"i2+i5-{offset}"])
-    return cols.reshape([b * ho * wo, c * k * k])
+    cols = x.reindex([c, k, k, b, ho, wo], ["i3", "i0", f"i4+i1-{offset}", f"i5+i2-{offset}"])
+    return cols.reshape([c * k * k, b * ho * wo])
+
+
+def _channels_first(rows, b, h, w):
+    """[C, B*H*W] -> [B, C, H, W]; a transpose that keeps the last axis (a fused GPU kernel)."""
+    return rows.reshape([rows.shape[0], b, h, w]).transpose(1, 0, 2, 3)
 
 
 class _ValidConvGemm(jt.Function):
     """Stride-1 'valid' cross-correlation as gather + GEMM, forward and backward.
 
-    execute(x [B,C,H,W], w [O,C,k,k]) -> [B,O,H-k+1,W-k+1].  grad: dW = g^T cols (GEMM) and
+    execute(x [B,C,H,W], w [O,C,k,k]) -> [B,O,H-k+1,W-k+1].  grad: dW = g cols^T (GEMM) and
     dx = full correlation of g with the flipped kernel (gather + GEMM): no scatter-adds.
     """
 
@@ -126,20 +133,20 @@ class _ValidConvGemm(jt.Function):
         b, _, h, wd = x.shape
         ho, wo = h - k + 1, wd - k + 1
         self.cols, self.w, self.x_hw = _windows(x, k, ho, wo), w, (h, wd)
-        out = gemm(self.cols, w.reshape([o, c * k * k]), trans_b=True)  # [B*Ho*Wo, O]
-        return out.reshape([b, ho, wo, o]).transpose(0, 3, 1, 2)
+        out = gemm(w.reshape([o, c * k * k]), self.cols)  # [O, B*Ho*Wo]
+        return _channels_first(out, b, ho, wo)
 
     def grad(self, g):
         w = self.w
         o, c, k, _ = w.shape
         b, _, ho, wo = g.shape
         h, wd = self.x_hw
-        g_rows = g.transpose(0, 2, 3, 1).reshape([b * ho * wo, o])
-        gw = gemm(g_rows, self.cols, trans_a=True).reshape([o, c, k, k])
+        g_rows = g.transpose(1, 0, 2, 3).reshape([o, b * ho * wo])
+        gw = gemm(g_rows, self.cols, trans_b=True).reshape([o, c, k, k])
         # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
-        g_cols = _windows(g, k, h, wd, offset=k - 1)  # [B*H*W, O*k*k]
-        w_flip = w.reindex([o, k, k, c], ["i0", "i3", f"{k - 1}-i1", f"{k - 1}-i2"]).reshape([o * k * k, c])
-        gx = gemm(g_cols, w_flip).reshape([b, h, wd, c]).transpose(0, 3, 1, 2)
+        g_cols = _windows(g, k, h, wd, offset=k - 1)  # [O*k*k, B*H*W]
+        w_flip = w.reindex([c, o, k, k], ["i1", "i0", f"{k - 1}-i2", f"{k - 1}-i3"]).reshape([c, o * k * k])
+        gx = _channels_first(gemm(w_flip, g_cols), b, h, wd)
         self.cols = self.w = None
         return gx, gw
 

@@ -1,9 +1,9 @@
-"""core/ops.py: cumsum, searchsorted and sorted merge against NumPy."""
+"""core/ops.py: cumsum, searchsorted, sorted merge, gemm and the on-device transpose against NumPy."""
 import jittor as jt
 import numpy as np
 import pytest
 
-from core.ops import cumsum_last, merge_sorted, searchsorted
+from core.ops import cumsum_last, gemm, merge_sorted, searchsorted, transpose_on_device
 
 
 def test_cumsum_last_matches_numpy_any_leading_shape():
@@ -102,3 +102,25 @@ def test_gemm_rejects_mismatched_shapes():
         gemm(jt.zeros((3, 4)), jt.zeros((5, 2)))
     with pytest.raises(ValueError, match="2-D"):
         gemm(jt.zeros((3, 4, 1)), jt.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("dims, np_axes", [
+    ((0, 3, 1, 2), (0, 3, 1, 2)),        # NHWC -> NCHW: moves the last axis
+    (([0, 2, 3, 1],), (0, 2, 3, 1)),     # a list, like Var.permute([..])
+    ((1, 3), (0, 3, 2, 1)),              # two axes swapped, like jt.transpose(x, a, b)
+    ((), (3, 2, 1, 0)),                  # no axes: reversed
+    ((-1, 0, 1, 2), (3, 0, 1, 2)),       # negative axes
+])
+def test_transpose_on_device_matches_numpy_with_gradient(dims, np_axes):
+    x = np.random.randn(2, 3, 4, 5).astype(np.float32)
+    xv = jt.array(x)
+    out = transpose_on_device(xv, *dims)
+    np.testing.assert_array_equal(out.numpy(), x.transpose(np_axes))
+    w = np.random.randn(*out.shape).astype(np.float32)
+    grad = jt.grad((out * jt.array(w)).sum(), xv).numpy()
+    np.testing.assert_array_equal(grad, w.transpose(np.argsort(np_axes)))  # inverse permutation
+
+
+def test_transpose_on_device_rejects_a_non_permutation():
+    with pytest.raises(ValueError, match="not a permutation"):
+        transpose_on_device(jt.zeros((2, 3, 4)), 0, 1, 1)

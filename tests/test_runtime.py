@@ -83,3 +83,18 @@ def test_set_matmul_checks_the_mode():
     runtime.set_matmul("tf32")  # accepted (no effect on the CPU)
     with pytest.raises(ValueError, match="--matmul"):
         runtime.set_matmul("int8")
+
+
+def test_gpu_transpose_patch_installs_once_and_keeps_results(monkeypatch):
+    # what setup() does on a GPU without cuTT, here on the CPU (monkeypatch restores Jittor after)
+    import numpy as np
+    import jittor as jt
+    from core.ops import transpose_on_device
+    for obj, name in ((jt, "transpose"), (jt, "permute"), (jt.Var, "transpose"), (jt.Var, "permute")):
+        monkeypatch.setattr(obj, name, getattr(obj, name))
+    assert runtime._transposes_on_device(jt) is True
+    assert runtime._transposes_on_device(jt) is False
+    assert jt.Var.permute is transpose_on_device and jt.transpose is transpose_on_device
+    x = np.random.randn(2, 3, 4).astype(np.float32)
+    np.testing.assert_array_equal(jt.array(x).permute(2, 0, 1).numpy(), x.transpose(2, 0, 1))
+    np.testing.assert_array_equal(jt.array(x).transpose(0, 2).numpy(), x.transpose(2, 1, 0))

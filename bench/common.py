@@ -1,0 +1,54 @@
+"""Pieces the benchmarks and diagnostics share: one NeRF training step, and a profile of
+Jittor's ops that flags any op that ran on the CPU during a GPU run."""
+import numpy as np
+
+
+def nerf_train_step(args, scene, opt_class, n_rays):
+    """A function step(k) doing one NeRF training step (coarse + fine, Adam) on n_rays rays,
+    exactly as pipeline.nerf_stage.train_nerf does; returns (step, system)."""
+    import jittor as jt
+    from dataset.rays import PixelRays
+    from pipeline.nerf_stage import NeRFSystem, render_kwargs
+    from render.renderer import render_rays
+    rays = PixelRays.from_scene(scene, scene.i_train, ndc=not args.no_ndc)
+    kw = render_kwargs(args, scene, train=True)
+    system = NeRFSystem(args)
+    opt = opt_class(system.parameters(), lr=args.lrate)
+    coarse, fine = system.fields()
+
+    def step(k):
+        b = rays.sample(n_rays, np.random.default_rng([0, k]))
+        target = jt.array(b["rgb"])
+        out = render_rays(jt.array(b["rays_o"]), jt.array(b["rays_d"]),
+                          jt.array(b["viewdirs"]) if args.use_viewdir else None, coarse, fine, **kw)
+        opt.step(((out["coarse"]["rgb"] - target) ** 2).mean() + ((out["fine"]["rgb"] - target) ** 2).mean())
+
+    return step, system
+
+
+def profile_ops(fn, top=25, log=print):
+    """Run fn() once under Jittor's profiler; print its `top` most expensive ops and a warning
+    for ops compiled for the CPU while CUDA is on (each one is a device->host->device trip).
+    Returns (total kernel launches, total ms, names of CPU ops)."""
+    import jittor as jt
+    jt.sync_all(True)
+    jt.profiler.start(0, 0)
+    fn()
+    jt.sync_all(True)
+    jt.profiler.stop()
+    rows = jt.profiler.report()
+    head, rows = rows[0], rows[1:]
+    col, count = head.index("TotalTime"), head.index("Count")
+    rows.sort(key=lambda r: -float(r[col]))
+    total_ms = sum(float(r[col]) for r in rows) / 1e6
+    launches = sum(int(r[count]) for r in rows)
+    cpu_ops = [r[0] for r in rows if jt.flags.use_cuda and "JIT_cpu" in r[0]]
+    log(f"profile: {len(rows)} op kinds, {launches} launches, {total_ms:.1f} ms in all; the most expensive:")
+    for r in rows[:top]:
+        log(f"{float(r[col]) / 1e6:9.2f} ms  x{r[count]:>4}  {r[0][:160]}")
+    if cpu_ops:
+        log(f"WARNING: {len(cpu_ops)} op kind(s) ran on the CPU during a GPU run: "
+            + "; ".join(op[:100] for op in cpu_ops))
+    elif jt.flags.use_cuda:
+        log("no op ran on the CPU")
+    return launches, total_ms, cpu_ops

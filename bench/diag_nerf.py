@@ -1,0 +1,51 @@
+"""Where one NeRF training step spends its time at the fern config's workload (factor 4, 2048
+rays, 64+64 samples, view directions): ms/step after the JIT compile, then a profile of one
+step (the most expensive Jittor ops; a warning for any op that ran on the CPU).
+
+    python bench/diag_nerf.py [--steps 50 --profile 25] [--extra --gemm cublas]
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from core import runtime  # noqa: E402
+from bench.common import nerf_train_step, profile_ops  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datadir", default=os.path.join(ROOT, "data", "nerf_llff_data", "fern"))
+    ap.add_argument("--config", default=os.path.join(ROOT, "configs", "fern.txt"))
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--profile", type=int, default=25, help="print the N most expensive ops of one step")
+    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
+    a = ap.parse_args()
+    jt = runtime.setup()
+    from core.config import parse_args
+    from core.optim import Adam
+    from pipeline.stages import apply_compute_options, load_scene
+    args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
+    apply_compute_options(args)
+    scene = load_scene(args)
+    step, _ = nerf_train_step(args, scene, Adam, n_rays=args.batch_size)
+    t = time.time()
+    for k in range(3):
+        step(k)
+    jt.sync_all(True)
+    print(f"first 3 steps (JIT compile): {time.time() - t:.1f} s", flush=True)
+    t = time.time()
+    for k in range(a.steps):
+        step(k)
+    jt.sync_all(True)
+    ms = (time.time() - t) / a.steps * 1e3
+    print(f"{ms:.1f} ms/step = {1e3 / ms:.1f} it/s over {a.steps} steps "
+          f"({args.batch_size} rays, {args.N_samples}+{args.N_samples_fine} samples); {runtime.summary()}")
+    if a.profile:
+        profile_ops(lambda: step(0), top=a.profile)
+
+
+if __name__ == "__main__":
+    main()

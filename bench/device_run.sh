@@ -3,6 +3,7 @@
 # the step named as first argument:
 #   tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
+#   | conv <seconds> [diag_conv args]
 #   | check (diag, the decoder benchmark, nerfdiag, each time-boxed)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
@@ -30,6 +31,9 @@ case "$step" in
   nerfdiag) # ms per NeRF step at fern's workload and a profile of one step: nerfdiag <seconds> [args]
     budget=$1; shift
     timeout "$budget" python3 bench/diag_nerf.py "$@" 2>&1 | logged nerfdiag.log ;;
+  conv)    # the pieces of one convolution layer: wall vs kernel time
+    budget=$1; shift
+    timeout "$budget" python3 bench/diag_conv.py "$@" 2>&1 | logged conv.log ;;
   check)   # a session's first call: speed and profiles of the 2D and NeRF steps, time-boxed
     timeout 150 python3 bench/diag_finetune.py --iters 3 2>&1 | logged diag.log
     timeout 200 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | logged decoder.log
@@ -51,5 +55,5 @@ case "$step" in
     tar czf "$OUT/results.tgz" $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
       -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
-  *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | nerfdiag | check | pipeline)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | nerfdiag | conv | check | pipeline)" >&2; exit 2 ;;
 esac

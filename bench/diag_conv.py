@@ -1,32 +1,70 @@
-"""Bisect a GPU crash in the 2D style path: prints a line before each step."""
-import os, sys
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core import runtime
-jt = runtime.setup()
+"""Time the pieces of one GPU convolution layer (pad, window gather, GEMM, whole forward,
+forward + backward) and compare wall time with the profiler's kernel time: a large gap means
+host work (allocation, synchronisation) rather than kernels.
+
+    python bench/diag_conv.py [--reps 10]
+"""
+import argparse
+import os
+import sys
+import time
+
 import numpy as np
-def say(m): print("STEP", m, flush=True)
-from models.layers import conv2d_im2col, max_pool2d_ceil, upsample_nearest2x, reflect_pad
-x = jt.array(np.random.rand(2, 3, 40, 48).astype(np.float32)); w = jt.array(np.random.rand(8, 3, 3, 3).astype(np.float32))
-say("reflect_pad"); reflect_pad(x, 1).sync()
-say("conv fwd"); y = conv2d_im2col(x, w, None, 1); y.sync()
-say("conv bwd"); g = jt.grad(y.sum(), w); g.sync()
-say("pool"); p = max_pool2d_ceil(y, 2); p.sync()
-say("pool bwd"); jt.grad(p.sum(), w).sync()
-say("upsample"); upsample_nearest2x(p).sync()
-from models.vgg import VGGEncoder, resolve_vgg_path
-enc = VGGEncoder.from_pth(resolve_vgg_path("pretrained/vgg_normalised.pth"))
-say("vgg fwd"); f = enc(x); f[-1].sync()
-from models.decoder import Decoder, resolve_decoder_path
-dec = Decoder.from_file(resolve_decoder_path("pretrained/decoder.pth", 256), 256)
-say("dec fwd"); o = dec(f[-1]); o.sync()
-say("dec bwd"); jt.grad(o.sum(), dec.parameters()[0]).sync()
-from models.adain import style_loss
-say("adain+loss"); l = style_loss(enc(o), f); l.sync()
-say("opt step"); opt = jt.optim.Adam(dec.parameters(), lr=1e-4); opt.step(l)
-say("splat"); from render.splatting import consistency_loss
-pts = jt.array(np.random.rand(3, 10, 12, 3).astype(np.float32) - np.array([0.5, 0.5, 3], np.float32))
-c2w = np.tile(np.eye(4, dtype=np.float32)[:3], (3, 1, 1))
-img = jt.array(np.random.rand(3, 10, 12, 3).astype(np.float32))
-cl = consistency_loss(img, pts.numpy(), c2w, 10, 12, 10.0); cl.sync()
-say("splat bwd"); jt.grad(cl, img).sync()
-say("ALL OK")
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from core import runtime  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--layers", nargs="+", default=["8,64,64,256", "4,128,128,128", "4,256,256,64"],
+                    help="batch,in,out,size of each layer to time")
+    a = ap.parse_args()
+    jt = runtime.setup()
+    from core.ops import gemm
+    from models.layers import _windows, conv2d_gemm, reflect_pad
+
+    def timed(name, fn, gflop=None):
+        fn()
+        jt.sync_all(True)  # compile and warm up
+        t = time.time()
+        for _ in range(a.reps):
+            fn()
+        jt.sync_all(True)
+        wall = (time.time() - t) / a.reps * 1e3
+        jt.profiler.start(0, 0)
+        fn()
+        jt.sync_all(True)
+        jt.profiler.stop()
+        rows = jt.profiler.report()
+        kern = sum(float(r[rows[0].index("TotalTime")]) for r in rows[1:]) / 1e6
+        rate = f"  {gflop / wall:7.1f} TFLOP/s" if gflop else ""
+        print(f"  {name:22s} wall {wall:8.2f} ms  kernels {kern:8.2f} ms{rate}", flush=True)
+
+    for spec in a.layers:
+        b, c, o, s = (int(v) for v in spec.split(","))
+        print(f"layer: batch {b}, {c}->{o} channels, {s}x{s}, 3x3, reflect padding", flush=True)
+        rng = np.random.default_rng(0)
+        x = jt.array(rng.standard_normal((b, c, s, s), np.float32))
+        w = jt.array(rng.standard_normal((o, c, 3, 3), np.float32) * 0.05)
+        bias = jt.zeros((o,))
+        gflop = 2 * b * s * s * c * 9 * o / 1e9
+        xp = reflect_pad(x, 1).sync()
+        cols = _windows(xp, 3, s, s).sync()
+        timed("reflect pad", lambda: reflect_pad(x, 1).sync())
+        timed("window gather", lambda: _windows(xp, 3, s, s).sync())
+        timed("GEMM", lambda: gemm(w.reshape([o, c * 9]), cols).sync(), gflop)
+        timed("conv forward", lambda: conv2d_gemm(x, w, bias, 1).sync(), gflop)
+
+        def fwd_bwd():
+            out = conv2d_gemm(x, w, bias, 1)
+            gx, gw = jt.grad((out * out).sum(), [x, w])
+            jt.sync([gx, gw])
+        timed("conv forward+backward", fwd_bwd, 3 * gflop)
+        del xp, cols
+    print(runtime.summary())
+
+
+if __name__ == "__main__":
+    main()

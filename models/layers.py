@@ -110,10 +110,17 @@ def _windows(x, k, ho, wo, offset=0):
     """Gather the k x k windows of x [B,C,H,W] starting at (y-offset, x-offset) as columns
     [C*k*k, B*Ho*Wo] (channel-major, so that the GEMMs below give channel-first results with no
     transpose that moves the last axis); out-of-range reads give 0 (so offset k-1 is a 'full'
-    correlation of the zero-padded x)."""
+    correlation of the zero-padded x).
+
+    A 2-D reindex with the row and column decoded by division: Jittor's GPU kernels spread only
+    the outer loops of an op over threads, so the 6-D form [C,k,k,B,Ho,Wo] ran with C*k*k
+    threads (measured on the H200: 42 ms to gather 1.2 GB, 29 GB/s).
+    """
     b, c = x.shape[:2]
-    cols = x.reindex([c, k, k, b, ho, wo], ["i3", "i0", f"i4+i1-{offset}", f"i5+i2-{offset}"])
-    return cols.reshape([c * k * k, b * ho * wo])
+    n, kk = ho * wo, k * k
+    ch, ky, kx = f"(i0/{kk})", f"((i0/{k})%{k})", f"(i0%{k})"
+    bi, yi, xi = f"(i1/{n})", f"((i1/{wo})%{ho})", f"(i1%{wo})"
+    return x.reindex([c * kk, b * n], [bi, ch, f"{yi}+{ky}-{offset}", f"{xi}+{kx}-{offset}"])
 
 
 def _channels_first(rows, b, h, w):

@@ -9,6 +9,7 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 - searchsorted(cdf, u)      torch.searchsorted(right=True): count of cdf entries <= u
 - merge_sorted(a, b)        merge of two row-wise sorted arrays (no sort), not differentiable
 - gemm(a, b, ta, tb)        2-D matrix product straight through cuBLAS on the GPU, not differentiable
+- window_columns(x, k, ho, wo, off)  the k x k windows of an image batch as GEMM columns (conv)
 - transpose_on_device(x, *dims)  jt.transpose that never falls back to the CPU (installed by
                             core.runtime on the GPU in place of jt.transpose / Var.permute)
 """
@@ -72,6 +73,47 @@ def as_rows(x):
     for d in lead:
         n_rows *= d
     return x.reshape((n_rows, x.shape[-1])), lead
+
+
+# ---------------------------------------------------------------- window columns
+# One thread per output element (grid-stride), sizes read at run time from the shapes: one
+# compiled kernel per (k, offset) for every layer size.  A reindex would bake the sizes into
+# its index expressions and compile one kernel per layer shape (minutes of nvcc on the GPU).
+_WINDOWS_BODY = """
+    const int K = KSIZE, OFF = OFFSET;
+    const long long B = out0_shape1, HO = out0_shape2, WO = out0_shape3;
+    const long long C = in0_shape1, H = in0_shape2, W = in0_shape3;
+    long long xo = i % WO, t = i / WO;
+    long long yo = t % HO; t /= HO;
+    long long b = t % B, r = t / B;
+    long long c = r / (K * K), y = yo + (r / K) % K - OFF, x = xo + r % K - OFF;
+    out0_p[i] = (y >= 0 && y < H && x >= 0 && x < W) ? in0_p[((b * C + c) * H + y) * W + x] : 0;
+"""
+_WINDOWS_CPU = ("const long long n = (long long)out0_shape0 * out0_shape1 * out0_shape2 * out0_shape3;\n"
+                "for (long long i = 0; i < n; i++) {" + _WINDOWS_BODY + "}")
+_WINDOWS_CUDA = """
+__global__ static void window_columns(@ARGS_DEF) {
+    @PRECALC
+    const long long n = (long long)out0_shape0 * out0_shape1 * out0_shape2 * out0_shape3;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)blockDim.x * gridDim.x) {""" + _WINDOWS_BODY + """    }
+}
+long long n_blocks = (out0->num + 255) / 256;
+if (n_blocks > 65536) n_blocks = 65536;
+if (n_blocks > 0) window_columns<<<n_blocks, 256>>>(@ARGS);
+"""
+
+
+def window_columns(x, k, ho, wo, offset=0):
+    """x [B,C,H,W] -> columns [C*k*k, B*Ho*Wo]: column (b, y, x), row (c, i, j) holds
+    x[b, c, y+i-offset, x+j-offset], 0 outside the image.  Not differentiable."""
+    if x.ndim != 4:
+        raise ValueError(f"window_columns takes [B,C,H,W], got {tuple(x.shape)}")
+    b, c = x.shape[:2]
+    cpu, cuda = ((src.replace("KSIZE", str(int(k))).replace("OFFSET", str(int(offset))))
+                 for src in (_WINDOWS_CPU, _WINDOWS_CUDA))
+    out = jt.code([c * k * k, b, ho, wo], x.dtype, [x], cpu_src=cpu, cuda_src=cuda)
+    return out.reshape([c * k * k, b * ho * wo])
 
 
 # ---------------------------------------------------------------- cumsum

@@ -30,7 +30,7 @@ import jittor as jt
 import numpy as np
 
 from core import runtime
-from core.ops import as_rows, gemm
+from core.ops import as_rows, gemm, window_columns
 
 # "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
 # (the choice is global, like the device)
@@ -107,20 +107,16 @@ def zero_pad(x, padding):
 
 
 def _windows(x, k, ho, wo, offset=0):
-    """Gather the k x k windows of x [B,C,H,W] starting at (y-offset, x-offset) as columns
-    [C*k*k, B*Ho*Wo] (channel-major, so that the GEMMs below give channel-first results with no
-    transpose that moves the last axis); out-of-range reads give 0 (so offset k-1 is a 'full'
-    correlation of the zero-padded x).
+    """The k x k windows of x [B,C,H,W] from (y-offset, x-offset) as columns [C*k*k, B*Ho*Wo]
+    (channel-major, so that the GEMMs below give channel-first results with no transpose that
+    moves the last axis); out-of-range reads give 0, so offset k-1 is a 'full' correlation.
 
-    A 2-D reindex with the row and column decoded by division: Jittor's GPU kernels spread only
-    the outer loops of an op over threads, so the 6-D form [C,k,k,B,Ho,Wo] ran with C*k*k
-    threads (measured on the H200: 42 ms to gather 1.2 GB, 29 GB/s).
+    A jt.code kernel (core.ops.window_columns), one thread per element.  Measured on the H200:
+    a 6-D reindex [C,k,k,B,Ho,Wo] got only the outer loops spread over threads (42 ms for
+    1.2 GB); a 2-D reindex was fast (0.9 ms) but baked each layer's sizes into its kernel, so
+    every layer shape compiled its own kernels (minutes of nvcc before the first iteration).
     """
-    b, c = x.shape[:2]
-    n, kk = ho * wo, k * k
-    ch, ky, kx = f"(i0/{kk})", f"((i0/{k})%{k})", f"(i0%{k})"
-    bi, yi, xi = f"(i1/{n})", f"((i1/{wo})%{ho})", f"(i1%{wo})"
-    return x.reindex([c * kk, b * n], [bi, ch, f"{yi}+{ky}-{offset}", f"{xi}+{kx}-{offset}"])
+    return window_columns(x, k, ho, wo, offset)
 
 
 def _channels_first(rows, b, h, w):

@@ -124,3 +124,18 @@ def test_transpose_on_device_matches_numpy_with_gradient(dims, np_axes):
 def test_transpose_on_device_rejects_a_non_permutation():
     with pytest.raises(ValueError, match="not a permutation"):
         transpose_on_device(jt.zeros((2, 3, 4)), 0, 1, 1)
+
+
+@pytest.mark.parametrize("k, offset", [(3, 0), (3, 2), (1, 0)])
+def test_window_columns_matches_numpy(k, offset):
+    from core.ops import window_columns
+    x = np.random.randn(2, 3, 5, 6).astype(np.float32)
+    ho, wo = (5 - k + 1, 6 - k + 1) if offset == 0 else (5, 6)
+    out = window_columns(jt.array(x), k, ho, wo, offset).numpy()
+    xp = np.pad(x, ((0, 0), (0, 0), (offset, k), (offset, k)))  # zeros outside the image
+    ref = np.zeros((3 * k * k, 2 * ho * wo), np.float32)
+    for c in range(3):
+        for i in range(k):
+            for j in range(k):
+                ref[(c * k + i) * k + j] = xp[:, c, i:i + ho, j:j + wo].reshape(-1)
+    np.testing.assert_array_equal(out, ref)

@@ -92,7 +92,7 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
             opt.step(loss)
             if it % 10 == 0 or it == args.decoder_step:
                 bar.set_postfix(content=f"{l_content.item():.3f}", style=f"{l_style.item():.3f}",
-                                cons=f"{l_cons.item():.5f}")
+                                cons=f"{l_cons.item():.5f}", refresh=False)
             if (it % args.i_weights_decoder == 0 and it < args.decoder_step) or stop.requested:
                 path = ckpts.save(it, {"iter": it, "decoder": decoder.state_dict(), "optimizer": adam_state(opt)})
                 if stop.requested:

@@ -126,7 +126,7 @@ def train_nerf(args, scene, expdir, log=print):
             if step % args.i_print == 0 or step == args.origin_step:
                 lf = float(loss_f.item()) if "fine" in out else float(loss_c.item())
                 bar.set_postfix(loss=f"{float(loss.item()):.4f}", psnr=f"{mse_to_psnr(lf):.2f}",
-                                it_s=f"{(step - start) / (time.time() - t0):.2f}")
+                                it_s=f"{(step - start) / (time.time() - t0):.2f}", refresh=False)
             if step % args.i_weights == 0 or step == args.origin_step or stop.requested:
                 path = ckpts.save(step, {"step": step, **system.state(), "optimizer": adam_state(opt)})
                 if stop.requested:

@@ -165,7 +165,9 @@ def train_decoder(args, log=print):
         out, loss_c, loss_s = training_losses(encoder, decoder, to_nchw(c_imgs), to_nchw(s_imgs))
         opt.step(args.content_weight * loss_c + args.style_weight * loss_s)
         done = it + 1
-        bar.set_postfix(content=f"{loss_c.item():.3f}", style=f"{loss_s.item():.3f}", lr=f"{opt.lr:.2e}")
+        if done % 10 == 0 or done == args.max_iter:  # .item() waits for the GPU: not every step
+            bar.set_postfix(content=f"{loss_c.item():.3f}", style=f"{loss_s.item():.3f}", lr=f"{opt.lr:.2e}",
+                            refresh=False)
         if done % args.save_model_interval == 0 or done == args.max_iter:
             ckpts.save(done, {"iter": done, "decoder": decoder.weights(), "deepest_channels": channels,
                               "optimizer": adam_state(opt), "rng": rng.bit_generator.state,
@@ -247,7 +249,8 @@ def train_vae(args, log=print):
         recon, kl, total = vae.loss(jt.array(stats[idx]))
         opt.step(total)
         done = it + 1
-        bar.set_postfix(recon=f"{recon.item():.3f}", kl=f"{kl.item():.3f}")
+        if done % 10 == 0 or done == args.max_iter:  # .item() waits for the GPU: not every step
+            bar.set_postfix(recon=f"{recon.item():.3f}", kl=f"{kl.item():.3f}", refresh=False)
         if done % args.save_model_interval == 0 or done == args.max_iter:
             ckpts.save(done, {"iter": done, "vae": vae.state_dict(), "config": dict(vae.config),
                               "optimizer": adam_state(opt), "rng": rng.bit_generator.state,

@@ -149,7 +149,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, sce
             model.opt.step(loss)
             if step % args.i_print == 0 or step == args.total_step:
                 bar.set_postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}",
-                                it_s=f"{(step - start) / (time.time() - t0):.2f}")
+                                it_s=f"{(step - start) / (time.time() - t0):.2f}", refresh=False)
             if step % args.i_weights == 0 or step == args.total_step or stop.requested:
                 path = ckpts.save(step, model.state(step))
                 if stop.requested:

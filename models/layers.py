@@ -2,25 +2,25 @@
 
 Jittor's own `nn.conv2d` falls back, without cuDNN, to a fused reindex-reduce whose
 backward crashes on CUDA 13 (illegal address) for VGG-sized layers.  On the GPU we
-therefore convolve as im2col + one matmul (cuBLAS):
+therefore convolve as a gather + one cuBLAS GEMM (`conv2d_gemm`, stride 1):
 
-    cols = x.reindex([B, Ho, Wo, C, k, k], ...)      # a gather
-    out  = cols[B*Ho*Wo, C*k*k] @ W[O, C*k*k]^T      # one cuBLAS GEMM
+    xp   = reflect_pad2d(x, p)                         # jt.code kernel
+    cols = window_columns(xp, k) : [C*k*k, B*Ho*Wo]    # jt.code kernel, one thread per element
+    out  = W[O, C*k*k] @ cols -> [O, B, Ho, Wo] -> [B, O, Ho, Wo]
 
-`conv2d_gemm` (the GPU path, stride 1) calls cuBLAS directly (core.ops.gemm: on the H200 the
-jt.matmul version ran at a plain reduction kernel's speed) and writes the backward by hand, so
-that it has no scatter either: Jittor would differentiate the im2col gather as a scatter-add
-of k*k overlapping copies (atomics on every input element), whereas the input gradient of a
-stride-1 convolution is itself a convolution of the zero-padded output gradient with the
-flipped kernel: another gather + GEMM.  The padding is applied first (a cheap gather whose
-backward folds only the border back).
+with a hand-written backward: weight gradient = one GEMM against the saved columns; input
+gradient = a convolution of the zero-padded output gradient with the flipped kernel (another
+window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
+channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
+the CPU).  The kernels read sizes at run time, so one compile serves every image size.
+What each step fixed, as measured on the H200, is in the docstrings of core.ops.
 
 Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
 8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
 the same size).  That is fine on an 80 GB GPU; use smaller batches or crops if it is not.
 
 On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); set
-`CONV_IMPL = "im2col"` to force the GPU algorithm anywhere (the tests do).
+`CONV_IMPL = "gemm"` (or the older "im2col") to force a GPU algorithm anywhere (the tests do).
 
 Also: `reflect_pad`, `upsample_nearest2x`, `max_pool2d_ceil` (AdaIN's ceil-mode pool).
 """
@@ -30,7 +30,7 @@ import jittor as jt
 import numpy as np
 
 from core import runtime
-from core.ops import as_rows, gemm, window_columns
+from core.ops import as_rows, gemm, reflect_pad2d, window_columns
 
 # "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
 # (the choice is global, like the device)
@@ -57,10 +57,7 @@ def reflect_pad(x, padding):
     if padding == 0:
         return x
     _check_padding(x, padding, "reflect")
-    b, c, h, w = x.shape
-    p = padding
-    return x.reindex([b, c, h + 2 * p, w + 2 * p],
-                     ["i0", "i1", _reflect(f"i2-{p}", h), _reflect(f"i3-{p}", w)])
+    return reflect_pad2d(x, padding)  # a jt.code kernel: one compile for every image size
 
 
 def im2col(x, k, padding=0, stride=1, padding_mode="reflect"):

@@ -47,12 +47,15 @@ case "$step" in
     for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
     timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
       | logged pipeline.log
-    # newest checkpoint of each kind only (a file back is at most 16 MiB)
+    # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
+    # the fine-tune's checkpoint only while its result decoder.pkl is missing
     newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
-    tar czf "$OUT/exp_nerf.tgz" $(newest nerf)
-    tar czf "$OUT/exp_rest.tgz" $(newest decoder_ft) $(newest style) $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl 2>/dev/null)
+    pack() { local out=$1; shift; [ $# -gt 0 ] && tar czf "$OUT/$out" "$@"; }
+    pack exp_nerf.tgz $(newest nerf)
+    pack exp_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
+      $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl $exp/vae_style_stats.npz 2>/dev/null)
     # videos, two frames of each kind, the evaluation report
-    tar czf "$OUT/results.tgz" $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
+    pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
       -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
   *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | nerfdiag | conv | check | pipeline)" >&2; exit 2 ;;

@@ -109,7 +109,7 @@ def _windows(x, k, ho, wo, offset=0):
     moves the last axis); out-of-range reads give 0, so offset k-1 is a 'full' correlation.
 
     A jt.code kernel (core.ops.window_columns), one thread per element.  Measured on the H200:
-    a 6-D reindex [C,k,k,B,Ho,Wo] got only the outer loops spread over threads (42 ms for
+    a 6-D reindex [C,k,k,B,Ho,Wo] got only the outer loops spread over threads (171 ms for
     1.2 GB); a 2-D reindex was fast (0.9 ms) but baked each layer's sizes into its kernel, so
     every layer shape compiled its own kernels (minutes of nvcc before the first iteration).
     """

@@ -16,6 +16,9 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 
 # stdin -> one line per progress update, without Jittor's compile progress, echoed and kept in $OUT/$1
 logged() { tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee -a "$OUT/$1"; }
+# boxed <script> <log> <seconds> [args]: run bench/<script> inside a time budget, logged
+boxed() { local script=$1 log=$2 budget=$3; shift 3
+          timeout "$budget" python3 "bench/$script" "$@" 2>&1 | logged "$log"; }
 
 step=$1; shift
 case "$step" in
@@ -26,18 +29,15 @@ case "$step" in
   decoder) # decoder training step, Jittor vs PyTorch+cuDNN (yardstick only)
     python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | logged decoder.log ;;
   diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
-    budget=$1; shift
-    timeout "$budget" python3 bench/diag_finetune.py "$@" 2>&1 | logged diag.log ;;
+    boxed diag_finetune.py diag.log "$@" ;;
   nerfdiag) # ms per NeRF step at fern's workload and a profile of one step: nerfdiag <seconds> [args]
-    budget=$1; shift
-    timeout "$budget" python3 bench/diag_nerf.py "$@" 2>&1 | logged nerfdiag.log ;;
+    boxed diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
-    budget=$1; shift
-    timeout "$budget" python3 bench/diag_conv.py "$@" 2>&1 | logged conv.log ;;
+    boxed diag_conv.py conv.log "$@" ;;
   check)   # a session's first call: speed and profiles of the 2D and NeRF steps, time-boxed
-    timeout 150 python3 bench/diag_finetune.py --iters 3 2>&1 | logged diag.log
-    timeout 200 python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" 2>&1 | logged decoder.log
-    timeout 150 python3 bench/diag_nerf.py 2>&1 | logged nerfdiag.log ;;
+    boxed diag_finetune.py diag.log 150 --iters 3
+    boxed bench_decoder.py decoder.log 200 --out "$OUT/bench_decoder.json"
+    boxed diag_nerf.py nerfdiag.log 150 ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
             # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the

@@ -13,6 +13,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
+from bench.common import profile_ops  # noqa: E402
 
 
 def main():
@@ -22,8 +23,8 @@ def main():
                     help="batch,in,out,size of each layer to time")
     a = ap.parse_args()
     jt = runtime.setup()
-    from core.ops import gemm
-    from models.layers import _windows, conv2d_gemm, reflect_pad
+    from core.ops import gemm, window_columns
+    from models.layers import conv2d_gemm, reflect_pad
 
     def timed(name, fn, gflop=None):
         fn()
@@ -33,12 +34,7 @@ def main():
             fn()
         jt.sync_all(True)
         wall = (time.time() - t) / a.reps * 1e3
-        jt.profiler.start(0, 0)
-        fn()
-        jt.sync_all(True)
-        jt.profiler.stop()
-        rows = jt.profiler.report()
-        kern = sum(float(r[rows[0].index("TotalTime")]) for r in rows[1:]) / 1e6
+        _, kern, _ = profile_ops(fn, top=0, log=lambda *_: None)
         rate = f"  {gflop / wall:7.1f} TFLOP/s" if gflop else ""
         print(f"  {name:22s} wall {wall:8.2f} ms  kernels {kern:8.2f} ms{rate}", flush=True)
 
@@ -51,9 +47,9 @@ def main():
         bias = jt.zeros((o,))
         gflop = 2 * b * s * s * c * 9 * o / 1e9
         xp = reflect_pad(x, 1).sync()
-        cols = _windows(xp, 3, s, s).sync()
+        cols = window_columns(xp, 3, s, s).sync()
         timed("reflect pad", lambda: reflect_pad(x, 1).sync())
-        timed("window gather", lambda: _windows(xp, 3, s, s).sync())
+        timed("window gather", lambda: window_columns(xp, 3, s, s).sync())
         timed("GEMM", lambda: gemm(w.reshape([o, c * 9]), cols).sync(), gflop)
         timed("conv forward", lambda: conv2d_gemm(x, w, bias, 1).sync(), gflop)
 

@@ -102,5 +102,6 @@ def main():
         print(f"one iteration, no per-piece syncs: {time.time() - t:.3f} s")
         profile_ops(lambda: iteration(untimed), top=a.profile)
 
+
 if __name__ == "__main__":
     main()

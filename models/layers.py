@@ -103,19 +103,6 @@ def zero_pad(x, padding):
     return x.reindex([b, c, h + 2 * padding, w + 2 * padding], ["i0", "i1", f"i2-{padding}", f"i3-{padding}"])
 
 
-def _windows(x, k, ho, wo, offset=0):
-    """The k x k windows of x [B,C,H,W] from (y-offset, x-offset) as columns [C*k*k, B*Ho*Wo]
-    (channel-major, so that the GEMMs below give channel-first results with no transpose that
-    moves the last axis); out-of-range reads give 0, so offset k-1 is a 'full' correlation.
-
-    A jt.code kernel (core.ops.window_columns), one thread per element.  Measured on the H200:
-    a 6-D reindex [C,k,k,B,Ho,Wo] got only the outer loops spread over threads (171 ms for
-    1.2 GB); a 2-D reindex was fast (0.9 ms) but baked each layer's sizes into its kernel, so
-    every layer shape compiled its own kernels (minutes of nvcc before the first iteration).
-    """
-    return window_columns(x, k, ho, wo, offset)
-
-
 def _channels_first(rows, b, h, w):
     """[C, B*H*W] -> [B, C, H, W]; a transpose that keeps the last axis (a fused GPU kernel)."""
     return rows.reshape([rows.shape[0], b, h, w]).transpose(1, 0, 2, 3)
@@ -132,7 +119,8 @@ class _ValidConvGemm(jt.Function):
         o, c, k, _ = w.shape
         b, _, h, wd = x.shape
         ho, wo = h - k + 1, wd - k + 1
-        self.cols, self.w, self.x_hw = _windows(x, k, ho, wo), w, (h, wd)
+        # columns [C*k*k, B*Ho*Wo], channel-major: the GEMMs give channel-first results
+        self.cols, self.w, self.x_hw = window_columns(x, k, ho, wo), w, (h, wd)
         out = gemm(w.reshape([o, c * k * k]), self.cols)  # [O, B*Ho*Wo]
         return _channels_first(out, b, ho, wo)
 
@@ -144,7 +132,7 @@ class _ValidConvGemm(jt.Function):
         g_rows = g.transpose(1, 0, 2, 3).reshape([o, b * ho * wo])
         gw = gemm(g_rows, self.cols, trans_b=True).reshape([o, c, k, k])
         # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
-        g_cols = _windows(g, k, h, wd, offset=k - 1)  # [O*k*k, B*H*W]
+        g_cols = window_columns(g, k, h, wd, offset=k - 1)  # [O*k*k, B*H*W], zeros outside
         w_flip = w.reindex([c, o, k, k], ["i1", "i0", f"{k - 1}-i2", f"{k - 1}-i3"]).reshape([c, o * k * k])
         gx = _channels_first(gemm(w_flip, g_cols), b, h, wd)
         self.cols = self.w = None

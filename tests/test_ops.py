@@ -1,9 +1,11 @@
-"""core/ops.py: cumsum, searchsorted, sorted merge, gemm and the on-device transpose against NumPy."""
+"""core/ops.py: cumsum, searchsorted, sorted merge, gemm, the on-device transpose and the convolution's
+kernels (window columns, reflection padding) against NumPy."""
 import jittor as jt
 import numpy as np
 import pytest
 
-from core.ops import cumsum_last, gemm, merge_sorted, searchsorted, transpose_on_device
+from core.ops import (cumsum_last, gemm, merge_sorted, reflect_pad2d, searchsorted, transpose_on_device,
+                      window_columns)
 
 
 def test_cumsum_last_matches_numpy_any_leading_shape():
@@ -86,7 +88,6 @@ def test_bad_shapes_raise_value_error():
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_gemm_matches_numpy_for_every_transpose(ta, tb):
-    from core.ops import gemm
     rng = np.random.default_rng(5)
     a = rng.standard_normal((4, 6) if ta else (6, 4)).astype(np.float32)
     b = rng.standard_normal((5, 4) if tb else (4, 5)).astype(np.float32)
@@ -97,7 +98,6 @@ def test_gemm_matches_numpy_for_every_transpose(ta, tb):
 
 
 def test_gemm_rejects_mismatched_shapes():
-    from core.ops import gemm
     with pytest.raises(ValueError, match="inner sizes differ"):
         gemm(jt.zeros((3, 4)), jt.zeros((5, 2)))
     with pytest.raises(ValueError, match="2-D"):
@@ -128,7 +128,6 @@ def test_transpose_on_device_rejects_a_non_permutation():
 
 @pytest.mark.parametrize("k, offset", [(3, 0), (3, 2), (1, 0)])
 def test_window_columns_matches_numpy(k, offset):
-    from core.ops import window_columns
     x = np.random.randn(2, 3, 5, 6).astype(np.float32)
     ho, wo = (5 - k + 1, 6 - k + 1) if offset == 0 else (5, 6)
     out = window_columns(jt.array(x), k, ho, wo, offset).numpy()
@@ -143,7 +142,6 @@ def test_window_columns_matches_numpy(k, offset):
 
 @pytest.mark.parametrize("shape, p", [((2, 3, 5, 7), 1), ((1, 2, 4, 3), 2), ((1, 1, 2, 2), 1)])
 def test_reflect_pad2d_matches_numpy_with_gradient(shape, p):
-    from core.ops import reflect_pad2d
     x = np.random.randn(*shape).astype(np.float32)
     xv = jt.array(x)
     out = reflect_pad2d(xv, p)
@@ -161,6 +159,5 @@ def test_reflect_pad2d_matches_numpy_with_gradient(shape, p):
 
 
 def test_reflect_pad2d_rejects_too_much_padding():
-    from core.ops import reflect_pad2d
     with pytest.raises(ValueError, match="reflection padding 3"):
         reflect_pad2d(jt.zeros((1, 1, 3, 8)), 3)

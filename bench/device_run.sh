@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool): install carried wheels, link carried assets, then run
 # the step named as first argument:
-#   tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
+#   probe | tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
 #   | conv <seconds> [diag_conv args]
 #   | check (diag, the decoder benchmark, nerfdiag, each time-boxed)
@@ -22,6 +22,12 @@ boxed() { local script=$1 log=$2 budget=$3; shift 3
 
 step=$1; shift
 case "$step" in
+  probe)   # what the machine has: GPU, CUDA, cuDNN files (for the runtime's library search)
+    { nvidia-smi -L; nvcc --version | tail -1; python3 -c 'import numpy; print("numpy", numpy.__version__)'
+      ls /usr/include/x86_64-linux-gnu/cudnn* /usr/include/cudnn* /usr/local/cuda/include/cudnn* 2>&1 | head -20
+      ls -la /usr/lib/x86_64-linux-gnu/libcudnn* /usr/local/cuda/lib64/libcudnn* 2>&1 | head -30
+      python3 -c 'import nvidia.cudnn, os; d=os.path.dirname(nvidia.cudnn.__file__) if nvidia.cudnn.__file__ else list(nvidia.cudnn.__path__)[0]; print(d); [print(r, f) for r, _, f in os.walk(d)]' 2>&1 | head -30
+    } 2>&1 | tee "$OUT/probe.txt" ;;
   tests)   # the CPU suite's kernel tests, on the GPU (jt.code CUDA paths, the GPU convolution)
     python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 | logged tests.log | tail -80 ;;
   nerf)    # NeRF stage benchmark
@@ -58,5 +64,5 @@ case "$step" in
     pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
       -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
-  *) echo "device_run.sh: unknown step '$step' (tests | nerf | decoder | diag | nerfdiag | conv | check | pipeline)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | check | pipeline)" >&2; exit 2 ;;
 esac

@@ -107,7 +107,7 @@ def build_parser():
     add("--render_valid", action="store_true", help="render the novel-view path (photoreal) and exit")
     add("--render_train_style", action="store_true", help="render training views, stylized, and exit")
     add("--render_valid_style", action="store_true", help="render the novel-view path, stylized, and exit")
-    add("--style", type=str, default=None, help="render only this style (index or file name)")
+    add("--style", type=str, default=None, help="use only these styles: an index or a file name, or several separated by commas")
     add("--sigma_scale", type=float, default=1.0, help="scale of latent deviation from the style mean")
     add("--render_factor", type=int, default=1, help="extra downscale for rendering")
     add("--fps", type=int, default=30, help="video frames per second")

@@ -13,20 +13,30 @@ from pipeline.nerf_stage import load_trained_nerf, render_kwargs
 
 
 def style_indices(spec, names, where):
-    """Indices into `names` for --style `spec` (an index, a file name or a name without
-    extension), or all of them when spec is None; `where` names the list in errors."""
+    """Indices into `names` for --style `spec`: an index, a file name or a name without
+    extension, or several of these separated by commas (in that order, no repeats); all of
+    them when spec is None.  `where` names the list in errors."""
     if spec is None:
         return list(range(len(names)))
-    if spec.isdigit():
-        k = int(spec)
+    keep = []
+    for item in (x.strip() for x in str(spec).split(",")):
+        k = _style_index(item, names, where)
+        if k not in keep:
+            keep.append(k)
+    return keep
+
+
+def _style_index(item, names, where):
+    if item.isdigit():
+        k = int(item)
         if not 0 <= k < len(names):
             raise ValueError(f"--style {k} is out of range: {where} has {len(names)} styles "
                              f"(0..{len(names) - 1}: {', '.join(names)})")
-        return [k]
+        return k
     for k, n in enumerate(names):
-        if spec in (n, os.path.splitext(n)[0]):
-            return [k]
-    raise ValueError(f"--style {spec!r} is not in {where} (have: {', '.join(names)})")
+        if item in (n, os.path.splitext(n)[0]):
+            return k
+    raise ValueError(f"--style {item!r} is not in {where} (have: {', '.join(names)})")
 
 
 def select_styles(args):

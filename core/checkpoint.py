@@ -2,14 +2,55 @@
 
 A checkpoint is a pickle of a dict of plain values and NumPy arrays (Jittor
 vars are converted), written to `<name>.tmp` and renamed, so a kill mid-write
-never leaves a truncated file under the real name.
+never leaves a truncated file under the real name.  The file is complete for
+every reader as soon as save_atomic returns; flushing it to the disk (fsync)
+runs in a background thread, because on the GPU machine's virtual disk a
+training loop stalled for 17-60 s around its first checkpoint (bench/results,
+session 4), likely an fsync waiting for hundreds of MB of other unflushed files.
+A save that still takes long says where its time went.
 """
 import glob
 import os
 import pickle
 import re
+import sys
+import threading
+import time
 
 import numpy as np
+
+SLOW_SAVE_S = 2.0          # saves (or background flushes) slower than this are reported
+_flushers = []             # background fsync threads still running
+
+
+def _report(msg):
+    from tqdm import tqdm
+    tqdm.write(msg, file=sys.stderr)
+
+
+def _flush_to_disk(path):
+    t0 = time.time()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)  # the rename, too
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        return  # best effort: the file itself is already complete (e.g. rotated away meanwhile)
+    if time.time() - t0 > SLOW_SAVE_S:
+        _report(f"checkpoint {path}: flushing to disk took {time.time() - t0:.1f} s (in the background)")
+
+
+def wait_for_flushes():
+    """Block until every background fsync has finished (tests; callers wanting durability now)."""
+    while _flushers:
+        _flushers.pop().join()
 
 
 class CheckpointError(ValueError):
@@ -27,13 +68,22 @@ def _to_numpy(obj):
 
 
 def save_atomic(obj, path):
+    """Write obj (Jittor vars become NumPy) to path atomically; fsync in the background."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
+    t0 = time.time()
+    data = _to_numpy(obj)
+    t1 = time.time()
     with open(tmp, "wb") as f:
-        pickle.dump(_to_numpy(obj), f, protocol=4)
-        f.flush()
-        os.fsync(f.fileno())
+        pickle.dump(data, f, protocol=4)
     os.replace(tmp, path)
+    t2 = time.time()
+    if t2 - t0 > SLOW_SAVE_S:
+        _report(f"checkpoint {path}: {t1 - t0:.1f} s fetching arrays, {t2 - t1:.1f} s writing")
+    _flushers[:] = [t for t in _flushers if t.is_alive()]
+    flusher = threading.Thread(target=_flush_to_disk, args=(path,), daemon=True, name="checkpoint-fsync")
+    flusher.start()
+    _flushers.append(flusher)
 
 
 def load(path, required_keys=()):

@@ -28,3 +28,30 @@ def test_truncated_and_incomplete_files_name_the_file(tmp_path):
         load(str(p))
     with pytest.raises(CheckpointError, match="no such file"):
         load(str(tmp_path / "missing.pkl"))
+
+
+def test_save_returns_before_a_slow_flush_and_the_file_is_complete(tmp_path, monkeypatch):
+    """The fsync runs in the background: a slow disk flush does not hold up the training loop."""
+    import os
+    import threading
+    import time
+
+    import core.checkpoint as ck
+    flushed, release = [], threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        release.wait(5)
+        flushed.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(ck.os, "fsync", slow_fsync)
+    p = tmp_path / "nerf_000010.pkl"
+    t0 = time.time()
+    save_atomic({"step": 10, "w": np.arange(1000, dtype=np.float32)}, str(p))
+    assert time.time() - t0 < 2.0
+    assert not flushed  # the flush is still waiting...
+    np.testing.assert_array_equal(load(str(p), ("step", "w"))["w"], np.arange(1000, dtype=np.float32))
+    release.set()
+    ck.wait_for_flushes()
+    assert len(flushed) == 2  # the file and its folder (the rename)

@@ -7,9 +7,11 @@ of AdaIN's full layout; timing does not depend on the values).
 
 If PyTorch is importable (it is on the device machine; it is never a project dependency) the
 same step is built there from the same layout tables and weights, with cuDNN, and timed in
-the same run.  Target (issue): Jittor <= 1.5x PyTorch's time.
+the same run.  Target (issue): Jittor <= 1.5x PyTorch's time.  The Jittor step is timed with
+each convolution of --conv (default: cuDNN through core/cudnn.py where it passes its check,
+and the gather + cuBLAS GEMM).
 
-    python bench/bench_decoder.py [--batch 8 --size 256 --steps 20]
+    python bench/bench_decoder.py [--batch 8 --size 256 --steps 20] [--conv cudnn gemm]
 """
 import argparse
 import json
@@ -150,33 +152,42 @@ def main():
     ap.add_argument("--vgg", default="pretrained/vgg_normalised_conv3_1.pth")
     ap.add_argument("--decoder", default="pretrained/feature_invertor_conv3_1.pth")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--conv", nargs="+", default=["cudnn", "gemm"], choices=["cudnn", "gemm", "jittor"],
+                    help="Jittor convolutions to time (cudnn is skipped where it is not available)")
     a = ap.parse_args()
     runtime.setup()
+    from core import cudnn
+    from models import layers
+    convs = [c for c in a.conv if c != "cudnn" or cudnn.available()]
     rows = []
     for depth in ("relu3_1", "relu4_1"):
         vgg_sd, dec_sd = state_dicts(depth, a.vgg, a.decoder)
         rng = np.random.default_rng(1)
         content, style = (rng.random((a.batch, 3, a.size, a.size), np.float32) for _ in range(2))
-        step, sync, first_loss = jittor_step(vgg_sd, dec_sd, content, style)
-        # the same loss from the same weights and images in both frameworks: a correctness check
-        row = {"depth": depth, "jittor_loss": first_loss()}
-        row["jittor_ms"] = 1e3 * time_steps(step, sync, a.steps)
+        row = {"depth": depth}
+        for conv in convs:
+            layers.set_conv_impl(conv)
+            step, sync, first_loss = jittor_step(vgg_sd, dec_sd, content, style)
+            # the same loss from the same weights and images in both frameworks: a correctness check
+            row[f"jittor_{conv}_loss"] = first_loss()
+            row[f"jittor_{conv}_ms"] = 1e3 * time_steps(step, sync, a.steps)
         try:
             import torch
             if torch.cuda.is_available():
                 step, sync, first_loss = torch_step(vgg_sd, dec_sd, depth, content, style)
                 row["torch_loss"] = first_loss()
                 row["torch_ms"] = 1e3 * time_steps(step, sync, a.steps)
-                row["ratio"] = row["jittor_ms"] / row["torch_ms"]
         except ImportError:
             pass
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\ndecoder training step, batch {a.batch}, {a.size}x{a.size} (median of {a.steps})")
     for r in rows:
-        extra = (f"  PyTorch+cuDNN {r['torch_ms']:.1f} ms  ratio {r['ratio']:.2f}x;"
-                 f" first loss {r['jittor_loss']:.5g} vs {r['torch_loss']:.5g}" if "torch_ms" in r else "")
-        print(f"{r['depth']}: Jittor {r['jittor_ms']:.1f} ms{extra}")
+        for conv in convs:
+            ms, loss = r[f"jittor_{conv}_ms"], r[f"jittor_{conv}_loss"]
+            extra = (f"  PyTorch+cuDNN {r['torch_ms']:.1f} ms  ratio {ms / r['torch_ms']:.2f}x;"
+                     f" first loss {loss:.5g} vs {r['torch_loss']:.5g}" if "torch_ms" in r else "")
+            print(f"{r['depth']}, Jittor with conv={conv}: {ms:.1f} ms{extra}")
     print(runtime.summary())
     if a.out:
         with open(a.out, "w") as f:

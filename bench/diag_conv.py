@@ -1,6 +1,8 @@
 """Time the pieces of one GPU convolution layer (pad, window gather, GEMM, whole forward,
 forward + backward) and compare wall time with the profiler's kernel time: a large gap means
-host work (allocation, synchronisation) rather than kernels.
+host work (allocation, synchronisation) rather than kernels.  Where cuDNN passes its check
+(core/cudnn.py), also the same layer through cuDNN, and how far its output and gradients are
+from the gather + GEMM convolution's (both TF32 unless --matmul fp32).
 
     python bench/diag_conv.py [--reps 10]
 """
@@ -21,10 +23,15 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--layers", nargs="+", default=["8,64,64,256", "4,128,128,128", "4,256,256,64"],
                     help="batch,in,out,size of each layer to time")
+    ap.add_argument("--matmul", default="tf32", choices=["fp32", "tf32"])
     a = ap.parse_args()
     jt = runtime.setup()
+    from core import cudnn
     from core.ops import gemm, window_columns
-    from models.layers import conv2d_gemm, reflect_pad
+    from models.layers import conv2d_cudnn, conv2d_gemm, reflect_pad
+    runtime.set_matmul(a.matmul)
+    cudnn.set_math(a.matmul)
+    with_cudnn = cudnn.available()
 
     def timed(name, fn, gflop=None):
         fn()
@@ -53,12 +60,21 @@ def main():
         timed("GEMM", lambda: gemm(w.reshape([o, c * 9]), cols).sync(), gflop)
         timed("conv forward", lambda: conv2d_gemm(x, w, bias, 1).sync(), gflop)
 
-        def fwd_bwd():
-            out = conv2d_gemm(x, w, bias, 1)
+        def fwd_bwd(conv=conv2d_gemm):
+            out = conv(x, w, bias, 1)
             gx, gw = jt.grad((out * out).sum(), [x, w])
             jt.sync([gx, gw])
+            return out, gx, gw
         timed("conv forward+backward", fwd_bwd, 3 * gflop)
         del xp, cols
+        if with_cudnn:
+            timed("cuDNN forward", lambda: conv2d_cudnn(x, w, bias, 1).sync(), gflop)
+            timed("cuDNN forward+backward", lambda: fwd_bwd(conv2d_cudnn), 3 * gflop)
+            ref, got = fwd_bwd(conv2d_gemm), fwd_bwd(conv2d_cudnn)
+            errs = [float(np.abs(g.numpy() - r.numpy()).max() / max(np.abs(r.numpy()).max(), 1e-12))
+                    for g, r in zip(got, ref)]
+            print("  cuDNN vs gather+GEMM, max relative difference: output {:.2e}, input gradient {:.2e}, "
+                  "weight gradient {:.2e}".format(*errs), flush=True)
     print(runtime.summary())
 
 

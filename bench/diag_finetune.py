@@ -37,13 +37,13 @@ def main():
     ap.add_argument("--w", type=int, default=256)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--skip", nargs="*", default=[], help="pieces to leave out: style cons")
-    ap.add_argument("--conv", default="auto", help="models.layers.CONV_IMPL: auto gemm im2col jittor")
+    ap.add_argument("--conv", default="auto", help="models.layers.CONV_IMPL: auto cudnn gemm im2col jittor")
     ap.add_argument("--profile", type=int, default=25, help="after the timed iterations, profile one "
                     "more and print its N most expensive Jittor ops (0: no profile)")
     a = ap.parse_args()
     jt = runtime.setup()
     from models import layers
-    layers.CONV_IMPL = a.conv
+    layers.set_conv_impl(a.conv)
     from core.optim import Adam
     from models.adain import adain, content_loss, style_loss
     from models.decoder import Decoder, resolve_decoder_path

@@ -43,6 +43,9 @@ def build_parser():
     add("--gemm", type=str, default="jittor", choices=["jittor", "cublas"],
         help="how the NeRF and style MLPs multiply on the GPU: jittor's tuned matmul, or direct "
              "cuBLAS calls with a hand-written backward (experimental)")
+    add("--conv", type=str, default="auto", choices=["auto", "cudnn", "gemm"],
+        help="how the VGG encoder and decoder convolve on the GPU: cuDNN when it is installed and "
+             "passes its check (auto), or a gather + cuBLAS GEMM")
     # data
     add("--dataset_type", type=str, default="llff", choices=["llff"], help="dataset type")
     add("--factor", type=int, default=8, help="LLFF image downscale factor")

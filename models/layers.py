@@ -1,26 +1,31 @@
-"""2D layers that work on the CUDA 13 GPU without cuDNN.
+"""2D layers that work on the CUDA 13 GPU, with or without cuDNN.
 
-Jittor's own `nn.conv2d` falls back, without cuDNN, to a fused reindex-reduce whose
-backward crashes on CUDA 13 (illegal address) for VGG-sized layers.  On the GPU we
-therefore convolve as a gather + one cuBLAS GEMM (`conv2d_gemm`, stride 1):
+Jittor's own `nn.conv2d` needs cuDNN on the GPU; without it (Jittor 1.3.11 cannot load cuDNN 9)
+it falls back to a fused reindex-reduce whose backward crashes on CUDA 13 (illegal address) for
+VGG-sized layers.  On the GPU a convolution is therefore padding (reflection or zeros, our
+kernels) followed by a stride-1 "valid" cross-correlation, done by
+
+- cuDNN 9 called through `jt.code` (`conv2d_cudnn`, core/cudnn.py), when it is installed and
+  passes its check against NumPy - the default ("auto"); or
+- a gather + one cuBLAS GEMM (`conv2d_gemm`), everywhere else:
 
     xp   = reflect_pad2d(x, p)                         # jt.code kernel
     cols = window_columns(xp, k) : [C*k*k, B*Ho*Wo]    # jt.code kernel, one thread per element
     out  = W[O, C*k*k] @ cols -> [O, B, Ho, Wo] -> [B, O, Ho, Wo]
 
-with a hand-written backward: weight gradient = one GEMM against the saved columns; input
-gradient = a convolution of the zero-padded output gradient with the flipped kernel (another
-window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
-channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
-the CPU).  The kernels read sizes at run time, so one compile serves every image size.
-What each step fixed, as measured on the H200, is in the docstrings of core.ops.
+  with a hand-written backward: weight gradient = one GEMM against the saved columns; input
+  gradient = a convolution of the zero-padded output gradient with the flipped kernel (another
+  window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
+  channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
+  the CPU).  The kernels read sizes at run time, so one compile serves every image size.
+  What each step fixed, as measured on the H200, is in the docstrings of core.ops.
 
-Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
-8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
-the same size).  That is fine on an 80 GB GPU; use smaller batches or crops if it is not.
+  Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
+  8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
+  the same size).
 
-On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); set
-`CONV_IMPL = "gemm"` (or the older "im2col") to force a GPU algorithm anywhere (the tests do).
+On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); `set_conv_impl("gemm")`
+(or "im2col") forces a GPU algorithm anywhere (the tests do).
 
 Also: `reflect_pad`, `upsample_nearest2x`, `max_pool2d_ceil` (AdaIN's ceil-mode pool).
 """
@@ -29,13 +34,30 @@ import math
 import jittor as jt
 import numpy as np
 
-from core import runtime
+from core import cudnn, runtime
 from core.ops import as_rows, gemm, reflect_pad2d, window_columns
 
-# "auto": gemm on the GPU, jt.nn.conv2d on the CPU; "gemm", "im2col" or "jittor" to force one
-# (the choice is global, like the device)
+# "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
+# it (the choice is global, like the device)
 CONV_IMPL = "auto"
+CONV_IMPLS = ("auto", "cudnn", "gemm", "im2col", "jittor")
 PADDING_MODES = ("reflect", "zeros")
+
+
+def set_conv_impl(name):
+    global CONV_IMPL
+    if name not in CONV_IMPLS:
+        raise ValueError(f"--conv must be one of {', '.join(CONV_IMPLS)}, got {name!r}")
+    CONV_IMPL = name
+
+
+def conv_impl():
+    """The convolution in use now: CONV_IMPL with "auto" resolved."""
+    if CONV_IMPL != "auto":
+        return CONV_IMPL
+    if not runtime.use_cuda():
+        return "jittor"
+    return "cudnn" if cudnn.available() else "gemm"
 
 
 def _reflect(expr, size):
@@ -139,11 +161,8 @@ class _ValidConvGemm(jt.Function):
         return gx, gw
 
 
-def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
-    """Convolution as pad + gather + GEMM with a hand-written gather + GEMM backward
-    (stride 1; other strides use conv2d_im2col).  Same arguments and result as conv2d_im2col."""
-    if stride != 1:
-        return conv2d_im2col(x, w, b, padding, padding_mode, stride)
+def _padded_for_valid(x, w, padding, padding_mode):
+    """x padded as asked, checked to fit w [O,C,k,k] (the input of a valid correlation)."""
     o, c, k, k2 = w.shape
     if k != k2 or c != x.shape[1]:
         raise ValueError(f"weight {tuple(w.shape)} does not fit input {tuple(x.shape)}")
@@ -151,10 +170,27 @@ def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
     xp = reflect_pad(x, padding) if padding_mode == "reflect" else zero_pad(x, padding)
     if xp.shape[2] < k or xp.shape[3] < k:
         raise ValueError(f"conv kernel {k} does not fit input {x.shape[2]}x{x.shape[3]} with padding {padding}")
-    out = _ValidConvGemm.apply(xp, w)
-    if b is not None:
-        out = out + b.reshape([1, o, 1, 1])
-    return out
+    return xp
+
+
+def _with_bias(out, b):
+    return out if b is None else out + b.reshape([1, -1, 1, 1])
+
+
+def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
+    """Convolution as pad + gather + GEMM with a hand-written gather + GEMM backward
+    (stride 1; other strides use conv2d_im2col).  Same arguments and result as conv2d_im2col."""
+    if stride != 1:
+        return conv2d_im2col(x, w, b, padding, padding_mode, stride)
+    return _with_bias(_ValidConvGemm.apply(_padded_for_valid(x, w, padding, padding_mode), w), b)
+
+
+def conv2d_cudnn(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
+    """Convolution as pad + cuDNN's valid correlation, forward and backward (core/cudnn.py;
+    stride 1, other strides use conv2d_im2col).  Same arguments and result as conv2d_im2col."""
+    if stride != 1:
+        return conv2d_im2col(x, w, b, padding, padding_mode, stride)
+    return _with_bias(cudnn.valid_conv(_padded_for_valid(x, w, padding, padding_mode), w), b)
 
 
 def conv2d_jittor(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
@@ -189,10 +225,8 @@ class Conv2d(jt.Module):
         self.bias.assign(jt.array(bias))
 
     def execute(self, x):
-        impl = CONV_IMPL
-        if impl == "auto":
-            impl = "gemm" if runtime.use_cuda() else "jittor"
-        conv = {"gemm": conv2d_gemm, "im2col": conv2d_im2col, "jittor": conv2d_jittor}[impl]
+        conv = {"cudnn": conv2d_cudnn, "gemm": conv2d_gemm, "im2col": conv2d_im2col,
+                "jittor": conv2d_jittor}[conv_impl()]
         return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
 
 

@@ -25,11 +25,16 @@ def load_scene(args):
 
 
 def apply_compute_options(args):
-    """--matmul and --gemm: how products run on the GPU (global, like the device)."""
-    from core import runtime
-    from models.layers import set_linear_impl
+    """--matmul, --gemm and --conv: how products run on the GPU (global, like the device)."""
+    from core import cudnn, runtime
+    from models.layers import set_conv_impl, set_linear_impl
     runtime.set_matmul(args.matmul)
+    cudnn.set_math(args.matmul)
     set_linear_impl(args.gemm)
+    if runtime.use_cuda():  # like --matmul, no effect on the CPU
+        if args.conv == "cudnn" and not cudnn.available():
+            raise ValueError(f"--conv cudnn: {cudnn.unavailable_reason()}")
+        set_conv_impl(args.conv)
 
 
 def run(args, log=print):

@@ -1,0 +1,356 @@
+"""cuDNN convolutions through `jt.code`, for GPUs where Jittor cannot load cuDNN itself.
+
+Jittor 1.3.11 looks for cuDNN 8's library names and `cudnn.h` under CUDA's include folder, and
+its cuDNN extension also wraps RNN calls that cuDNN 9 removed, so on the CUDA 13 machine it
+runs without cuDNN (core.runtime sets conv_opt=1).  cuDNN 9 still has the legacy convolution
+API, so three small `jt.code` ops call it directly: forward, backward-data and backward-filter
+of a stride-1, unpadded ("valid") cross-correlation on float32 NCHW data.  Padding stays in
+models/layers.py (reflection padding is not a cuDNN mode anyway).
+
+How the ops reach cuDNN without build flags: the source includes the header by its absolute
+path, and libcudnn is loaded into the process with RTLD_GLOBAL before the first op compiles,
+so the compiled op's undefined cuDNN symbols resolve when Jittor loads it.  The host code
+creates the descriptors per call (cheap), caches the heuristic algorithm choice per shape and
+takes scratch memory from Jittor's allocator.  Ops run on the default stream, like Jittor's
+kernels.
+
+Where the GPU machine keeps cuDNN 9 (session 4 probe, bench/results/s4_call1_probe.txt):
+headers in /usr/include/x86_64-linux-gnu, libcudnn*.so.9 in /usr/lib/x86_64-linux-gnu.
+
+`available()` finds, loads and checks it once (a small convolution against NumPy, forward and
+both gradients) and says why not when it cannot be used; models/layers.py then keeps its
+gather + cuBLAS convolution.
+"""
+import ctypes
+import glob
+import importlib.util
+import os
+import re
+
+import numpy as np
+
+INCLUDE_DIRS = ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/cuda/include"]
+LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/local/cuda/lib64", "/usr/lib64", "/usr/lib"]
+_state = {"checked": False, "ok": False, "why": "not checked", "header": None, "version": None}
+
+
+def _pip_cudnn_dir():
+    """site-packages/nvidia/cudnn of the nvidia-cudnn-cu1x wheels, if installed."""
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        d = os.path.join(root, "cudnn")
+        if os.path.isdir(d):
+            return d
+    return None
+
+
+def find():
+    """(header path, library path, version string) of an installed cuDNN >= 8, or None.
+
+    Looks in CUDNN_INCLUDE_DIR / CUDNN_LIB_DIR first, then the system folders, then the
+    nvidia-cudnn pip wheel."""
+    inc = [os.environ.get("CUDNN_INCLUDE_DIR")] + INCLUDE_DIRS
+    lib = [os.environ.get("CUDNN_LIB_DIR")] + LIB_DIRS
+    pip_dir = _pip_cudnn_dir()
+    if pip_dir:
+        inc.append(os.path.join(pip_dir, "include"))
+        lib.append(os.path.join(pip_dir, "lib"))
+    header = next((os.path.join(d, "cudnn.h") for d in inc if d and os.path.isfile(os.path.join(d, "cudnn.h"))), None)
+    if header is None:
+        return None
+    version = _header_version(os.path.dirname(header))
+    if version is None or int(version.split(".")[0]) < 8:
+        return None
+    major = version.split(".")[0]
+    for d in lib:
+        if not d:
+            continue
+        for name in (f"libcudnn.so.{major}", "libcudnn.so"):
+            if os.path.isfile(os.path.join(d, name)):
+                return header, os.path.join(d, name), version
+    return None
+
+
+def _header_version(folder):
+    text = ""
+    for name in ("cudnn_version.h", "cudnn.h"):
+        p = os.path.join(folder, name)
+        if os.path.isfile(p):
+            text += open(p, errors="replace").read()
+    parts = [re.search(rf"#define\s+CUDNN_{k}\s+(\d+)", text) for k in ("MAJOR", "MINOR", "PATCHLEVEL")]
+    return ".".join(m.group(1) for m in parts) if all(parts) else None
+
+
+def _load_library(lib_path):
+    """Load libcudnn (and, for a wheel's folder, its sub-libraries) with RTLD_GLOBAL."""
+    folder = os.path.dirname(lib_path)
+    first = [lib_path]
+    if folder not in LIB_DIRS:  # not on the loader's search path: preload what libcudnn dlopens
+        first = sorted(glob.glob(os.path.join(folder, "libcudnn_*.so*"))) + first
+    for p in first:
+        ctypes.CDLL(p, mode=ctypes.RTLD_GLOBAL)
+
+
+# ---------------------------------------------------------------- the ops' C++ sources
+# Jittor's code-op preprocessor treats '@' specially: none in these sources.  The header
+# sits at file scope of the op's translation unit; `out` is a macro there, so not used.
+_HEADER = r"""
+#include "CUDNN_H"
+#ifndef SN_STANDALONE_CHECK
+#include "executor.h"
+#endif
+#include <map>
+#include <vector>
+#include <tuple>
+namespace jittor {
+#define SN_CUDNN_OK(expr) do { cudnnStatus_t st_ = (expr); \
+    if (st_ != CUDNN_STATUS_SUCCESS) LOGf << "cuDNN error" << cudnnGetErrorString(st_) << "in" << #expr; } while (0)
+
+static cudnnHandle_t sn_cudnn_handle() {
+    static cudnnHandle_t h = nullptr;
+    if (!h) SN_CUDNN_OK(cudnnCreate(&h));
+    return h;
+}
+
+// scratch memory from Jittor's temporary allocator (as Jittor's own cuDNN ops take it), so
+// it shares Jittor's memory pool; given back when the call has been queued
+struct SnWorkspace {
+    void* ptr = nullptr;
+    size_t size, allocation = 0;
+    explicit SnWorkspace(size_t bytes) : size(bytes) {
+        if (size) ptr = exe.temp_allocator->alloc(size, allocation);
+    }
+    ~SnWorkspace() {
+        if (ptr) exe.temp_allocator->free(ptr, size, allocation);
+    }
+};
+
+// descriptors of x [B,C,H,W], w [O,C,K,K], y [B,O,H-K+1,W-K+1], stride 1, no padding
+struct SnConvDescs {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    SnConvDescs(int B, int C, int H, int W, int O, int K, cudnnMathType_t math) {
+        SN_CUDNN_OK(cudnnCreateTensorDescriptor(&x));
+        SN_CUDNN_OK(cudnnCreateTensorDescriptor(&y));
+        SN_CUDNN_OK(cudnnCreateFilterDescriptor(&w));
+        SN_CUDNN_OK(cudnnCreateConvolutionDescriptor(&conv));
+        SN_CUDNN_OK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, B, C, H, W));
+        SN_CUDNN_OK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, B, O, H - K + 1, W - K + 1));
+        SN_CUDNN_OK(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, O, C, K, K));
+        SN_CUDNN_OK(cudnnSetConvolution2dDescriptor(conv, 0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
+                                                    CUDNN_DATA_FLOAT));
+        SN_CUDNN_OK(cudnnSetConvolutionMathType(conv, math));
+    }
+    ~SnConvDescs() {
+        cudnnDestroyTensorDescriptor(x);
+        cudnnDestroyTensorDescriptor(y);
+        cudnnDestroyFilterDescriptor(w);
+        cudnnDestroyConvolutionDescriptor(conv);
+    }
+};
+
+typedef std::tuple<long long, long long, long long, long long, long long, long long, int> SnConvKey;
+
+// the heuristics' first algorithm that cuDNN can run, cached per shape
+template <class Perf, class Algo, class Query>
+static Algo sn_pick(std::map<SnConvKey, Algo>& cache, const SnConvKey& key, Query query, const char* what) {
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    std::vector<Perf> perf(16);
+    int found = 0;
+    SN_CUDNN_OK(query((int)perf.size(), &found, perf.data()));
+    for (int i = 0; i < found; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS) return cache[key] = perf[i].algo;
+    LOGf << "cuDNN found no" << what << "algorithm for this convolution";
+    return Algo();
+}
+} // jittor
+"""
+
+# shapes: FWD in0 = x, in1 = w, out0 = y;  BWD_DATA in0 = dy, in1 = w, out0 = dx;
+#         BWD_FILTER in0 = x, in1 = dy, out0 = dw
+_FWD = r"""
+SnConvDescs d(in0_shape0, in0_shape1, in0_shape2, in0_shape3, in1_shape0, in1_shape2, MATH_TYPE);
+static std::map<SnConvKey, cudnnConvolutionFwdAlgo_t> algos;
+SnConvKey key(in0_shape0, in0_shape1, in0_shape2, in0_shape3, in1_shape0, in1_shape2, (int)MATH_TYPE);
+cudnnHandle_t h = sn_cudnn_handle();
+cudnnConvolutionFwdAlgo_t algo = sn_pick<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+    algos, key, [&](int n, int* found, cudnnConvolutionFwdAlgoPerf_t* p) {
+        return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, n, found, p); }, "forward");
+size_t ws = 0;
+SN_CUDNN_OK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, &ws));
+SnWorkspace work(ws);
+float one = 1.f, zero = 0.f;
+SN_CUDNN_OK(cudnnConvolutionForward(h, &one, d.x, in0_p, d.w, in1_p, d.conv, algo,
+                                    work.ptr, ws, &zero, d.y, out0_p));
+"""
+
+_BWD_DATA = r"""
+SnConvDescs d(out0_shape0, out0_shape1, out0_shape2, out0_shape3, in1_shape0, in1_shape2, MATH_TYPE);
+static std::map<SnConvKey, cudnnConvolutionBwdDataAlgo_t> algos;
+SnConvKey key(out0_shape0, out0_shape1, out0_shape2, out0_shape3, in1_shape0, in1_shape2, (int)MATH_TYPE);
+cudnnHandle_t h = sn_cudnn_handle();
+cudnnConvolutionBwdDataAlgo_t algo = sn_pick<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+    algos, key, [&](int n, int* found, cudnnConvolutionBwdDataAlgoPerf_t* p) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, n, found, p); }, "backward-data");
+size_t ws = 0;
+SN_CUDNN_OK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, &ws));
+SnWorkspace work(ws);
+float one = 1.f, zero = 0.f;
+SN_CUDNN_OK(cudnnConvolutionBackwardData(h, &one, d.w, in1_p, d.y, in0_p, d.conv, algo,
+                                         work.ptr, ws, &zero, d.x, out0_p));
+"""
+
+_BWD_FILTER = r"""
+SnConvDescs d(in0_shape0, in0_shape1, in0_shape2, in0_shape3, out0_shape0, out0_shape2, MATH_TYPE);
+static std::map<SnConvKey, cudnnConvolutionBwdFilterAlgo_t> algos;
+SnConvKey key(in0_shape0, in0_shape1, in0_shape2, in0_shape3, out0_shape0, out0_shape2, (int)MATH_TYPE);
+cudnnHandle_t h = sn_cudnn_handle();
+cudnnConvolutionBwdFilterAlgo_t algo = sn_pick<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+    algos, key, [&](int n, int* found, cudnnConvolutionBwdFilterAlgoPerf_t* p) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, n, found, p); },
+    "backward-filter");
+size_t ws = 0;
+SN_CUDNN_OK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, algo, &ws));
+SnWorkspace work(ws);
+float one = 1.f, zero = 0.f;
+SN_CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, d.x, in0_p, d.y, in1_p, d.conv, algo,
+                                           work.ptr, ws, &zero, d.w, out0_p));
+"""
+
+# TF32 tensor cores allowed (cuDNN's default math for float32 on Hopper), or plain FP32 FMAs
+MATH_TYPES = {"tf32": "CUDNN_DEFAULT_MATH", "fp32": "CUDNN_FMA_MATH"}
+_math = {"type": "tf32"}
+
+
+def set_math(mode):
+    """'fp32' for exact float32 convolutions, anything else (tf32/bf16/fp16 matmul modes) TF32."""
+    _math["type"] = "fp32" if mode == "fp32" else "tf32"
+
+
+def sources(header_path, math=None):
+    """(header, forward, backward-data, backward-filter) C++ sources for this cuDNN header."""
+    m = MATH_TYPES[math or _math["type"]]
+    return (_HEADER.replace("CUDNN_H", header_path),
+            *(s.replace("MATH_TYPE", m) for s in (_FWD, _BWD_DATA, _BWD_FILTER)))
+
+
+def _code(shape, inputs, src):
+    import jittor as jt
+    header, fwd, bwd_data, bwd_filter = sources(_state["header"])
+    body = {"fwd": fwd, "bwd_data": bwd_data, "bwd_filter": bwd_filter}[src]
+    return jt.code(shape, "float32", inputs, cuda_header=header, cuda_src=body)
+
+
+def _valid_conv_function():
+    import jittor as jt
+
+    class ValidConvCudnn(jt.Function):
+        """y = valid cross-correlation of x [B,C,H,W] with w [O,C,k,k] (stride 1), by cuDNN."""
+
+        def execute(self, x, w):
+            self.x, self.w = x, w
+            b, _, h, wd = x.shape
+            o, _, k, _ = w.shape
+            return _code([b, o, h - k + 1, wd - k + 1], [x, w], "fwd")
+
+        def grad(self, g):
+            gx = _code(self.x.shape, [g, self.w], "bwd_data")
+            gw = _code(self.w.shape, [self.x, g], "bwd_filter")
+            self.x = self.w = None
+            return gx, gw
+
+    return ValidConvCudnn
+
+
+_fn = {}
+
+
+def valid_conv(x, w):
+    """Stride-1 valid cross-correlation through cuDNN (differentiable); needs available()."""
+    if not _state["ok"]:
+        raise RuntimeError(f"cuDNN convolutions are not available: {_state['why']}")
+    if x.dtype != "float32" or w.dtype != "float32":
+        raise ValueError(f"cuDNN convolution takes float32, got {x.dtype} and {w.dtype}")
+    if "f" not in _fn:
+        _fn["f"] = _valid_conv_function()
+    return _fn["f"].apply(x, w)
+
+
+def _correlate(x, w):
+    """NumPy valid cross-correlation [B,C,H,W] x [O,C,kh,kw] -> [B,O,H-kh+1,W-kw+1], float64."""
+    o, c, kh, kw = w.shape
+    b, _, h, wd = x.shape
+    y = np.zeros((b, o, h - kh + 1, wd - kw + 1))
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("bchw,oc->bohw", x[:, :, i:i + h - kh + 1, j:j + wd - kw + 1], w[:, :, i, j])
+    return y
+
+
+def reference(x, w, g):
+    """NumPy (y, dL/dx, dL/dw) of y = valid correlation of x with w and L = sum(g * y):
+    dx is the full correlation of g with the flipped, transposed kernel; dw[o,c,i,j] is the
+    correlation of x with g over the batch."""
+    x, w, g = (np.asarray(a, np.float64) for a in (x, w, g))
+    k = w.shape[2]
+    gp = np.pad(g, ((0, 0), (0, 0), (k - 1, k - 1), (k - 1, k - 1)))
+    gx = _correlate(gp, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    gw = _correlate(x.transpose(1, 0, 2, 3), g.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    return _correlate(x, w), gx, gw
+
+
+def _smoke_test():
+    """Forward and both gradients of a small convolution against NumPy (fp32 math)."""
+    import jittor as jt
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 4, 5, 4)).astype(np.float32)
+    saved, _math["type"] = _math["type"], "fp32"
+    try:
+        xv, wv = jt.array(x), jt.array(w)
+        y = valid_conv(xv, wv)
+        gx, gw = jt.grad((y * jt.array(g)).sum(), [xv, wv])
+        got = [y.numpy(), gx.numpy(), gw.numpy()]
+    finally:
+        _math["type"] = saved
+    for name, a, r in zip(("forward", "input gradient", "weight gradient"), got, reference(x, w, g)):
+        err = np.abs(a - r).max() / max(np.abs(r).max(), 1e-12)
+        if not err < 1e-4:
+            raise RuntimeError(f"cuDNN {name} differs from NumPy (relative error {err:.2e})")
+
+
+def unavailable_reason():
+    return _state["why"]
+
+
+def available(log=print):
+    """True if cuDNN convolutions can be used here (GPU run, cuDNN >= 8 found, loaded and
+    checked against NumPy); decided once per process, with one log line."""
+    if _state["checked"]:
+        return _state["ok"]
+    _state["checked"] = True
+    from core import runtime
+    if not runtime.use_cuda():
+        _state["why"] = "not a GPU run"
+        return False
+    found = find()
+    if found is None:
+        _state["why"] = ("no cuDNN >= 8 found (cudnn.h in " + ", ".join(INCLUDE_DIRS)
+                         + " or CUDNN_INCLUDE_DIR; libcudnn.so in " + ", ".join(LIB_DIRS) + " or CUDNN_LIB_DIR)")
+        log(f"cuDNN: {_state['why']}; convolutions as gather + cuBLAS GEMM")
+        return False
+    header, lib, version = found
+    try:
+        _load_library(lib)
+        _state.update(header=header, version=version, ok=True)
+        _smoke_test()
+    except Exception as e:  # any failure here means: do not use it, and say why
+        _state.update(ok=False, why=f"cuDNN {version} at {lib} failed its check: {(str(e).splitlines() or [repr(e)])[0][:300]}")
+        log(f"cuDNN: {_state['why']}; convolutions as gather + cuBLAS GEMM")
+        return False
+    _state["why"] = ""
+    log(f"cuDNN {version} ({lib}): convolutions through cuDNN")
+    return True

@@ -4,7 +4,7 @@
 #   probe | tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
 #   | conv <seconds> [diag_conv args]
-#   | check (diag, the decoder benchmark, nerfdiag, each time-boxed)
+#   | check (the decoder benchmark, nerfdiag, conv, diag; each time-boxed)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,10 +40,12 @@ case "$step" in
     boxed diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
     boxed diag_conv.py conv.log "$@" ;;
-  check)   # a session's first call: speed and profiles of the 2D and NeRF steps, time-boxed
-    boxed diag_finetune.py diag.log 150 --iters 3
-    boxed bench_decoder.py decoder.log 200 --out "$OUT/bench_decoder.json"
-    boxed diag_nerf.py nerfdiag.log 150 ;;
+  check)   # a session's first call: the decoder step (cuDNN and gather+GEMM vs PyTorch), the NeRF
+           # step, one convolution layer, a fine-tune iteration; each time-boxed (about 9.5 min)
+    boxed bench_decoder.py decoder.log 220 --steps 10 --out "$OUT/bench_decoder.json"
+    boxed diag_nerf.py nerfdiag.log 150
+    boxed diag_conv.py conv.log 100 --layers 8,64,64,256 4,128,128,128
+    boxed diag_finetune.py diag.log 100 --iters 3 ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
             # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the

@@ -4,11 +4,14 @@ At fern's real workload a GPU step takes about 24 ms (41 it/s on the H200); a go
 fixed host work - building Jittor's graph in Python and the executor's cost per kernel launch -
 which does not shrink with a faster GPU.  This measures exactly that part, on any machine: the
 same step (coarse + fine NeRF, view directions, Adam) on 4 rays with 4+4 samples, where the
-arithmetic is negligible.  Compares the project's Adam (core/optim.py) with jt.optim.Adam.
+arithmetic is negligible.  Compares jt.optim.Adam with the project's Adam (core/optim.py),
+both its per-tensor path (fused=False) and its multi-tensor kernel (fused=True, one launch per
+parameter group); the differences in launches per step are the optimizers' own.
 
     python bench/bench_host_overhead.py [--steps 200]
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -31,7 +34,10 @@ def main():
     args = parse_args(["--config", os.path.join(ROOT, "configs", "fern.txt"), "--datadir", a.datadir,
                        "--factor", "8", "--N_samples", "4", "--N_samples_fine", "4"])
     scene = load_scene(args)
-    for name, opt_class in (("jt.optim.Adam", jt.optim.Adam), ("core.optim.Adam", Adam)):
+    variants = (("jt.optim.Adam", jt.optim.Adam),
+                ("Adam unfused", functools.partial(Adam, fused=False)),
+                ("Adam fused", functools.partial(Adam, fused=True)))
+    for name, opt_class in variants:
         step, _ = nerf_train_step(args, scene, opt_class, n_rays=4)
         for k in range(5):  # compile
             step(k)

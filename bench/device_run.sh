@@ -4,7 +4,7 @@
 #   probe | tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
 #   | conv <seconds> [diag_conv args]
-#   | check (the decoder benchmark, nerfdiag, conv, diag; each time-boxed)
+#   | check (GPU tests of the fused Adam and cuDNN, the decoder benchmark, nerfdiag, conv)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,12 +40,14 @@ case "$step" in
     boxed diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
     boxed diag_conv.py conv.log "$@" ;;
-  check)   # a session's first call: the decoder step (cuDNN and gather+GEMM vs PyTorch), the NeRF
-           # step, one convolution layer, a fine-tune iteration; each time-boxed (about 9.5 min)
-    boxed bench_decoder.py decoder.log 220 --steps 10 --out "$OUT/bench_decoder.json"
-    boxed diag_nerf.py nerfdiag.log 150
-    boxed diag_conv.py conv.log 100 --layers 8,64,64,256 4,128,128,128
-    boxed diag_finetune.py diag.log 100 --iters 3 ;;
+  check)   # a session's first call: the GPU paths of the fused Adam and cuDNN against their
+           # references, the decoder step (cuDNN and gather+GEMM vs PyTorch), the NeRF step, one
+           # convolution layer; each time-boxed (about 9.5 min in all)
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_optim.py tests/test_cudnn.py 2>&1 \
+      | logged tests.log | tail -15
+    boxed bench_decoder.py decoder.log 200 --steps 10 --out "$OUT/bench_decoder.json"
+    boxed diag_nerf.py nerfdiag.log 130
+    boxed diag_conv.py conv.log 80 --layers 8,64,64,256 4,128,128,128 ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
             # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the

@@ -1,7 +1,8 @@
 """core/cudnn.py: finding cuDNN, the ops' sources, the NumPy references of its self-check.
 
-The ops themselves run only on a GPU (bench/diag_cudnn.py checks them there); here the parts
-that decide whether they are used, and the references they are checked against, are tested.
+The ops run only on a GPU: there (`bash bench/device_run.sh tests tests/test_cudnn.py`) the last
+tests compare them with NumPy; on the CPU the parts that decide whether they are used, and the
+references they are checked against, are tested.
 """
 import os
 import shutil
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from conftest import jt
-from core import cudnn
+from core import cudnn, runtime
 from models import layers
+
+on_gpu = pytest.mark.skipif(not runtime.use_cuda(), reason="cuDNN ops run on the GPU only")
 
 
 def _fake_cudnn(root, major=9, lib_name=None):
@@ -75,6 +78,7 @@ def test_reference_gradients_match_autograd():
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(runtime.use_cuda(), reason="a CPU run")
 def test_not_used_on_the_cpu():
     assert cudnn.available(log=lambda *_: None) is False
     assert layers.conv_impl() == "jittor"
@@ -108,3 +112,37 @@ executor, whose allocator the ops take their workspace from)."""
     res = subprocess.run([nvcc, "-std=c++14", "-c", "ops.cu", "-o", "ops.o"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+@on_gpu
+def test_gpu_cudnn_passes_its_check():
+    assert cudnn.available(), cudnn.unavailable_reason()
+
+
+@on_gpu
+@pytest.mark.parametrize("shape", [(2, 3, 9, 8, 5, 3), (1, 16, 33, 40, 8, 3), (3, 4, 6, 6, 2, 1)])
+def test_gpu_conv_layer_matches_numpy(shape, monkeypatch):
+    """conv2d_cudnn with reflection padding and bias, forward and gradients, fp32 math."""
+    if not cudnn.available():
+        pytest.skip(cudnn.unavailable_reason())
+    b, c, h, w, o, k = shape
+    rng = np.random.default_rng(sum(shape))
+    x, wt = rng.standard_normal((b, c, h, w)), rng.standard_normal((o, c, k, k))
+    bias, g = rng.standard_normal(o), rng.standard_normal((b, o, h, w))
+    monkeypatch.setitem(cudnn._math, "type", "fp32")
+    xv, wv, bv = (jt.array(a.astype(np.float32)) for a in (x, wt, bias))
+    y = layers.conv2d_cudnn(xv, wv, bv, padding=k // 2)
+    gx, gw, gb = jt.grad((y * jt.array(g.astype(np.float32))).sum(), [xv, wv, bv])
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
+    ref_y, ref_gxp, ref_gw = cudnn.reference(xp, wt, g)
+    ref_y += bias.reshape(1, -1, 1, 1)
+    # the padded input's gradient folded back onto the input (mirror copies add up)
+    ref_gx = np.zeros_like(x)
+    rows = np.abs(np.arange(-p, h + p)); rows = np.where(rows > h - 1, 2 * (h - 1) - rows, rows)
+    cols = np.abs(np.arange(-p, w + p)); cols = np.where(cols > w - 1, 2 * (w - 1) - cols, cols)
+    for i, r in enumerate(rows):
+        for j, cc in enumerate(cols):
+            ref_gx[:, :, r, cc] += ref_gxp[:, :, i, j]
+    for got, want in ((y, ref_y), (gx, ref_gx), (gw, ref_gw), (gb, g.sum((0, 2, 3)))):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-3)

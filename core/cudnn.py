@@ -168,56 +168,50 @@ static Algo sn_pick(std::map<SnConvKey, Algo>& cache, const SnConvKey& key, Quer
 } // jittor
 """
 
-# shapes: FWD in0 = x, in1 = w, out0 = y;  BWD_DATA in0 = dy, in1 = w, out0 = dx;
-#         BWD_FILTER in0 = x, in1 = dy, out0 = dw
-_FWD = r"""
-SnConvDescs d(in0_shape0, in0_shape1, in0_shape2, in0_shape3, in1_shape0, in1_shape2, MATH_TYPE);
-static std::map<SnConvKey, cudnnConvolutionFwdAlgo_t> algos;
-SnConvKey key(in0_shape0, in0_shape1, in0_shape2, in0_shape3, in1_shape0, in1_shape2, (int)MATH_TYPE);
+# One template for the three ops: descriptors of this call's shapes, the algorithm (cached per
+# shape), the workspace, the call.  X: the input image's shape, OK: out channels and kernel size.
+_OP = r"""
+SnConvDescs d(X_SHAPE, OK_SIZES, MATH_TYPE);
+static std::map<SnConvKey, ALGO> algos;
+SnConvKey key(X_SHAPE, OK_SIZES, (int)MATH_TYPE);
 cudnnHandle_t h = sn_cudnn_handle();
-cudnnConvolutionFwdAlgo_t algo = sn_pick<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
-    algos, key, [&](int n, int* found, cudnnConvolutionFwdAlgoPerf_t* p) {
-        return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, n, found, p); }, "forward");
+ALGO algo = sn_pick<PERF, ALGO>(algos, key, [&](int n, int* found, PERF* p) {
+    return QUERY_V7(h, DESCS, n, found, p); }, "WHAT");
 size_t ws = 0;
-SN_CUDNN_OK(cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, &ws));
+SN_CUDNN_OK(WORKSPACE_SIZE(h, DESCS, algo, &ws));
 SnWorkspace work(ws);
 float one = 1.f, zero = 0.f;
-SN_CUDNN_OK(cudnnConvolutionForward(h, &one, d.x, in0_p, d.w, in1_p, d.conv, algo,
-                                    work.ptr, ws, &zero, d.y, out0_p));
+SN_CUDNN_OK(RUN(h, &one, ARG_A, ARG_B, d.conv, algo, work.ptr, ws, &zero, RESULT, out0_p));
 """
+_X_IN0 = "in0_shape0, in0_shape1, in0_shape2, in0_shape3"
+_X_OUT0 = "out0_shape0, out0_shape1, out0_shape2, out0_shape3"
+# forward: in0 = x, in1 = w, out0 = y;  backward-data: in0 = dy, in1 = w, out0 = dx;
+# backward-filter: in0 = x, in1 = dy, out0 = dw
+_OPS = {
+    "fwd": dict(X_SHAPE=_X_IN0, OK_SIZES="in1_shape0, in1_shape2", ALGO="cudnnConvolutionFwdAlgo_t",
+                PERF="cudnnConvolutionFwdAlgoPerf_t", QUERY_V7="cudnnGetConvolutionForwardAlgorithm_v7",
+                DESCS="d.x, d.w, d.conv, d.y", WHAT="forward",
+                WORKSPACE_SIZE="cudnnGetConvolutionForwardWorkspaceSize", RUN="cudnnConvolutionForward",
+                ARG_A="d.x, in0_p", ARG_B="d.w, in1_p", RESULT="d.y"),
+    "bwd_data": dict(X_SHAPE=_X_OUT0, OK_SIZES="in1_shape0, in1_shape2", ALGO="cudnnConvolutionBwdDataAlgo_t",
+                     PERF="cudnnConvolutionBwdDataAlgoPerf_t",
+                     QUERY_V7="cudnnGetConvolutionBackwardDataAlgorithm_v7", DESCS="d.w, d.y, d.conv, d.x",
+                     WHAT="backward-data", WORKSPACE_SIZE="cudnnGetConvolutionBackwardDataWorkspaceSize",
+                     RUN="cudnnConvolutionBackwardData", ARG_A="d.w, in1_p", ARG_B="d.y, in0_p", RESULT="d.x"),
+    "bwd_filter": dict(X_SHAPE=_X_IN0, OK_SIZES="out0_shape0, out0_shape2",
+                       ALGO="cudnnConvolutionBwdFilterAlgo_t", PERF="cudnnConvolutionBwdFilterAlgoPerf_t",
+                       QUERY_V7="cudnnGetConvolutionBackwardFilterAlgorithm_v7", DESCS="d.x, d.y, d.conv, d.w",
+                       WHAT="backward-filter", WORKSPACE_SIZE="cudnnGetConvolutionBackwardFilterWorkspaceSize",
+                       RUN="cudnnConvolutionBackwardFilter", ARG_A="d.x, in0_p", ARG_B="d.y, in1_p", RESULT="d.w"),
+}
 
-_BWD_DATA = r"""
-SnConvDescs d(out0_shape0, out0_shape1, out0_shape2, out0_shape3, in1_shape0, in1_shape2, MATH_TYPE);
-static std::map<SnConvKey, cudnnConvolutionBwdDataAlgo_t> algos;
-SnConvKey key(out0_shape0, out0_shape1, out0_shape2, out0_shape3, in1_shape0, in1_shape2, (int)MATH_TYPE);
-cudnnHandle_t h = sn_cudnn_handle();
-cudnnConvolutionBwdDataAlgo_t algo = sn_pick<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
-    algos, key, [&](int n, int* found, cudnnConvolutionBwdDataAlgoPerf_t* p) {
-        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, n, found, p); }, "backward-data");
-size_t ws = 0;
-SN_CUDNN_OK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, &ws));
-SnWorkspace work(ws);
-float one = 1.f, zero = 0.f;
-SN_CUDNN_OK(cudnnConvolutionBackwardData(h, &one, d.w, in1_p, d.y, in0_p, d.conv, algo,
-                                         work.ptr, ws, &zero, d.x, out0_p));
-"""
 
-_BWD_FILTER = r"""
-SnConvDescs d(in0_shape0, in0_shape1, in0_shape2, in0_shape3, out0_shape0, out0_shape2, MATH_TYPE);
-static std::map<SnConvKey, cudnnConvolutionBwdFilterAlgo_t> algos;
-SnConvKey key(in0_shape0, in0_shape1, in0_shape2, in0_shape3, out0_shape0, out0_shape2, (int)MATH_TYPE);
-cudnnHandle_t h = sn_cudnn_handle();
-cudnnConvolutionBwdFilterAlgo_t algo = sn_pick<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
-    algos, key, [&](int n, int* found, cudnnConvolutionBwdFilterAlgoPerf_t* p) {
-        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, n, found, p); },
-    "backward-filter");
-size_t ws = 0;
-SN_CUDNN_OK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w, algo, &ws));
-SnWorkspace work(ws);
-float one = 1.f, zero = 0.f;
-SN_CUDNN_OK(cudnnConvolutionBackwardFilter(h, &one, d.x, in0_p, d.y, in1_p, d.conv, algo,
-                                           work.ptr, ws, &zero, d.w, out0_p));
-"""
+def _op_source(name, math_type):
+    src = _OP.replace("MATH_TYPE", math_type)
+    for key, value in _OPS[name].items():
+        src = src.replace(key, value)
+    return src
+
 
 # TF32 tensor cores allowed (cuDNN's default math for float32 on Hopper), or plain FP32 FMAs
 MATH_TYPES = {"tf32": "CUDNN_DEFAULT_MATH", "fp32": "CUDNN_FMA_MATH"}
@@ -232,8 +226,7 @@ def set_math(mode):
 def sources(header_path, math=None):
     """(header, forward, backward-data, backward-filter) C++ sources for this cuDNN header."""
     m = MATH_TYPES[math or _math["type"]]
-    return (_HEADER.replace("CUDNN_H", header_path),
-            *(s.replace("MATH_TYPE", m) for s in (_FWD, _BWD_DATA, _BWD_FILTER)))
+    return (_HEADER.replace("CUDNN_H", header_path), *(_op_source(n, m) for n in ("fwd", "bwd_data", "bwd_filter")))
 
 
 def _code(shape, inputs, src):

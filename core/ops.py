@@ -77,10 +77,11 @@ def as_rows(x):
 
 
 # ---------------------------------------------------------------- element-wise jt.code kernels
-def _elementwise_kernel(body, name):
-    """(cpu_src, cuda_src) of a kernel running `body` for each index i of a 4-D output
+def elementwise_kernel(body, name, ndim=4):
+    """(cpu_src, cuda_src) of a kernel running `body` for each index i of an ndim-D output
     (one CUDA thread per element, grid-stride)."""
-    count = "const long long n = (long long)out0_shape0 * out0_shape1 * out0_shape2 * out0_shape3;"
+    size = " * ".join(["(long long)out0_shape0"] + [f"out0_shape{d}" for d in range(1, ndim)])
+    count = f"const long long n = {size};"
     cpu = count + "\nfor (long long i = 0; i < n; i++) {" + body + "}"
     cuda = f"""
 __global__ static void {name}(@ARGS_DEF) {{
@@ -112,7 +113,7 @@ _WINDOWS_BODY = """
     long long c = r / (K * K), y = yo + (r / K) % K - OFF, x = xo + r % K - OFF;
     out0_p[i] = (y >= 0 && y < H && x >= 0 && x < W) ? in0_p[((b * C + c) * H + y) * W + x] : 0;
 """
-_WINDOWS_SRC = _elementwise_kernel(_WINDOWS_BODY, "window_columns")
+_WINDOWS_SRC = elementwise_kernel(_WINDOWS_BODY, "window_columns")
 
 
 def window_columns(x, k, ho, wo, offset=0):
@@ -159,8 +160,8 @@ _UNPAD_BODY = """
             acc += in0_p[(bc * HP + ys[a]) * WP + xs[b]];
     out0_p[i] = acc;
 """
-_PAD_SRC = _elementwise_kernel(_PAD_BODY, "reflect_pad")
-_UNPAD_SRC = _elementwise_kernel(_UNPAD_BODY, "reflect_pad_grad")
+_PAD_SRC = elementwise_kernel(_PAD_BODY, "reflect_pad")
+_UNPAD_SRC = elementwise_kernel(_UNPAD_BODY, "reflect_pad_grad")
 
 
 class _ReflectPad2d(jt.Function):

@@ -2,10 +2,64 @@
 
 The order (per frequency: sin of every input dim, then cos of every input dim) is nerf-pytorch's,
 so weights laid out for it line up.  xyz with L=10 gives 63 dims, a direction with L=4 gives 27.
+
+The encoding is one `jt.code` kernel (and one for its gradient): built from Jittor ops (scale,
+sin/cos, stack, concat) it cost 5 kernel launches per call, 4 calls per NeRF step, and a GPU
+NeRF step is bound by the cost per launch (README, Measured).
 """
 import jittor as jt
-import numpy as np
 from jittor import nn
+
+from core.ops import elementwise_kernel
+
+# out[r, j]: j < D (with the input) is x[r, j]; after that, block l of 2D values holds
+# sin(2^l x[r, :]) then cos(2^l x[r, :]).  2^l x is exact in float32, as in nerf-pytorch; sin and
+# cos run in double: Jittor compiles CUDA with --use_fast_math, whose float sin/cos lose accuracy
+# far from 0 (2^9 x reaches hundreds of radians).
+_INDEX = """
+    const long long OD = out0_shape1, D = in0_shape1;
+    long long r = i / OD, j = i % OD - KEEP * D;
+"""
+_FORWARD = _INDEX + """
+    if (j < 0) { out0_p[i] = in0_p[r * D + j + D]; }
+    else {
+        long long l = j / (2 * D), d = j % D;
+        double a = (double)(in0_p[r * D + d] * (in0_type)(1LL << l));
+        out0_p[i] = (out0_type)((j % (2 * D) < D) ? sin(a) : cos(a));
+    }
+"""
+# dx[r, d] = g[r, d] (with the input) + sum_l 2^l (g_sin cos(2^l x) - g_cos sin(2^l x)); one
+# thread per input element (in0 = x, in1 = g; i runs over x)
+_BACKWARD = """
+    const long long D = in0_shape1, OD = in1_shape1;
+    long long r = i / D, d = i % D;
+    const long long L = (OD - KEEP * D) / (2 * D);
+    in0_type x = in0_p[i];
+    double acc = KEEP ? in1_p[r * OD + d] : 0;
+    for (long long l = 0; l < L; l++) {
+        double f = (double)(1LL << l), a = (double)(x * (in0_type)f);
+        long long base = r * OD + KEEP * D + l * 2 * D + d;
+        acc += f * (in1_p[base] * cos(a) - in1_p[base + D] * sin(a));
+    }
+    out0_p[i] = (out0_type)acc;
+"""
+
+
+def _kernel(body, name, keep):
+    cpu, cuda = elementwise_kernel(body.replace("KEEP", "1" if keep else "0"), name, ndim=2)
+    return dict(cpu_src=cpu, cuda_src=cuda, cpu_header="#include <cmath>", cuda_header="#include <cmath>")
+
+
+class _Encode(jt.Function):
+    def execute(self, x2d, n_freqs, keep):
+        self.x, self.keep = x2d, keep
+        width = x2d.shape[1] * (int(keep) + 2 * n_freqs)
+        return jt.code([x2d.shape[0], width], x2d.dtype, [x2d], **_kernel(_FORWARD, "encode", keep))
+
+    def grad(self, g):
+        gx = jt.code(self.x.shape, self.x.dtype, [self.x, g], **_kernel(_BACKWARD, "encode_grad", self.keep))
+        self.x = None
+        return gx, None, None
 
 
 class PositionalEncoding(nn.Module):
@@ -21,17 +75,12 @@ class PositionalEncoding(nn.Module):
         self.out_dim = self.input_dims * (int(self.include_input) + 2 * self.n_freqs)
         if self.out_dim == 0:
             raise ValueError("PositionalEncoding: no output (n_freqs=0 and include_input=False)")
-        # 2^0 .. 2^(L-1), exact in float32; underscore: not a parameter, not in state_dict
-        self._freqs = (2.0 ** np.arange(self.n_freqs)).astype(np.float32)
 
     def execute(self, x):
         if x.shape[-1] != self.input_dims:
             raise ValueError(f"PositionalEncoding: expected last dim {self.input_dims}, got shape {x.shape}")
-        parts = [x] if self.include_input else []
-        if self.n_freqs:
-            lead = tuple(x.shape[:-1])
-            freqs = jt.array(self._freqs).reshape((self.n_freqs, 1))
-            scaled = x.unsqueeze(-2) * freqs                       # [..., L, D]
-            sincos = jt.stack([jt.sin(scaled), jt.cos(scaled)], dim=-2)  # [..., L, 2, D]
-            parts.append(sincos.reshape(lead + (2 * self.n_freqs * self.input_dims,)))
-        return parts[0] if len(parts) == 1 else jt.concat(parts, dim=-1)
+        if not self.n_freqs:
+            return x
+        lead = tuple(x.shape[:-1])
+        x2d = x.reshape((-1, self.input_dims)).float32()
+        return _Encode.apply(x2d, self.n_freqs, self.include_input).reshape(lead + (self.out_dim,))

@@ -40,13 +40,15 @@ case "$step" in
     boxed diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
     boxed diag_conv.py conv.log "$@" ;;
-  check)   # a session's first call: the GPU paths of the fused Adam and cuDNN against their
-           # references, the decoder step (cuDNN and gather+GEMM vs PyTorch), the NeRF step, one
-           # convolution layer; each time-boxed (about 9.5 min in all)
-    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_optim.py tests/test_cudnn.py 2>&1 \
+  check)   # a session's first call: the GPU paths of the fused kernels (Adam, compositing,
+           # positional encoding, ops) and of cuDNN against their references; the decoder step
+           # (cuDNN and gather+GEMM vs PyTorch); the NeRF step; one convolution layer.  Each
+           # time-boxed (about 9.5 min in all)
+    timeout 170 python3 -m pytest -q -p no:cacheprovider tests/test_optim.py tests/test_cudnn.py \
+      tests/test_compositing.py tests/test_embedder.py tests/test_ops.py 2>&1 \
       | logged tests.log | tail -15
     boxed bench_decoder.py decoder.log 200 --steps 10 --out "$OUT/bench_decoder.json"
-    boxed diag_nerf.py nerfdiag.log 130
+    boxed diag_nerf.py nerfdiag.log 120
     boxed diag_conv.py conv.log 80 --layers 8,64,64,256 4,128,128,128 ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an

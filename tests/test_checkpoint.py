@@ -37,6 +37,7 @@ def test_save_returns_before_a_slow_flush_and_the_file_is_complete(tmp_path, mon
     import time
 
     import core.checkpoint as ck
+    ck.wait_for_flushes()  # earlier saves' flushes must not reach the stand-in below
     flushed, release = [], threading.Event()
     real_fsync = os.fsync
 

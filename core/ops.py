@@ -7,7 +7,6 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 
 - cumsum_last(x)            inclusive cumsum, differentiable (exact float32, no TF32 matmul)
 - searchsorted(cdf, u)      torch.searchsorted(right=True): count of cdf entries <= u
-- merge_sorted(a, b)        merge of two row-wise sorted arrays (no sort), not differentiable
 - gemm(a, b, ta, tb)        2-D matrix product straight through cuBLAS on the GPU, not differentiable
 - window_columns(x, k, ho, wo, off)  the k x k windows of an image batch as GEMM columns (conv)
 - reflect_pad2d(x, p)       torch's ReflectionPad2d, differentiable, one compiled kernel for all sizes
@@ -93,6 +92,23 @@ __global__ static void {name}(@ARGS_DEF) {{
 long long n_blocks = (out0->num + 255) / 256;
 if (n_blocks > 65536) n_blocks = 65536;
 if (n_blocks > 0) {name}<<<n_blocks, 256>>>(@ARGS);
+"""
+    return cpu, cuda
+
+
+def per_row_kernel(body, name, n_rows):
+    """(cpu_src, cuda_src) of a kernel running `body` once for each row index r < n_rows (a C
+    expression such as "in0_shape0"): one CUDA thread per row (a ray's samples, say), grid-stride."""
+    cpu = f"for (long long r = 0; r < {n_rows}; r++) {{{body}}}"
+    cuda = f"""
+__global__ static void {name}(@ARGS_DEF) {{
+    @PRECALC
+    for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < {n_rows};
+         r += (long long)blockDim.x * gridDim.x) {{{body}}}
+}}
+long long n_blocks = ({n_rows} + 127) / 128;
+if (n_blocks > 65536) n_blocks = 65536;
+if (n_blocks > 0) {name}<<<n_blocks, 128>>>(@ARGS);
 """
     return cpu, cuda
 
@@ -286,63 +302,3 @@ def searchsorted(cdf, u):
         raise ValueError(f"searchsorted: expected cdf [R,M] and u [R,S], got {cdf.shape} and {u.shape}")
     cdf, u = cdf.detach(), u.detach().astype(cdf.dtype)
     return jt.code(u.shape, "int32", [cdf, u], cpu_src=_SEARCH_CPU, cuda_src=_SEARCH_CUDA).stop_grad()
-
-
-# ---------------------------------------------------------------- merge of sorted rows
-# One thread per element of a or b: its output position is its rank in the union,
-# a_i -> i + #(b < a_i), b_j -> j + #(a <= b_j) (a first on ties), which is a permutation of
-# 0..N+M-1, so every output slot is written exactly once.  out1 holds the source index into
-# concat([a, b], -1), for callers that need to gather something alongside.
-_MERGE_BODY = """
-    if (c < n_a) {
-        in0_type v = @in0(r, c);
-        int rank = c;
-        for (int j = 0; j < n_b; j++) rank += (@in1(r, j) < v) ? 1 : 0;
-        @out0(r, rank) = v;
-        @out1(r, rank) = c;
-    } else {
-        int c_b = c - n_a;
-        in0_type v = @in1(r, c_b);
-        int rank = c_b;
-        for (int i = 0; i < n_a; i++) rank += (@in0(r, i) <= v) ? 1 : 0;
-        @out0(r, rank) = v;
-        @out1(r, rank) = c;
-    }
-"""
-
-_MERGE_CPU = """
-int n_a = in0_shape1, n_b = in1_shape1;
-for (int r = 0; r < in0_shape0; r++)
-for (int c = 0; c < n_a + n_b; c++) {
-""" + _MERGE_BODY + """
-}
-"""
-
-_MERGE_CUDA = """
-__global__ static void merge_rows(@ARGS_DEF) {
-    @PRECALC
-    int n_a = in0_shape1, n_b = in1_shape1;
-    int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= in0_shape0 * (n_a + n_b)) return;
-    int r = t / (n_a + n_b), c = t % (n_a + n_b);
-""" + _MERGE_BODY + """
-}
-int n_blocks = (in0_shape0 * (in0_shape1 + in1_shape1) + 255) / 256;
-if (n_blocks > 0) merge_rows<<<n_blocks, 256>>>(@ARGS);
-"""
-
-
-def merge_sorted(a, b, return_index=False):
-    """Merge two row-wise ascending arrays: a [R, N], b [R, M] -> [R, N+M] ascending.
-
-    Equal values keep a's before b's.  The result is detached (z values in NeRF need no
-    gradient).  With return_index=True also returns int32 [R, N+M]: for each output entry
-    its column in concat([a, b], -1)."""
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"merge_sorted: expected a [R,N] and b [R,M], got {a.shape} and {b.shape}")
-    a, b = a.detach(), b.detach().astype(a.dtype)
-    n_rows, width = a.shape[0], a.shape[1] + b.shape[1]
-    merged, index = jt.code([(n_rows, width), (n_rows, width)], [a.dtype, "int32"], [a, b],
-                            cpu_src=_MERGE_CPU, cuda_src=_MERGE_CUDA)
-    merged, index = merged.stop_grad(), index.stop_grad()
-    return (merged, index) if return_index else merged

@@ -21,6 +21,8 @@ that arrive.  No gradient flows to z_vals or rays_d (sample positions are not le
 """
 import jittor as jt
 
+from core.ops import per_row_kernel
+
 # Loop over one ray's samples; RGB, SIG, NOISE, Z, DIR point at the ray's rows.  Leaves the
 # per-sample quantities of sample i in delta, e, w and the running product in T (its own scope,
 # so a kernel can loop twice).
@@ -78,21 +80,7 @@ def _per_ray_kernel(body, name, pointers):
     the body to (pointer expression, values per ray), e.g. {"SIG": ("in1_p", "S")}."""
     setup = "const long long S = in1_shape1;\n" + "".join(
         f"    auto* {name_} = {ptr} + r * ({per_ray});\n" for name_, (ptr, per_ray) in pointers.items())
-    rays = "in1_shape0"
-    cpu = f"for (long long r = 0; r < {rays}; r++) {{\n{setup}{body}}}"
-    cuda = f"""
-__global__ static void {name}(@ARGS_DEF) {{
-    @PRECALC
-    for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < {rays};
-         r += (long long)blockDim.x * gridDim.x) {{
-{setup}{body}
-    }}
-}}
-long long n_blocks = (in1_shape0 + 127) / 128;
-if (n_blocks > 65536) n_blocks = 65536;
-if (n_blocks > 0) {name}<<<n_blocks, 128>>>(@ARGS);
-"""
-    return cpu, cuda
+    return per_row_kernel(setup + body, name, "in1_shape0")
 
 
 def _sources(body, name, pointers, words):

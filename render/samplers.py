@@ -1,13 +1,16 @@
 """Depth samples along rays: stratified (coarse) and inverse-CDF (hierarchical, fine).
 
-Both follow nerf-pytorch.  No jt.sort / jt.cumsum (cub; unavailable on the CUDA 13 GPU): the
-CDF uses core.ops.cumsum_last, the bin lookup core.ops.searchsorted and the final union of
-coarse and fine depths core.ops.merge_sorted.  All z values are detached (no gradient).
+Both follow nerf-pytorch.  No jt.sort / jt.cumsum (cub; unavailable on the CUDA 13 GPU):
+sample_pdf uses core.ops.cumsum_last and core.ops.searchsorted; hierarchical_z, which every
+NeRF step and render chunk calls, does bins, CDF, inverse-CDF samples and the merge with the
+coarse depths in one `jt.code` kernel (one thread per ray, walking the CDF and both sorted
+lists once), since a GPU NeRF step is bound by the cost per kernel launch (README, Measured).
+All z values are detached (no gradient).
 """
 import jittor as jt
 import numpy as np
 
-from core.ops import cumsum_last, merge_sorted, searchsorted
+from core.ops import cumsum_last, per_row_kernel, searchsorted
 
 
 def _per_ray(value, n_rays):
@@ -90,15 +93,67 @@ def sample_pdf(bins, weights, n_samples, deterministic=True):
     return (bin_lo + t * (bin_hi - bin_lo)).stop_grad()
 
 
-def hierarchical_z(z_vals, weights, n_fine, deterministic=True):
+# One ray: bins between the coarse midpoints m_j (j = 0..S-2) with the interior weights
+# w_1..w_{S-2} (+1e-5), CDF entries c_0 = 0 .. c_M (M = S-2), fine sample k at u_k by
+# nerf-pytorch's rule (searchsorted right, denominators < 1e-5 taken as 1), merged with the
+# coarse depths (coarse first on ties).  u ascends, so the CDF walk and the merge go forward only.
+_HIERARCHICAL = """
+    const long long S = in0_shape1, NF = out0_shape1 - S, M = S - 2;
+    const in0_type* z = in0_p + r * S;
+    const in1_type* w = in1_p + r * S;
+    const in2_type* u = in2_p + (in2_shape0 == 1 ? 0 : r * NF);
+    out0_type* out = out0_p + r * (S + NF);
+    float total = 0.f;
+    for (long long j = 1; j <= M; j++) total += w[j] + 1e-5f;
+    long long p = 0;                 // CDF entries <= u seen so far; c_cur = c_p, c_prev = c_{p-1}
+    float c_cur = 0.f, c_prev = 0.f;
+    auto fine = [&](long long k) -> float {
+        const float uk = u[k];
+        while (p <= M && c_cur <= uk) {
+            c_prev = c_cur;
+            p++;
+            if (p <= M) c_cur = c_prev + (w[p] + 1e-5f) / total;
+        }
+        const long long below = p - 1, above = p < M ? p : M;
+        const float c_lo = c_prev, c_hi = p <= M ? c_cur : c_prev;
+        const float b_lo = 0.5f * (z[below + 1] + z[below]), b_hi = 0.5f * (z[above + 1] + z[above]);
+        float denom = c_hi - c_lo;
+        if (denom < 1e-5f) denom = 1.f;
+        return b_lo + (uk - c_lo) / denom * (b_hi - b_lo);
+    };
+    long long i = 0, k = 0, o = 0;
+    float fk = NF > 0 ? fine(0) : 0.f;
+    while (i < S || k < NF) {
+        if (k >= NF || (i < S && z[i] <= fk)) out[o++] = z[i++];
+        else { out[o++] = fk; k++; if (k < NF) fk = fine(k); }
+    }
+"""
+
+
+_HIERARCHICAL_SRC = per_row_kernel(_HIERARCHICAL, "hierarchical_z", "in0_shape0")
+
+
+def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None):
     """Coarse z_vals [R, S] and their weights [R, S] -> all depths [R, S + n_fine], ascending.
 
     As nerf-pytorch: the fine samples come from sample_pdf over the bins between the coarse
     midpoints, with the weights of the interior samples (weights[:, 1:-1]); the union is merged.
+    u: the CDF positions [1 or R, n_fine], ascending along each row (default: linspace(0, 1)
+    when deterministic, else stratified uniforms (i + U_i) / n_fine, as sample_pdf draws them).
     """
-    z_vals = z_vals.detach()
-    if z_vals.shape[1] < 3:
-        raise ValueError(f"hierarchical_z: need at least 3 coarse samples, got {z_vals.shape[1]}")
-    mids = 0.5 * (z_vals[:, 1:] + z_vals[:, :-1])
-    z_fine = sample_pdf(mids, weights.detach()[:, 1:-1], n_fine, deterministic)
-    return merge_sorted(z_vals, z_fine)
+    z_vals, weights = z_vals.detach().float32(), weights.detach().float32()
+    n_rays, n_coarse = z_vals.shape
+    if n_coarse < 3:
+        raise ValueError(f"hierarchical_z: need at least 3 coarse samples, got {n_coarse}")
+    if tuple(weights.shape) != (n_rays, n_coarse):
+        raise ValueError(f"hierarchical_z: weights {weights.shape} do not match z_vals {z_vals.shape}")
+    if u is None:
+        if deterministic:
+            u = jt.array(np.linspace(0.0, 1.0, n_fine, dtype=np.float32)).reshape((1, n_fine))
+        else:
+            i = jt.array(np.arange(n_fine, dtype=np.float32)).reshape((1, n_fine))
+            u = (i + jt.rand((n_rays, n_fine), dtype="float32")) / n_fine
+    u = u.detach().float32()
+    cpu, cuda = _HIERARCHICAL_SRC
+    return jt.code([n_rays, n_coarse + n_fine], "float32", [z_vals, weights, u],
+                   cpu_src=cpu, cuda_src=cuda).stop_grad()

@@ -1,10 +1,10 @@
-"""core/ops.py: cumsum, searchsorted, sorted merge, gemm, the on-device transpose and the convolution's
+"""core/ops.py: cumsum, searchsorted, gemm, the on-device transpose and the convolution's
 kernels (window columns, reflection padding) against NumPy."""
 import jittor as jt
 import numpy as np
 import pytest
 
-from core.ops import (cumsum_last, gemm, merge_sorted, reflect_pad2d, searchsorted, transpose_on_device,
+from core.ops import (cumsum_last, gemm, reflect_pad2d, searchsorted, transpose_on_device,
                       window_columns)
 
 
@@ -57,33 +57,9 @@ def test_searchsorted_random_floats():
     np.testing.assert_array_equal(out, expected)
 
 
-def test_merge_sorted_matches_numpy_and_is_stable():
-    rng = np.random.default_rng(2)
-    a = np.sort(rng.integers(0, 8, size=(6, 10)).astype(np.float32), axis=-1)  # ties within and across
-    b = np.sort(rng.integers(0, 8, size=(6, 5)).astype(np.float32), axis=-1)
-    merged, index = merge_sorted(jt.array(a), jt.array(b), return_index=True)
-    both = np.concatenate([a, b], axis=-1)
-    np.testing.assert_array_equal(merged.numpy(), np.sort(both, axis=-1))
-    # source index: a stable sort of concat([a, b]) puts a's element first on ties
-    np.testing.assert_array_equal(index.numpy(), np.argsort(both, axis=-1, kind="stable"))
-    assert merged.is_stop_grad()
-
-
-def test_merge_sorted_random_floats_and_disjoint_ranges():
-    a = np.sort(np.random.rand(40, 64).astype(np.float32), axis=-1)
-    b = np.sort(np.random.rand(40, 64).astype(np.float32), axis=-1)
-    out = merge_sorted(jt.array(a), jt.array(b)).numpy()
-    np.testing.assert_array_equal(out, np.sort(np.concatenate([a, b], -1), -1))
-    low, high = np.zeros((2, 3), np.float32), np.ones((2, 4), np.float32) + np.arange(4, dtype=np.float32)
-    np.testing.assert_array_equal(merge_sorted(jt.array(high), jt.array(low)).numpy(),
-                                  np.concatenate([low, high], -1))
-
-
 def test_bad_shapes_raise_value_error():
     with pytest.raises(ValueError, match="searchsorted"):
         searchsorted(jt.zeros((3, 4)), jt.zeros((2, 4)))
-    with pytest.raises(ValueError, match="merge_sorted"):
-        merge_sorted(jt.zeros((3, 4)), jt.zeros((3,)))
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])

@@ -22,11 +22,13 @@ both gradients) and says why not when it cannot be used; models/layers.py then k
 gather + cuBLAS convolution.
 """
 import ctypes
+import functools
 import glob
 import importlib.util
 import os
 import re
 
+import jittor as jt
 import numpy as np
 
 INCLUDE_DIRS = ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/cuda/include"]
@@ -59,9 +61,9 @@ def find():
     if header is None:
         return None
     version = _header_version(os.path.dirname(header))
-    if version is None or int(version.split(".")[0]) < 8:
+    major = version.split(".")[0] if version else "0"
+    if int(major) < 8:
         return None
-    major = version.split(".")[0]
     for d in lib:
         if not d:
             continue
@@ -223,41 +225,36 @@ def set_math(mode):
     _math["type"] = "fp32" if mode == "fp32" else "tf32"
 
 
-def sources(header_path, math=None):
-    """(header, forward, backward-data, backward-filter) C++ sources for this cuDNN header."""
-    m = MATH_TYPES[math or _math["type"]]
+@functools.lru_cache(maxsize=None)
+def sources(header_path, math="tf32"):
+    """(header, forward, backward-data, backward-filter) C++ sources for this cuDNN header and
+    math mode ("tf32" or "fp32")."""
+    m = MATH_TYPES[math]
     return (_HEADER.replace("CUDNN_H", header_path), *(_op_source(n, m) for n in ("fwd", "bwd_data", "bwd_filter")))
 
 
-def _code(shape, inputs, src):
-    import jittor as jt
-    header, fwd, bwd_data, bwd_filter = sources(_state["header"])
-    body = {"fwd": fwd, "bwd_data": bwd_data, "bwd_filter": bwd_filter}[src]
-    return jt.code(shape, "float32", inputs, cuda_header=header, cuda_src=body)
+_OP_INDEX = {"fwd": 1, "bwd_data": 2, "bwd_filter": 3}
 
 
-def _valid_conv_function():
-    import jittor as jt
-
-    class ValidConvCudnn(jt.Function):
-        """y = valid cross-correlation of x [B,C,H,W] with w [O,C,k,k] (stride 1), by cuDNN."""
-
-        def execute(self, x, w):
-            self.x, self.w = x, w
-            b, _, h, wd = x.shape
-            o, _, k, _ = w.shape
-            return _code([b, o, h - k + 1, wd - k + 1], [x, w], "fwd")
-
-        def grad(self, g):
-            gx = _code(self.x.shape, [g, self.w], "bwd_data")
-            gw = _code(self.w.shape, [self.x, g], "bwd_filter")
-            self.x = self.w = None
-            return gx, gw
-
-    return ValidConvCudnn
+def _code(shape, inputs, op):
+    src = sources(_state["header"], _math["type"])
+    return jt.code(shape, "float32", inputs, cuda_header=src[0], cuda_src=src[_OP_INDEX[op]])
 
 
-_fn = {}
+class _ValidConvCudnn(jt.Function):
+    """y = valid cross-correlation of x [B,C,H,W] with w [O,C,k,k] (stride 1), by cuDNN."""
+
+    def execute(self, x, w):
+        self.x, self.w = x, w
+        b, _, h, wd = x.shape
+        o, _, k, _ = w.shape
+        return _code([b, o, h - k + 1, wd - k + 1], [x, w], "fwd")
+
+    def grad(self, g):
+        gx = _code(self.x.shape, [g, self.w], "bwd_data")
+        gw = _code(self.w.shape, [self.x, g], "bwd_filter")
+        self.x = self.w = None
+        return gx, gw
 
 
 def valid_conv(x, w):
@@ -266,9 +263,7 @@ def valid_conv(x, w):
         raise RuntimeError(f"cuDNN convolutions are not available: {_state['why']}")
     if x.dtype != "float32" or w.dtype != "float32":
         raise ValueError(f"cuDNN convolution takes float32, got {x.dtype} and {w.dtype}")
-    if "f" not in _fn:
-        _fn["f"] = _valid_conv_function()
-    return _fn["f"].apply(x, w)
+    return _ValidConvCudnn.apply(x, w)
 
 
 def _correlate(x, w):
@@ -296,7 +291,6 @@ def reference(x, w, g):
 
 def _smoke_test():
     """Forward and both gradients of a small convolution against NumPy (fp32 math)."""
-    import jittor as jt
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)

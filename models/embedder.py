@@ -7,6 +7,8 @@ The encoding is one `jt.code` kernel (and one for its gradient): built from Jitt
 sin/cos, stack, concat) it cost 5 kernel launches per call, 4 calls per NeRF step, and a GPU
 NeRF step is bound by the cost per launch (README, Measured).
 """
+import functools
+
 import jittor as jt
 from jittor import nn
 
@@ -45,6 +47,7 @@ _BACKWARD = """
 """
 
 
+@functools.lru_cache(maxsize=None)
 def _kernel(body, name, keep):
     cpu, cuda = elementwise_kernel(body.replace("KEEP", "1" if keep else "0"), name, ndim=2)
     return dict(cpu_src=cpu, cuda_src=cuda, cpu_header="#include <cmath>", cuda_header="#include <cmath>")

@@ -19,6 +19,8 @@ backward pass recomputes the forward quantities rather than storing them.  Outpu
 gradient is not needed (None) cost nothing: the backward kernel is generated for the gradients
 that arrive.  No gradient flows to z_vals or rays_d (sample positions are not learnt).
 """
+import functools
+
 import jittor as jt
 
 from core.ops import per_row_kernel
@@ -83,11 +85,60 @@ def _per_ray_kernel(body, name, pointers):
     return per_row_kernel(setup + body, name, "in1_shape0")
 
 
-def _sources(body, name, pointers, words):
+def _substituted(body, words):
     for key, value in words.items():
         body = body.replace(key, value)
+    return body
+
+
+def _input_pointers(has_noise):
+    pointers = dict(RGB=("in0_p", "3 * S"), SIG=("in1_p", "S"), Z=("in2_p", "S"), DIR=("in3_p", "3"))
+    if has_noise:
+        pointers["NOISE"] = ("in4_p", "S")
+    return pointers
+
+
+def _common_words(has_noise, white):
+    return {"NOISE_I": "(double)NOISE[i]" if has_noise else "0.0", "WHITE": "1" if white else "0"}
+
+
+def _kernel_args(body, name, pointers):
     cpu, cuda = _per_ray_kernel(body, name, pointers)
     return dict(cpu_src=cpu, cuda_src=cuda, cpu_header="#include <cmath>", cuda_header="#include <cmath>")
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_sources(has_noise, white):
+    pointers = dict(_input_pointers(has_noise), OUT_RGB=("out0_p", "3"), OUT_DEPTH=("out1_p", "1"),
+                    OUT_ACC=("out2_p", "1"), OUT_W=("out3_p", "S"))
+    return _kernel_args(_substituted(_FORWARD, _common_words(has_noise, white)), "composite", pointers)
+
+
+@functools.lru_cache(maxsize=None)
+def _backward_sources(has_noise, white, has_gc, has_gd, has_ga, has_gw):
+    """Sources for the gradients that arrive (inputs: the forward's, then g_rgb, g_depth, g_acc,
+    g_weights in that order, each only when present)."""
+    pointers = _input_pointers(has_noise)
+    n_inputs = len(pointers)
+    for key, present, per_ray in (("GC", has_gc, "3"), ("GD", has_gd, "1"), ("GA", has_ga, "1"), ("GW", has_gw, "S")):
+        if present:
+            pointers[key] = (f"in{n_inputs}_p", per_ray)
+            n_inputs += 1
+    words = dict(_common_words(has_noise, white), U_I=_U_I,
+                 GC_DOT="0.0", GD_TERM="0.0", GA_TERM="0.0", GW_TERM="0.0", GC0="0.0", GC1="0.0", GC2="0.0")
+    if has_gc:
+        words.update(GC0="(double)GC[0]", GC1="(double)GC[1]", GC2="(double)GC[2]",
+                     GC_DOT="((double)GC[0] * RGB[3 * i] + (double)GC[1] * RGB[3 * i + 1] + "
+                            "(double)GC[2] * RGB[3 * i + 2]"
+                            + (" - (double)GC[0] - GC[1] - GC[2])" if white else ")"))
+    if has_gd:
+        words["GD_TERM"] = "(double)GD[0] * Z[i]"
+    if has_ga:
+        words["GA_TERM"] = "(double)GA[0]"
+    if has_gw:
+        words["GW_TERM"] = "(double)GW[i]"
+    pointers.update(OUT_DRGB=("out0_p", "3 * S"), OUT_DSIG=("out1_p", "S"))
+    return _kernel_args(_substituted(_BACKWARD, words), "composite_grad", pointers)
 
 
 class _Composite(jt.Function):
@@ -95,53 +146,19 @@ class _Composite(jt.Function):
     (rgb [R,3], depth [R,1], acc [R,1], weights [R,S])."""
 
     def execute(self, rgb, sigma, noise, z, d, white):
-        self.saved, self.white = (rgb, sigma, noise, z, d), white
-        inputs, pointers = self._inputs_and_pointers()
-        pointers.update(OUT_RGB=("out0_p", "3"), OUT_DEPTH=("out1_p", "1"), OUT_ACC=("out2_p", "1"),
-                        OUT_W=("out3_p", "S"))
+        self.inputs = [rgb, sigma, z, d] + ([noise] if noise is not None else [])
+        self.has_noise, self.white = noise is not None, white
         n, s = sigma.shape
-        src = _sources(_FORWARD, "composite", pointers, self._words())
-        return tuple(jt.code([(n, 3), (n, 1), (n, 1), (n, s)], ["float32"] * 4, inputs, **src))
-
-    def _inputs_and_pointers(self):
-        rgb, sigma, noise, z, d = self.saved
-        inputs = [rgb, sigma, z, d] + ([noise] if noise is not None else [])
-        pointers = dict(RGB=("in0_p", "3 * S"), SIG=("in1_p", "S"), Z=("in2_p", "S"), DIR=("in3_p", "3"))
-        if noise is not None:
-            pointers["NOISE"] = ("in4_p", "S")
-        return inputs, pointers
-
-    def _words(self):
-        return {"NOISE_I": "(double)NOISE[i]" if self.saved[2] is not None else "0.0",
-                "WHITE": "1" if self.white else "0"}
+        return tuple(jt.code([(n, 3), (n, 1), (n, 1), (n, s)], ["float32"] * 4, self.inputs,
+                             **_forward_sources(self.has_noise, white)))
 
     def grad(self, g_rgb, g_depth, g_acc, g_w):
-        inputs, pointers = self._inputs_and_pointers()
-        words = self._words()
-        terms = {"GC_DOT": "0.0", "GD_TERM": "0.0", "GA_TERM": "0.0", "GW_TERM": "0.0",
-                 "GC0": "0.0", "GC1": "0.0", "GC2": "0.0"}
-        for key, g, per_ray in (("GC", g_rgb, "3"), ("GD", g_depth, "1"), ("GA", g_acc, "1"), ("GW", g_w, "S")):
-            if g is None:
-                continue
-            pointers[key] = (f"in{len(inputs)}_p", per_ray)
-            inputs.append(g)
-        if g_rgb is not None:
-            terms.update(GC0="(double)GC[0]", GC1="(double)GC[1]", GC2="(double)GC[2]",
-                         GC_DOT="((double)GC[0] * RGB[3 * i] + (double)GC[1] * RGB[3 * i + 1] + "
-                                "(double)GC[2] * RGB[3 * i + 2]"
-                                + (" - (double)GC[0] - GC[1] - GC[2])" if self.white else ")"))
-        if g_depth is not None:
-            terms["GD_TERM"] = "(double)GD[0] * Z[i]"
-        if g_acc is not None:
-            terms["GA_TERM"] = "(double)GA[0]"
-        if g_w is not None:
-            terms["GW_TERM"] = "(double)GW[i]"
-        pointers.update(OUT_DRGB=("out0_p", "3 * S"), OUT_DSIG=("out1_p", "S"))
-        rgb, sigma = self.saved[0], self.saved[1]
-        words = dict(words, U_I=_U_I, **terms)
-        d_rgb, d_sigma = jt.code([rgb.shape, sigma.shape], ["float32", "float32"], inputs,
-                                 **_sources(_BACKWARD, "composite_grad", pointers, words))
-        self.saved = None
+        grads = [g_rgb, g_depth, g_acc, g_w]
+        rgb, sigma = self.inputs[0], self.inputs[1]
+        src = _backward_sources(self.has_noise, self.white, *(g is not None for g in grads))
+        d_rgb, d_sigma = jt.code([rgb.shape, sigma.shape], ["float32", "float32"],
+                                 self.inputs + [g for g in grads if g is not None], **src)
+        self.inputs = None
         return d_rgb, d_sigma, None, None, None, None
 
 

@@ -59,6 +59,15 @@ def _gather_last(x, index):
     return x.reindex(list(index.shape), ["i0", "@e0(i0,i1)"], extras=[index])
 
 
+def cdf_positions(n_rays, n_samples, deterministic):
+    """Where the inverse CDF is read: linspace(0, 1) as [1, n] when deterministic, else
+    stratified uniforms (i + U_i) / n as [R, n] (ascending along each row)."""
+    if deterministic:
+        return jt.array(np.linspace(0.0, 1.0, n_samples, dtype=np.float32)).reshape((1, n_samples))
+    i = jt.array(np.arange(n_samples, dtype=np.float32)).reshape((1, n_samples))
+    return (i + jt.rand((n_rays, n_samples), dtype="float32")) / n_samples
+
+
 def sample_pdf(bins, weights, n_samples, deterministic=True):
     """Inverse-CDF samples: bins [R, M+1] edges (ascending), weights [R, M] -> [R, n_samples] ascending.
 
@@ -75,12 +84,7 @@ def sample_pdf(bins, weights, n_samples, deterministic=True):
     weights = weights + 1e-5  # no zero-probability row
     pdf = weights / weights.sum(dim=-1, keepdims=True)
     cdf = jt.concat([jt.zeros((n_rays, 1), dtype="float32"), cumsum_last(pdf)], dim=-1)  # [R, M+1]
-    if deterministic:
-        u = jt.array(np.linspace(0.0, 1.0, n_samples, dtype=np.float32)).reshape((1, n_samples))
-        u = u.broadcast((n_rays, n_samples))
-    else:
-        i = jt.array(np.arange(n_samples, dtype=np.float32)).reshape((1, n_samples))
-        u = (i + jt.rand((n_rays, n_samples), dtype="float32")) / n_samples
+    u = cdf_positions(n_rays, n_samples, deterministic).broadcast((n_rays, n_samples))
 
     inds = searchsorted(cdf, u)                                 # [R, S] in 0..M+1
     below = jt.maximum(inds - 1, 0)
@@ -129,7 +133,6 @@ _HIERARCHICAL = """
     }
 """
 
-
 _HIERARCHICAL_SRC = per_row_kernel(_HIERARCHICAL, "hierarchical_z", "in0_shape0")
 
 
@@ -138,8 +141,8 @@ def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None):
 
     As nerf-pytorch: the fine samples come from sample_pdf over the bins between the coarse
     midpoints, with the weights of the interior samples (weights[:, 1:-1]); the union is merged.
-    u: the CDF positions [1 or R, n_fine], ascending along each row (default: linspace(0, 1)
-    when deterministic, else stratified uniforms (i + U_i) / n_fine, as sample_pdf draws them).
+    u: the CDF positions [1 or R, n_fine], ascending along each row (default: cdf_positions,
+    as sample_pdf reads them).
     """
     z_vals, weights = z_vals.detach().float32(), weights.detach().float32()
     n_rays, n_coarse = z_vals.shape
@@ -147,13 +150,7 @@ def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None):
         raise ValueError(f"hierarchical_z: need at least 3 coarse samples, got {n_coarse}")
     if tuple(weights.shape) != (n_rays, n_coarse):
         raise ValueError(f"hierarchical_z: weights {weights.shape} do not match z_vals {z_vals.shape}")
-    if u is None:
-        if deterministic:
-            u = jt.array(np.linspace(0.0, 1.0, n_fine, dtype=np.float32)).reshape((1, n_fine))
-        else:
-            i = jt.array(np.arange(n_fine, dtype=np.float32)).reshape((1, n_fine))
-            u = (i + jt.rand((n_rays, n_fine), dtype="float32")) / n_fine
-    u = u.detach().float32()
+    u = (cdf_positions(n_rays, n_fine, deterministic) if u is None else u).detach().float32()
     cpu, cuda = _HIERARCHICAL_SRC
     return jt.code([n_rays, n_coarse + n_fine], "float32", [z_vals, weights, u],
                    cpu_src=cpu, cuda_src=cuda).stop_grad()

@@ -4,7 +4,7 @@
 #   probe | tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
 #   | conv <seconds> [diag_conv args]
-#   | check (GPU tests of the fused Adam and cuDNN, the decoder benchmark, nerfdiag, conv)
+#   | cudnn (diag_cudnn, its tests, the decoder step) | check (GPU tests of the fused Adam and cuDNN, the decoder benchmark, nerfdiag, conv)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,11 @@ case "$step" in
     boxed bench_decoder.py decoder.log 200 --steps 10 --out "$OUT/bench_decoder.json"
     boxed diag_nerf.py nerfdiag.log 120
     boxed diag_conv.py conv.log 80 --layers 8,64,64,256 4,128,128,128 ;;
+  cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests
+           # and the decoder step with cuDNN where it passes
+    boxed diag_cudnn.py cudnn.log 120
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cudnn.py 2>&1 | logged tests.log | tail -30
+    boxed bench_decoder.py decoder.log 150 --steps 10 --out "$OUT/bench_decoder.json" ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
             # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
@@ -70,5 +75,5 @@ case "$step" in
     pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
       -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
     ls -la "$OUT"; du -sh $exp/* ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | check | pipeline)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | pipeline)" >&2; exit 2 ;;
 esac

@@ -309,6 +309,15 @@ def _smoke_test():
             raise RuntimeError(f"cuDNN {name} differs from NumPy (relative error {err:.2e})")
 
 
+def _failure_reason(error, limit=400):
+    """The informative part of an exception from a Jittor op: Jittor wraps a failed op's
+    error in a generic 'Wrong inputs arguments ...' text with the cause after 'Failed reason:'."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)) or repr(error)
+    if "Failed reason:" in text:
+        text = text.rsplit("Failed reason:", 1)[1]
+    return " ".join(text.split())[:limit]
+
+
 def unavailable_reason():
     return _state["why"]
 
@@ -335,7 +344,8 @@ def available(log=print):
         _state.update(header=header, version=version, ok=True)
         _smoke_test()
     except Exception as e:  # any failure here means: do not use it, and say why
-        _state.update(ok=False, why=f"cuDNN {version} at {lib} failed its check: {(str(e).splitlines() or [repr(e)])[0][:300]}")
+        _state.update(ok=False, detail=str(e),
+                      why=f"cuDNN {version} at {lib} failed its check: {_failure_reason(e)}")
         log(f"cuDNN: {_state['why']}; convolutions as gather + cuBLAS GEMM")
         return False
     _state["why"] = ""

@@ -309,6 +309,14 @@ def _smoke_test():
             raise RuntimeError(f"cuDNN {name} differs from NumPy (relative error {err:.2e})")
 
 
+def _add_include_dir(folder):
+    """Jittor follows every #include of an op's source through its own -I list (cudnn.h includes
+    cudnn_version.h, ...), so the header's folder must be on it; once."""
+    flag = f' -I"{folder}"'
+    if flag not in jt.flags.nvcc_flags:
+        jt.flags.nvcc_flags += flag
+
+
 def _failure_reason(error, limit=400):
     """The informative part of an exception from a Jittor op: Jittor wraps a failed op's
     error in a generic 'Wrong inputs arguments ...' text with the cause after 'Failed reason:'."""
@@ -341,6 +349,7 @@ def available(log=print):
     header, lib, version = found
     try:
         _load_library(lib)
+        _add_include_dir(os.path.dirname(header))
         _state.update(header=header, version=version, ok=True)
         _smoke_test()
     except Exception as e:  # any failure here means: do not use it, and say why

@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
+from bench.common import profile_ops  # noqa: E402
 
 
 def random_state(shapes, rng):
@@ -144,6 +145,16 @@ def torch_step(vgg_sd, dec_sd, depth, content_np, style_np):
     return step, torch.cuda.synchronize, lambda: float(loss().item())
 
 
+def torch_profile(step, top):
+    """The `top` most expensive CUDA kernels of one PyTorch step (the yardstick's breakdown)."""
+    import torch
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    print("PyTorch:", flush=True)
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=top, max_name_column_width=90))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=8)
@@ -152,6 +163,8 @@ def main():
     ap.add_argument("--vgg", default="pretrained/vgg_normalised_conv3_1.pth")
     ap.add_argument("--decoder", default="pretrained/feature_invertor_conv3_1.pth")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", type=int, default=0,
+                    help="also print the N most expensive kernels of one step (Jittor, then PyTorch)")
     ap.add_argument("--conv", nargs="+", default=["cudnn", "gemm"], choices=["cudnn", "gemm", "jittor"],
                     help="Jittor convolutions to time (cudnn is skipped where it is not available)")
     a = ap.parse_args()
@@ -171,12 +184,17 @@ def main():
             # the same loss from the same weights and images in both frameworks: a correctness check
             row[f"jittor_{conv}_loss"] = first_loss()
             row[f"jittor_{conv}_ms"] = 1e3 * time_steps(step, sync, a.steps)
+            if a.profile and conv == convs[0]:
+                print(f"{depth}, conv={conv}:", flush=True)
+                profile_ops(step, top=a.profile)
         try:
             import torch
             if torch.cuda.is_available():
                 step, sync, first_loss = torch_step(vgg_sd, dec_sd, depth, content, style)
                 row["torch_loss"] = first_loss()
                 row["torch_ms"] = 1e3 * time_steps(step, sync, a.steps)
+                if a.profile:
+                    torch_profile(step, a.profile)
         except ImportError:
             pass
         rows.append(row)

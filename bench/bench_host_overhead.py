@@ -6,7 +6,8 @@ which does not shrink with a faster GPU.  This measures exactly that part, on an
 same step (coarse + fine NeRF, view directions, Adam) on 4 rays with 4+4 samples, where the
 arithmetic is negligible.  Compares jt.optim.Adam with the project's Adam (core/optim.py),
 both its per-tensor path (fused=False) and its multi-tensor kernel (fused=True, one launch per
-parameter group); the differences in launches per step are the optimizers' own.
+parameter group); the differences in launches per step are the optimizers' own.  Last, the
+style stage's step (frozen density, style MLP, latent codes) on the same tiny workload.
 
     python bench/bench_host_overhead.py [--steps 200]
 """
@@ -19,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from core import runtime  # noqa: E402
-from bench.common import nerf_train_step, profile_ops  # noqa: E402
+from bench.common import nerf_train_step, profile_ops, style_train_step  # noqa: E402
 
 
 def main():
@@ -37,8 +38,9 @@ def main():
     variants = (("jt.optim.Adam", jt.optim.Adam),
                 ("Adam unfused", functools.partial(Adam, fused=False)),
                 ("Adam fused", functools.partial(Adam, fused=True)))
-    for name, opt_class in variants:
-        step, _ = nerf_train_step(args, scene, opt_class, n_rays=4)
+    steps = [(name, nerf_train_step(args, scene, opt_class, n_rays=4)[0]) for name, opt_class in variants]
+    steps.append(("style stage step", style_train_step(args, scene, n_rays=4)))  # fused Adam
+    for name, step in steps:
         for k in range(5):  # compile
             step(k)
         jt.sync_all(True)

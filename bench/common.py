@@ -52,3 +52,27 @@ def profile_ops(fn, top=25, log=print):
     elif jt.flags.use_cuda:
         log("no op ran on the CPU")
     return launches, total_ms, cpu_ops
+
+
+def style_train_step(args, scene, n_rays, n_styles=2):
+    """A function step(k) doing one style-stage step (frozen NeRF density, style MLP + latent
+    codes, Adam) on n_rays random (style, view, pixel) rays of random targets, exactly as
+    pipeline.style_stage.train_style does; geometry views are the scene's training poses."""
+    from pipeline.geometry import GeometryData
+    from pipeline.nerf_stage import NeRFSystem, render_kwargs
+    from pipeline.style_stage import StyleModel, style_step
+    H, W, focal = scene.hwf
+    c2ws = scene.poses[scene.i_train].astype(np.float32)
+    geo = GeometryData(rgb=None, depth=None, points=None, c2ws=c2ws, hwf=(H, W, focal))
+    rng = np.random.default_rng(0)
+    targets = [rng.integers(0, 256, (len(c2ws), H, W, 3), dtype=np.uint8) for _ in range(n_styles)]
+    mu = rng.standard_normal((n_styles, 32)).astype(np.float32)
+    system = NeRFSystem(args)
+    for p in system.parameters():
+        p.stop_grad()
+    model = StyleModel(args, mu, np.zeros_like(mu), len(c2ws), system.embed_xyz.out_dim,
+                       [f"style{i}" for i in range(n_styles)])
+    kw = render_kwargs(args, scene, train=True)
+    kw["noise_std"] = 0.0
+    args.batch_size_style = n_rays
+    return style_step(args, system, geo, targets, model, kw)

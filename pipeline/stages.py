@@ -24,6 +24,9 @@ def load_scene(args):
     return load_llff(args.datadir, factor=args.factor, spherify=args.spherify, llffhold=args.llffhold)
 
 
+CPU_MAX_CHUNK = 4096
+
+
 def apply_compute_options(args):
     """--matmul, --gemm and --conv: how products run on the GPU (global, like the device)."""
     from core import cudnn, runtime
@@ -35,6 +38,11 @@ def apply_compute_options(args):
         if args.conv == "cudnn" and not cudnn.available():
             raise ValueError(f"--conv cudnn: {cudnn.unavailable_reason()}")
         set_conv_impl(args.conv)
+    elif args.chunk > CPU_MAX_CHUNK:
+        # Jittor's CPU executor holds several [chunk x samples x width] activations at once:
+        # fern_quick's 32768 rays took 24 GB of host memory in a CPU render (killed, session 5)
+        print(f"--chunk {args.chunk} -> {CPU_MAX_CHUNK} rays per render batch on the CPU (host memory)")
+        args.chunk = CPU_MAX_CHUNK
 
 
 def run(args, log=print):

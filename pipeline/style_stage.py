@@ -120,33 +120,13 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, sce
         return model
     for p in system.parameters():
         p.stop_grad()
-    H, W, focal = geo.hwf
-    n_styles = len(targets)
+    step_fn = style_step(args, system, geo, targets, model, scene_kw)
     bar = tqdm(range(start + 1, args.total_step + 1), initial=start - args.origin_step,
                total=args.total_step - args.origin_step, desc="style", dynamic_ncols=True)
     t0 = time.time()
     with StopRequest() as stop:
         for step in bar:
-            rng = np.random.default_rng([args.seed, 6, step])
-            s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
-            target = np.empty((len(s), 3), np.uint8)
-            for k in np.unique(s):  # gather from each style's (memory-mapped) target stack
-                m = s == k
-                target[m] = targets[k][v[m], r[m], c[m]]
-            rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
-                                        ndc=not args.no_ndc)
-            s_j, v_j = jt.array(s.astype(np.int32)), jt.array(v.astype(np.int32))
-            latent = model.latents.lookup(s_j, v_j)
-            coarse_field, fine_field = style_fields(system, model.mlp, latent)
-            out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, **scene_kw)
-            tgt = jt.array(target.astype(np.float32) / 255.0)
-            loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
-            loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0
-            logp_w = args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) / args.lrate_decay)
-            logp = model.latents.logp_loss(s_j, v_j)
-            loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
-            model.opt.param_groups[0]["lr"] = args.lrate * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
-            model.opt.step(loss)
+            loss_f, logp = step_fn(step)
             if step % args.i_print == 0 or step == args.total_step:
                 bar.set_postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}",
                                 it_s=f"{(step - start) / (time.time() - t0):.2f}", refresh=False)
@@ -156,6 +136,37 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, sce
                     raise TrainingInterrupted("style training", step, path)
     bar.close()
     return model
+
+
+def style_step(args, system, geo, targets, model, scene_kw):
+    """One optimisation step of the style stage as a function of the step number (its random
+    batch is seeded by it): returns (fine MSE, logp) as Jittor scalars."""
+    H, W, focal = geo.hwf
+    n_styles = len(targets)
+
+    def step_fn(step):
+        rng = np.random.default_rng([args.seed, 6, step])
+        s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
+        target = np.empty((len(s), 3), np.uint8)
+        for k in np.unique(s):  # gather from each style's (memory-mapped) target stack
+            m = s == k
+            target[m] = targets[k][v[m], r[m], c[m]]
+        rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
+                                    ndc=not args.no_ndc)
+        s_j, v_j = jt.array(s.astype(np.int32)), jt.array(v.astype(np.int32))
+        latent = model.latents.lookup(s_j, v_j)
+        coarse_field, fine_field = style_fields(system, model.mlp, latent)
+        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, **scene_kw)
+        tgt = jt.array(target.astype(np.float32) / 255.0)
+        loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
+        loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0
+        logp_w = args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) / args.lrate_decay)
+        logp = model.latents.logp_loss(s_j, v_j)
+        loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
+        model.opt.param_groups[0]["lr"] = args.lrate * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
+        model.opt.step(loss)
+        return loss_f, logp
+    return step_fn
 
 
 def load_style_model(args, system, expdir):

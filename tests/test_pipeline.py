@@ -211,3 +211,16 @@ def test_compute_options_reach_the_layers(monkeypatch):
     assert layers.LINEAR_IMPL == "jittor"  # the default
     with pytest.raises(SystemExit):
         parse_args(["--gemm", "tensor"])
+
+
+def test_render_chunk_is_capped_on_the_cpu(capsys):
+    """A GPU-sized --chunk (fern_quick: 32768 rays) would take tens of GB of host memory in a
+    CPU render; on the CPU it is lowered, with a line saying so; smaller values stay."""
+    from pipeline.stages import CPU_MAX_CHUNK, apply_compute_options
+    args = parse_args(["--chunk", "32768"])
+    apply_compute_options(args)
+    assert args.chunk == CPU_MAX_CHUNK
+    assert f"--chunk 32768 -> {CPU_MAX_CHUNK}" in capsys.readouterr().out
+    args = parse_args(["--chunk", "1024"])
+    apply_compute_options(args)
+    assert args.chunk == 1024

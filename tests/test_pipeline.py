@@ -224,3 +224,33 @@ def test_render_chunk_is_capped_on_the_cpu(capsys):
     args = parse_args(["--chunk", "1024"])
     apply_compute_options(args)
     assert args.chunk == 1024
+
+
+def test_pipeline_benchmark_pretrains_the_vae_and_reruns_warm(tiny_scene, tiny_styles, tmp_path,
+                                                            vgg_relu3_path, decoder_relu3_path):
+    """bench/bench_pipeline.py: the VAE is pre-trained first (stage 0, outside stages 2-6), the
+    warm re-run repeats stages 2-6 from a copy of the NeRF checkpoint alone, and the JSON holds
+    both sets of stage times."""
+    import json
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import bench_pipeline
+    base = str(tmp_path)
+    vae = os.path.join(base, "pretrained", "vae.pkl")
+    argv = tiny_argv(tiny_scene, tiny_styles, base, vgg_relu3_path, decoder_relu3_path, vae_pth_path=vae,
+                     origin_step=10, total_step=14, i_weights=5, style="la_muse")
+    out = os.path.join(base, "bench.json")
+    bench_pipeline.main(["--config", "configs/fern_quick.txt", "--warm_rerun", "--no_eval", "--out", out,
+                         "--extra"] + argv)
+    assert os.path.exists(vae)
+    result = json.load(open(out))
+    assert set(result["stages"]) >= {"0 VAE pre-training (train_style_modules.py --task vae)", "1 NeRF",
+                                     "2 geometry", "6 style training"}
+    warm = result["warm"]["stages"]
+    assert set(warm) >= {"2 geometry", "3 decoder fine-tune", "4 stylized targets", "5 latents (VAE)",
+                         "6 style training"} and not any(k.startswith("0") for k in warm)
+    assert result["warm"]["stylization_2_6_s"] == pytest.approx(sum(v for k, v in warm.items() if k[0] in "23456"))
+    warm_dir = os.path.join(base, "tiny_warm")
+    assert sorted(f for f in os.listdir(warm_dir) if f.startswith("nerf_")) == ["nerf_000010.pkl"]
+    assert os.path.exists(os.path.join(warm_dir, "style_000014.pkl"))
+    assert "render_valid_style" in result["after"]

@@ -4,7 +4,8 @@
 #   probe | tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
 #   | conv <seconds> [diag_conv args]
-#   | cudnn (diag_cudnn, its tests, the decoder step) | check (GPU tests of the fused Adam and cuDNN, the decoder benchmark, nerfdiag, conv)
+#   | cudnn (diag_cudnn, its tests, the decoder step)
+#   | check (nerfdiag with Jittor's matmul and with cuBLASLt, the decoder benchmark, GPU tests)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,16 +41,17 @@ case "$step" in
     boxed diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
     boxed diag_conv.py conv.log "$@" ;;
-  check)   # a session's first call: the GPU paths of the fused kernels (Adam, compositing,
-           # positional encoding, ops) and of cuDNN against their references; the decoder step
-           # (cuDNN and gather+GEMM vs PyTorch); the NeRF step; one convolution layer.  Each
-           # time-boxed (about 9.5 min in all)
-    timeout 170 python3 -m pytest -q -p no:cacheprovider tests/test_optim.py tests/test_cudnn.py \
-      tests/test_compositing.py tests/test_embedder.py tests/test_ops.py 2>&1 \
-      | logged tests.log | tail -15
-    boxed bench_decoder.py decoder.log 200 --steps 10 --out "$OUT/bench_decoder.json"
-    boxed diag_nerf.py nerfdiag.log 120
-    boxed diag_conv.py conv.log 80 --layers 8,64,64,256 4,128,128,128 ;;
+  check)   # a session's first call (about 9.5 min, each part time-boxed): the NeRF step with
+           # Jittor's matmul and with cuBLASLt (its stand-alone check first), the decoder step
+           # with cuDNN and gather+GEMM next to PyTorch (with both profiles), then the GPU tests
+           # of the fused kernels, cuDNN and cuBLASLt, one line per test
+    boxed diag_nerf.py nerfdiag.log 90
+    boxed diag_cublaslt.py cublaslt.log 60
+    boxed diag_nerf.py nerfdiag_cublaslt.log 90 --extra --gemm cublaslt
+    boxed bench_decoder.py decoder.log 150 --steps 10 --profile 20 --out "$OUT/bench_decoder.json"
+    timeout 190 python3 -m pytest -v -p no:cacheprovider tests/test_optim.py tests/test_compositing.py \
+      tests/test_embedder.py tests/test_ops.py tests/test_cudnn.py tests/test_cublaslt.py \
+      tests/test_concat_linear.py 2>&1 | logged tests.log | grep -c PASSED ;;
   cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests
            # and the decoder step with cuDNN where it passes
     boxed diag_cudnn.py cudnn.log 120

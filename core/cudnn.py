@@ -270,7 +270,9 @@ _OP_INDEX = {"fwd": 1, "bwd_data": 2, "bwd_filter": 3}
 
 
 def _code(shape, inputs, op):
-    src = sources(_state["header"], _math["type"], algorithm_search())
+    # timing the algorithms pays off for the shapes a training loop repeats; under no_grad
+    # (style statistics, targets: one pass per image size) the heuristics choose
+    src = sources(_state["header"], _math["type"], algorithm_search() and not jt.flags.no_grad)
     return jt.code(shape, "float32", inputs, cuda_header=src[0], cuda_src=src[_OP_INDEX[op]])
 
 

@@ -62,6 +62,12 @@ def test_sources_fill_in_header_and_math_and_avoid_jittor_macros():
     assert not any(ch in s for s in (header, fwd, bwd_data, bwd_filter) for ch in "@«")
     assert "cudnnConvolutionForward(" in fwd and "cudnnConvolutionBackwardData(" in bwd_data
     assert "cudnnConvolutionBackwardFilter(" in bwd_filter
+    # the algorithm choice: timed by cudnnFind* (default) or the heuristics only
+    assert "#define SN_SEARCH 1" in header and "SEARCH_ON" not in header
+    assert "#define SN_SEARCH 0" in cudnn.sources("/x/cudnn.h", "tf32", False)[0]
+    assert "cudnnFindConvolutionForwardAlgorithm(" in fwd and "cudnnGetConvolutionForwardAlgorithm_v7(" in fwd
+    assert "cudnnFindConvolutionBackwardDataAlgorithm(" in bwd_data
+    assert "cudnnFindConvolutionBackwardFilterAlgorithm(" in bwd_filter
 
 
 def test_reference_gradients_match_autograd():

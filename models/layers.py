@@ -34,7 +34,7 @@ import math
 import jittor as jt
 import numpy as np
 
-from core import cudnn, runtime
+from core import cublaslt, cudnn, runtime
 from core.ops import as_rows, gemm, reflect_pad2d, window_columns
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
@@ -230,10 +230,13 @@ class Conv2d(jt.Module):
         return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
 
 
-# how Linear multiplies: "jittor" (jt.nn.Linear's tuned matmul; the NeRF speed measured so far)
-# or "cublas" (core.ops.gemm with a hand-written backward; on the CPU it is the same product).
+# how Linear multiplies: "jittor" (jt.nn.Linear's tuned matmul; the NeRF speed measured so far),
+# "cublas" (core.ops.gemm with a hand-written backward; on the CPU it is the same product) or
+# "cublaslt" (core/cublaslt.py: one cuBLASLt matmul per pass with the bias, the ReLU and the bias
+# gradient fused in; falls back to "jittor" where cuBLASLt is not usable, e.g. on the CPU).
 LINEAR_IMPL = "jittor"
-LINEAR_IMPLS = ("jittor", "cublas")
+LINEAR_IMPLS = ("jittor", "cublas", "cublaslt")
+_fallback_logged = []
 
 
 def set_linear_impl(name):
@@ -241,6 +244,19 @@ def set_linear_impl(name):
     if name not in LINEAR_IMPLS:
         raise ValueError(f"--gemm must be one of {', '.join(LINEAR_IMPLS)}, got {name!r}")
     LINEAR_IMPL = name
+    if name == "cublaslt" and runtime.use_cuda():
+        linear_impl()  # cuBLASLt's self-check now, not inside the first training step
+
+
+def linear_impl(log=print):
+    """The product in use now: LINEAR_IMPL, "cublaslt" resolved to "jittor" where cuBLASLt is
+    not available (said once)."""
+    if LINEAR_IMPL != "cublaslt" or cublaslt.available(log=log):
+        return LINEAR_IMPL
+    if not _fallback_logged:
+        _fallback_logged.append(True)
+        log(f"--gemm cublaslt: {cublaslt.unavailable_reason()}; Linear layers use Jittor's matmul")
+    return "jittor"
 
 
 class _LinearGemm(jt.Function):
@@ -267,12 +283,20 @@ def linear_gemm(x, weight, bias=None):
 
 class Linear(jt.nn.Linear):
     """jt.nn.Linear (same parameters, initialisation and checkpoints) whose product follows
-    LINEAR_IMPL."""
+    LINEAR_IMPL.  `layer(x, relu=True)` is relu(layer(x)): with "cublaslt" the ReLU runs in the
+    matmul's epilogue, otherwise it is exactly nn.relu(layer(x))."""
 
-    def execute(self, x):
-        if LINEAR_IMPL == "cublas":
-            return linear_gemm(x, self.weight, self.bias)
-        return super().execute(x)
+    def execute(self, x, relu=False):
+        impl = linear_impl()
+        if impl == "cublaslt":
+            return cublaslt.linear(x, self.weight, self.bias, relu=relu)
+        y = linear_gemm(x, self.weight, self.bias) if impl == "cublas" else super().execute(x)
+        return jt.nn.relu(y) if relu else y
+
+
+def linear_relu(layer, x):
+    """relu(layer(x)) for a Linear (the ReLU fused where the product allows), else for any module."""
+    return layer(x, relu=True) if isinstance(layer, Linear) else jt.nn.relu(layer(x))
 
 
 def upsample_nearest2x(x):

@@ -10,7 +10,7 @@ Default size (D=8, W=256, 63, 27): 595,844 parameters.
 import jittor as jt
 from jittor import nn
 
-from models.layers import Linear
+from models.layers import Linear, linear_relu
 
 
 class NeRF(nn.Module):
@@ -39,7 +39,7 @@ class NeRF(nn.Module):
         """x_emb [..., input_ch] -> (sigma_raw [...], feature [..., W])."""
         h = x_emb
         for i, layer in enumerate(self.pts_linears):
-            h = nn.relu(layer(h))
+            h = linear_relu(layer, h)
             if i in self.skips:
                 h = jt.concat([x_emb, h], dim=-1)
         sigma_raw = self.alpha_linear(h).squeeze(-1)
@@ -51,7 +51,7 @@ class NeRF(nn.Module):
         if self.use_viewdirs:
             if dir_emb is None:
                 raise ValueError("NeRF.color: this NeRF uses view directions; dir_emb is missing")
-            h = nn.relu(self.views_linear(jt.concat([feature, dir_emb], dim=-1)))
+            h = linear_relu(self.views_linear, jt.concat([feature, dir_emb], dim=-1))
             return jt.sigmoid(self.rgb_linear(h))
         return jt.sigmoid(self.rgb_linear(feature))
 

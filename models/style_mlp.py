@@ -13,7 +13,7 @@ import jittor as jt
 import numpy as np
 from jittor import nn
 
-from models.layers import Linear
+from models.layers import Linear, linear_relu
 
 
 class StyleMLP(nn.Module):
@@ -36,7 +36,7 @@ class StyleMLP(nn.Module):
         h = x_emb
         for i, layer in enumerate(self.hidden):
             parts = [h, latent] + ([x_emb] if i in self.skips else [])
-            h = nn.relu(layer(jt.concat(parts, dim=-1)))
+            h = linear_relu(layer, jt.concat(parts, dim=-1))
         return jt.sigmoid(self.out_linear(jt.concat([h, latent], dim=-1)))
 
 

@@ -147,7 +147,7 @@ def test_upsample_nearest2x_and_grad():
     np.testing.assert_allclose(gx, g.reshape(1, 2, 3, 2, 4, 2).sum(axis=(3, 5)), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("impl", ["jittor", "cublas"])
+@pytest.mark.parametrize("impl", ["jittor", "cublas", "cublaslt"])  # cublaslt: Jittor's on the CPU
 def test_linear_matches_numpy_with_gradients(impl, monkeypatch):
     from models.layers import Linear
     monkeypatch.setattr(layers, "LINEAR_IMPL", impl)
@@ -165,6 +165,19 @@ def test_linear_matches_numpy_with_gradients(impl, monkeypatch):
     np.testing.assert_allclose(gw.numpy(), g2.T @ x2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gb.numpy(), g2.sum(0), rtol=1e-5, atol=1e-5)
     assert sorted(lin.state_dict()) == ["bias", "weight"]  # checkpoints as jt.nn.Linear's
+
+
+@pytest.mark.parametrize("impl", ["jittor", "cublas", "cublaslt"])
+def test_linear_relu_is_relu_of_the_layer(impl, monkeypatch):
+    from models.layers import Linear, linear_relu
+    monkeypatch.setattr(layers, "LINEAR_IMPL", impl)
+    rng = np.random.default_rng(8)
+    lin = Linear(7, 6)
+    x = rng.standard_normal((3, 2, 7)).astype(np.float32)
+    W, b = lin.weight.numpy().astype(np.float64), lin.bias.numpy().astype(np.float64)
+    want = np.maximum(x @ W.T + b, 0)
+    np.testing.assert_allclose(linear_relu(lin, jt.array(x)).numpy(), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(lin(jt.array(x), relu=True).numpy(), want, rtol=1e-5, atol=1e-5)
 
 
 def test_linear_impl_is_checked():

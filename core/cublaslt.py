@@ -1,0 +1,534 @@
+"""Linear layers as cuBLASLt matmuls with fused epilogues, through `jt.code` (modelled on core/cudnn.py).
+
+Why: a NeRF training step on the H200 spends, besides 12 ms in cuBLAS GEMMs, about 3.8 ms in
+bias-gradient column reductions and about 5 ms in bias-add / ReLU element-wise kernels.  cuBLASLt
+can do those inside the GEMMs:
+
+- forward   y[N,O] = act(x[N,I] W[O,I]^T + b)   one matmul, epilogue BIAS or RELU_BIAS
+- weight    dW[O,I] = gp^T x,  db[O] = sum_n gp  one matmul, epilogue BGRADB (two outputs)
+- input     dx[N,I] = gp W                       one matmul, no epilogue
+  with gp = g * (y > 0) for a ReLU layer (one Jittor element-wise kernel on the saved y), else g.
+
+Row-major Jittor arrays in cuBLAS's column-major terms: a row-major [R, C] array is the
+column-major matrix of its transpose, [C, R] with leading dimension C.  So (m, n, k and the
+stored matrices, all contiguous, ld = stored rows):
+
+  forward  D = y^T [O,N] = op(A) op(B) with A = W stored [I,O] (ld I), TRANSA = T;
+           B = x^T stored [I,N] (ld I), N.   m=O n=N k=I.  The bias runs along D's rows (O): the
+           BIAS epilogue's layout ("bias length = rows of D").
+  dgrad    D = dx^T [I,N] = A B with A = W stored [I,O] (ld I), N; B = gp^T stored [O,N] (ld O), N.
+           m=I n=N k=O.
+  wgrad    D = dW^T [I,O] (stored column-major = dW row-major [O,I]) = A op(B) with A = x^T stored
+           [I,N] (ld I), N; B = gp^T stored [O,N] (ld O), TRANSB = T, so op(B) = gp [N,O].
+           m=I n=O k=N.  db[o] = sum_n gp[n,o] = the sums over k of op(B)'s columns, one per
+           column of D: epilogue BGRADB ("bias size = columns of D, reduced over k").
+           BGRADA would give one value per row of D (per input feature I): the wrong vector here,
+           it fits only the transposed product D = dW [O,I] column-major, which is not the
+           row-major layout of Jittor's weight.
+
+How the ops reach cuBLASLt: the source includes cublasLt.h by its absolute path (its folder is
+put on Jittor's nvcc -I list: Jittor follows every #include of an op's source), and libcublasLt
+is loaded with RTLD_GLOBAL before the first op compiles.  The host code keeps one cuBLASLt handle
+per op library, and per (transposes, m, n, k, epilogue, compute type, pointer alignments) a plan:
+descriptors and the heuristic's first algorithm.  Workspace comes from Jittor's temporary
+allocator.  Stream 0: Jittor's kernels and its cuBLAS handle (cublas_wrapper.cc: no
+cublasSetStream) use the default stream.
+
+Compute type: follows --matmul (Jittor's use_tensorcore flag: TF32 by default) unless set_math()
+says otherwise; the self-check runs in fp32 (exact) and the session's mode.
+
+`available()` finds, loads and checks it once (forward with and without ReLU and both gradients
+against NumPy on awkward shapes and on every layer width of the NeRF and style MLPs) and says
+why not when it cannot be used; models/layers.py then keeps Jittor's matmul.
+"""
+import ctypes
+import functools
+import importlib.util
+import os
+import re
+
+import jittor as jt
+import numpy as np
+
+from core.ops import as_rows
+
+INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
+LIB_DIRS = ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+_state = {"checked": False, "ok": False, "why": "not checked", "header": None, "version": None,
+          "fused_bgrad": True}
+
+
+# ---------------------------------------------------------------- finding cuBLASLt
+def _pip_dirs():
+    """(include, lib) folders of the nvidia-cublas pip wheels (cu12: nvidia/cublas, cu13: nvidia/cu13)."""
+    spec = importlib.util.find_spec("nvidia")
+    out = []
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for sub in ("cublas", "cu13", "cu12"):
+            d = os.path.join(root, sub)
+            if os.path.isdir(d):
+                out.append((os.path.join(d, "include"), os.path.join(d, "lib")))
+    return out
+
+
+def _toolkit_dirs():
+    """(include, lib) pairs of the CUDA toolkits named by the environment or Jittor's nvcc."""
+    roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    nvcc = getattr(jt.flags, "nvcc_path", "") or ""
+    if nvcc:
+        roots.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    pairs = []
+    for r in filter(None, roots):
+        pairs += [(os.path.join(r, "include"), os.path.join(r, "lib64")),
+                  (os.path.join(r, "targets", "x86_64-linux", "include"), os.path.join(r, "targets", "x86_64-linux", "lib"))]
+    return pairs
+
+
+def _dir_pairs():
+    env = [(os.environ.get("CUBLASLT_INCLUDE_DIR"), os.environ.get("CUBLASLT_LIB_DIR"))]
+    return env + _toolkit_dirs() + list(zip(INCLUDE_DIRS, LIB_DIRS)) + _pip_dirs()
+
+
+def find_header():
+    """Path of the first cublasLt.h found (CUBLASLT_INCLUDE_DIR, CUDA_HOME, the CUDA toolkit,
+    system folders, the pip wheel), or None."""
+    for inc, _ in _dir_pairs():
+        if inc and os.path.isfile(os.path.join(inc, "cublasLt.h")):
+            return os.path.join(inc, "cublasLt.h")
+    return None
+
+
+def _header_major(header):
+    p = os.path.join(os.path.dirname(header), "cublas_api.h")
+    text = open(p, errors="replace").read() if os.path.isfile(p) else ""
+    m = re.search(r"#define\s+CUBLAS_VER_MAJOR\s+(\d+)", text)
+    return m.group(1) if m else None
+
+
+def _loaded_cublaslt():
+    """libcublasLt already mapped into this process (Jittor's libcublas pulls it in), or None."""
+    try:
+        for line in open("/proc/self/maps"):
+            path = line.split()[-1]
+            if "/libcublasLt.so" in path:
+                return path
+    except OSError:
+        pass
+    return None
+
+
+def find():
+    """(header path, library path, major version) of cuBLASLt, or None.  The library must have
+    the header's major version; one already loaded into the process is preferred."""
+    header = find_header()
+    if header is None:
+        return None
+    major = _header_major(header)
+    names = [f"libcublasLt.so.{major}"] if major else []
+    names.append("libcublasLt.so")
+    loaded = _loaded_cublaslt()
+    if loaded and (not major or f".so.{major}" in loaded):
+        return header, loaded, major
+    folder = os.path.dirname(header)
+    paired = next((lib for inc, lib in _dir_pairs() if inc and os.path.normpath(inc) == folder), None)
+    for d in [paired] + [lib for _, lib in _dir_pairs()]:
+        for name in names:
+            if d and os.path.isfile(os.path.join(d, name)):
+                return header, os.path.join(d, name), major
+    return None
+
+
+# ---------------------------------------------------------------- the ops' C++ sources
+# Jittor's code-op preprocessor treats '@' specially: none in these sources.  `out` is a macro in
+# the op's translation unit, so not used as a name.  The header sits at file scope of the op.
+_HEADER = r"""
+#include "CUBLASLT_H"
+#ifndef SN_STANDALONE_CHECK
+#include "executor.h"
+#endif
+#include <cstdint>
+#include <map>
+#include <tuple>
+namespace jittor {
+#define SN_LT_OK(expr) do { cublasStatus_t st_ = (expr); \
+    if (st_ != CUBLAS_STATUS_SUCCESS) LOGf << "cuBLASLt error" << (int)st_ << cublasLtGetStatusName(st_) \
+        << "in" << #expr; } while (0)
+
+static cublasLtHandle_t sn_lt_handle() {
+    static cublasLtHandle_t h = nullptr;
+    if (!h) SN_LT_OK(cublasLtCreate(&h));
+    return h;
+}
+
+// scratch memory from Jittor's temporary allocator (as Jittor's own cuDNN/cuBLAS ops take it),
+// given back when the call has been queued
+struct SnLtWorkspace {
+    void* ptr = nullptr;
+    size_t size, allocation = 0;
+    explicit SnLtWorkspace(size_t bytes) : size(bytes) {
+        if (size) ptr = exe.temp_allocator->alloc(size, allocation);
+    }
+    ~SnLtWorkspace() {
+        if (ptr) exe.temp_allocator->free(ptr, size, allocation);
+    }
+};
+
+// largest power of two <= 16 dividing the address (nullptr: 16): the heuristic picks kernels
+// for the alignment it is told, so plans are kept per alignment
+static int sn_lt_align(const void* p) {
+    uintptr_t a = (uintptr_t)p;
+    int r = 16;
+    while (r > 1 && (a % r)) r >>= 1;
+    return r;
+}
+
+struct SnLtPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo;
+    size_t ws = 0;
+};
+
+// transa, transb, m, n, k, epilogue, compute type, alignment of A/B/D, alignment of the bias
+typedef std::tuple<int, int, long long, long long, long long, int, int, int, int> SnLtKey;
+
+static const size_t SN_LT_MAX_WORKSPACE = 32u << 20;
+
+// descriptors and the heuristic's best algorithm for one key (bias: its pointer, for alignment)
+static SnLtPlan sn_lt_make_plan(const SnLtKey& key, void* bias, const char* what) {
+    bool ta = std::get<0>(key), tb = std::get<1>(key);
+    long long m = std::get<2>(key), n = std::get<3>(key), k = std::get<4>(key);
+    cublasLtEpilogue_t epi = (cublasLtEpilogue_t)std::get<5>(key);
+    cublasComputeType_t compute = (cublasComputeType_t)std::get<6>(key);
+    uint32_t align = std::get<7>(key);
+    SnLtPlan p;
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    SN_LT_OK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F));
+    SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+    SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+    SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (bias) SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    // contiguous column-major storage: ld = stored rows; stored A is op(A)'s transpose when ta
+    SN_LT_OK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, ta ? k : m, ta ? m : k, ta ? k : m));
+    SN_LT_OK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, tb ? n : k, tb ? k : n, tb ? n : k));
+    SN_LT_OK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, m, n, m));
+    cublasLtMatmulPreference_t pref;
+    SN_LT_OK(cublasLtMatmulPreferenceCreate(&pref));
+    size_t max_ws = SN_LT_MAX_WORKSPACE;
+    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
+    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align, sizeof(align)));
+    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align, sizeof(align)));
+    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align, sizeof(align)));
+    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof(align)));
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(sn_lt_handle(), p.desc, p.a, p.b, p.d, p.d, pref, 1,
+                                                       &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found < 1)
+        LOGf << "cuBLASLt found no algorithm for the" << what << "GEMM: m" << m << "n" << n << "k" << k
+             << "trans" << (int)ta << (int)tb << "epilogue" << (int)epi << "compute" << (int)compute
+             << "alignment" << (int)align << "status" << cublasLtGetStatusName(st);
+    p.algo = result.algo;
+    p.ws = result.workspaceSize;
+    return p;
+}
+
+// D[m,n] = op(A)[m,k] op(B)[k,n] (+ epilogue), cuBLAS's column-major notation, contiguous
+// float32, on stream 0.  bias: the bias (BIAS epilogues) or the bias gradient (BGRAD*), or nullptr.
+static void sn_lt_matmul(bool ta, bool tb, long long m, long long n, long long k, const float* A,
+                         const float* B, float* D, cublasLtEpilogue_t epi, void* bias,
+                         cublasComputeType_t compute, const char* what) {
+    static std::map<SnLtKey, SnLtPlan> plans;
+    int align = sn_lt_align(A);
+    if (sn_lt_align(B) < align) align = sn_lt_align(B);
+    if (sn_lt_align(D) < align) align = sn_lt_align(D);
+    SnLtKey key(ta, tb, m, n, k, (int)epi, (int)compute, align, sn_lt_align(bias));
+    auto it = plans.find(key);
+    if (it == plans.end()) it = plans.emplace(key, sn_lt_make_plan(key, bias, what)).first;
+    SnLtPlan& p = it->second;
+    if (bias) SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    SnLtWorkspace work(p.ws);
+    float one = 1.f, zero = 0.f;
+    SN_LT_OK(cublasLtMatmul(sn_lt_handle(), p.desc, &one, A, p.a, B, p.b, &zero, D, p.d, D, p.d, &p.algo,
+                            work.ptr, p.ws, 0));
+}
+} // jittor
+"""
+
+# The op bodies (Jittor gives in{i}_p, in{i}_shape{j}, out{i}_p; shapes are run-time values, so
+# one compile serves every size).  Layout reasoning: the module docstring.
+_OPS = {
+    # in0 = x [N,I], in1 = W [O,I], in2 = b [O] (if BIAS), out0 = y [N,O]:  y^T = op_T(W^T) x^T
+    "fwd": "sn_lt_matmul(true, false, in1_shape0, in0_shape0, in0_shape1, in1_p, in0_p, out0_p, "
+           "EPILOGUE_ARG, BIAS_ARG, COMPUTE_ARG, \"forward\");",
+    # in0 = gp [N,O], in1 = W [O,I], out0 = dx [N,I]:  dx^T [I,N] = W^T [I,O] gp^T [O,N]
+    "dgrad": "sn_lt_matmul(false, false, in1_shape1, in0_shape0, in1_shape0, in1_p, in0_p, out0_p, "
+             "CUBLASLT_EPILOGUE_DEFAULT, nullptr, COMPUTE_ARG, \"input-gradient\");",
+    # in0 = x [N,I], in1 = gp [N,O], out0 = dW [O,I] (out1 = db [O] with BGRADB):
+    # dW^T [I,O] = x^T [I,N] op_T(gp^T) [N,O]
+    "wgrad": "sn_lt_matmul(false, true, in0_shape1, in1_shape1, in0_shape0, in0_p, in1_p, out0_p, "
+             "EPILOGUE_ARG, BIAS_ARG, COMPUTE_ARG, \"weight-gradient\");",
+}
+# variant -> (op, epilogue, bias pointer, (input ranks), (output ranks))
+VARIANTS = {
+    "fwd": ("fwd", "CUBLASLT_EPILOGUE_DEFAULT", "nullptr", (2, 2), (2,)),
+    "fwd_relu": ("fwd", "CUBLASLT_EPILOGUE_RELU", "nullptr", (2, 2), (2,)),
+    "fwd_bias": ("fwd", "CUBLASLT_EPILOGUE_BIAS", "(void*)in2_p", (2, 2, 1), (2,)),
+    "fwd_relu_bias": ("fwd", "CUBLASLT_EPILOGUE_RELU_BIAS", "(void*)in2_p", (2, 2, 1), (2,)),
+    "dgrad": ("dgrad", "", "", (2, 2), (2,)),
+    "wgrad": ("wgrad", "CUBLASLT_EPILOGUE_DEFAULT", "nullptr", (2, 2), (2,)),
+    "wgrad_bgrad": ("wgrad", "CUBLASLT_EPILOGUE_BGRADB", "(void*)out1_p", (2, 2), (2, 1)),
+}
+
+# cuBLAS compute types of the --matmul modes (fp32 data): CUBLAS_COMPUTE_32F is exact float32
+COMPUTE_TYPES = {"fp32": "CUBLAS_COMPUTE_32F", "tf32": "CUBLAS_COMPUTE_32F_FAST_TF32",
+                 "bf16": "CUBLAS_COMPUTE_32F_FAST_16BF", "fp16": "CUBLAS_COMPUTE_32F_FAST_16F"}
+_USE_TENSORCORE_MODES = {0: "fp32", 1: "tf32", 2: "bf16"}  # Jittor's flag (core.runtime.MATMUL_MODES), >= 3: fp16
+_math = {"type": None}
+
+
+def set_math(mode):
+    """Compute type for the ops: fp32 (exact), tf32, bf16 or fp16; None: follow --matmul
+    (Jittor's use_tensorcore flag, which core.runtime.set_matmul sets)."""
+    if mode is not None and mode not in COMPUTE_TYPES:
+        raise ValueError(f"cuBLASLt math must be one of {', '.join(COMPUTE_TYPES)}, got {mode!r}")
+    _math["type"] = mode
+
+
+def math_mode():
+    if _math["type"] is not None:
+        return _math["type"]
+    return _USE_TENSORCORE_MODES.get(int(jt.flags.use_tensorcore), "fp16")
+
+
+@functools.lru_cache(maxsize=None)
+def header_source(header_path):
+    return _HEADER.replace("CUBLASLT_H", header_path)
+
+
+@functools.lru_cache(maxsize=None)
+def op_source(variant, math="tf32"):
+    """C++ host code of one op variant (see VARIANTS) for a math mode."""
+    op, epilogue, bias, _, _ = VARIANTS[variant]
+    src = _OPS[op].replace("EPILOGUE_ARG", epilogue).replace("BIAS_ARG", bias)
+    return src.replace("COMPUTE_ARG", COMPUTE_TYPES[math])
+
+
+def sources(header_path, math="tf32"):
+    """(header, {variant: op body}) C++ sources for this cublasLt.h and math mode."""
+    return header_source(header_path), {v: op_source(v, math) for v in VARIANTS}
+
+
+def _signature(variant):
+    """The parameters Jittor's code op gives a variant's body: in{i}_p, in{i}_shape{j}, out{i}_p, ..."""
+    _, _, _, ins, outs = VARIANTS[variant]
+    args = []
+    for kind, ranks in (("in", ins), ("out", outs)):
+        for i, r in enumerate(ranks):
+            args.append(f"float* {kind}{i}_p")
+            args += [f"long long {kind}{i}_shape{j}" for j in range(r)]
+    return ", ".join(args)
+
+
+def standalone_source(header_path, modes=("fp32",)):
+    """The ops as plain C++ functions `sn_<variant>_<mode>(<Jittor's op parameters>)`, after the
+    header: for compile tests and bench/diag_cublaslt.py.  Put a stand-in for Jittor in front
+    (SN_STANDALONE_CHECK, LOGf, jittor::exe with a temp_allocator)."""
+    fns = "".join(f"void sn_{v}_{m}({_signature(v)}) {{\n{op_source(v, m)}\n}}\n" for m in modes for v in VARIANTS)
+    return header_source(header_path) + "namespace jittor {\n" + fns + "} // jittor\n"
+
+
+def _code(variant, shapes, inputs):
+    body = op_source(variant, math_mode())
+    outs = jt.code(shapes, ["float32"] * len(shapes), inputs, cuda_header=header_source(_state["header"]),
+                   cuda_src=body)
+    return outs
+
+
+# ---------------------------------------------------------------- the differentiable layer
+class _LinearLt(jt.Function):
+    """y = act(x W^T + b) on [N,I] rows, forward and backward each a cuBLASLt matmul with epilogue."""
+
+    def execute(self, x, w, b, relu):
+        n, o = x.shape[0], w.shape[0]
+        variant = ("fwd_relu" if relu else "fwd") + ("_bias" if b is not None else "")
+        y = _code(variant, [(n, o)], [x, w] + ([b] if b is not None else []))[0]
+        self.x, self.w, self.y, self.has_bias, self.relu = x, w, (y if relu else None), b is not None, relu
+        return y
+
+    def grad(self, g):
+        x, w = self.x, self.w
+        self.x = self.w = None
+        if g is None:
+            return None, None, None, None
+        gp = g * (self.y > 0).float32() if self.relu else g  # ReLU's gradient from the saved output
+        self.y = None
+        dx = _code("dgrad", [tuple(x.shape)], [gp, w])[0]
+        if not self.has_bias:
+            return dx, _code("wgrad", [tuple(w.shape)], [x, gp])[0], None, None
+        if _state["fused_bgrad"]:
+            dw, db = _code("wgrad_bgrad", [tuple(w.shape), (w.shape[0],)], [x, gp])
+        else:  # cuBLASLt had no BGRADB algorithm here (see available()): a separate reduce
+            dw, db = _code("wgrad", [tuple(w.shape)], [x, gp])[0], gp.sum(0)
+        return dx, dw, db, None
+
+
+def _check_args(x, weight, bias):
+    if not isinstance(x, jt.Var) or not isinstance(weight, jt.Var) or weight.ndim != 2 or x.ndim < 1:
+        raise ValueError(f"cublaslt.linear: x [..., I] and weight [O, I] Vars expected, got "
+                         f"{getattr(x, 'shape', x)} and {getattr(weight, 'shape', weight)}")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"cublaslt.linear: x {tuple(x.shape)} does not fit weight {tuple(weight.shape)}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"cublaslt.linear: bias {tuple(bias.shape)} does not fit weight {tuple(weight.shape)}")
+    for name, v in (("x", x), ("weight", weight), ("bias", bias)):
+        if v is not None and v.dtype != "float32":
+            raise ValueError(f"cublaslt.linear takes float32, got {name} of {v.dtype}")
+
+
+def linear(x, weight, bias=None, relu=False):
+    """[..., I] -> [..., O]: relu(x W^T + b) if relu else x W^T + b, through cuBLASLt
+    (differentiable; needs available())."""
+    _check_args(x, weight, bias)
+    if not _state["ok"]:
+        raise RuntimeError(f"cuBLASLt linear layers are not available: {_state['why']}")
+    x2d, lead = as_rows(x)
+    o = weight.shape[0]
+    if x2d.shape[0] == 0:  # cuBLASLt takes no empty matrices
+        return jt.zeros(lead + (o,), "float32")
+    y = _LinearLt.apply(x2d, weight, bias, bool(relu))
+    return y.reshape(lead + (o,))
+
+
+# ---------------------------------------------------------------- self-check
+def reference(x, w, b, g, relu, y_mask=None):
+    """NumPy float64 (y, dx, dW, db) of y = act(x W^T + b), loss sum(g * y).  y_mask: where the
+    checked y is > 0 (the ReLU mask the op's backward uses; near-zero pre-activations may fall
+    either side under TF32), default the reference's own."""
+    x, w, g = (np.asarray(a, np.float64) for a in (x, w, g))
+    pre = x @ w.T + (0 if b is None else np.asarray(b, np.float64))
+    y = np.maximum(pre, 0) if relu else pre
+    gp = g * ((y > 0) if y_mask is None else y_mask) if relu else g
+    return y, gp @ w, gp.T @ x, gp.sum(0)
+
+
+# (N, I, O, relu): awkward small shapes, then every layer width of the NeRF (63->256, 256->256,
+# 319->256 after the skip, 256->1 sigma, 283->128 views, 128->3 rgb) and the style MLP (95, 288,
+# 351 -> 256, 288 -> 3)
+CHECK_SHAPES = [(37, 63, 20, True), (37, 63, 20, False), (37, 27, 20, True), (5, 3, 1, False),
+                (64, 63, 256, True), (64, 256, 256, True), (64, 319, 256, True), (64, 256, 1, False),
+                (64, 256, 256, False), (64, 283, 128, True), (64, 128, 3, False),
+                (64, 95, 256, True), (64, 288, 256, True), (64, 351, 256, True), (64, 288, 3, False)]
+TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "bf16": 5e-2, "fp16": 5e-2}
+
+
+def _relative_errors(n, i, o, relu, seed):
+    """{name: max |got - want| / max |want|} of one layer's forward and gradients."""
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((n, i)), rng.standard_normal((o, i)) / np.sqrt(i), rng.standard_normal(o)
+    g = rng.standard_normal((n, o))
+    xv, wv, bv = (jt.array(a.astype(np.float32)) for a in (x, w, b))
+    y = linear(xv, wv, bv, relu)
+    dx, dw, db = jt.grad((y * jt.array(g.astype(np.float32))).sum(), [xv, wv, bv])
+    got = [y.numpy(), dx.numpy(), dw.numpy(), db.numpy()]
+    want = reference(x, w, b, g, relu, y_mask=got[0] > 0)
+    return {name: float(np.abs(a - r).max() / max(np.abs(r).max(), 1e-12))
+            for name, a, r in zip(("forward", "input gradient", "weight gradient", "bias gradient"), got, want)}
+
+
+def _smoke_test(modes):
+    """Every CHECK_SHAPES layer, forward and gradients, against NumPy in each math mode."""
+    saved = _math["type"]
+    try:
+        for mode in modes:
+            _math["type"] = mode
+            for k, (n, i, o, relu) in enumerate(CHECK_SHAPES):
+                for name, err in _relative_errors(n, i, o, relu, seed=k).items():
+                    if not err < TOLERANCE[mode]:
+                        raise RuntimeError(f"cuBLASLt {name} differs from NumPy ({mode}, N={n} I={i} O={o} "
+                                           f"relu={relu}: relative error {err:.2e})")
+    finally:
+        _math["type"] = saved
+
+
+def _load_library(lib_path):
+    ctypes.CDLL(lib_path, mode=ctypes.RTLD_GLOBAL)
+
+
+def _add_include_dir(folder):
+    """Jittor follows every #include of an op's source through its own -I list (cublasLt.h
+    includes cublas_api.h, ...), so the header's folder must be on it; once."""
+    flag = f' -I"{folder}"'
+    if flag not in jt.flags.nvcc_flags:
+        jt.flags.nvcc_flags += flag
+
+
+def _failure_reason(error, limit=400):
+    """The informative part of an exception from a Jittor op: Jittor wraps a failed op's
+    error in a generic 'Wrong inputs arguments ...' text with the cause after 'Failed reason:'."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)) or repr(error)
+    if "Failed reason:" in text:
+        text = text.rsplit("Failed reason:", 1)[1]
+    return " ".join(text.split())[:limit]
+
+
+def unavailable_reason():
+    return _state["why"]
+
+
+def _check(lib, major, log):
+    """Run the self-check, first with the bias gradient inside the weight-gradient GEMM (BGRADB),
+    then, if cuBLASLt has no such algorithm here, with a separate reduce; True if one passes."""
+    modes = ["fp32"] + ([math_mode()] if math_mode() != "fp32" else [])
+    try:
+        _smoke_test(modes)
+        return True
+    except Exception as e:  # any failure here means: do not use it (as it is), and say why
+        _state.update(detail=str(e), why=f"cuBLASLt {major} at {lib} failed its check: {_failure_reason(e)}")
+        if "weight-gradient" not in str(e) and "bias gradient differs" not in str(e):
+            return False  # not the BGRADB epilogue's fault
+    _state["fused_bgrad"] = False
+    try:
+        _smoke_test(modes)
+    except Exception as e:
+        _state["detail"] += "\n---- and with a separate bias-gradient reduce ----\n" + str(e)
+        return False
+    log(f"cuBLASLt: no fused bias gradient ({_state['why']}); bias gradients as a separate reduce")
+    return True
+
+
+def available(log=print):
+    """True if cuBLASLt linear layers can be used here (GPU run, cublasLt.h and libcublasLt found,
+    loaded and checked against NumPy); decided once per process, with one log line."""
+    if _state["checked"]:
+        return _state["ok"]
+    _state["checked"] = True
+    from core import runtime
+    if not runtime.use_cuda():
+        _state["why"] = "not a GPU run"
+        return False
+    found = find()
+    if found is None:
+        where = "cublasLt.h" if find_header() is None else "libcublasLt.so of cublasLt.h's major version"
+        _state["why"] = (f"no {where} found (CUBLASLT_INCLUDE_DIR / CUBLASLT_LIB_DIR, CUDA_HOME, "
+                         + ", ".join(INCLUDE_DIRS + LIB_DIRS) + ", the nvidia-cublas wheel)")
+        log(f"cuBLASLt: {_state['why']}; Linear layers use Jittor's matmul")
+        return False
+    header, lib, major = found
+    try:
+        _load_library(lib)
+        _add_include_dir(os.path.dirname(header))
+    except Exception as e:
+        _state["why"] = f"cuBLASLt at {lib} could not be loaded: {_failure_reason(e)}"
+        log(f"cuBLASLt: {_state['why']}; Linear layers use Jittor's matmul")
+        return False
+    _state.update(header=header, version=major, ok=True)
+    if not _check(lib, major, log):
+        _state["ok"] = False
+        log(f"cuBLASLt: {_state['why']}; Linear layers use Jittor's matmul")
+        return False
+    _state["why"] = ""
+    log(f"cuBLASLt {major} ({lib}): Linear layers as cuBLASLt matmuls with fused epilogues "
+        f"({math_mode()} compute)")
+    return True

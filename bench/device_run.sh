@@ -45,11 +45,11 @@ case "$step" in
            # Jittor's matmul and with cuBLASLt (its stand-alone check first), the decoder step
            # with cuDNN and gather+GEMM next to PyTorch (with both profiles), then the GPU tests
            # of the fused kernels, cuDNN and cuBLASLt, one line per test
-    boxed diag_nerf.py nerfdiag.log 90
-    boxed diag_cublaslt.py cublaslt.log 60
-    boxed diag_nerf.py nerfdiag_cublaslt.log 90 --extra --gemm cublaslt
-    boxed bench_decoder.py decoder.log 150 --steps 10 --profile 20 --out "$OUT/bench_decoder.json"
-    timeout 190 python3 -m pytest -v -p no:cacheprovider tests/test_optim.py tests/test_compositing.py \
+    boxed diag_nerf.py nerfdiag.log 80
+    boxed diag_cublaslt.py cublaslt.log 90
+    boxed diag_nerf.py nerfdiag_cublaslt.log 80 --extra --gemm cublaslt
+    boxed bench_decoder.py decoder.log 140 --steps 10 --profile 20 --out "$OUT/bench_decoder.json"
+    timeout 170 python3 -m pytest -v -p no:cacheprovider tests/test_optim.py tests/test_compositing.py \
       tests/test_embedder.py tests/test_ops.py tests/test_cudnn.py tests/test_cublaslt.py 2>&1 | logged tests.log | grep -c PASSED ;;
   cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests
            # and the decoder step with cuDNN where it passes

@@ -76,3 +76,30 @@ def style_train_step(args, scene, n_rays, n_styles=2):
     kw["noise_std"] = 0.0
     args.batch_size_style = n_rays
     return style_step(args, system, geo, targets, model, kw)
+
+
+# the stand-in for Jittor around an op's host code in a stand-alone check program (bench/diag_cudnn.py,
+# bench/diag_cublaslt.py): a cudaMalloc allocator, LOGf that prints and exits
+STANDALONE_STUB = r"""
+#define SN_STANDALONE_CHECK
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <vector>
+#include <cuda_runtime.h>
+struct SnFatal {
+    SnFatal() { std::cerr << "FATAL "; }
+    ~SnFatal() { std::cerr << std::endl; std::exit(3); }
+    template <class T> SnFatal& operator<<(const T& v) { std::cerr << v << ' '; return *this; }
+};
+#define LOGf SnFatal()
+namespace jittor {
+struct Allocator {
+    void* alloc(size_t n, size_t& a) { void* p = nullptr; cudaMalloc(&p, n); a = 0; return p; }
+    void free(void* p, size_t, size_t) { cudaFree(p); }
+};
+struct Executor { Allocator* temp_allocator; };
+Allocator sn_alloc; Executor exe{&sn_alloc};
+}
+"""

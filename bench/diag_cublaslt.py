@@ -23,31 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
-
-# the stand-in for Jittor around the ops' sources: a cudaMalloc allocator, LOGf that prints and exits
-_STUB = r"""
-#define SN_STANDALONE_CHECK
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <iostream>
-#include <vector>
-#include <cuda_runtime.h>
-struct SnFatal {
-    SnFatal() { std::cerr << "FATAL "; }
-    ~SnFatal() { std::cerr << std::endl; std::exit(3); }
-    template <class T> SnFatal& operator<<(const T& v) { std::cerr << v << ' '; return *this; }
-};
-#define LOGf SnFatal()
-namespace jittor {
-struct Allocator {
-    void* alloc(size_t n, size_t& a) { void* p = nullptr; cudaMalloc(&p, n); a = 0; return p; }
-    void free(void* p, size_t, size_t) { cudaFree(p); }
-};
-struct Executor { Allocator* temp_allocator; };
-Allocator sn_alloc; Executor exe{&sn_alloc};
-}
-"""
+from bench.common import STANDALONE_STUB  # noqa: E402
 
 _MAIN = r"""
 using namespace jittor;
@@ -147,7 +123,7 @@ def _compare(cublaslt, d, k, n, i, o, a):
 
 
 def standalone(cublaslt, header, lib, rows):
-    src = _STUB + cublaslt.standalone_source(header, modes=("fp32", "tf32")) + _MAIN
+    src = STANDALONE_STUB + cublaslt.standalone_source(header, modes=("fp32", "tf32")) + _MAIN
     with tempfile.TemporaryDirectory() as d:
         open(os.path.join(d, "ops.cu"), "w").write(src)
         cmd = ["nvcc", "-std=c++17", "ops.cu", "-o", "ops", f"-I{os.path.dirname(header)}",

@@ -16,25 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
-
-# the stand-in for Jittor around the ops' sources: a cudaMalloc allocator, LOGf that aborts
-_STUB = r"""
-#define SN_STANDALONE_CHECK
-#include <cstdio>
-#include <cstdlib>
-#include <iostream>
-#include <cuda_runtime.h>
-struct SnFatal { ~SnFatal() { std::cerr << std::endl; std::exit(3); } };
-#define LOGf (SnFatal(), std::cerr << "FATAL ")
-namespace jittor {
-struct Allocator {
-    void* alloc(size_t n, size_t& a) { void* p = nullptr; cudaMalloc(&p, n); a = 0; return p; }
-    void free(void* p, size_t, size_t) { cudaFree(p); }
-};
-struct Executor { Allocator* temp_allocator; };
-Allocator sn_alloc; Executor exe{&sn_alloc};
-}
-"""
+from bench.common import STANDALONE_STUB  # noqa: E402
 
 _MAIN = r"""
 static float* sn_load(const char* path, size_t n) {
@@ -72,7 +54,7 @@ def standalone(cudnn, header, lib):
     head = cudnn.sources(header, "fp32")[0]
     dims = lambda n: ", ".join(f"long long {n}_shape{i}" for i in range(4))  # noqa: E731
     args = ", ".join(f"float* {n}_p, {dims(n)}" for n in ("in0", "in1", "out0"))
-    src = _STUB + head + "#include <vector>\nnamespace jittor {\n"
+    src = STANDALONE_STUB + head + "#include <vector>\nnamespace jittor {\n"
     src += "".join(f"void run{i}({args}) {{\n{b}\n}}\n" for i, b in enumerate(bodies)) + "}\n" + _MAIN
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)

@@ -41,7 +41,6 @@ says otherwise; the self-check runs in fp32 (exact) and the session's mode.
 against NumPy on awkward shapes and on every layer width of the NeRF and style MLPs) and says
 why not when it cannot be used; models/layers.py then keeps Jittor's matmul.
 """
-import ctypes
 import functools
 import importlib.util
 import os
@@ -50,6 +49,7 @@ import re
 import jittor as jt
 import numpy as np
 
+from core.jit_extern import add_include_dir, failure_reason, load_global
 from core.ops import as_rows
 
 INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
@@ -452,27 +452,6 @@ def _smoke_test(modes):
         _math["type"] = saved
 
 
-def _load_library(lib_path):
-    ctypes.CDLL(lib_path, mode=ctypes.RTLD_GLOBAL)
-
-
-def _add_include_dir(folder):
-    """Jittor follows every #include of an op's source through its own -I list (cublasLt.h
-    includes cublas_api.h, ...), so the header's folder must be on it; once."""
-    flag = f' -I"{folder}"'
-    if flag not in jt.flags.nvcc_flags:
-        jt.flags.nvcc_flags += flag
-
-
-def _failure_reason(error, limit=400):
-    """The informative part of an exception from a Jittor op: Jittor wraps a failed op's
-    error in a generic 'Wrong inputs arguments ...' text with the cause after 'Failed reason:'."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)) or repr(error)
-    if "Failed reason:" in text:
-        text = text.rsplit("Failed reason:", 1)[1]
-    return " ".join(text.split())[:limit]
-
-
 def unavailable_reason():
     return _state["why"]
 
@@ -485,7 +464,7 @@ def _check(lib, major, log):
         _smoke_test(modes)
         return True
     except Exception as e:  # any failure here means: do not use it (as it is), and say why
-        _state.update(detail=str(e), why=f"cuBLASLt {major} at {lib} failed its check: {_failure_reason(e)}")
+        _state.update(detail=str(e), why=f"cuBLASLt {major} at {lib} failed its check: {failure_reason(e)}")
         if "weight-gradient" not in str(e) and "bias gradient differs" not in str(e):
             return False  # not the BGRADB epilogue's fault
     _state["fused_bgrad"] = False
@@ -517,10 +496,10 @@ def available(log=print):
         return False
     header, lib, major = found
     try:
-        _load_library(lib)
-        _add_include_dir(os.path.dirname(header))
+        load_global(lib)
+        add_include_dir(os.path.dirname(header))
     except Exception as e:
-        _state["why"] = f"cuBLASLt at {lib} could not be loaded: {_failure_reason(e)}"
+        _state["why"] = f"cuBLASLt at {lib} could not be loaded: {failure_reason(e)}"
         log(f"cuBLASLt: {_state['why']}; Linear layers use Jittor's matmul")
         return False
     _state.update(header=header, version=major, ok=True)

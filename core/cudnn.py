@@ -28,7 +28,6 @@ headers in /usr/include/x86_64-linux-gnu, libcudnn*.so.9 in /usr/lib/x86_64-linu
 both gradients) and says why not when it cannot be used; models/layers.py then keeps its
 gather + cuBLAS convolution.
 """
-import ctypes
 import functools
 import glob
 import importlib.util
@@ -37,6 +36,8 @@ import re
 
 import jittor as jt
 import numpy as np
+
+from core.jit_extern import add_include_dir, failure_reason, load_global
 
 INCLUDE_DIRS = ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/cuda/include"]
 LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/local/cuda/lib64", "/usr/lib64", "/usr/lib"]
@@ -97,7 +98,7 @@ def _load_library(lib_path):
     if folder not in LIB_DIRS:  # not on the loader's search path: preload what libcudnn dlopens
         first = sorted(glob.glob(os.path.join(folder, "libcudnn_*.so*"))) + first
     for p in first:
-        ctypes.CDLL(p, mode=ctypes.RTLD_GLOBAL)
+        load_global(p)
 
 
 # ---------------------------------------------------------------- the ops' C++ sources
@@ -344,23 +345,6 @@ def _smoke_test():
             raise RuntimeError(f"cuDNN {name} differs from NumPy (relative error {err:.2e})")
 
 
-def _add_include_dir(folder):
-    """Jittor follows every #include of an op's source through its own -I list (cudnn.h includes
-    cudnn_version.h, ...), so the header's folder must be on it; once."""
-    flag = f' -I"{folder}"'
-    if flag not in jt.flags.nvcc_flags:
-        jt.flags.nvcc_flags += flag
-
-
-def _failure_reason(error, limit=400):
-    """The informative part of an exception from a Jittor op: Jittor wraps a failed op's
-    error in a generic 'Wrong inputs arguments ...' text with the cause after 'Failed reason:'."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)) or repr(error)
-    if "Failed reason:" in text:
-        text = text.rsplit("Failed reason:", 1)[1]
-    return " ".join(text.split())[:limit]
-
-
 def unavailable_reason():
     return _state["why"]
 
@@ -384,12 +368,12 @@ def available(log=print):
     header, lib, version = found
     try:
         _load_library(lib)
-        _add_include_dir(os.path.dirname(header))
+        add_include_dir(os.path.dirname(header))
         _state.update(header=header, version=version, ok=True)
         _smoke_test()
     except Exception as e:  # any failure here means: do not use it, and say why
         _state.update(ok=False, detail=str(e),
-                      why=f"cuDNN {version} at {lib} failed its check: {_failure_reason(e)}")
+                      why=f"cuDNN {version} at {lib} failed its check: {failure_reason(e)}")
         log(f"cuDNN: {_state['why']}; convolutions as gather + cuBLAS GEMM")
         return False
     _state["why"] = ""

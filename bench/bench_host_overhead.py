@@ -7,7 +7,8 @@ same step (coarse + fine NeRF, view directions, Adam) on 4 rays with 4+4 samples
 arithmetic is negligible.  Compares jt.optim.Adam with the project's Adam (core/optim.py),
 both its per-tensor path (fused=False) and its multi-tensor kernel (fused=True, one launch per
 parameter group); the differences in launches per step are the optimizers' own.  Last, the
-style stage's step (frozen density, style MLP, latent codes) on the same tiny workload.
+style stage's step (frozen density, style MLP, latent codes) on the same tiny workload, with
+the style MLP evaluated at both levels' depths and (as the style stage does) once.
 
     python bench/bench_host_overhead.py [--steps 200]
 """
@@ -39,7 +40,8 @@ def main():
                 ("Adam unfused", functools.partial(Adam, fused=False)),
                 ("Adam fused", functools.partial(Adam, fused=True)))
     steps = [(name, nerf_train_step(args, scene, opt_class, n_rays=4)[0]) for name, opt_class in variants]
-    steps.append(("style stage step", style_train_step(args, scene, n_rays=4)))  # fused Adam
+    steps += [("style, 2 MLP passes", style_train_step(args, scene, n_rays=4, share_color=False)),
+              ("style stage step", style_train_step(args, scene, n_rays=4))]  # one MLP pass; fused Adam
     for name, step in steps:
         for k in range(5):  # compile
             step(k)
@@ -50,7 +52,7 @@ def main():
         jt.sync_all(True)
         ms = (time.time() - t) / a.steps * 1e3
         launches, _, _ = profile_ops(lambda: step(0), top=0, log=lambda *_: None)
-        print(f"{name:16s} {ms:6.1f} ms/step  {launches:4d} kernel launches/step  ({runtime.summary()})")
+        print(f"{name:20s} {ms:6.1f} ms/step  {launches:4d} kernel launches/step  ({runtime.summary()})")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def profile_ops(fn, top=25, log=print):
     return launches, total_ms, cpu_ops
 
 
-def style_train_step(args, scene, n_rays, n_styles=2):
+def style_train_step(args, scene, n_rays, n_styles=2, share_color=True):
     """A function step(k) doing one style-stage step (frozen NeRF density, style MLP + latent
     codes, Adam) on n_rays random (style, view, pixel) rays of random targets, exactly as
     pipeline.style_stage.train_style does; geometry views are the scene's training poses."""
@@ -75,7 +75,7 @@ def style_train_step(args, scene, n_rays, n_styles=2):
     kw = render_kwargs(args, scene, train=True)
     kw["noise_std"] = 0.0
     args.batch_size_style = n_rays
-    return style_step(args, system, geo, targets, model, kw)
+    return style_step(args, system, geo, targets, model, kw, share_color=share_color)
 
 
 # the stand-in for Jittor around an op's host code in a stand-alone check program (bench/diag_cudnn.py,

@@ -144,7 +144,8 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
         with jt.no_grad():
             s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
-        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), kw, poses,
+        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])),
+                                     dict(kw, share_color=True), poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False)
         adain_frames = np.stack([stylize_view(encoder, decoder, f, s_feat) for f in photo_frames])
         rows.append(_row(name, "stylized NeRF", nerf_frames, points, poses, H, W, focal, ks))

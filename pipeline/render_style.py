@@ -28,7 +28,7 @@ def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
     coarse_field, fine_field = style_fields(system, model.mlp, latent)
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     return render_image(ro, rd, None, H, W, args.chunk, coarse_field=coarse_field, fine_field=fine_field,
-                        **scene_kw)
+                        share_color=True, **scene_kw)
 
 
 def render(args, scene, expdir, log=print):

@@ -36,6 +36,12 @@ class StyleField:
     def __init__(self, nerf, style_mlp, embed_xyz, latent):
         self.nerf, self.style_mlp, self.embed_xyz, self.latent = nerf, style_mlp, embed_xyz, latent
 
+    def density(self, pts):
+        """pts [R,S,3] -> sigma_raw [R,S] of the frozen NeRF (for render_rays' share_color)."""
+        R, S = pts.shape[0], pts.shape[1]
+        sigma, _ = self.nerf.density(self.embed_xyz(pts.reshape(-1, 3)))
+        return sigma.stop_grad().reshape(R, S)
+
     def __call__(self, pts, viewdirs=None):
         R, S = pts.shape[0], pts.shape[1]
         x = self.embed_xyz(pts.reshape(-1, 3))
@@ -138,9 +144,10 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, sce
     return model
 
 
-def style_step(args, system, geo, targets, model, scene_kw):
+def style_step(args, system, geo, targets, model, scene_kw, share_color=True):
     """One optimisation step of the style stage as a function of the step number (its random
-    batch is seeded by it): returns (fine MSE, logp) as Jittor scalars."""
+    batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
+    the style MLP runs at both levels' depths (the same result, more work; for benchmarks)."""
     H, W, focal = geo.hwf
     n_styles = len(targets)
 
@@ -156,7 +163,9 @@ def style_step(args, system, geo, targets, model, scene_kw):
         s_j, v_j = jt.array(s.astype(np.int32)), jt.array(v.astype(np.int32))
         latent = model.latents.lookup(s_j, v_j)
         coarse_field, fine_field = style_fields(system, model.mlp, latent)
-        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, **scene_kw)
+        # one style MLP for both levels: its colours evaluated once, at the fine depths
+        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field,
+                          share_color=share_color, **scene_kw)
         tgt = jt.array(target.astype(np.float32) / 255.0)
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0

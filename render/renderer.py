@@ -2,7 +2,9 @@
 
 A field is any callable `field(pts [R,S,3], viewdirs [R,3] | None) -> (rgb [R,S,3] in [0,1],
 sigma_raw [R,S])`.  The renderer does not know what is behind it (NeRF with its colour head,
-or the frozen NeRF's density with the style MLP's colour), which is how the style stage reuses it.
+or the frozen NeRF's density with the style MLP's colour), which is how the style stage reuses it;
+a field that also has `density(pts) -> sigma_raw` can share the fine level's colours
+(render_rays' share_color).
 """
 import jittor as jt
 import numpy as np
@@ -37,17 +39,19 @@ def _as_var(x):
     return x if isinstance(x, jt.Var) else jt.array(np.asarray(x, dtype=np.float32))
 
 
-def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd):
+def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd, keep_rgb=False):
     pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1)   # [R, S, 3]
     rgb, sigma_raw = field(pts, viewdirs)
     out = composite(rgb, sigma_raw, z_vals, rays_d, noise_std=noise_std, white_bkgd=white_bkgd)
     out["z_vals"] = z_vals
+    if keep_rgb:
+        out["samples_rgb"] = rgb
     return out
 
 
 def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.0, far=1.0,
                 n_samples=64, n_fine=64, perturb=False, noise_std=0.0, white_bkgd=False, lindisp=False,
-                deterministic_fine=True):
+                deterministic_fine=True, share_color=False):
     """Render rays_o, rays_d [R,3] (viewdirs [R,3] or None).
 
     Returns {"coarse": level, "fine": level} ("fine" only when n_fine > 0), each level a dict of
@@ -55,6 +59,12 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     n_samples + n_fine for the fine level).  near/far: floats or [R].  The fine samples come from
     the detached coarse weights, deterministically by default (as the original StylizedNeRF;
     nerf-pytorch randomises them when perturb is on).  fine_field None reuses the coarse field.
+
+    share_color: both levels have the same colour function (the style stage: one style MLP, two
+    frozen densities) and coarse_field has `.density(pts) -> sigma_raw`; colour is then
+    evaluated once, at the fine level's depths, which hold every coarse depth exactly, and the
+    coarse colours are gathered from there: the same result with a third fewer colour-MLP
+    points (64 + 128 instead of 64 + 64 + 64) and one MLP pass instead of two.
     """
     rays_o, rays_d = _as_var(rays_o), _as_var(rays_d)
     viewdirs = None if viewdirs is None else _as_var(viewdirs)
@@ -62,12 +72,33 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     if tuple(rays_o.shape) != (n_rays, 3) or tuple(rays_d.shape) != (n_rays, 3):
         raise ValueError(f"render_rays: rays_o and rays_d must be [R,3], got {rays_o.shape} and {rays_d.shape}")
     z_vals = stratified_samples(near, far, n_samples, perturb=perturb, lindisp=lindisp, n_rays=n_rays)
+    if share_color and n_fine > 0:
+        return _render_shared_color(coarse_field, fine_field or coarse_field, rays_o, rays_d, viewdirs, z_vals,
+                                    n_fine, noise_std, white_bkgd, deterministic_fine)
     out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd)}
     if n_fine > 0:
         z_all = hierarchical_z(z_vals, out["coarse"]["weights"].detach(), n_fine, deterministic=deterministic_fine)
         field = coarse_field if fine_field is None else fine_field
         out["fine"] = _render_level(field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd)
     return out
+
+
+def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
+                         white_bkgd, deterministic_fine):
+    """render_rays with share_color: coarse density -> fine depths -> colour once (see there)."""
+    sigma_c = coarse_field.density(rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1))
+    if noise_std > 0:  # one draw, used for the sampling weights and the coarse image alike
+        sigma_c = sigma_c + jt.randn(sigma_c.shape, dtype="float32") * noise_std
+    no_rgb = jt.zeros(tuple(sigma_c.shape) + (3,), dtype="float32")
+    weights = composite(no_rgb, sigma_c.detach(), z_vals, rays_d)["weights"]  # depend on sigma only
+    z_all, coarse_at = hierarchical_z(z_vals, weights.detach(), n_fine, deterministic=deterministic_fine,
+                                      with_coarse_index=True)
+    fine = _render_level(fine_field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd, keep_rgb=True)
+    n_rays, n_coarse = coarse_at.shape
+    rgb_c = fine.pop("samples_rgb").reindex([n_rays, n_coarse, 3], ["i0", "@e0(i0,i1)", "i2"], extras=[coarse_at])
+    coarse = composite(rgb_c, sigma_c, z_vals, rays_d, white_bkgd=white_bkgd)
+    coarse["z_vals"] = z_vals
+    return {"coarse": coarse, "fine": fine}
 
 
 def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "acc"), **kwargs):

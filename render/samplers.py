@@ -128,16 +128,22 @@ _HIERARCHICAL = """
     long long i = 0, k = 0, o = 0;
     float fk = NF > 0 ? fine(0) : 0.f;
     while (i < S || k < NF) {
-        if (k >= NF || (i < S && z[i] <= fk)) out[o++] = z[i++];
+        if (k >= NF || (i < S && z[i] <= fk)) { COARSE_INDEX out[o++] = z[i++]; }
         else { out[o++] = fk; k++; if (k < NF) fk = fine(k); }
     }
 """
+# with a second output: where each coarse depth landed in the merged row
+_COARSE_INDEX = "out1_p[r * S + i] = (out1_type)o;"
 
-_HIERARCHICAL_SRC = per_row_kernel(_HIERARCHICAL, "hierarchical_z", "in0_shape0")
+_HIERARCHICAL_SRC = per_row_kernel(_HIERARCHICAL.replace("COARSE_INDEX", ""), "hierarchical_z", "in0_shape0")
+_HIERARCHICAL_INDEX_SRC = per_row_kernel(_HIERARCHICAL.replace("COARSE_INDEX", _COARSE_INDEX),
+                                         "hierarchical_z_index", "in0_shape0")
 
 
-def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None):
-    """Coarse z_vals [R, S] and their weights [R, S] -> all depths [R, S + n_fine], ascending.
+def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None, with_coarse_index=False):
+    """Coarse z_vals [R, S] and their weights [R, S] -> all depths [R, S + n_fine], ascending
+    (with_coarse_index: and int32 [R, S], the position of each coarse depth in that row, where
+    it is copied exactly).
 
     As nerf-pytorch: the fine samples come from sample_pdf over the bins between the coarse
     midpoints, with the weights of the interior samples (weights[:, 1:-1]); the union is merged.
@@ -151,6 +157,11 @@ def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None):
     if tuple(weights.shape) != (n_rays, n_coarse):
         raise ValueError(f"hierarchical_z: weights {weights.shape} do not match z_vals {z_vals.shape}")
     u = (cdf_positions(n_rays, n_fine, deterministic) if u is None else u).detach().float32()
+    shape = [n_rays, n_coarse + n_fine]
+    if with_coarse_index:
+        cpu, cuda = _HIERARCHICAL_INDEX_SRC
+        z_all, index = jt.code([shape, [n_rays, n_coarse]], ["float32", "int32"], [z_vals, weights, u],
+                               cpu_src=cpu, cuda_src=cuda)
+        return z_all.stop_grad(), index.stop_grad()
     cpu, cuda = _HIERARCHICAL_SRC
-    return jt.code([n_rays, n_coarse + n_fine], "float32", [z_vals, weights, u],
-                   cpu_src=cpu, cuda_src=cuda).stop_grad()
+    return jt.code(shape, "float32", [z_vals, weights, u], cpu_src=cpu, cuda_src=cuda).stop_grad()

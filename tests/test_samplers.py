@@ -114,6 +114,12 @@ def test_hierarchical_z_matches_sample_pdf_and_a_sort(n_coarse, n_fine):
     out = hierarchical_z(jt.array(z), jt.array(w), n_fine, deterministic=True).numpy()
     assert out.shape == (40, n_coarse + n_fine)
     assert (np.diff(out, axis=-1) >= 0).all()
+    # the index variant: the same depths, and each coarse depth (exactly) where it says
+    out2, where = hierarchical_z(jt.array(z), jt.array(w), n_fine, deterministic=True, with_coarse_index=True)
+    where = where.numpy()
+    np.testing.assert_array_equal(out2.numpy(), out)
+    assert where.dtype == np.int32 and (np.diff(where, axis=-1) > 0).all()
+    np.testing.assert_array_equal(np.take_along_axis(out, where, -1), z)
     if not n_fine:
         np.testing.assert_array_equal(out, z)
         return

@@ -212,3 +212,39 @@ def test_resume_with_other_styles_is_refused(style_setup):
         run(st, total_step=4)
     msg = str(err.value)
     assert "['a.jpg', 'b.png']" in msg and "['a.jpg', 'c.jpg']" in msg
+
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 1.0])
+def test_shared_colour_rendering_equals_two_colour_passes(field_parts, noise_std):
+    """render_rays(share_color=True) - the style MLP once, at the fine depths - gives the images
+    and gradients of the two-pass rendering (coarse density from another NeRF, as in the style
+    stage); with sigma noise, one draw serves the fine sampling and the coarse image."""
+    nerf, mlp, embed = field_parts
+    nerf_fine = NeRF(D=5, W=16, input_ch=embed.out_dim, input_ch_views=0, use_viewdirs=False)
+    rng = np.random.default_rng(4)
+    rays_o = jt.array(rng.uniform(-0.2, 0.2, (6, 3)).astype(np.float32))
+    rays_d = jt.array((np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (6, 3))).astype(np.float32))
+    latent = jt.array(rng.normal(size=(6, LATENT)).astype(np.float32))
+    fields = StyleField(nerf, mlp, embed, latent), StyleField(nerf_fine, mlp, embed, latent)
+    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=6, noise_std=noise_std)
+    results = []
+    for share in (False, True):
+        jt.set_global_seed(7)  # the same sigma noise draws in both
+        out = render_rays(rays_o, rays_d, None, *fields, share_color=share, **kw)
+        loss = (out["coarse"]["rgb"] ** 2).sum() + (out["fine"]["rgb"] ** 2).sum()
+        grads = jt.grad(loss, mlp.parameters() + [latent])
+        results.append((out, [g.numpy() for g in grads]))
+    (two, g_two), (one, g_one) = results
+    if noise_std == 0:
+        for level in ("coarse", "fine"):
+            for key in ("rgb", "depth", "acc", "weights", "z_vals"):
+                np.testing.assert_allclose(one[level][key].numpy(), two[level][key].numpy(), rtol=1e-5, atol=1e-6)
+        for a, b in zip(g_one, g_two):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    else:  # the noise is drawn in another order; what must hold: one draw serves the fine
+        # sampling and the coarse image (the fine depths follow the coarse output's weights)
+        from render.samplers import hierarchical_z
+        again = hierarchical_z(one["coarse"]["z_vals"], one["coarse"]["weights"], 6)
+        np.testing.assert_allclose(again.numpy(), one["fine"]["z_vals"].numpy(), rtol=1e-6, atol=1e-7)
+        assert all(np.isfinite(g).all() for g in g_one)

@@ -6,10 +6,12 @@ stage.  On one GPU the whole run may exceed one device call (10 min): use --no_e
 run evaluate.py in a second call on the same (warm) machine, whose logs/ folder persists.
 Target (issue): stages 2-6 for one style within 3 minutes on one GPU.
 
-The style VAE is pre-trained first, as in the original's workflow (`train_style_modules.py
---task vae` writes --vae_pth_path once for every scene; its stage 5 only encodes the styles),
-timed on its own as stage 0 and not counted in stages 2-6; --vae_in_pipeline leaves it to
-stage 5 (which trains one when the file is missing).
+The style modules are pre-trained first, as in the original's workflow (train_style_modules.py
+trains them once for every scene; the pipeline's stage 3 fine-tunes the decoder, its stage 5
+only encodes the styles), each timed on its own as a stage 0 and not counted in stages 2-6:
+the AdaIN decoder (--decoder_iters iterations, only where no AdaIN decoder is there: the
+relu3_1 inverter alone reconstructs rather than stylizes) and the VAE (--vae_in_pipeline
+leaves it to stage 5, which trains one when the file is missing).
 
 --warm_rerun then repeats stages 2-6 in a fresh experiment folder (<expname>_warm) that holds
 only a copy of the finished NeRF checkpoint: the same work again with Jittor's kernels compiled,
@@ -36,6 +38,11 @@ def main(argv=None):
     ap.add_argument("--no_eval", action="store_true")
     ap.add_argument("--warm_rerun", action="store_true",
                     help="afterwards, stages 2-6 again in <expname>_warm from the same NeRF checkpoint")
+    ap.add_argument("--decoder_iters", type=int, default=3000,
+                    help="where no AdaIN decoder is there (only the relu3_1 inverter), train one first for "
+                         "this many iterations (train_style_modules.py --task finetune_decoder); 0: none")
+    ap.add_argument("--decoder_train_args", default="",
+                    help="more train_style_modules.py options for that (e.g. '--content_dir DIR --crop_size 128')")
     ap.add_argument("--vae_in_pipeline", action="store_true",
                     help="no VAE pre-training: stage 5 trains the VAE when --vae_pth_path is missing")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
@@ -45,6 +52,8 @@ def main(argv=None):
     import run_stylenerf
     from core import timing
     base = ["--config", a.config] + a.extra
+    if a.decoder_iters > 0:
+        pretrain_decoder(base, a.decoder_iters, a.decoder_train_args.split())
     if not a.vae_in_pipeline:
         pretrain_vae(base)
     t = time.time()
@@ -71,6 +80,26 @@ def main(argv=None):
     result["after"] = dict(timing.STAGE_TIMES)
     save(a.out, result)
     print(runtime.summary())
+
+
+def pretrain_decoder(base, iters, more_args):
+    """train_style_modules.py --task finetune_decoder into --decoder_pth_path's folder when
+    neither that file nor a decoder trained there before (decoder_finetuned.pkl) exists: the
+    relu3_1 inverter alone reconstructs rather than stylizes (the pipeline then picks the
+    trained decoder up, models.decoder.resolve_decoder_path)."""
+    import train_style_modules
+    from core import timing
+    from core.config import parse_args
+    from models.decoder import TRAINED_FILE
+    args = parse_args(base)
+    folder = os.path.dirname(args.decoder_pth_path) or "."
+    if os.path.isfile(args.decoder_pth_path) or os.path.isfile(os.path.join(folder, TRAINED_FILE)):
+        return
+    with timing.stage("0 decoder pre-training (train_style_modules.py --task finetune_decoder)"):
+        assert train_style_modules.main([
+            "--task", "finetune_decoder", "--vgg", args.vgg_pth_path, "--decoder", args.decoder_pth_path,
+            "--style_dir", args.vae_style_dir, "--save_dir", folder, "--max_iter", str(iters),
+            "--save_model_interval", str(max(1, iters // 3)), "--seed", str(args.seed)] + more_args) == 0
 
 
 def pretrain_vae(base):

@@ -12,6 +12,7 @@ Our own weight files (`Decoder.save/load`, e.g. decoder_finetuned.pkl) are check
 pickles {"format", "deepest_channels", "state_dict"} with the same .pth key names.
 """
 import collections
+import os
 
 import jittor as jt
 
@@ -40,10 +41,28 @@ def expected_shapes(deepest_channels):
     return shapes
 
 
+TRAINED_FILE = "decoder_finetuned.pkl"  # what train_style_modules.py --task finetune_decoder writes
+
+
+def saved_depth(path):
+    """deepest_channels of a decoder file written by Decoder.save, None if it is not one."""
+    try:
+        ck = checkpoint.load(path, required_keys=("state_dict",))
+    except (checkpoint.CheckpointError, OSError):
+        return None
+    return ck.get("deepest_channels") if ck.get("format") == FILE_FORMAT else None
+
+
 def resolve_decoder_path(path, deepest_channels):
-    """`path`, or the decoder file for this depth beside it; MissingWeightsError if none."""
+    """`path`, else beside it: a decoder trained for AdaIN by train_style_modules.py
+    (decoder_finetuned.pkl, if it is of this depth), else the file for this depth
+    (AdaIN's decoder.pth, the relu3_1 inverter); MissingWeightsError if none."""
     tap = "relu3_1" if deepest_channels == 256 else "relu4_1"
-    return resolve_weights(path, DECODER_FILES[deepest_channels], f"AdaIN decoder ({tap})")
+    trained = os.path.join(os.path.dirname(os.path.abspath(path)), TRAINED_FILE)
+    names = DECODER_FILES[deepest_channels]
+    if not os.path.isfile(path) and saved_depth(trained) == deepest_channels:
+        names = (TRAINED_FILE,) + names
+    return resolve_weights(path, names, f"AdaIN decoder ({tap})")
 
 
 class Decoder(jt.Module):

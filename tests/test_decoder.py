@@ -70,3 +70,17 @@ def test_resolve_decoder_path(tmp_path, decoder_relu3_path, capsys):
     assert got.endswith("feature_invertor_conv3_1.pth") and "using" in capsys.readouterr().out
     with pytest.raises(MissingWeightsError, match="relu4_1.*get_assets.py"):
         resolve_decoder_path(str(tmp_path / "decoder.pth"), 512)
+
+
+def test_a_trained_decoder_beside_the_missing_one_comes_first(tmp_path, decoder_relu3_path):
+    """train_style_modules' decoder_finetuned.pkl (trained for AdaIN) is preferred to the
+    relu3_1 inverter, but only at its own depth; a given path that exists always wins."""
+    os.symlink(decoder_relu3_path, tmp_path / "feature_invertor_conv3_1.pth")
+    Decoder(256).save(str(tmp_path / "decoder_finetuned.pkl"))
+    assert resolve_decoder_path(str(tmp_path / "decoder.pth"), 256).endswith("decoder_finetuned.pkl")
+    with pytest.raises(MissingWeightsError, match="relu4_1"):  # a relu3_1 decoder is no relu4_1 one
+        resolve_decoder_path(str(tmp_path / "decoder.pth"), 512)
+    given = str(tmp_path / "feature_invertor_conv3_1.pth")
+    assert resolve_decoder_path(given, 256) == given
+    (tmp_path / "decoder_finetuned.pkl").write_bytes(b"not a pickle")  # unreadable: skipped
+    assert resolve_decoder_path(str(tmp_path / "decoder.pth"), 256).endswith("feature_invertor_conv3_1.pth")

@@ -227,24 +227,30 @@ def test_render_chunk_is_capped_on_the_cpu(capsys):
 
 
 def test_pipeline_benchmark_pretrains_the_vae_and_reruns_warm(tiny_scene, tiny_styles, tmp_path,
-                                                            vgg_relu3_path, decoder_relu3_path):
-    """bench/bench_pipeline.py: the VAE is pre-trained first (stage 0, outside stages 2-6), the
-    warm re-run repeats stages 2-6 from a copy of the NeRF checkpoint alone, and the JSON holds
-    both sets of stage times."""
+                                                            vgg_relu3_path, decoder_relu3_path, capsys):
+    """bench/bench_pipeline.py: an AdaIN decoder (where only the inverter is there) and the VAE
+    are pre-trained first (stage 0, outside stages 2-6), the warm re-run repeats stages 2-6 from
+    a copy of the NeRF checkpoint alone, and the JSON holds both sets of stage times."""
     import json
     import sys
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench import bench_pipeline
     base = str(tmp_path)
-    vae = os.path.join(base, "pretrained", "vae.pkl")
-    argv = tiny_argv(tiny_scene, tiny_styles, base, vgg_relu3_path, decoder_relu3_path, vae_pth_path=vae,
-                     origin_step=10, total_step=14, i_weights=5, style="la_muse")
+    pretrained = os.path.join(base, "pretrained")
+    os.makedirs(pretrained)
+    os.symlink(decoder_relu3_path, os.path.join(pretrained, "feature_invertor_conv3_1.pth"))  # only the inverter
+    vae = os.path.join(pretrained, "vae.pkl")
+    argv = tiny_argv(tiny_scene, tiny_styles, base, vgg_relu3_path, os.path.join(pretrained, "decoder.pth"),
+                     vae_pth_path=vae, origin_step=10, total_step=14, i_weights=5, style="la_muse")
     out = os.path.join(base, "bench.json")
+    decoder_args = f"--content_dir {tiny_scene}/images_64 --image_size 48 --crop_size 32 --batch_size 2"
     bench_pipeline.main(["--config", "configs/fern_quick.txt", "--warm_rerun", "--no_eval", "--out", out,
-                         "--extra"] + argv)
-    assert os.path.exists(vae)
+                         "--decoder_iters", "2", "--decoder_train_args", decoder_args, "--extra"] + argv)
+    assert os.path.exists(vae) and os.path.exists(os.path.join(pretrained, "decoder_finetuned.pkl"))
+    assert "using " + os.path.join(pretrained, "decoder_finetuned.pkl") in capsys.readouterr().out  # by stage 3
     result = json.load(open(out))
-    assert set(result["stages"]) >= {"0 VAE pre-training (train_style_modules.py --task vae)", "1 NeRF",
+    assert set(result["stages"]) >= {"0 decoder pre-training (train_style_modules.py --task finetune_decoder)",
+                                     "0 VAE pre-training (train_style_modules.py --task vae)", "1 NeRF",
                                      "2 geometry", "6 style training"}
     warm = result["warm"]["stages"]
     assert set(warm) >= {"2 geometry", "3 decoder fine-tune", "4 stylized targets", "5 latents (VAE)",

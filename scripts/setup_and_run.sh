@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the main job:  bash scripts/setup_and_run.sh [config] [more run_stylenerf options]
 #   installs the requirements, fills data/ pretrained/ style/ all_styles/ all_contents/ from
-#   $STYLENERF_ASSETS (default ../shared/assets) or downloads the official files, then trains.
+#   $STYLENERF_ASSETS (default ../shared/assets) or downloads the official files, trains an AdaIN
+#   decoder where there is none (GPU only; $DECODER_ITERS iterations, default 3000), then trains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-configs/fern.txt}"; shift || true
@@ -11,5 +12,16 @@ if [ -d "$assets" ]; then
   python3 scripts/get_assets.py --from "$assets"
 else
   python3 scripts/get_assets.py --download
+fi
+# The original starts from AdaIN's trained decoder (decoder.pth). Where only the relu3_1 inverter
+# is there (shared/assets), train an AdaIN decoder from it first on a GPU (it alone reconstructs
+# rather than stylizes); the pipeline then picks pretrained/decoder_finetuned.pkl up.
+if [ ! -f pretrained/decoder.pth ] && [ ! -f pretrained/decoder_finetuned.pkl ]; then
+  if python3 -c 'import sys; sys.path.insert(0, "."); from core import runtime; runtime.setup(quiet=True); sys.exit(0 if runtime.use_cuda() else 1)'; then
+    python3 train_style_modules.py --task finetune_decoder --max_iter "${DECODER_ITERS:-3000}"
+  else
+    echo "no AdaIN decoder (pretrained/decoder.pth): the stylization starts from the relu3_1 inverter (mild);" \
+         "on a GPU, python train_style_modules.py --task finetune_decoder trains one"
+  fi
 fi
 python3 run_stylenerf.py --config "$config" "$@"

@@ -49,7 +49,7 @@ import re
 import jittor as jt
 import numpy as np
 
-from core.jit_extern import add_include_dir, failure_reason, load_global
+from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
 from core.ops import as_rows
 
 INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
@@ -160,19 +160,7 @@ static cublasLtHandle_t sn_lt_handle() {
     return h;
 }
 
-// scratch memory from Jittor's temporary allocator (as Jittor's own cuDNN/cuBLAS ops take it),
-// given back when the call has been queued
-struct SnLtWorkspace {
-    void* ptr = nullptr;
-    size_t size, allocation = 0;
-    explicit SnLtWorkspace(size_t bytes) : size(bytes) {
-        if (size) ptr = exe.temp_allocator->alloc(size, allocation);
-    }
-    ~SnLtWorkspace() {
-        if (ptr) exe.temp_allocator->free(ptr, size, allocation);
-    }
-};
-
+SN_WORKSPACE_CPP
 // largest power of two <= 16 dividing the address (nullptr: 16): the heuristic picks kernels
 // for the alignment it is told, so plans are kept per alignment
 static int sn_lt_align(const void* p) {
@@ -248,7 +236,7 @@ static void sn_lt_matmul(bool ta, bool tb, long long m, long long n, long long k
     if (it == plans.end()) it = plans.emplace(key, sn_lt_make_plan(key, bias, what)).first;
     SnLtPlan& p = it->second;
     if (bias) SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    SnLtWorkspace work(p.ws);
+    SnWorkspace work(p.ws);
     float one = 1.f, zero = 0.f;
     SN_LT_OK(cublasLtMatmul(sn_lt_handle(), p.desc, &one, A, p.a, B, p.b, &zero, D, p.d, D, p.d, &p.algo,
                             work.ptr, p.ws, 0));
@@ -304,7 +292,7 @@ def math_mode():
 
 @functools.lru_cache(maxsize=None)
 def header_source(header_path):
-    return _HEADER.replace("CUBLASLT_H", header_path)
+    return _HEADER.replace("CUBLASLT_H", header_path).replace("SN_WORKSPACE_CPP", WORKSPACE_CPP)
 
 
 @functools.lru_cache(maxsize=None)
@@ -480,13 +468,9 @@ def _check(lib, major, log):
 def available(log=print):
     """True if cuBLASLt linear layers can be used here (GPU run, cublasLt.h and libcublasLt found,
     loaded and checked against NumPy); decided once per process, with one log line."""
-    if _state["checked"]:
-        return _state["ok"]
-    _state["checked"] = True
-    from core import runtime
-    if not runtime.use_cuda():
-        _state["why"] = "not a GPU run"
-        return False
+    answer = decided(_state)
+    if answer is not None:
+        return answer
     found = find()
     if found is None:
         where = "cublasLt.h" if find_header() is None else "libcublasLt.so of cublasLt.h's major version"

@@ -37,7 +37,7 @@ import re
 import jittor as jt
 import numpy as np
 
-from core.jit_extern import add_include_dir, failure_reason, load_global
+from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
 
 INCLUDE_DIRS = ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/cuda/include"]
 LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/local/cuda/lib64", "/usr/lib64", "/usr/lib"]
@@ -122,19 +122,7 @@ static cudnnHandle_t sn_cudnn_handle() {
     return h;
 }
 
-// scratch memory from Jittor's temporary allocator (as Jittor's own cuDNN ops take it), so
-// it shares Jittor's memory pool; given back when the call has been queued
-struct SnWorkspace {
-    void* ptr = nullptr;
-    size_t size, allocation = 0;
-    explicit SnWorkspace(size_t bytes) : size(bytes) {
-        if (size) ptr = exe.temp_allocator->alloc(size, allocation);
-    }
-    ~SnWorkspace() {
-        if (ptr) exe.temp_allocator->free(ptr, size, allocation);
-    }
-};
-
+SN_WORKSPACE_CPP
 // descriptors of x [B,C,H,W], w [O,C,K,K], y [B,O,H-K+1,W-K+1], stride 1, no padding
 struct SnConvDescs {
     cudnnTensorDescriptor_t x, y;
@@ -263,7 +251,8 @@ def sources(header_path, math="tf32", search=True):
     """(header, forward, backward-data, backward-filter) C++ sources for this cuDNN header,
     math mode ("tf32" or "fp32") and algorithm choice (search: timed, else heuristic)."""
     m = MATH_TYPES[math]
-    header = _HEADER.replace("CUDNN_H", header_path).replace("SEARCH_ON", "1" if search else "0")
+    header = (_HEADER.replace("CUDNN_H", header_path).replace("SEARCH_ON", "1" if search else "0")
+              .replace("SN_WORKSPACE_CPP", WORKSPACE_CPP))
     return (header, *(_op_source(n, m) for n in ("fwd", "bwd_data", "bwd_filter")))
 
 
@@ -352,13 +341,9 @@ def unavailable_reason():
 def available(log=print):
     """True if cuDNN convolutions can be used here (GPU run, cuDNN >= 8 found, loaded and
     checked against NumPy); decided once per process, with one log line."""
-    if _state["checked"]:
-        return _state["ok"]
-    _state["checked"] = True
-    from core import runtime
-    if not runtime.use_cuda():
-        _state["why"] = "not a GPU run"
-        return False
+    answer = decided(_state)
+    if answer is not None:
+        return answer
     found = find()
     if found is None:
         _state["why"] = ("no cuDNN >= 8 found (cudnn.h in " + ", ".join(INCLUDE_DIRS)

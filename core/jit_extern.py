@@ -7,6 +7,23 @@ import re
 import jittor as jt
 
 
+# C++ for an op's host code (inside namespace jittor, after executor.h): scratch memory from
+# Jittor's temporary allocator, as Jittor's own cuDNN/cuBLAS ops take it, so it shares Jittor's
+# memory pool; given back when the call has been queued
+WORKSPACE_CPP = r"""
+struct SnWorkspace {
+    void* ptr = nullptr;
+    size_t size, allocation = 0;
+    explicit SnWorkspace(size_t bytes) : size(bytes) {
+        if (size) ptr = exe.temp_allocator->alloc(size, allocation);
+    }
+    ~SnWorkspace() {
+        if (ptr) exe.temp_allocator->free(ptr, size, allocation);
+    }
+};
+"""
+
+
 def load_global(lib_path):
     """Load a shared library with RTLD_GLOBAL: the ops' undefined symbols then resolve when
     Jittor loads the compiled op."""
@@ -29,3 +46,16 @@ def failure_reason(error, limit=400):
     if "Failed reason:" in text:
         text = text.rsplit("Failed reason:", 1)[1]
     return " ".join(text.split())[:limit]
+
+
+def decided(state):
+    """The start of an `available()` that decides once per process: its earlier answer, False
+    off the GPU (saying why in state), or None when the check is to run now."""
+    if state["checked"]:
+        return state["ok"]
+    state["checked"] = True
+    from core import runtime
+    if not runtime.use_cuda():
+        state["why"] = "not a GPU run"
+        return False
+    return None

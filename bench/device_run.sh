@@ -72,9 +72,11 @@ case "$step" in
     pack exp_nerf.tgz $(newest nerf)
     pack exp_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
       $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl $exp/vae_style_stats.npz 2>/dev/null)
-    # videos, two frames of each kind, the evaluation report
+    # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
+    # sample grid (content | style | output)
     pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
-      -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null)
+      -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null) \
+      $(ls pretrained/decoder_samples/*.png 2>/dev/null | tail -1)
     ls -la "$OUT"; du -sh $exp/* ;;
   *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | pipeline)" >&2; exit 2 ;;
 esac

@@ -160,8 +160,9 @@ def style_step(args, system, geo, targets, model, scene_kw, share_color=True):
             target[m] = targets[k][v[m], r[m], c[m]]
         rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
                                     ndc=not args.no_ndc)
-        s_j, v_j = jt.array(s.astype(np.int32)), jt.array(v.astype(np.int32))
-        latent = model.latents.lookup(s_j, v_j)
+        # NumPy ids: the range checks read them on the host (Vars would be fetched back)
+        s_i, v_i = s.astype(np.int32), v.astype(np.int32)
+        latent = model.latents.lookup(s_i, v_i)
         coarse_field, fine_field = style_fields(system, model.mlp, latent)
         # one style MLP for both levels: its colours evaluated once, at the fine depths
         out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field,
@@ -170,7 +171,7 @@ def style_step(args, system, geo, targets, model, scene_kw, share_color=True):
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0
         logp_w = args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) / args.lrate_decay)
-        logp = model.latents.logp_loss(s_j, v_j)
+        logp = model.latents.logp_loss(s_i, v_i)
         loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
         model.opt.param_groups[0]["lr"] = args.lrate * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
         model.opt.step(loss)

@@ -65,6 +65,8 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
         log(f"resumed decoder fine-tune from {path} (iteration {start})")
     style_feats = [[f.stop_grad() for f in encoder(jt.array(img.transpose(2, 0, 1)[None]))]
                    for img in style_images]
+    # every view at the working size once (not 4 OpenCV resizes per iteration on the host)
+    all_rgb, all_pts = resize_views(geo, range(geo.n_views), h, w)
     n_batch = min(BATCH_VIEWS, geo.n_views)
     log(f"decoder fine-tune: {args.decoder_step} iterations at {w}x{h}, {n_batch} views, "
         f"{len(style_images)} styles")
@@ -75,7 +77,7 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
             rng = np.random.default_rng([args.seed, 3, it])
             views = rng.choice(geo.n_views, n_batch, replace=False)
             si = int(rng.integers(len(style_images)))
-            rgb, pts = resize_views(geo, views, h, w)
+            rgb, pts = all_rgb[views], all_pts[views]
             content = jt.array(rgb.transpose(0, 3, 1, 2))
             c_feats = encoder(content)
             s_feats = [f.broadcast((n_batch,) + tuple(f.shape[1:])) for f in style_feats[si]]

@@ -42,8 +42,8 @@ def render_path(args, fields, kw, poses, H, W, focal, desc, viewdirs=True):
     rgbs, pts = [], []
     for c2w in tqdm(poses, desc=desc, dynamic_ncols=True):
         ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W,
-                           args.chunk, coarse_field=coarse_field, fine_field=fine_field, **kw)
+        out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W, args.chunk,
+                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False, **kw)
         res = out["fine" if "fine" in out else "coarse"]
         pts.append(surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc))
         rgbs.append(res["rgb"])

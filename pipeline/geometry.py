@@ -88,7 +88,7 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
     for v in tqdm(todo, desc="geometry", dynamic_ncols=True, disable=not todo):
         ro, rd, vd = image_rays(H, W, focal, poses[v], ndc=not args.no_ndc)
         out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk,
-                           coarse_field=coarse_field, fine_field=fine_field, **kw)
+                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False, **kw)
         res = out["fine" if "fine" in out else "coarse"]
         p = surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc)
         tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")

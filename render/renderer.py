@@ -21,6 +21,12 @@ class NeRFField:
             raise ValueError("NeRFField: the NeRF uses view directions, so embed_dir is needed")
         self.model, self.embed_xyz, self.embed_dir = model, embed_xyz, embed_dir
 
+    def density(self, pts):
+        """pts [R,S,3] -> sigma_raw [R,S] (no colour head: render_rays' coarse_rgb=False)."""
+        n_rays, n_samples = pts.shape[0], pts.shape[1]
+        sigma_raw, _ = self.model.density(self.embed_xyz(pts.reshape((n_rays * n_samples, 3))))
+        return sigma_raw.reshape((n_rays, n_samples))
+
     def __call__(self, pts, viewdirs=None):
         n_rays, n_samples = pts.shape[0], pts.shape[1]
         n_pts = n_rays * n_samples
@@ -51,7 +57,7 @@ def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd
 
 def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.0, far=1.0,
                 n_samples=64, n_fine=64, perturb=False, noise_std=0.0, white_bkgd=False, lindisp=False,
-                deterministic_fine=True, share_color=False):
+                deterministic_fine=True, share_color=False, coarse_rgb=True):
     """Render rays_o, rays_d [R,3] (viewdirs [R,3] or None).
 
     Returns {"coarse": level, "fine": level} ("fine" only when n_fine > 0), each level a dict of
@@ -64,7 +70,11 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     frozen densities) and coarse_field has `.density(pts) -> sigma_raw`; colour is then
     evaluated once, at the fine level's depths, which hold every coarse depth exactly, and the
     coarse colours are gathered from there: the same result with a third fewer colour-MLP
-    points (64 + 128 instead of 64 + 64 + 64) and one MLP pass instead of two.
+    points (fern: the fine level's 128 instead of 64 + 128) and one MLP pass instead of two.
+
+    coarse_rgb=False (with n_fine > 0): the coarse level is computed for its weights, depth and
+    acc only - no colour head, no "rgb" key - for renders that keep the fine image alone
+    (geometry data), where coarse_field has `.density` (a plain callable renders as usual).
     """
     rays_o, rays_d = _as_var(rays_o), _as_var(rays_d)
     viewdirs = None if viewdirs is None else _as_var(viewdirs)
@@ -75,7 +85,11 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     if share_color and n_fine > 0:
         return _render_shared_color(coarse_field, fine_field or coarse_field, rays_o, rays_d, viewdirs, z_vals,
                                     n_fine, noise_std, white_bkgd, deterministic_fine)
-    out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd)}
+    if not coarse_rgb and n_fine > 0 and hasattr(coarse_field, "density"):
+        out = {"coarse": _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)}
+        del out["coarse"]["sigma"]
+    else:
+        out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd)}
     if n_fine > 0:
         z_all = hierarchical_z(z_vals, out["coarse"]["weights"].detach(), n_fine, deterministic=deterministic_fine)
         field = coarse_field if fine_field is None else fine_field
@@ -83,16 +97,25 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     return out
 
 
+def _density_level(field, rays_o, rays_d, z_vals, noise_std):
+    """A level without colour: weights, depth, acc, z_vals and the (noised) sigma_raw used."""
+    sigma = field.density(rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1))
+    if noise_std > 0:  # drawn here once, so that a caller can composite the same sigma again
+        sigma = sigma + jt.randn(sigma.shape, dtype="float32") * noise_std
+    no_rgb = jt.zeros(tuple(sigma.shape) + (3,), dtype="float32")  # the weights depend on sigma only
+    out = composite(no_rgb, sigma, z_vals, rays_d)
+    del out["rgb"]
+    out.update(z_vals=z_vals, sigma=sigma)
+    return out
+
+
 def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
                          white_bkgd, deterministic_fine):
     """render_rays with share_color: coarse density -> fine depths -> colour once (see there)."""
-    sigma_c = coarse_field.density(rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1))
-    if noise_std > 0:  # one draw, used for the sampling weights and the coarse image alike
-        sigma_c = sigma_c + jt.randn(sigma_c.shape, dtype="float32") * noise_std
-    no_rgb = jt.zeros(tuple(sigma_c.shape) + (3,), dtype="float32")
-    weights = composite(no_rgb, sigma_c.detach(), z_vals, rays_d)["weights"]  # depend on sigma only
-    z_all, coarse_at = hierarchical_z(z_vals, weights.detach(), n_fine, deterministic=deterministic_fine,
-                                      with_coarse_index=True)
+    density = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
+    sigma_c = density["sigma"]  # with its noise: the coarse image below uses the same draw
+    z_all, coarse_at = hierarchical_z(z_vals, density["weights"].detach(), n_fine,
+                                      deterministic=deterministic_fine, with_coarse_index=True)
     fine = _render_level(fine_field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd, keep_rgb=True)
     n_rays, n_coarse = coarse_at.shape
     rgb_c = fine.pop("samples_rgb").reindex([n_rays, n_coarse, 3], ["i0", "@e0(i0,i1)", "i2"], extras=[coarse_at])
@@ -131,7 +154,7 @@ def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "a
             kw = dict(kwargs, **{k: v[start:end] for k, v in per_ray.items()})
             out = render_rays(jt.array(ro[start:end]), jt.array(rd[start:end]),
                               None if vd is None else jt.array(vd[start:end]), **kw)
-            wanted = [(level, key) for level in out for key in keys]
+            wanted = [(level, key) for level in out for key in keys if key in out[level]]
             jt.sync([out[level][key] for level, key in wanted])  # one run for all outputs of the chunk
             for level, key in wanted:
                 value = out[level][key].numpy()

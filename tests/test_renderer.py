@@ -127,3 +127,30 @@ def test_perturb_and_noise_are_random_and_without_viewdirs():
     assert a.shape == (8, 3) and not np.allclose(a, b)
     only_coarse = render_rays(rays_o, rays_d, None, coarse, None, near=0.5, far=2.0, n_samples=8, n_fine=0)
     assert set(only_coarse) == {"coarse"}
+
+
+def test_coarse_level_without_colour_keeps_the_fine_image():
+    """coarse_rgb=False: no colour head at the coarse level (no "rgb" there), the same weights,
+    depth and fine image as the full render; render_image skips the missing key."""
+    from models.embedder import PositionalEncoding
+    from models.nerf import NeRF
+    from render.renderer import NeRFField, render_image
+    embed_x, embed_d = PositionalEncoding(3), PositionalEncoding(2)
+    rng = np.random.default_rng(5)
+    fields = [NeRFField(NeRF(D=3, W=16, input_ch=embed_x.out_dim, input_ch_views=embed_d.out_dim), embed_x, embed_d)
+              for _ in range(2)]
+    ro = rng.uniform(-0.1, 0.1, (12, 3)).astype(np.float32)
+    rd = (np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (12, 3))).astype(np.float32)
+    vd = rd / np.linalg.norm(rd, axis=-1, keepdims=True)
+    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    full = render_rays(jt.array(ro), jt.array(rd), jt.array(vd), *fields, **kw)
+    lean = render_rays(jt.array(ro), jt.array(rd), jt.array(vd), *fields, coarse_rgb=False, **kw)
+    assert "rgb" not in lean["coarse"]
+    for key in ("weights", "depth", "acc"):
+        np.testing.assert_allclose(lean["coarse"][key].numpy(), full["coarse"][key].numpy(), rtol=1e-5, atol=1e-6)
+    for key in ("rgb", "depth", "z_vals"):
+        np.testing.assert_allclose(lean["fine"][key].numpy(), full["fine"][key].numpy(), rtol=1e-5, atol=1e-6)
+    img = render_image(ro.reshape(3, 4, 3), rd.reshape(3, 4, 3), vd.reshape(3, 4, 3), 3, 4, 5,
+                       coarse_field=fields[0], fine_field=fields[1], coarse_rgb=False, **kw)
+    assert set(img["coarse"]) == {"depth", "acc"} and img["fine"]["rgb"].shape == (3, 4, 3)
+    np.testing.assert_allclose(img["fine"]["rgb"].reshape(12, 3), full["fine"]["rgb"].numpy(), rtol=1e-5, atol=1e-6)

@@ -165,13 +165,15 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--profile", type=int, default=0,
                     help="also print the N most expensive kernels of one step (Jittor, then PyTorch)")
-    ap.add_argument("--conv", nargs="+", default=["cudnn", "gemm"], choices=["cudnn", "gemm", "jittor"],
-                    help="Jittor convolutions to time (cudnn is skipped where it is not available)")
+    ap.add_argument("--conv", nargs="+", default=["cudnn", "gemm"],
+                    choices=["cudnn", "cudnn_heuristic", "gemm", "jittor"],
+                    help="Jittor convolutions to time (cudnn: algorithms timed per shape; cudnn_heuristic: the "
+                         "heuristics' choice; both skipped where cuDNN is not available)")
     a = ap.parse_args()
     runtime.setup()
     from core import cudnn
     from models import layers
-    convs = [c for c in a.conv if c != "cudnn" or cudnn.available()]
+    convs = [c for c in a.conv if not c.startswith("cudnn") or cudnn.available()]
     rows = []
     for depth in ("relu3_1", "relu4_1"):
         vgg_sd, dec_sd = state_dicts(depth, a.vgg, a.decoder)
@@ -179,7 +181,9 @@ def main():
         content, style = (rng.random((a.batch, 3, a.size, a.size), np.float32) for _ in range(2))
         row = {"depth": depth}
         for conv in convs:
-            layers.set_conv_impl(conv)
+            # cudnn_heuristic: cuDNN with the heuristics' algorithms instead of timed ones
+            os.environ["STYLENERF_CUDNN_SEARCH"] = "0" if conv == "cudnn_heuristic" else "1"
+            layers.set_conv_impl("cudnn" if conv.startswith("cudnn") else conv)
             step, sync, first_loss = jittor_step(vgg_sd, dec_sd, content, style)
             # the same loss from the same weights and images in both frameworks: a correctness check
             row[f"jittor_{conv}_loss"] = first_loss()

@@ -91,6 +91,7 @@ def pretrain_decoder(base, iters, more_args):
     from core import timing
     from core.config import parse_args
     from models.decoder import TRAINED_FILE
+    from pipeline.latents import vae_style_dir
     args = parse_args(base)
     folder = os.path.dirname(args.decoder_pth_path) or "."
     if os.path.isfile(args.decoder_pth_path) or os.path.isfile(os.path.join(folder, TRAINED_FILE)):
@@ -98,29 +99,25 @@ def pretrain_decoder(base, iters, more_args):
     with timing.stage("0 decoder pre-training (train_style_modules.py --task finetune_decoder)"):
         assert train_style_modules.main([
             "--task", "finetune_decoder", "--vgg", args.vgg_pth_path, "--decoder", args.decoder_pth_path,
-            "--style_dir", args.vae_style_dir, "--save_dir", folder, "--max_iter", str(iters),
+            "--style_dir", vae_style_dir(args), "--save_dir", folder, "--max_iter", str(iters),
             "--save_model_interval", str(max(1, iters // 3)), "--seed", str(args.seed)] + more_args) == 0
 
 
 def pretrain_vae(base):
-    """train_style_modules.py --task vae into --vae_pth_path's folder, unless the file exists."""
-    import train_style_modules
+    """The style VAE trained into --vae_pth_path's folder (train_style_modules.py --task vae's
+    trainer, with the options stage 5 would use), unless the file exists."""
     from core import timing
     from core.config import parse_args
+    from pipeline.latents import vae_style_dir, vae_training_args
+    from pipeline.style_modules import train_vae
     args = parse_args(base)
     if os.path.exists(args.vae_pth_path):
         return
     if os.path.basename(args.vae_pth_path) != "vae.pkl":
         raise SystemExit(f"--vae_pth_path {args.vae_pth_path}: train_style_modules writes vae.pkl; "
                          "name the file so or use --vae_in_pipeline")
-    style_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
     with timing.stage("0 VAE pre-training (train_style_modules.py --task vae)"):
-        assert train_style_modules.main([
-            "--task", "vae", "--vgg", args.vgg_pth_path, "--style_dir", style_dir,
-            "--save_dir", os.path.dirname(args.vae_pth_path) or ".", "--max_iter", str(args.vae_steps),
-            "--save_model_interval", str(args.vae_steps), "--image_size", str(args.style_size),
-            "--seed", str(args.seed), "--vae_latent", str(args.vae_latent), "--vae_w", str(args.vae_w),
-            "--vae_d", str(args.vae_d), "--vae_kl_lambda", str(args.vae_kl_lambda)]) == 0
+        train_vae(vae_training_args(args, vae_style_dir(args), os.path.dirname(args.vae_pth_path) or "."))
 
 
 def save(path, result):

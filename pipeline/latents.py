@@ -25,6 +25,11 @@ def vae_training_args(args, style_dir, save_dir):
                               vae_kl_lambda=args.vae_kl_lambda)
 
 
+def vae_style_dir(args):
+    """The styles a VAE (and a pre-trained decoder) learn from: --vae_style_dir, else --styledir."""
+    return args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
+
+
 def load_or_train_vae(args, encoder, expdir, log=print):
     in_dim = 2 * encoder.deepest_channels
     for path in (args.vae_pth_path, os.path.join(expdir, "vae.pkl")):
@@ -37,7 +42,7 @@ def load_or_train_vae(args, encoder, expdir, log=print):
             log(f"VAE from {path}")
             return vae
     from pipeline.style_modules import train_vae
-    style_dir = args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
+    style_dir = vae_style_dir(args)
     log(f"no VAE at {args.vae_pth_path}: training one on {style_dir} for {args.vae_steps} iterations")
     return StyleVAE.load(train_vae(vae_training_args(args, style_dir, expdir), log))
 

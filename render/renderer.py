@@ -86,8 +86,7 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
         return _render_shared_color(coarse_field, fine_field or coarse_field, rays_o, rays_d, viewdirs, z_vals,
                                     n_fine, noise_std, white_bkgd, deterministic_fine)
     if not coarse_rgb and n_fine > 0 and hasattr(coarse_field, "density"):
-        out = {"coarse": _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)}
-        del out["coarse"]["sigma"]
+        out = {"coarse": _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)[0]}
     else:
         out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd)}
     if n_fine > 0:
@@ -98,22 +97,22 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
 
 
 def _density_level(field, rays_o, rays_d, z_vals, noise_std):
-    """A level without colour: weights, depth, acc, z_vals and the (noised) sigma_raw used."""
+    """A level without colour (weights, depth, acc, z_vals) and the (noised) sigma_raw it used."""
     sigma = field.density(rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1))
     if noise_std > 0:  # drawn here once, so that a caller can composite the same sigma again
         sigma = sigma + jt.randn(sigma.shape, dtype="float32") * noise_std
     no_rgb = jt.zeros(tuple(sigma.shape) + (3,), dtype="float32")  # the weights depend on sigma only
     out = composite(no_rgb, sigma, z_vals, rays_d)
     del out["rgb"]
-    out.update(z_vals=z_vals, sigma=sigma)
-    return out
+    out["z_vals"] = z_vals
+    return out, sigma
 
 
 def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
                          white_bkgd, deterministic_fine):
     """render_rays with share_color: coarse density -> fine depths -> colour once (see there)."""
-    density = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
-    sigma_c = density["sigma"]  # with its noise: the coarse image below uses the same draw
+    # sigma_c with its noise: the coarse image below uses the same draw
+    density, sigma_c = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
     z_all, coarse_at = hierarchical_z(z_vals, density["weights"].detach(), n_fine,
                                       deterministic=deterministic_fine, with_coarse_index=True)
     fine = _render_level(fine_field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd, keep_rgb=True)

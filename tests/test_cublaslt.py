@@ -100,6 +100,22 @@ def test_reference_matches_autograd(relu):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
 
 
+def test_self_check_holds_inside_no_grad(monkeypatch):
+    """The first layer of a run can come inside no_grad (rendering); the check must still
+    compare real gradients. On the CPU with Jittor's matmul in cuBLASLt's place it passes
+    outside and inside no_grad, and still catches a wrong bias gradient."""
+    def jittor_linear(x, w, b, relu):
+        y = jt.matmul(x, w.transpose()) + b
+        return jt.nn.relu(y) if relu else y
+    monkeypatch.setattr(cublaslt, "linear", jittor_linear)
+    cublaslt._smoke_test(["fp32"])
+    with jt.no_grad():
+        cublaslt._smoke_test(["fp32"])
+    monkeypatch.setattr(cublaslt, "linear", lambda x, w, b, relu: jittor_linear(x, w, b.stop_grad(), relu))
+    with pytest.raises(RuntimeError, match="bias gradient differs from NumPy"):
+        cublaslt._smoke_test(["fp32"])
+
+
 def test_check_shapes_cover_the_models_layers():
     widths = {(i, o) for _, i, o, _ in cublaslt.CHECK_SHAPES}
     for model in (NeRF(), StyleMLP()):

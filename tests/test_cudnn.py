@@ -84,6 +84,20 @@ def test_reference_gradients_match_autograd():
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
 
 
+def test_self_check_holds_inside_no_grad(monkeypatch):
+    """The first convolution of a run can come inside no_grad (stylized targets); the check
+    must still compare real gradients (on the GPU it once rejected cuDNN there). Run on the CPU
+    with Jittor's convolution in cuDNN's place: it must pass both outside and inside no_grad."""
+    monkeypatch.setattr(cudnn, "valid_conv", lambda x, w: jt.nn.conv2d(x, w))
+    cudnn._smoke_test()
+    with jt.no_grad():
+        cudnn._smoke_test()
+    # and a wrong gradient is still caught
+    monkeypatch.setattr(cudnn, "valid_conv", lambda x, w: jt.nn.conv2d(x, w).stop_grad() + 0 * x.sum())
+    with pytest.raises(RuntimeError, match="input gradient differs from NumPy"):
+        cudnn._smoke_test()
+
+
 @pytest.mark.skipif(runtime.use_cuda(), reason="a CPU run")
 def test_not_used_on_the_cpu():
     assert cudnn.available(log=lambda *_: None) is False

@@ -3,6 +3,7 @@
 Statistics follow pytorch-AdaIN: per (sample, channel) mean over H*W, and
 std = sqrt(unbiased variance + eps).
 """
+from core.ops import mean_var_last
 
 
 def channel_stats(feat, eps=1e-5):
@@ -10,11 +11,8 @@ def channel_stats(feat, eps=1e-5):
     if feat.ndim != 4:
         raise ValueError(f"channel_stats expects [B,C,H,W], got {tuple(feat.shape)}")
     b, c, h, w = feat.shape
-    n = h * w
-    flat = feat.reshape([b, c, n])
-    mean = flat.mean(dim=2)
-    # unbiased like torch.var; a 1x1 map has no spread: use n-1 >= 1
-    var = ((flat - mean.reshape([b, c, 1])).sqr()).sum(dim=2) / max(n - 1, 1)
+    # unbiased like torch.var (a 1x1 map has variance 0); one GPU block per (sample, channel)
+    mean, var = mean_var_last(feat.reshape([b, c, h * w]))
     return mean, (var + eps).sqrt()
 
 

@@ -1,11 +1,16 @@
 """core/ops.py: cumsum, searchsorted, gemm, the on-device transpose and the convolution's
-kernels (window columns, reflection padding) against NumPy."""
+kernels (window columns, reflection padding) and the row mean/variance against NumPy."""
+import os
+import shutil
+import subprocess
+
 import jittor as jt
 import numpy as np
 import pytest
 
-from core.ops import (cumsum_last, gemm, reflect_pad2d, searchsorted, transpose_on_device,
-                      window_columns)
+from core import ops
+from core.ops import (cumsum_last, gemm, mean_var_last, reflect_pad2d, searchsorted,
+                      transpose_on_device, window_columns)
 
 
 def test_cumsum_last_matches_numpy_any_leading_shape():
@@ -137,3 +142,55 @@ def test_reflect_pad2d_matches_numpy_with_gradient(shape, p):
 def test_reflect_pad2d_rejects_too_much_padding():
     with pytest.raises(ValueError, match="reflection padding 3"):
         reflect_pad2d(jt.zeros((1, 1, 3, 8)), 3)
+
+
+# ---------------------------------------------------------------- row mean and variance
+@pytest.mark.parametrize("shape", [(2, 3, 50), (4, 1), (3, 1000), (7,)])
+def test_mean_var_last_matches_numpy_with_gradients(shape):
+    rng = np.random.default_rng(len(shape))
+    x = (rng.standard_normal(shape) * 3 + 5).astype(np.float32)  # an offset mean, as after ReLU
+    xv = jt.array(x)
+    mean, var = mean_var_last(xv)
+    n = shape[-1]
+    want_var = x.var(-1, ddof=1) if n > 1 else np.zeros(shape[:-1], np.float32)
+    assert mean.shape == shape[:-1] or (mean.shape == (1,) and shape[:-1] == ())
+    np.testing.assert_allclose(mean.numpy().reshape(shape[:-1]), x.mean(-1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(var.numpy().reshape(shape[:-1]), want_var, rtol=1e-4, atol=1e-5)
+    # gradient of sum(a * mean + b * var): a / n + b * 2 (x - mean) / (n - 1)
+    a = rng.random(shape[:-1]).astype(np.float32)
+    b = rng.random(shape[:-1]).astype(np.float32)
+    loss = (mean * jt.array(a).reshape(mean.shape)).sum() + (var * jt.array(b).reshape(var.shape)).sum()
+    got = jt.grad(loss, xv).numpy()
+    dev = x - x.mean(-1, keepdims=True)
+    want = a[..., None] / n + b[..., None] * 2 * dev / max(n - 1, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # one output alone (the other's gradient is None)
+    got_var_only = jt.grad((var * jt.array(b).reshape(var.shape)).sum(), xv).numpy()
+    np.testing.assert_allclose(got_var_only, b[..., None] * 2 * dev / max(n - 1, 1), rtol=1e-4, atol=1e-6)
+
+
+def test_mean_var_last_rejects_other_dtypes():
+    with pytest.raises(TypeError, match="float32"):
+        mean_var_last(jt.array(np.zeros((2, 3), np.float32)).float64())
+
+
+def test_row_stats_cuda_source_compiles_with_nvcc(tmp_path):
+    """The CUDA kernel runs only on the GPU; here its source (with Jittor's argument macros
+    written out as Jittor's code op expands them) must at least compile."""
+    nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
+    if not os.path.isfile(nvcc):
+        pytest.skip("needs nvcc")
+    args_def = ("float* __restrict__ in0_p, index_t in0_shape0, index_t in0_shape1, "
+                "float* __restrict__ out0_p, index_t out0_shape0, float* __restrict__ out1_p, "
+                "index_t out1_shape0, int __tmp")
+    args = "in0_p, in0_shape0, in0_shape1, out0_p, out0_shape0, out1_p, out1_shape0, 0"
+    kernels = ops._ROW_STATS_CUDA.replace("THREADS", str(ops._ROW_STATS_THREADS))
+    launch = ops._ROW_STATS_LAUNCH.replace("THREADS", str(ops._ROW_STATS_THREADS))
+    src = ("typedef int index_t;\ntypedef float in0_type;\n"
+           + kernels.replace("@ARGS_DEF", args_def).replace("@PRECALC", "")
+           + "void launch(" + args_def.replace(", int __tmp", "") + ") {\n"
+           + launch.replace("@ARGS", args) + "\n}\n")
+    (tmp_path / "row_stats.cu").write_text(src)
+    run = subprocess.run([nvcc, "-c", "-o", str(tmp_path / "row_stats.o"), str(tmp_path / "row_stats.cu")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -6,6 +6,11 @@ step count in --eval_at.  Peer figure (JITTOR_GPU.md, same GPU kind):
 nerf-pytorch 18 it/s, 21.2 PSNR after 5,000 steps.
 
     python bench/bench_nerf.py --datadir data/nerf_llff_data/fern --eval_at 1000 2500 5000
+
+With --basedir the run resumes from the newest checkpoint there, and SIGTERM (`timeout`) or
+Ctrl-C saves one and stops: the config's whole NeRF stage (fern.txt: 120,001 steps, longer than
+one device call) can run over several calls.  Step counts a checkpoint has already passed are
+not evaluated again, except the last.
 """
 import argparse
 import json
@@ -18,26 +23,39 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--datadir", default="data/nerf_llff_data/fern")
     ap.add_argument("--config", default="configs/fern.txt")
     ap.add_argument("--eval_at", type=int, nargs="+", default=[1000, 2500, 5000])
     ap.add_argument("--out", default=None, help="write figures as JSON here")
+    ap.add_argument("--basedir", default=None, help="keep the experiment (bench/) here and resume from it "
+                    "(default: a new temporary folder)")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     jt = runtime.setup()
     from core.config import parse_args
     from pipeline import nerf_stage
+    from core.interrupt import TrainingInterrupted
     from pipeline.stages import apply_compute_options, load_scene
-    basedir = tempfile.mkdtemp(prefix="bench_nerf_")
+    basedir = a.basedir or tempfile.mkdtemp(prefix="bench_nerf_")
+    expdir = os.path.join(basedir, "bench")
     rows = []
-    prev_step, system = 0, None
-    scene = None
-    for target in sorted(a.eval_at):
+    system = scene = None
+    targets = sorted(a.eval_at)
+    done = 0  # steps a carried checkpoint has already trained
+    if a.basedir:
+        args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
+        done = nerf_stage.nerf_checkpoints(expdir, args).latest()[0] or 0
+        if done:
+            print(f"resuming from step {done} in {expdir}", flush=True)
+    prev_step = done
+    for target in targets:
+        if target <= done and target != targets[-1]:
+            continue
         args = parse_args(["--config", a.config, "--datadir", a.datadir, "--basedir", basedir,
                            "--expname", "bench", "--origin_step", str(target), "--i_print", "100",
-                           "--i_weights", str(max(a.eval_at))] + a.extra)
+                           "--i_weights", str(min(max(a.eval_at), 10000))] + a.extra)
         apply_compute_options(args)
         if scene is None:
             t = time.time()
@@ -45,7 +63,14 @@ def main():
             print(f"loaded fern {scene.images.shape} in {time.time() - t:.1f}s", flush=True)
         jt.sync_all(True)
         t = time.time()
-        system = nerf_stage.train_nerf(args, scene, os.path.join(basedir, "bench"), log=lambda *_: None)
+        try:
+            system = nerf_stage.train_nerf(args, scene, expdir, log=lambda *_: None)
+        except TrainingInterrupted as e:  # the time box ended: saved, the next call resumes
+            dt = time.time() - t
+            print(f"{e}\n(this call: steps {prev_step}..{e.step} in {dt:.1f} s = "
+                  f"{(e.step - prev_step) / max(dt, 1e-9):.2f} it/s with compiling)", flush=True)
+            rows.append({"stopped_at": e.step, "segment_steps": e.step - prev_step, "segment_s": round(dt, 2)})
+            break
         jt.sync_all(True)
         dt = time.time() - t
         t = time.time()
@@ -60,7 +85,10 @@ def main():
     mem = jt.flags.use_cuda and os.popen("nvidia-smi --query-gpu=memory.used --format=csv,noheader").read().strip()
     print("\nsteps  it/s(segment)  held-out PSNR")
     for r in rows:
-        print(f"{r['steps']:6d}  {r['it_per_s']:12.2f}  {r['heldout_psnr']:8.2f}")
+        if "steps" in r:
+            print(f"{r['steps']:6d}  {r['it_per_s']:12.2f}  {r['heldout_psnr']:8.2f}")
+        else:
+            print(f"stopped at step {r['stopped_at']} (checkpoint saved; run again with the same --basedir)")
     print(f"GPU memory in use: {mem}; {runtime.summary()}")
     if a.out:
         with open(a.out, "w") as f:

@@ -7,6 +7,7 @@
 #   | cudnn (diag_cudnn, its tests, the decoder step)
 #   | check (nerfdiag with Jittor's matmul and with cuBLASLt, the decoder benchmark, GPU tests)
 #   | cublaslt (the stand-alone cuBLASLt check)
+#   | fernlong <seconds> [bench_nerf args] (fern.txt's NeRF stage over several calls, resumed)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,15 @@ case "$step" in
     timeout 170 python3 -m pytest -v -p no:cacheprovider tests/test_ops.py tests/test_cudnn.py \
       tests/test_cublaslt.py tests/test_optim.py tests/test_compositing.py tests/test_embedder.py \
       2>&1 | logged tests.log | grep -c PASSED ;;
+  fernlong) # fern.txt's whole NeRF stage (120,001 steps, about 45 GPU minutes) over several calls
+            # and sessions: resumes from a carried .carry/fern_long.tgz (the last call's
+            # fern_long.tgz); the time box's SIGTERM makes bench_nerf save the step reached
+    budget=$1; shift
+    [ -f .carry/fern_long.tgz ] && tar xzf .carry/fern_long.tgz
+    timeout "$budget" python3 bench/bench_nerf.py --basedir logs/fern_long \
+      --eval_at 5000 30000 60000 90000 120001 --out "$OUT/bench_nerf_long.json" "$@" 2>&1 | logged fernlong.log
+    last=$(ls logs/fern_long/bench/nerf_[0-9]*.pkl 2>/dev/null | sort | tail -1)
+    [ -n "$last" ] && tar czf "$OUT/fern_long.tgz" "$last" ;;
   cublaslt) # the stand-alone cuBLASLt program and its timings
     boxed diag_cublaslt.py cublaslt.log 120 ;;
   cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests

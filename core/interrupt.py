@@ -7,7 +7,8 @@
                 save(step)
                 raise TrainingInterrupted(step, path)
 
-The first Ctrl-C (SIGINT) only sets `requested`; a second one raises KeyboardInterrupt at
+The first Ctrl-C (SIGINT) or SIGTERM (what `timeout`, `kill` and job schedulers such as
+SLURM send before they kill) only sets `requested`; a second one raises KeyboardInterrupt at
 once.  Outside the main thread (where signal handlers cannot be set) it does nothing.
 """
 import signal
@@ -23,6 +24,8 @@ class TrainingInterrupted(Exception):
 
 
 class StopRequest:
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self):
         self.requested = False
         self._previous = None
@@ -31,14 +34,16 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort at once)", flush=True)
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step and saving a checkpoint (again to abort at once)", flush=True)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, handler in (self._previous or {}).items():
+            signal.signal(sig, handler)
+        self._previous = None
         return False

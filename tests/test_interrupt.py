@@ -1,4 +1,4 @@
-"""core/interrupt.py: the first Ctrl-C asks for a clean stop, the second aborts."""
+"""core/interrupt.py: the first Ctrl-C or SIGTERM asks for a clean stop, the second aborts."""
 import os
 import signal
 
@@ -17,6 +17,22 @@ def test_first_sigint_requests_second_aborts():
     # the previous handler is back: Python's default raises KeyboardInterrupt at once
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_sigterm_requests_a_stop_and_the_handler_is_restored():
+    """`timeout` and job schedulers send SIGTERM: it must give the same clean stop."""
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *a: seen.append("outer"))
+    try:
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.requested and not seen
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == ["outer"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_message_says_how_to_resume():

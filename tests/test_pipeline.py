@@ -178,7 +178,8 @@ def test_bad_inputs_give_one_clear_line(trained, tmp_path, capsys):
     assert "--factor" in capsys.readouterr().err
 
 
-def test_ctrl_c_saves_the_step_and_a_rerun_resumes(tiny_scene, tiny_styles, tmp_path, monkeypatch, capsys,
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])  # Ctrl-C; timeout / kill / a job scheduler
+def test_ctrl_c_saves_the_step_and_a_rerun_resumes(signame, tiny_scene, tiny_styles, tmp_path, monkeypatch, capsys,
                                                   vgg_relu3_path, decoder_relu3_path):
     import signal
     from dataset.rays import PixelRays
@@ -188,8 +189,8 @@ def test_ctrl_c_saves_the_step_and_a_rerun_resumes(tiny_scene, tiny_styles, tmp_
 
     def sample(self, *a, **k):
         calls.append(1)
-        if len(calls) == 7:  # Ctrl-C while step 7 runs
-            os.kill(os.getpid(), signal.SIGINT)
+        if len(calls) == 7:  # the signal comes while step 7 runs
+            os.kill(os.getpid(), getattr(signal, signame))
         return real_sample(self, *a, **k)
     monkeypatch.setattr(PixelRays, "sample", sample)
     assert run_stylenerf.main(argv) == 130
@@ -260,3 +261,39 @@ def test_pipeline_benchmark_pretrains_the_vae_and_reruns_warm(tiny_scene, tiny_s
     assert sorted(f for f in os.listdir(warm_dir) if f.startswith("nerf_")) == ["nerf_000010.pkl"]
     assert os.path.exists(os.path.join(warm_dir, "style_000014.pkl"))
     assert "render_valid_style" in result["after"]
+
+
+def test_nerf_benchmark_resumes_over_calls_and_stops_cleanly_on_sigterm(tiny_scene, tiny_styles, tmp_path, monkeypatch,
+                                                                       capsys, vgg_relu3_path, decoder_relu3_path):
+    """bench/bench_nerf.py --basedir: SIGTERM (a device call's time box) saves the step reached;
+    the next call resumes there, skips step counts already passed, and evaluates the last."""
+    import json
+    import signal
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import bench_nerf
+    from dataset.rays import PixelRays
+    argv = tiny_argv(tiny_scene, tiny_styles, str(tmp_path), vgg_relu3_path, decoder_relu3_path)
+    drop = {"--datadir", "--basedir", "--expname", "--origin_step", "--i_weights"}  # the benchmark's own
+    extra = [a for i, a in enumerate(argv) if a not in drop and argv[i - 1] not in drop]
+    base, out = str(tmp_path / "b"), str(tmp_path / "nerf.json")
+    cmd = ["--datadir", tiny_scene, "--basedir", base, "--eval_at", "4", "8", "12", "--out", out, "--extra"] + extra
+    real_sample, calls = PixelRays.sample, []
+
+    def sample(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 6:  # the time box ends while step 6 runs
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_sample(self, *a, **k)
+    monkeypatch.setattr(PixelRays, "sample", sample)
+    bench_nerf.main(cmd)
+    rows = json.load(open(out))["rows"]
+    assert [r.get("steps") for r in rows] == [4, None] and rows[1]["stopped_at"] == 6
+    assert os.path.exists(os.path.join(base, "bench", "nerf_000006.pkl"))
+    monkeypatch.setattr(PixelRays, "sample", real_sample)
+    capsys.readouterr()
+    bench_nerf.main(cmd)
+    assert "resuming from step 6" in capsys.readouterr().out
+    rows = json.load(open(out))["rows"]
+    assert [r["steps"] for r in rows] == [8, 12] and rows[0]["segment_steps"] == 2
+    assert all(r["heldout_psnr"] > 0 for r in rows)

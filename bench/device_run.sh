@@ -43,19 +43,23 @@ case "$step" in
     boxed diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
     boxed diag_conv.py conv.log "$@" ;;
-  check)   # a session's first call (about 9.5 min, each part time-boxed): the NeRF step with
-           # Jittor's matmul and with cuBLASLt, the decoder step
+  check)   # a session's first call (about 9 min, each part time-boxed): the NeRF step with
+           # each Linear product, the decoder step
            # with cuDNN's timed and heuristic algorithms next to PyTorch (with both profiles;
            # session 5 measured gather+GEMM: 63.4 / 84.6 ms), then the GPU tests
            # of the fused kernels, cuDNN and cuBLASLt, one line per test
     # (session 6: on a fresh machine 80 s were not enough for the first diag_nerf to compile;
     # the stand-alone cuBLASLt check passed then and is left to its own step)
-    boxed diag_nerf.py nerfdiag.log 120
-    boxed diag_nerf.py nerfdiag_cublaslt.log 80 --extra --gemm cublaslt
-    boxed bench_decoder.py decoder.log 140 --steps 10 --profile 20 --conv cudnn cudnn_heuristic \
+    # first the kernels new since the last GPU run (their CUDA paths have only been compiled)
+    timeout 90 python3 -m pytest -v -p no:cacheprovider tests/test_ops.py -k "mean_var or relu_grad" \
+      2>&1 | logged tests_new.log | grep -E "PASSED|FAILED|ERROR|passed|failed"
+    # the Linear products in one process (shared kernels compile once): Jittor's matmul; cuBLAS
+    # with the bias gradients in ReLU's mask pass; cuBLASLt with BGRADB; cuBLASLt with the mask pass
+    boxed diag_nerf.py nerfdiag.log 200 --profile 12 --gemms jittor cublas cublaslt cublaslt:kernel
+    boxed bench_decoder.py decoder.log 130 --steps 10 --profile 20 --conv cudnn cudnn_heuristic \
       --out "$OUT/bench_decoder.json"
-    timeout 170 python3 -m pytest -v -p no:cacheprovider tests/test_ops.py tests/test_cudnn.py \
-      tests/test_cublaslt.py tests/test_optim.py tests/test_compositing.py tests/test_embedder.py \
+    timeout 100 python3 -m pytest -v -p no:cacheprovider tests/test_cudnn.py tests/test_cublaslt.py \
+      tests/test_ops.py tests/test_optim.py tests/test_compositing.py tests/test_embedder.py \
       2>&1 | logged tests.log | grep -c PASSED ;;
   fernlong) # fern.txt's whole NeRF stage (120,001 steps, about 45 GPU minutes) over several calls
             # and sessions: resumes from a carried .carry/fern_long.tgz (the last call's

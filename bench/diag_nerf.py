@@ -3,6 +3,11 @@ rays, 64+64 samples, view directions): ms/step after the JIT compile, then a pro
 step (the most expensive Jittor ops; a warning for any op that ran on the CPU).
 
     python bench/diag_nerf.py [--steps 50 --profile 25] [--extra --gemm cublas]
+    python bench/diag_nerf.py --gemms jittor cublas cublaslt cublaslt:kernel --profile 12
+
+--gemms times several Linear products one after another in one process (the kernels the
+variants share compile once); "cublaslt:kernel" is cuBLASLt with the bias gradients in the
+ReLU-gradient pass (STYLENERF_CUBLASLT_BGRAD=kernel) instead of the BGRADB epilogue.
 """
 import argparse
 import os
@@ -22,14 +27,34 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--profile", type=int, default=25, help="print the N most expensive ops of one step")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
+    ap.add_argument("--gemms", nargs="+", default=None, metavar="GEMM[:BGRAD]",
+                    help="time these Linear products in turn: jittor, cublas, cublaslt, cublaslt:kernel")
     a = ap.parse_args()
     jt = runtime.setup()
     from core.config import parse_args
+    from pipeline.stages import load_scene
+    scene = load_scene(parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra))
+    if not a.gemms:
+        time_variant(jt, a, scene, [])
+        return
+    rows = []
+    for variant in a.gemms:
+        gemm, _, bgrad = variant.partition(":")
+        os.environ["STYLENERF_CUBLASLT_BGRAD"] = bgrad or "epilogue"
+        print(f"\n==== --gemm {gemm}" + (f", bias gradients: {bgrad}" if bgrad else ""), flush=True)
+        rows.append((variant, time_variant(jt, a, scene, ["--gemm", gemm])))
+    print("\nms/step by Linear product (same process, same workload):")
+    for variant, ms in rows:
+        print(f"  {variant:18s} {ms:6.1f} ms = {1e3 / ms:5.1f} it/s")
+
+
+def time_variant(jt, a, scene, options):
+    """ms per training step with these run_stylenerf options (after 3 compile steps), then the profile."""
+    from core.config import parse_args
     from core.optim import Adam
-    from pipeline.stages import apply_compute_options, load_scene
-    args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
+    from pipeline.stages import apply_compute_options
+    args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra + options)
     apply_compute_options(args)
-    scene = load_scene(args)
     step, _ = nerf_train_step(args, scene, Adam, n_rays=args.batch_size)
     t = time.time()
     for k in range(3):
@@ -42,9 +67,11 @@ def main():
     jt.sync_all(True)
     ms = (time.time() - t) / a.steps * 1e3
     print(f"{ms:.1f} ms/step = {1e3 / ms:.1f} it/s over {a.steps} steps "
-          f"({args.batch_size} rays, {args.N_samples}+{args.N_samples_fine} samples); {runtime.summary()}")
+          f"({args.batch_size} rays, {args.N_samples}+{args.N_samples_fine} samples); {runtime.summary()}",
+          flush=True)
     if a.profile:
         profile_ops(lambda: step(0), top=a.profile)
+    return ms
 
 
 if __name__ == "__main__":

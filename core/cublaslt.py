@@ -50,12 +50,23 @@ import jittor as jt
 import numpy as np
 
 from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
-from core.ops import as_rows
+from core.ops import as_rows, relu_grad_bias_sums
 
 INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
 LIB_DIRS = ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
 _state = {"checked": False, "ok": False, "why": "not checked", "header": None, "version": None,
           "fused_bgrad": True}
+# How a layer's bias gradient is computed: "epilogue" (cuBLASLt's BGRADB, in the weight-gradient
+# GEMM) or "kernel" (core/ops.relu_grad_bias_sums: in the pass that applies ReLU's gradient).
+# STYLENERF_CUBLASLT_BGRAD picks; "epilogue" stays the default until the GPU says which is faster.
+BIAS_GRAD_MODES = ("epilogue", "kernel")
+
+
+def bias_grad_mode():
+    mode = os.environ.get("STYLENERF_CUBLASLT_BGRAD", "epilogue")
+    if mode not in BIAS_GRAD_MODES:
+        raise ValueError(f"STYLENERF_CUBLASLT_BGRAD must be one of {', '.join(BIAS_GRAD_MODES)}, got {mode!r}")
+    return mode
 
 
 # ---------------------------------------------------------------- finding cuBLASLt
@@ -350,15 +361,16 @@ class _LinearLt(jt.Function):
         self.x = self.w = None
         if g is None:
             return None, None, None, None
-        gp = g * (self.y > 0).float32() if self.relu else g  # ReLU's gradient from the saved output
-        self.y = None
+        y, self.y = self.y, None
+        if self.has_bias and (bias_grad_mode() == "kernel" or not _state["fused_bgrad"]):
+            gp, db = relu_grad_bias_sums(g, y if self.relu else None)  # one pass: mask and sums
+            dx = _code("dgrad", [tuple(x.shape)], [gp, w])[0]
+            return dx, _code("wgrad", [tuple(w.shape)], [x, gp])[0], db, None
+        gp = g * (y > 0).float32() if self.relu else g  # ReLU's gradient from the saved output
         dx = _code("dgrad", [tuple(x.shape)], [gp, w])[0]
         if not self.has_bias:
             return dx, _code("wgrad", [tuple(w.shape)], [x, gp])[0], None, None
-        if _state["fused_bgrad"]:
-            dw, db = _code("wgrad_bgrad", [tuple(w.shape), (w.shape[0],)], [x, gp])
-        else:  # cuBLASLt had no BGRADB algorithm here (see available()): a separate reduce
-            dw, db = _code("wgrad", [tuple(w.shape)], [x, gp])[0], gp.sum(0)
+        dw, db = _code("wgrad_bgrad", [tuple(w.shape), (w.shape[0],)], [x, gp])  # BGRADB epilogue
         return dx, dw, db, None
 
 
@@ -449,7 +461,8 @@ def unavailable_reason():
 
 def _check(lib, major, log):
     """Run the self-check, first with the bias gradient inside the weight-gradient GEMM (BGRADB),
-    then, if cuBLASLt has no such algorithm here, with a separate reduce; True if one passes."""
+    then, if cuBLASLt has no such algorithm here, with the sums of core/ops.relu_grad_bias_sums;
+    True if one passes."""
     modes = ["fp32"] + ([math_mode()] if math_mode() != "fp32" else [])
     try:
         _smoke_test(modes)
@@ -462,9 +475,9 @@ def _check(lib, major, log):
     try:
         _smoke_test(modes)
     except Exception as e:
-        _state["detail"] += "\n---- and with a separate bias-gradient reduce ----\n" + str(e)
+        _state["detail"] += "\n---- and with the bias sums of relu_grad_bias_sums ----\n" + str(e)
         return False
-    log(f"cuBLASLt: no fused bias gradient ({_state['why']}); bias gradients as a separate reduce")
+    log(f"cuBLASLt: no fused bias gradient ({_state['why']}); bias gradients in the ReLU-gradient pass")
     return True
 
 

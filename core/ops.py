@@ -12,6 +12,8 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 - reflect_pad2d(x, p)       torch's ReflectionPad2d, differentiable, one compiled kernel for all sizes
 - mean_var_last(x)          mean and unbiased variance along the last axis, differentiable: one
                             CUDA block per row (AdaIN's channel statistics over H*W)
+- relu_grad_bias_sums(g, y) a Linear layer's backward helper: g masked by y > 0 (ReLU's gradient)
+                            and that result's column sums (the bias gradient) in one pass
 - transpose_on_device(x, *dims)  jt.transpose that never falls back to the CPU (installed by
                             core.runtime on the GPU in place of jt.transpose / Var.permute)
 """
@@ -397,3 +399,74 @@ def mean_var_last(x):
     if not lead:  # a 1-D input: shape [1], Jittor's scalar
         return mean, var
     return mean.reshape(lead), var.reshape(lead)
+
+
+# ---------------------------------------------------------------- ReLU gradient + bias sums
+# A ReLU layer's backward first masks the incoming gradient g [N,O] by y > 0; the bias gradient
+# is the column sum of the result.  One pass does both: blocks of 32 columns x 8 row-threads
+# walk a chunk of rows each (coalesced along the columns) and write one partial sum per chunk;
+# the few partials [G,O] are then summed in a second, tiny reduce (no atomics: deterministic).
+# On the H200 cuBLASLt's BGRADB epilogue made the weight-gradient GEMM 57% slower (0.353 ->
+# 0.556 ms at 262144x256x256) for a sum that reads the same data the mask pass already reads.
+_SUMS_ROWS_PER_CHUNK = 1024
+_SUMS_MAX_CHUNKS = 512
+
+
+def _sums_sources(masked):
+    """(cpu_src, cuda_src); in0 = g, in1 = y (masked only); outputs: [gp (masked only),] partials."""
+    parts = "out1" if masked else "out0"
+    load = ("float v = in0_p[k]; if (!(in1_p[k] > 0)) v = 0; out0_p[k] = v;" if masked
+            else "float v = in0_p[k];")
+    cpu = f"""
+const long long N = in0_shape0, O = in0_shape1, G = {parts}_shape0, chunk = (N + G - 1) / G;
+for (long long i = 0; i < G * O; i++) {parts}_p[i] = 0;
+for (long long r = 0; r < N; r++)
+    for (long long c = 0; c < O; c++) {{
+        const long long k = r * O + c;
+        {load}
+        {parts}_p[(r / chunk) * O + c] += v;
+    }}
+"""
+    cuda = f"""
+__global__ static void relu_grad_bias_sums(@ARGS_DEF) {{
+    @PRECALC
+    __shared__ float part[8][33];
+    const long long N = in0_shape0, O = in0_shape1, G = {parts}_shape0, chunk = (N + G - 1) / G;
+    const long long c = blockIdx.x * 32 + threadIdx.x;
+    const long long r0 = blockIdx.y * chunk, r1 = r0 + chunk < N ? r0 + chunk : N;
+    float acc = 0;
+    if (c < O)
+        for (long long r = r0 + threadIdx.y; r < r1; r += 8) {{
+            const long long k = r * O + c;
+            {load}
+            acc += v;
+        }}
+    part[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < O) {{
+        float sum = 0;
+        for (int t = 0; t < 8; t++) sum += part[t][threadIdx.x];
+        {parts}_p[blockIdx.y * O + c] = sum;
+    }}
+}}
+if (in0_shape0 > 0 && in0_shape1 > 0)
+    relu_grad_bias_sums<<<dim3((in0_shape1 + 31) / 32, {parts}_shape0), dim3(32, 8)>>>(@ARGS);
+"""
+    return cpu, cuda
+
+
+def relu_grad_bias_sums(g, y=None):
+    """g [N,O] float32 (the gradient arriving at a Linear layer's output), y [N,O] its ReLU output
+    or None (no ReLU) -> (gp, db): gp = g * (y > 0) (g itself without y) and db = gp.sum(0) [O].
+    Not differentiable (a backward-pass helper)."""
+    if g.ndim != 2 or g.dtype != jt.float32 or (y is not None and tuple(y.shape) != tuple(g.shape)):
+        raise ValueError(f"relu_grad_bias_sums: float32 g [N,O] and y of its shape expected, got "
+                         f"{tuple(g.shape)} {g.dtype} and {None if y is None else tuple(y.shape)}")
+    n, o = g.shape
+    chunks = max(1, min(_SUMS_MAX_CHUNKS, -(-n // _SUMS_ROWS_PER_CHUNK)))
+    cpu, cuda = _sums_sources(masked=y is not None)
+    if y is None:
+        partials = jt.code((chunks, o), "float32", [g], cpu_src=cpu, cuda_src=cuda)
+        return g, partials.sum(0)
+    gp, partials = jt.code([(n, o), (chunks, o)], ["float32", "float32"], [g, y], cpu_src=cpu, cuda_src=cuda)
+    return gp, partials.sum(0)

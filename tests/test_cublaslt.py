@@ -116,6 +116,42 @@ def test_self_check_holds_inside_no_grad(monkeypatch):
         cublaslt._smoke_test(["fp32"])
 
 
+def _fake_code(variant, shapes, inputs):
+    """cuBLASLt's op variants as Jittor matmuls (CPU), to run _LinearLt's own backward logic."""
+    if variant.startswith("fwd"):
+        x, w = inputs[:2]
+        y = jt.matmul(x, w.transpose()) + (inputs[2] if "bias" in variant else 0)
+        return [jt.nn.relu(y) if "relu" in variant else y]
+    if variant == "dgrad":
+        g, w = inputs
+        return [jt.matmul(g, w)]
+    x, g = inputs  # wgrad, wgrad_bgrad
+    return [jt.matmul(g.transpose(), x)] + ([g.sum(0)] if variant == "wgrad_bgrad" else [])
+
+
+@pytest.mark.parametrize("mode", cublaslt.BIAS_GRAD_MODES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_layer_backward_in_each_bias_gradient_mode(mode, relu, monkeypatch):
+    """_LinearLt's backward (ReLU mask, the bias gradient by BGRADB or by the one-pass kernel of
+    core/ops) with its cuBLASLt calls stood in for by Jittor matmuls, against NumPy."""
+    monkeypatch.setattr(cublaslt, "_code", _fake_code)
+    monkeypatch.setitem(cublaslt._state, "ok", True)
+    monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", mode)
+    rng = np.random.default_rng(7)
+    x, w, b, g = (rng.standard_normal(s) for s in ((2100, 19), (13, 19), (13,), (2100, 13)))
+    xv, wv, bv = (jt.array(a.astype(np.float32)) for a in (x, w, b))
+    y = cublaslt.linear(xv, wv, bv, relu)
+    got = [y] + list(jt.grad((y * jt.array(g.astype(np.float32))).sum(), [xv, wv, bv]))
+    for a, want in zip(got, cublaslt.reference(x, w, b, g, relu, y_mask=y.numpy() > 0)):
+        np.testing.assert_allclose(a.numpy(), want, rtol=1e-4, atol=1e-3)
+
+
+def test_bias_gradient_mode_is_checked(monkeypatch):
+    monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", "atomics")
+    with pytest.raises(ValueError, match="STYLENERF_CUBLASLT_BGRAD must be one of epilogue, kernel"):
+        cublaslt.bias_grad_mode()
+
+
 def test_check_shapes_cover_the_models_layers():
     widths = {(i, o) for _, i, o, _ in cublaslt.CHECK_SHAPES}
     for model in (NeRF(), StyleMLP()):
@@ -174,6 +210,13 @@ def _same_models_under(monkeypatch, impl_a, impl_b, rtol, atol, seed=0):
 def test_models_fall_back_to_jittor_on_the_cpu(monkeypatch):
     monkeypatch.setattr(layers, "_fallback_logged", [True])  # quiet
     _same_models_under(monkeypatch, "cublaslt", "jittor", rtol=0, atol=0)
+
+
+@pytest.mark.skipif(runtime.use_cuda(), reason="a CPU run (exact float32 products)")
+def test_models_under_the_cublas_layer_match_jittor(monkeypatch):
+    """The "cublas" layer's hand-written backward (bias gradients in ReLU's mask pass) gives
+    the whole NeRF and style MLP the gradients of Jittor's autograd."""
+    _same_models_under(monkeypatch, "cublas", "jittor", rtol=1e-4, atol=1e-5)
 
 
 def _np_relu(a):

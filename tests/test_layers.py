@@ -178,6 +178,22 @@ def test_linear_relu_is_relu_of_the_layer(impl, monkeypatch):
     want = np.maximum(x @ W.T + b, 0)
     np.testing.assert_allclose(linear_relu(lin, jt.array(x)).numpy(), want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(lin(jt.array(x), relu=True).numpy(), want, rtol=1e-5, atol=1e-5)
+    # gradients through the ReLU (the "cublas" layer finds the bias gradient in the mask pass)
+    g = rng.standard_normal((3, 2, 6)).astype(np.float32)
+    jx = jt.array(x)
+    gx, gw, gb = jt.grad((lin(jx, relu=True) * jt.array(g)).sum(), [jx, lin.weight, lin.bias])
+    gp = (g * (want > 0)).reshape(-1, 6).astype(np.float64)
+    np.testing.assert_allclose(gx.numpy(), (gp @ W).reshape(x.shape), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw.numpy(), gp.T @ x.reshape(-1, 7), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb.numpy(), gp.sum(0), rtol=1e-5, atol=1e-5)
+    # and a layer without a bias
+    nob = Linear(7, 6, bias=False)
+    Wn = nob.weight.numpy().astype(np.float64)
+    yn = nob(jx, relu=True)
+    np.testing.assert_allclose(yn.numpy(), np.maximum(x @ Wn.T, 0), rtol=1e-5, atol=1e-5)
+    gxn = jt.grad((yn * jt.array(g)).sum(), jx).numpy()
+    gpn = (g * (x @ Wn.T > 0)).reshape(-1, 6)
+    np.testing.assert_allclose(gxn, (gpn @ Wn).reshape(x.shape), rtol=1e-5, atol=1e-5)
 
 
 def test_linear_impl_is_checked():

@@ -174,23 +174,63 @@ def test_mean_var_last_rejects_other_dtypes():
         mean_var_last(jt.array(np.zeros((2, 3), np.float32)).float64())
 
 
-def test_row_stats_cuda_source_compiles_with_nvcc(tmp_path):
-    """The CUDA kernel runs only on the GPU; here its source (with Jittor's argument macros
-    written out as Jittor's code op expands them) must at least compile."""
+def _compile_code_op_cuda(tmp_path, name, cuda_src, in_dims, out_dims):
+    """Compile a jt.code CUDA source with nvcc, Jittor's macros (@ARGS_DEF, @ARGS, @PRECALC,
+    inN_type) written out as Jittor's code op expands them for float32 arrays of these ranks."""
     nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
     if not os.path.isfile(nvcc):
         pytest.skip("needs nvcc")
-    args_def = ("float* __restrict__ in0_p, index_t in0_shape0, index_t in0_shape1, "
-                "float* __restrict__ out0_p, index_t out0_shape0, float* __restrict__ out1_p, "
-                "index_t out1_shape0, int __tmp")
-    args = "in0_p, in0_shape0, in0_shape1, out0_p, out0_shape0, out1_p, out1_shape0, 0"
-    kernels = ops._ROW_STATS_CUDA.replace("THREADS", str(ops._ROW_STATS_THREADS))
-    launch = ops._ROW_STATS_LAUNCH.replace("THREADS", str(ops._ROW_STATS_THREADS))
-    src = ("typedef int index_t;\ntypedef float in0_type;\n"
-           + kernels.replace("@ARGS_DEF", args_def).replace("@PRECALC", "")
-           + "void launch(" + args_def.replace(", int __tmp", "") + ") {\n"
-           + launch.replace("@ARGS", args) + "\n}\n")
-    (tmp_path / "row_stats.cu").write_text(src)
-    run = subprocess.run([nvcc, "-c", "-o", str(tmp_path / "row_stats.o"), str(tmp_path / "row_stats.cu")],
+    decl, call = [], []
+    for kind, dims in (("in", in_dims), ("out", out_dims)):
+        for i, nd in enumerate(dims):
+            decl.append(f"float* __restrict__ {kind}{i}_p")
+            call.append(f"{kind}{i}_p")
+            for j in range(nd):
+                decl.append(f"index_t {kind}{i}_shape{j}")
+                call.append(f"{kind}{i}_shape{j}")
+    types = "".join(f"typedef float in{i}_type;\n" for i in range(len(in_dims)))
+    kernels, _, launch = cuda_src.rpartition("\n}\n")
+    src = ("typedef int index_t;\n" + types
+           + (kernels + "\n}\n").replace("@ARGS_DEF", ", ".join(decl + ["int __tmp"])).replace("@PRECALC", "")
+           + "void launch(" + ", ".join(decl) + ") {\n" + launch.replace("@ARGS", ", ".join(call + ["0"])) + "\n}\n")
+    (tmp_path / f"{name}.cu").write_text(src)
+    run = subprocess.run([nvcc, "-c", "-o", str(tmp_path / f"{name}.o"), str(tmp_path / f"{name}.cu")],
                          capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 0, run.stderr + "\n" + src
+
+
+def test_row_stats_cuda_source_compiles_with_nvcc(tmp_path):
+    """The CUDA kernels run only on the GPU; here their sources must at least compile."""
+    threads = str(ops._ROW_STATS_THREADS)
+    src = (ops._ROW_STATS_CUDA + ops._ROW_STATS_LAUNCH).replace("THREADS", threads)
+    _compile_code_op_cuda(tmp_path, "row_stats", src, [2], [1, 1])
+
+
+# ---------------------------------------------------------------- ReLU gradient + bias sums
+@pytest.mark.parametrize("n,o", [(3000, 37), (2049, 256), (5, 3), (1, 1)])
+def test_relu_grad_bias_sums_match_numpy(n, o, monkeypatch):
+    monkeypatch.setattr(ops, "_SUMS_ROWS_PER_CHUNK", 256)  # several chunks even for small N
+    rng = np.random.default_rng(n)
+    g = rng.standard_normal((n, o)).astype(np.float32)
+    y = rng.standard_normal((n, o)).astype(np.float32)
+    y[0, 0] = 0.0  # ReLU's gradient at exactly 0 is 0 (as torch and Jittor)
+    gp, db = ops.relu_grad_bias_sums(jt.array(g), jt.array(y))
+    want = g * (y > 0)
+    np.testing.assert_array_equal(gp.numpy(), want)
+    np.testing.assert_allclose(db.numpy(), want.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
+    same, db_plain = ops.relu_grad_bias_sums(jt.array(g))
+    np.testing.assert_array_equal(same.numpy(), g)
+    np.testing.assert_allclose(db_plain.numpy(), g.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_relu_grad_bias_sums_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="relu_grad_bias_sums"):
+        ops.relu_grad_bias_sums(jt.zeros((3, 4)), jt.zeros((4, 3)))
+    with pytest.raises(ValueError, match="relu_grad_bias_sums"):
+        ops.relu_grad_bias_sums(jt.zeros((12,)))
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_relu_grad_bias_sums_cuda_source_compiles_with_nvcc(tmp_path, masked):
+    _, cuda = ops._sums_sources(masked)
+    _compile_code_op_cuda(tmp_path, f"sums_{masked}", cuda, [2, 2] if masked else [2], [2, 2] if masked else [2])

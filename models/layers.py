@@ -35,7 +35,7 @@ import jittor as jt
 import numpy as np
 
 from core import cublaslt, cudnn, runtime
-from core.ops import as_rows, gemm, reflect_pad2d, relu_grad_bias_sums, window_columns
+from core.ops import as_rows, gemm, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -173,8 +173,24 @@ def _padded_for_valid(x, w, padding, padding_mode):
     return xp
 
 
+class _AddChannelBias(jt.Function):
+    """y [B,C,H,W] + b [C] whose bias gradient sums each (sample, channel) plane in one GPU block
+    (core/ops.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
+    axes."""
+
+    def execute(self, y, b):
+        self.shape = tuple(y.shape)
+        return y + b.reshape([1, -1, 1, 1])
+
+    def grad(self, g):
+        if g is None:
+            return None, None
+        n, c, h, w = self.shape
+        return g, row_sums(g.reshape([n * c, h * w])).reshape([n, c]).sum(0)
+
+
 def _with_bias(out, b):
-    return out if b is None else out + b.reshape([1, -1, 1, 1])
+    return out if b is None else _AddChannelBias.apply(out, b)
 
 
 def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):

@@ -206,6 +206,20 @@ def test_row_stats_cuda_source_compiles_with_nvcc(tmp_path):
     _compile_code_op_cuda(tmp_path, "row_stats", src, [2], [1, 1])
 
 
+@pytest.mark.parametrize("shape", [(6, 4096), (3, 1), (1, 777)])
+def test_row_sums_match_numpy(shape):
+    x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32) + 2
+    got = ops.row_sums(jt.array(x)).numpy()
+    np.testing.assert_allclose(got, x.astype(np.float64).sum(1), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="row_sums"):
+        ops.row_sums(jt.array(x).reshape((-1,)))
+
+
+def test_row_sums_cuda_source_compiles_with_nvcc(tmp_path):
+    src = ops._ROW_SUMS_CUDA.replace("THREADS", str(ops._ROW_STATS_THREADS))
+    _compile_code_op_cuda(tmp_path, "row_sums", src, [2], [1])
+
+
 # ---------------------------------------------------------------- ReLU gradient + bias sums
 @pytest.mark.parametrize("n,o", [(3000, 37), (2049, 256), (5, 3), (1, 1)])
 def test_relu_grad_bias_sums_match_numpy(n, o, monkeypatch):

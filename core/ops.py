@@ -21,6 +21,7 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 from collections.abc import Sequence
 
 import jittor as jt
+import numpy as np
 
 
 # ---------------------------------------------------------------- transpose
@@ -364,9 +365,7 @@ __global__ static void row_stats(@ARGS_DEF) {
 _ROW_STATS_LAUNCH = "if (in0_shape0 > 0) row_stats<<<in0_shape0, THREADS>>>(@ARGS);"
 
 
-def row_mean_var(x2d):
-    """x2d [R, N] float32 -> (mean [R], unbiased variance [R]) (a 1-long row has variance 0).
-    Not differentiable: see mean_var_last."""
+def _row_mean_var_kernel(x2d):
     threads = str(_ROW_STATS_THREADS)
     cuda = (_ROW_STATS_CUDA + _ROW_STATS_LAUNCH).replace("THREADS", threads)
     mean, var = jt.code([(x2d.shape[0],), (x2d.shape[0],)], [x2d.dtype, x2d.dtype], [x2d],
@@ -396,14 +395,31 @@ if (in0_shape0 > 0) row_sums<<<in0_shape0, THREADS>>>(@ARGS);
 """
 
 
+def _row_sums_kernel(x2d):
+    cuda = _ROW_SUMS_CUDA.replace("THREADS", str(_ROW_STATS_THREADS))
+    return jt.code((x2d.shape[0],), x2d.dtype, [x2d], cpu_src=_ROW_SUMS_CPU, cuda_src=cuda)
+
+
+def _row_mean_var_formula(x2d):
+    mean = x2d.mean(dim=1)
+    var = (x2d - mean.reshape([-1, 1])).sqr().sum(dim=1) / max(x2d.shape[1] - 1, 1)
+    return mean, var
+
+
+def row_mean_var(x2d):
+    """x2d [R, N] float32 -> (mean [R], unbiased variance [R]) (a 1-long row has variance 0).
+    Not differentiable: see mean_var_last."""
+    ok = kernel_ok("row_mean_var")
+    return _row_mean_var_kernel(x2d) if ok else _row_mean_var_formula(x2d)
+
+
 def row_sums(x2d):
     """x2d [R, N] float32 -> [R], each row's sum, one CUDA block per row (a convolution's bias
     gradient over H*W: Jittor's reduce over batch and both image axes took 0.37 ms a call in the
     H200 decoder profile).  Not differentiable."""
     if x2d.ndim != 2 or x2d.dtype != jt.float32:
         raise ValueError(f"row_sums: float32 [R, N] expected, got {tuple(x2d.shape)} {x2d.dtype}")
-    cuda = _ROW_SUMS_CUDA.replace("THREADS", str(_ROW_STATS_THREADS))
-    return jt.code((x2d.shape[0],), x2d.dtype, [x2d], cpu_src=_ROW_SUMS_CPU, cuda_src=cuda)
+    return _row_sums_kernel(x2d) if kernel_ok("row_sums") else x2d.sum(dim=1)
 
 
 class _RowMeanVar(jt.Function):
@@ -491,13 +507,7 @@ if (in0_shape0 > 0 && in0_shape1 > 0)
     return cpu, cuda
 
 
-def relu_grad_bias_sums(g, y=None):
-    """g [N,O] float32 (the gradient arriving at a Linear layer's output), y [N,O] its ReLU output
-    or None (no ReLU) -> (gp, db): gp = g * (y > 0) (g itself without y) and db = gp.sum(0) [O].
-    Not differentiable (a backward-pass helper)."""
-    if g.ndim != 2 or g.dtype != jt.float32 or (y is not None and tuple(y.shape) != tuple(g.shape)):
-        raise ValueError(f"relu_grad_bias_sums: float32 g [N,O] and y of its shape expected, got "
-                         f"{tuple(g.shape)} {g.dtype} and {None if y is None else tuple(y.shape)}")
+def _relu_grad_bias_sums_kernel(g, y):
     n, o = g.shape
     chunks = max(1, min(_SUMS_MAX_CHUNKS, -(-n // _SUMS_ROWS_PER_CHUNK)))
     cpu, cuda = _sums_sources(masked=y is not None)
@@ -506,3 +516,69 @@ def relu_grad_bias_sums(g, y=None):
         return g, partials.sum(0)
     gp, partials = jt.code([(n, o), (chunks, o)], ["float32", "float32"], [g, y], cpu_src=cpu, cuda_src=cuda)
     return gp, partials.sum(0)
+
+
+def _relu_grad_bias_sums_formula(g, y):
+    gp = g if y is None else g * (y > 0).float32()
+    return gp, gp.sum(0)
+
+
+def relu_grad_bias_sums(g, y=None):
+    """g [N,O] float32 (the gradient arriving at a Linear layer's output), y [N,O] its ReLU output
+    or None (no ReLU) -> (gp, db): gp = g * (y > 0) (g itself without y) and db = gp.sum(0) [O].
+    Not differentiable (a backward-pass helper)."""
+    if g.ndim != 2 or g.dtype != jt.float32 or (y is not None and tuple(y.shape) != tuple(g.shape)):
+        raise ValueError(f"relu_grad_bias_sums: float32 g [N,O] and y of its shape expected, got "
+                         f"{tuple(g.shape)} {g.dtype} and {None if y is None else tuple(y.shape)}")
+    ok = kernel_ok("relu_grad_bias_sums")
+    return (_relu_grad_bias_sums_kernel if ok else _relu_grad_bias_sums_formula)(g, y)
+
+
+# ---------------------------------------------------------------- GPU self-check of the kernels
+# The CPU tests run these kernels' CPU sources; their CUDA sources only run on a GPU.  There each
+# is compared once per process with its plain-Jittor formula on a small input (several blocks
+# and chunks, offset data) before first use; one that fails to compile or differs is replaced by
+# the formula, with one log line - slower, never wrong.
+def _check_inputs(shape, seed, offset=0.0):
+    return jt.array((np.random.default_rng(seed).standard_normal(shape) + offset).astype(np.float32))
+
+
+_KERNEL_CHECKS = {
+    "row_mean_var": (_row_mean_var_kernel, _row_mean_var_formula, lambda: [_check_inputs((37, 3000), 0, 3.0)]),
+    "row_sums": (_row_sums_kernel, lambda x: x.sum(dim=1), lambda: [_check_inputs((37, 3000), 1, 2.0)]),
+    "relu_grad_bias_sums": (_relu_grad_bias_sums_kernel, _relu_grad_bias_sums_formula,
+                            lambda: [_check_inputs((2500, 37), 2), _check_inputs((2500, 37), 3)]),
+}
+_kernel_state = {}
+
+
+def _on_gpu():
+    return bool(jt.flags.use_cuda)
+
+
+def _max_relative_error(got, want):
+    got = got if isinstance(got, (list, tuple)) else [got]
+    want = want if isinstance(want, (list, tuple)) else [want]
+    return max(float(np.abs(a.numpy() - b.numpy()).max() / max(np.abs(b.numpy()).max(), 1e-12))
+               for a, b in zip(got, want))
+
+
+def kernel_ok(name, log=print):
+    """True where the named kernel may be used: always on the CPU; on the GPU once it has
+    matched its formula (decided at first use, said once if not)."""
+    if not _on_gpu():
+        return True
+    if name not in _kernel_state:
+        kernel, formula, make_inputs = _KERNEL_CHECKS[name]
+        try:
+            with jt.no_grad():
+                args = make_inputs()
+                err = _max_relative_error(kernel(*args), formula(*args))
+            why = "" if err < 1e-4 else f"differs from its Jittor formula (relative error {err:.1e})"
+        except Exception as e:  # a compile or launch failure: do not use it, and say why
+            from core.jit_extern import failure_reason
+            why = f"failed: {failure_reason(e)}"
+        _kernel_state[name] = not why
+        if why:
+            log(f"core/ops {name}: the CUDA kernel {why}; using Jittor's ops instead")
+    return _kernel_state[name]

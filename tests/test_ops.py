@@ -248,3 +248,41 @@ def test_relu_grad_bias_sums_rejects_bad_shapes():
 def test_relu_grad_bias_sums_cuda_source_compiles_with_nvcc(tmp_path, masked):
     _, cuda = ops._sums_sources(masked)
     _compile_code_op_cuda(tmp_path, f"sums_{masked}", cuda, [2, 2] if masked else [2], [2, 2] if masked else [2])
+
+
+# ---------------------------------------------------------------- GPU self-check of the kernels
+def test_kernels_pass_their_self_check(monkeypatch):
+    """The check the GPU runs before first use, here on the kernels' CPU sources: all agree."""
+    monkeypatch.setattr(ops, "_on_gpu", lambda: True)
+    monkeypatch.setattr(ops, "_kernel_state", {})
+    lines = []
+    for name in ops._KERNEL_CHECKS:
+        assert ops.kernel_ok(name, log=lines.append), name
+    assert lines == []
+
+
+def test_a_wrong_or_failing_kernel_is_replaced_by_its_formula(monkeypatch):
+    monkeypatch.setattr(ops, "_on_gpu", lambda: True)
+    monkeypatch.setattr(ops, "_kernel_state", {})
+    checks = dict(ops._KERNEL_CHECKS)
+    _, formula, make = checks["row_sums"]
+    checks["row_sums"] = (lambda x: formula(x) * 1.01, formula, make)  # 1% off
+
+    def broken(*args):
+        raise RuntimeError("Wrong inputs arguments ... Failed reason: nvcc: kernel did not compile")
+    _, formula_mv, make_mv = checks["row_mean_var"]
+    checks["row_mean_var"] = (broken, formula_mv, make_mv)
+    monkeypatch.setattr(ops, "_KERNEL_CHECKS", checks)
+    monkeypatch.setattr(ops, "_row_sums_kernel", checks["row_sums"][0])
+    monkeypatch.setattr(ops, "_row_mean_var_kernel", broken)
+    lines = []
+    assert not ops.kernel_ok("row_sums", log=lines.append)
+    assert not ops.kernel_ok("row_mean_var", log=lines.append)
+    assert "row_sums" in lines[0] and "differs from its Jittor formula" in lines[0]
+    assert "row_mean_var" in lines[1] and "did not compile" in lines[1]
+    # the wrappers now give the formula's (right) values
+    x = np.random.default_rng(4).standard_normal((3, 50)).astype(np.float32)
+    np.testing.assert_allclose(ops.row_sums(jt.array(x)).numpy(), x.sum(1), rtol=1e-5, atol=1e-5)
+    mean, var = ops.row_mean_var(jt.array(x))
+    np.testing.assert_allclose(var.numpy(), x.var(1, ddof=1), rtol=1e-4, atol=1e-5)
+    assert ops.kernel_ok("row_sums", log=lines.append) is False and len(lines) == 2  # decided once

@@ -8,6 +8,9 @@ Output, per style, in `<expdir>/render_{train,valid}_style_<step>/<style>/`:
 `<i>_fine.png`, `<i>_coarse.png`, `<i>_depth.png` (and `<i>_target.png`, the
 2D stylized target, for training views); for novel views also `fine_rgb.mp4`
 (fine frames), `coarse_rgb.mp4` and `depth.mp4`.
+
+Up to STYLES_PER_PASS styles are rendered together: each frame's densities and fine depths
+once, then the style MLP once per style (render_image_colors).
 """
 import os
 
@@ -15,13 +18,18 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from core.media import depth_to_image, write_png, write_video
+from core.media import depth_to_image, to8b, write_png, write_video
 from dataset.rays import image_rays
 from pipeline import geometry
 from pipeline.nerf_stage import load_trained_nerf, render_kwargs, valid_poses
-from pipeline.style_stage import load_style_model, style_fields
+from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
 from pipeline.stylize import style_indices
-from render.renderer import render_image
+from render.renderer import render_image, render_image_colors
+
+
+# Styles rendered together: the densities and fine depths of a frame are computed once for
+# them; more per pass is faster but holds more frames (uint8) for the videos.
+STYLES_PER_PASS = 4
 
 
 def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
@@ -29,6 +37,18 @@ def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     return render_image(ro, rd, None, H, W, args.chunk, coarse_field=coarse_field, fine_field=fine_field,
                         share_color=True, **scene_kw)
+
+
+def render_with_latents(system, model, latents, args, scene_kw, H, W, focal, c2w):
+    """One frame for several latent codes (a list of [L]): a list of render_image results, the
+    geometry shared (render_image_colors); without fine samples one render per code."""
+    if scene_kw["n_fine"] < 1:
+        return [render_with_latent(system, model, lat, args, scene_kw, H, W, focal, c2w) for lat in latents]
+    ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
+    coarse_field = StyleField(system.coarse, model.mlp, system.embed_xyz, None)
+    fine_field = StyleColors(system.fine, model.mlp, system.embed_xyz, latents)
+    kw = {k: v for k, v in scene_kw.items() if k != "perturb"}
+    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), **kw)
 
 
 def render(args, scene, expdir, log=print):
@@ -46,36 +66,46 @@ def render(args, scene, expdir, log=print):
     else:
         poses, mode = valid_poses(args, scene), "valid"
     root = os.path.join(expdir, f"render_{mode}_style_{step:06d}")
-    for k in styles:
-        name = os.path.splitext(model.style_names[k])[0]
-        outdir = os.path.join(root, name)
-        os.makedirs(outdir, exist_ok=True)
-        target = None
+
+    def latent_of(k, i):
+        with jt.no_grad():
+            if mode == "train":
+                return model.latents.lookup(jt.array([k]).int32(), jt.array([i]).int32())[0]
+            return jt.array(model.mu[k])
+
+    for first in range(0, len(styles), STYLES_PER_PASS):
+        group = styles[first:first + STYLES_PER_PASS]
+        names = [os.path.splitext(model.style_names[k])[0] for k in group]
+        outdirs = [os.path.join(root, name) for name in names]
+        for d in outdirs:
+            os.makedirs(d, exist_ok=True)
+        targets = {}
         if mode == "train":
-            tpath = os.path.join(expdir, "targets", f"{k:03d}_{name}.npy")
-            target = np.load(tpath, mmap_mode="r") if os.path.exists(tpath) else None
-        fines, coarses, depths = [], [], []
-        for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {name}", dynamic_ncols=True)):
-            with jt.no_grad():
-                if mode == "train":
-                    latent = model.latents.lookup(jt.array([k]).int32(), jt.array([i]).int32())[0]
-                else:
-                    latent = jt.array(model.mu[k])
-            out = render_with_latent(system, model, latent, args, kw, H, W, focal, c2w)
-            fine = out["fine" if "fine" in out else "coarse"]
-            write_png(os.path.join(outdir, f"{i:03d}_fine.png"), fine["rgb"])
-            write_png(os.path.join(outdir, f"{i:03d}_coarse.png"), out["coarse"]["rgb"])
-            write_png(os.path.join(outdir, f"{i:03d}_depth.png"), depth_to_image(fine["depth"]))
-            if target is not None and target.shape[1:3] == (H, W):
-                write_png(os.path.join(outdir, f"{i:03d}_target.png"), np.asarray(target[i]))
-            fines.append(fine["rgb"])
-            coarses.append(out["coarse"]["rgb"])
+            for k, name in zip(group, names):
+                tpath = os.path.join(expdir, "targets", f"{k:03d}_{name}.npy")
+                targets[k] = np.load(tpath, mmap_mode="r") if os.path.exists(tpath) else None
+        videos = {k: ([], []) for k in group}  # fine, coarse frames (uint8)
+        depths = []  # the geometry is the same for every style
+        for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {', '.join(names)}", dynamic_ncols=True)):
+            images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, kw, H, W, focal, c2w)
+            for k, outdir, out in zip(group, outdirs, images):
+                fine = out["fine" if "fine" in out else "coarse"]
+                write_png(os.path.join(outdir, f"{i:03d}_fine.png"), fine["rgb"])
+                write_png(os.path.join(outdir, f"{i:03d}_coarse.png"), out["coarse"]["rgb"])
+                write_png(os.path.join(outdir, f"{i:03d}_depth.png"), depth_to_image(fine["depth"]))
+                target = targets.get(k)
+                if target is not None and target.shape[1:3] == (H, W):
+                    write_png(os.path.join(outdir, f"{i:03d}_target.png"), np.asarray(target[i]))
+                videos[k][0].append(to8b(fine["rgb"]))
+                videos[k][1].append(to8b(out["coarse"]["rgb"]))
             depths.append(fine["depth"])
         if mode == "valid":
-            write_video(os.path.join(outdir, "fine_rgb.mp4"), fines, fps=args.fps)
-            write_video(os.path.join(outdir, "coarse_rgb.mp4"), coarses, fps=args.fps)
             lo, hi = np.percentile(np.stack(depths), 1), np.percentile(np.stack(depths), 99)
-            write_video(os.path.join(outdir, "depth.mp4"), [depth_to_image(d, lo, hi) for d in depths],
-                        fps=args.fps)
-        log(f"{mode} style {name}: {len(poses)} frames in {outdir}")
+            depth_frames = [depth_to_image(d, lo, hi) for d in depths]
+            for k, outdir in zip(group, outdirs):
+                write_video(os.path.join(outdir, "fine_rgb.mp4"), videos[k][0], fps=args.fps)
+                write_video(os.path.join(outdir, "coarse_rgb.mp4"), videos[k][1], fps=args.fps)
+                write_video(os.path.join(outdir, "depth.mp4"), depth_frames, fps=args.fps)
+        for name, outdir in zip(names, outdirs):
+            log(f"{mode} style {name}: {len(poses)} frames in {outdir}")
     return root

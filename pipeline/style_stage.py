@@ -61,6 +61,21 @@ def style_fields(system, style_mlp, latent):
             StyleField(system.fine, style_mlp, system.embed_xyz, latent))
 
 
+class StyleColors(StyleField):
+    """The fine field of render_image_colors: the frozen NeRF's density and the style MLP's colour
+    with latents[k] (each [L], one code for every ray) for colour k."""
+
+    def __init__(self, nerf, style_mlp, embed_xyz, latents):
+        super().__init__(nerf, style_mlp, embed_xyz, None)
+        self.latents = list(latents)
+
+    def color(self, pts, k):
+        R, S = pts.shape[0], pts.shape[1]
+        lat = self.latents[k]
+        rgb = self.style_mlp(self.embed_xyz(pts.reshape(-1, 3)), lat.reshape(1, -1).broadcast((R * S, lat.shape[0])))
+        return rgb.reshape(R, S, 3)
+
+
 def pixel_rays(H, W, focal, c2ws, rows, cols, ndc=True, near=1.0):
     """Rays through pixels (rows[i], cols[i]) of cameras c2ws[i] ([B,3,4]); float32 [B,3] each.
 

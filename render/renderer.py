@@ -45,13 +45,11 @@ def _as_var(x):
     return x if isinstance(x, jt.Var) else jt.array(np.asarray(x, dtype=np.float32))
 
 
-def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd, keep_rgb=False):
+def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd):
     pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1)   # [R, S, 3]
     rgb, sigma_raw = field(pts, viewdirs)
     out = composite(rgb, sigma_raw, z_vals, rays_d, noise_std=noise_std, white_bkgd=white_bkgd)
     out["z_vals"] = z_vals
-    if keep_rgb:
-        out["samples_rgb"] = rgb
     return out
 
 
@@ -108,19 +106,90 @@ def _density_level(field, rays_o, rays_d, z_vals, noise_std):
     return out, sigma
 
 
-def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
-                         white_bkgd, deterministic_fine):
-    """render_rays with share_color: coarse density -> fine depths -> colour once (see there)."""
-    # sigma_c with its noise: the coarse image below uses the same draw
+def _shared_geometry(coarse_field, fine_field, rays_o, rays_d, z_vals, n_fine, noise_std, deterministic_fine):
+    """What every colour of a share_color render has in common: the coarse density level, the fine
+    depths (holding each coarse depth, at coarse_at) and the fine level's points and sigma_raw
+    (each with one noise draw, so that every colour composites the same densities)."""
     density, sigma_c = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
     z_all, coarse_at = hierarchical_z(z_vals, density["weights"].detach(), n_fine,
                                       deterministic=deterministic_fine, with_coarse_index=True)
-    fine = _render_level(fine_field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd, keep_rgb=True)
-    n_rays, n_coarse = coarse_at.shape
-    rgb_c = fine.pop("samples_rgb").reindex([n_rays, n_coarse, 3], ["i0", "@e0(i0,i1)", "i2"], extras=[coarse_at])
-    coarse = composite(rgb_c, sigma_c, z_vals, rays_d, white_bkgd=white_bkgd)
-    coarse["z_vals"] = z_vals
+    pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_all.unsqueeze(-1)
+    sigma_f = fine_field.density(pts)
+    if noise_std > 0:
+        sigma_f = sigma_f + jt.randn(sigma_f.shape, dtype="float32") * noise_std
+    return dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts, sigma_f=sigma_f)
+
+
+def _composite_shared(geo, samples_rgb, rays_d, white_bkgd):
+    """{"coarse", "fine"} levels of one colour (samples_rgb [R, S+n_fine, 3] at the fine depths) over
+    a _shared_geometry; the coarse colours are gathered from the fine samples at the coarse depths."""
+    fine = composite(samples_rgb, geo["sigma_f"], geo["z_all"], rays_d, white_bkgd=white_bkgd)
+    fine["z_vals"] = geo["z_all"]
+    n_rays, n_coarse = geo["coarse_at"].shape
+    rgb_c = samples_rgb.reindex([n_rays, n_coarse, 3], ["i0", "@e0(i0,i1)", "i2"], extras=[geo["coarse_at"]])
+    coarse = composite(rgb_c, geo["sigma_c"], geo["z_vals"], rays_d, white_bkgd=white_bkgd)
+    coarse["z_vals"] = geo["z_vals"]
     return {"coarse": coarse, "fine": fine}
+
+
+def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
+                         white_bkgd, deterministic_fine):
+    """render_rays with share_color: coarse density -> fine depths -> colour once (see there)."""
+    # sigma_c with its noise: the coarse image uses the same draw
+    density, sigma_c = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
+    z_all, coarse_at = hierarchical_z(z_vals, density["weights"].detach(), n_fine,
+                                      deterministic=deterministic_fine, with_coarse_index=True)
+    pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_all.unsqueeze(-1)
+    samples_rgb, sigma_f = fine_field(pts, viewdirs)
+    if noise_std > 0:
+        sigma_f = sigma_f + jt.randn(sigma_f.shape, dtype="float32") * noise_std
+    geo = dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts, sigma_f=sigma_f)
+    return _composite_shared(geo, samples_rgb, rays_d, white_bkgd)
+
+
+def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n_colors, near=0.0, far=1.0,
+                        n_samples=64, n_fine=64, noise_std=0.0, white_bkgd=False, lindisp=False,
+                        deterministic_fine=True, keys=("rgb", "depth"), perturb=False):
+    """An image in n_colors colourings of one geometry (the style MLP with several latent codes):
+    the same result as render_image(..., share_color=True) once per colour, but the densities,
+    the fine depths and their sigma are computed once per chunk for all colours.
+
+    fine_field: `.density(pts) -> sigma_raw [R,S]` and `.color(pts, k) -> rgb [R,S,3]` for colour
+    k < n_colors; coarse_field: `.density`.  No view directions (the style fields take none).
+    Returns a list of n_colors {"coarse": {key: [H,W,...]}, "fine": {...}} of NumPy arrays.
+    Memory: each colour's MLP runs (and is fetched) before the next starts.
+    """
+    if n_fine < 1:
+        raise ValueError("render_image_colors: the shared-colour render needs fine samples (n_fine >= 1)")
+    n_pix = int(H) * int(W)
+    ro = np.asarray(rays_o.numpy() if isinstance(rays_o, jt.Var) else rays_o, np.float32).reshape(-1, 3)
+    rd = np.asarray(rays_d.numpy() if isinstance(rays_d, jt.Var) else rays_d, np.float32).reshape(-1, 3)
+    if ro.shape != (n_pix, 3) or rd.shape != (n_pix, 3):
+        raise ValueError(f"render_image_colors: rays must hold H*W={n_pix} rays of 3 values, got {ro.shape}, {rd.shape}")
+    results = [dict() for _ in range(n_colors)]
+    with jt.no_grad():
+        for start in range(0, n_pix, int(chunk)):
+            end = min(start + int(chunk), n_pix)
+            o, d = jt.array(ro[start:end]), jt.array(rd[start:end])
+            z_vals = stratified_samples(near, far, n_samples, perturb=perturb, lindisp=lindisp, n_rays=end - start)
+            geo = _shared_geometry(coarse_field, fine_field, o, d, z_vals, n_fine, noise_std, deterministic_fine)
+            jt.sync(list(geo.values()))  # once for every colour
+            for k in range(n_colors):
+                out = _composite_shared(geo, fine_field.color(geo["pts"], k), d, white_bkgd)
+                wanted = [(level, key) for level in out for key in keys if key in out[level]]
+                jt.sync([out[level][key] for level, key in wanted])
+                for level, key in wanted:
+                    value = out[level][key].numpy()
+                    if (level, key) not in results[k]:
+                        results[k][(level, key)] = np.empty((n_pix,) + value.shape[1:], np.float32)
+                    results[k][(level, key)][start:end] = value
+    images = []
+    for res in results:
+        image = {}
+        for (level, key), arr in res.items():
+            image.setdefault(level, {})[key] = arr.reshape((int(H), int(W)) + arr.shape[1:])
+        images.append(image)
+    return images
 
 
 def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "acc"), **kwargs):

@@ -130,6 +130,17 @@ def test_stylized_rendering_writes_frames_and_videos(trained):
     video = imageio.get_reader(os.path.join(out, "fine_rgb.mp4")).get_data(0)[:fine.shape[0], :fine.shape[1]]
     # the fine video holds the fine frames (the original's held the coarse ones)
     assert np.abs(video.astype(float) - fine).mean() < np.abs(video.astype(float) - coarse).mean() + 1e-9
+    # several styles in one pass (shared geometry, train and valid): the same frames as one by one
+    frames = {mode: imageio.imread(os.path.join(exp, f"render_{mode}_style_000040", name, "001_fine.png"))
+              for mode, name in (("train", "sketch"), ("valid", "la_muse"))}
+    for flag, mode in (("--render_train_style", "train"), ("--render_valid_style", "valid")):
+        assert run_stylenerf.main(argv + [flag, "--style", "la_muse,sketch"]) == 0
+        root = os.path.join(exp, f"render_{mode}_style_000040")
+        name = "sketch" if mode == "train" else "la_muse"
+        together = imageio.imread(os.path.join(root, name, "001_fine.png"))
+        assert np.abs(together.astype(int) - frames[mode]).max() <= 1  # 8-bit rounding at most
+        assert os.path.exists(os.path.join(root, "sketch" if mode == "valid" else "la_muse", "001_depth.png"))
+    assert os.path.exists(os.path.join(exp, "render_valid_style_000040", "sketch", "fine_rgb.mp4"))
 
 
 def test_photoreal_rendering_reports_heldout_psnr_and_writes_videos(trained, capsys):

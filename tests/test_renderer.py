@@ -154,3 +154,45 @@ def test_coarse_level_without_colour_keeps_the_fine_image():
                        coarse_field=fields[0], fine_field=fields[1], coarse_rgb=False, **kw)
     assert set(img["coarse"]) == {"depth", "acc"} and img["fine"]["rgb"].shape == (3, 4, 3)
     np.testing.assert_allclose(img["fine"]["rgb"].reshape(12, 3), full["fine"]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_several_colours_over_one_geometry_equal_separate_shared_colour_renders():
+    """render_image_colors (the stylized videos: densities once, one colour pass per style) gives
+    each colour exactly what render_image(share_color=True) gives with that colour alone."""
+    from render.renderer import render_image_colors
+    embed_x = PositionalEncoding(3)
+    rng = np.random.default_rng(9)
+    nets = [NeRF(D=3, W=16, input_ch=embed_x.out_dim, use_viewdirs=False) for _ in range(2)]
+    tints = [jt.array(rng.uniform(0.2, 1.0, 3).astype(np.float32)) for _ in range(3)]
+
+    class Field:  # density from a NeRF; colour k: the NeRF's colour head times tint k
+        def __init__(self, net, k=None):
+            self.net, self.k = net, k
+
+        def density(self, pts):
+            sigma, _ = self.net.density(embed_x(pts.reshape(-1, 3)))
+            return sigma.reshape(pts.shape[:2]) * 5 + 3  # mostly positive: partly opaque rays
+
+        def color(self, pts, k):
+            _, feature = self.net.density(embed_x(pts.reshape(-1, 3)))
+            return (self.net.color(feature, None) * tints[k].reshape(1, 3)).reshape(tuple(pts.shape[:2]) + (3,))
+
+        def __call__(self, pts, viewdirs=None):
+            return self.color(pts, self.k), self.density(pts)
+
+    ro = rng.uniform(-0.1, 0.1, (3, 5, 3)).astype(np.float32)
+    rd = (np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (3, 5, 3))).astype(np.float32)
+    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    together = render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 3,
+                                   keys=("rgb", "depth", "acc"), **kw)
+    assert len(together) == 3
+    assert together[0]["fine"]["rgb"].min() > 0.01 and together[0]["fine"]["depth"].std() > 1e-3  # not empty
+    for k in range(3):
+        alone = render_image(ro, rd, None, 3, 5, 4, coarse_field=Field(nets[0], k), fine_field=Field(nets[1], k),
+                             share_color=True, keys=("rgb", "depth", "acc"), **kw)
+        for level in ("coarse", "fine"):
+            for key in ("rgb", "depth", "acc"):
+                np.testing.assert_allclose(together[k][level][key], alone[level][key], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(together[0]["fine"]["rgb"], together[1]["fine"]["rgb"])  # the colours differ
+    with pytest.raises(ValueError, match="n_fine"):
+        render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 1, near=0.0, far=1.0, n_fine=0)

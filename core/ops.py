@@ -314,7 +314,7 @@ def searchsorted(cdf, u):
 # AdaIN's channel statistics reduce rows of H*W (up to 65,536 at relu1_1 of a 256x256 batch) for
 # a few hundred (sample, channel) rows.  Written with Jittor ops (mean, then (x - mean)^2 summed)
 # the fused broadcast-subtract-square-reduce took 0.7 ms a call on the H200 (the decoder step's
-# profile, session 6: 5.5 ms of 37 in 8 such calls, 17x the time to read the data).  Here one
+# profile, session 6: 5.5 ms of 37 in 8 such calls, roughly 17x the time to read the data).  Here one
 # CUDA block per row does both passes (its second pass mostly from L2), the way PyTorch's
 # reduction does; the CPU runs the same two passes in double.
 _ROW_STATS_THREADS = 256

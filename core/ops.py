@@ -330,8 +330,9 @@ for (long long r = 0; r < in0_shape0; r++) {
     out1_p[r] = dev / (n > 1 ? n - 1 : 1);
 }
 """
-# the sum of one value per thread of a block (blockDim.x a power of 2, buf of that size)
-_BLOCK_SUM_CUDA = """
+# Device helpers of the one-block-per-row kernels: the sum of one value per thread of a block
+# (blockDim.x a power of 2, buf of that size), and the sum of a row of n values.
+_ROW_SUM_CUDA = """
 __device__ static float block_sum(float v, float* buf) {
     buf[threadIdx.x] = v;
     __syncthreads();
@@ -343,17 +344,20 @@ __device__ static float block_sum(float v, float* buf) {
     __syncthreads();  // buf is reused by the next call
     return total;
 }
+__device__ static float row_sum(const float* row, long long n, float* buf) {
+    float acc = 0;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) acc += row[j];
+    return block_sum(acc, buf);
+}
 """
-_ROW_STATS_CUDA = _BLOCK_SUM_CUDA + """
+_ROW_STATS_CUDA = _ROW_SUM_CUDA + """
 __global__ static void row_stats(@ARGS_DEF) {
     @PRECALC
     __shared__ float buf[THREADS];
     const long long n = in0_shape1;
-    const in0_type* row = in0_p + blockIdx.x * n;
+    const float* row = in0_p + blockIdx.x * n;
+    const float mean = row_sum(row, n, buf) / n;
     float acc = 0;
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) acc += row[j];
-    const float mean = block_sum(acc, buf) / n;
-    acc = 0;
     for (long long j = threadIdx.x; j < n; j += blockDim.x) { float d = row[j] - mean; acc += d * d; }
     const float dev = block_sum(acc, buf);
     if (threadIdx.x == 0) {
@@ -361,13 +365,12 @@ __global__ static void row_stats(@ARGS_DEF) {
         out1_p[blockIdx.x] = dev / (n > 1 ? n - 1 : 1);
     }
 }
+if (in0_shape0 > 0) row_stats<<<in0_shape0, THREADS>>>(@ARGS);
 """
-_ROW_STATS_LAUNCH = "if (in0_shape0 > 0) row_stats<<<in0_shape0, THREADS>>>(@ARGS);"
 
 
 def _row_mean_var_kernel(x2d):
-    threads = str(_ROW_STATS_THREADS)
-    cuda = (_ROW_STATS_CUDA + _ROW_STATS_LAUNCH).replace("THREADS", threads)
+    cuda = _ROW_STATS_CUDA.replace("THREADS", str(_ROW_STATS_THREADS))
     mean, var = jt.code([(x2d.shape[0],), (x2d.shape[0],)], [x2d.dtype, x2d.dtype], [x2d],
                         cpu_src=_ROW_STATS_CPU, cuda_src=cuda)
     return mean, var
@@ -380,16 +383,12 @@ for (long long r = 0; r < in0_shape0; r++) {
     out0_p[r] = sum;
 }
 """
-_ROW_SUMS_CUDA = _BLOCK_SUM_CUDA + """
+_ROW_SUMS_CUDA = _ROW_SUM_CUDA + """
 __global__ static void row_sums(@ARGS_DEF) {
     @PRECALC
     __shared__ float buf[THREADS];
-    const long long n = in0_shape1;
-    const in0_type* row = in0_p + blockIdx.x * n;
-    float acc = 0;
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) acc += row[j];
-    acc = block_sum(acc, buf);
-    if (threadIdx.x == 0) out0_p[blockIdx.x] = acc;
+    const float total = row_sum(in0_p + blockIdx.x * in0_shape1, in0_shape1, buf);
+    if (threadIdx.x == 0) out0_p[blockIdx.x] = total;
 }
 if (in0_shape0 > 0) row_sums<<<in0_shape0, THREADS>>>(@ARGS);
 """

@@ -47,8 +47,7 @@ def render_with_latents(system, model, latents, args, scene_kw, H, W, focal, c2w
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     coarse_field = StyleField(system.coarse, model.mlp, system.embed_xyz, None)
     fine_field = StyleColors(system.fine, model.mlp, system.embed_xyz, latents)
-    kw = {k: v for k, v in scene_kw.items() if k != "perturb"}
-    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), **kw)
+    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), **scene_kw)
 
 
 def render(args, scene, expdir, log=print):

@@ -46,14 +46,15 @@ class StyleField:
         R, S = pts.shape[0], pts.shape[1]
         x = self.embed_xyz(pts.reshape(-1, 3))
         sigma, _ = self.nerf.density(x)
-        sigma = sigma.stop_grad()
-        lat = self.latent
+        return self._rgb(x, self.latent, R, S), sigma.stop_grad().reshape(R, S)
+
+    def _rgb(self, x, lat, R, S):
+        """The style MLP's colour [R,S,3] at embedded points x [R*S,C] with latent [L] or [R,L]."""
         if lat.ndim == 1:
             lat = lat.reshape(1, -1).broadcast((R * S, lat.shape[0]))
         else:
             lat = lat.reshape(R, 1, -1).broadcast((R, S, lat.shape[-1])).reshape(R * S, -1)
-        rgb = self.style_mlp(x, lat)
-        return rgb.reshape(R, S, 3), sigma.reshape(R, S)
+        return self.style_mlp(x, lat).reshape(R, S, 3)
 
 
 def style_fields(system, style_mlp, latent):
@@ -70,10 +71,7 @@ class StyleColors(StyleField):
         self.latents = list(latents)
 
     def color(self, pts, k):
-        R, S = pts.shape[0], pts.shape[1]
-        lat = self.latents[k]
-        rgb = self.style_mlp(self.embed_xyz(pts.reshape(-1, 3)), lat.reshape(1, -1).broadcast((R * S, lat.shape[0])))
-        return rgb.reshape(R, S, 3)
+        return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latents[k], pts.shape[0], pts.shape[1])
 
 
 def pixel_rays(H, W, focal, c2ws, rows, cols, ndc=True, near=1.0):

@@ -94,11 +94,15 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     return out
 
 
+def _noised(sigma, noise_std):
+    """sigma_raw plus one N(0, noise_std^2) draw (the training regulariser; none at 0)."""
+    return sigma + jt.randn(sigma.shape, dtype="float32") * noise_std if noise_std > 0 else sigma
+
+
 def _density_level(field, rays_o, rays_d, z_vals, noise_std):
     """A level without colour (weights, depth, acc, z_vals) and the (noised) sigma_raw it used."""
-    sigma = field.density(rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1))
-    if noise_std > 0:  # drawn here once, so that a caller can composite the same sigma again
-        sigma = sigma + jt.randn(sigma.shape, dtype="float32") * noise_std
+    # noise drawn here once, so that a caller can composite the same sigma again
+    sigma = _noised(field.density(rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_vals.unsqueeze(-1)), noise_std)
     no_rgb = jt.zeros(tuple(sigma.shape) + (3,), dtype="float32")  # the weights depend on sigma only
     out = composite(no_rgb, sigma, z_vals, rays_d)
     del out["rgb"]
@@ -106,23 +110,21 @@ def _density_level(field, rays_o, rays_d, z_vals, noise_std):
     return out, sigma
 
 
-def _shared_geometry(coarse_field, fine_field, rays_o, rays_d, z_vals, n_fine, noise_std, deterministic_fine):
-    """What every colour of a share_color render has in common: the coarse density level, the fine
-    depths (holding each coarse depth, at coarse_at) and the fine level's points and sigma_raw
-    (each with one noise draw, so that every colour composites the same densities)."""
+def _shared_depths(coarse_field, rays_o, rays_d, z_vals, n_fine, noise_std, deterministic_fine):
+    """What every colour of a share_color render has in common, but the fine sigma: the coarse
+    level's (noised) sigma_raw, the fine depths (holding each coarse depth, at coarse_at) and the
+    fine points."""
     density, sigma_c = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
     z_all, coarse_at = hierarchical_z(z_vals, density["weights"].detach(), n_fine,
                                       deterministic=deterministic_fine, with_coarse_index=True)
     pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_all.unsqueeze(-1)
-    sigma_f = fine_field.density(pts)
-    if noise_std > 0:
-        sigma_f = sigma_f + jt.randn(sigma_f.shape, dtype="float32") * noise_std
-    return dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts, sigma_f=sigma_f)
+    return dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts)
 
 
 def _composite_shared(geo, samples_rgb, rays_d, white_bkgd):
     """{"coarse", "fine"} levels of one colour (samples_rgb [R, S+n_fine, 3] at the fine depths) over
-    a _shared_geometry; the coarse colours are gathered from the fine samples at the coarse depths."""
+    _shared_depths and the fine sigma geo["sigma_f"]; the coarse colours are gathered from the
+    fine samples at the coarse depths."""
     fine = composite(samples_rgb, geo["sigma_f"], geo["z_all"], rays_d, white_bkgd=white_bkgd)
     fine["z_vals"] = geo["z_all"]
     n_rays, n_coarse = geo["coarse_at"].shape
@@ -135,16 +137,39 @@ def _composite_shared(geo, samples_rgb, rays_d, white_bkgd):
 def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
                          white_bkgd, deterministic_fine):
     """render_rays with share_color: coarse density -> fine depths -> colour once (see there)."""
-    # sigma_c with its noise: the coarse image uses the same draw
-    density, sigma_c = _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)
-    z_all, coarse_at = hierarchical_z(z_vals, density["weights"].detach(), n_fine,
-                                      deterministic=deterministic_fine, with_coarse_index=True)
-    pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_all.unsqueeze(-1)
-    samples_rgb, sigma_f = fine_field(pts, viewdirs)
-    if noise_std > 0:
-        sigma_f = sigma_f + jt.randn(sigma_f.shape, dtype="float32") * noise_std
-    geo = dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts, sigma_f=sigma_f)
+    geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, n_fine, noise_std, deterministic_fine)
+    samples_rgb, sigma_f = fine_field(geo["pts"], viewdirs)
+    geo["sigma_f"] = _noised(sigma_f, noise_std)
     return _composite_shared(geo, samples_rgb, rays_d, white_bkgd)
+
+
+def _flat_rays(x, n_pix, name, where):
+    """NumPy/jt rays [H,W,3] or [H*W,3] (or None) -> float32 NumPy [H*W,3]."""
+    if x is None:
+        return None
+    x = x.numpy() if isinstance(x, jt.Var) else np.asarray(x)
+    x = x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
+    if x.shape != (n_pix, 3):
+        raise ValueError(f"{where}: {name} must hold H*W={n_pix} rays of 3 values, got {x.shape}")
+    return x
+
+
+def _store_chunk(results, out, keys, start, end, n_pix):
+    """Fetch a chunk's requested outputs (one run for all of them) into results[(level, key)]."""
+    wanted = [(level, key) for level in out for key in keys if key in out[level]]
+    jt.sync([out[level][key] for level, key in wanted])
+    for level, key in wanted:
+        value = out[level][key].numpy()
+        if (level, key) not in results:  # allocate once the shape is known
+            results[(level, key)] = np.empty((n_pix,) + value.shape[1:], np.float32)
+        results[(level, key)][start:end] = value
+
+
+def _as_images(results, H, W):
+    images = {}
+    for (level, key), arr in results.items():
+        images.setdefault(level, {})[key] = arr.reshape((int(H), int(W)) + arr.shape[1:])
+    return images
 
 
 def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n_colors, near=0.0, far=1.0,
@@ -162,34 +187,20 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
     if n_fine < 1:
         raise ValueError("render_image_colors: the shared-colour render needs fine samples (n_fine >= 1)")
     n_pix = int(H) * int(W)
-    ro = np.asarray(rays_o.numpy() if isinstance(rays_o, jt.Var) else rays_o, np.float32).reshape(-1, 3)
-    rd = np.asarray(rays_d.numpy() if isinstance(rays_d, jt.Var) else rays_d, np.float32).reshape(-1, 3)
-    if ro.shape != (n_pix, 3) or rd.shape != (n_pix, 3):
-        raise ValueError(f"render_image_colors: rays must hold H*W={n_pix} rays of 3 values, got {ro.shape}, {rd.shape}")
+    ro, rd = (_flat_rays(x, n_pix, name, "render_image_colors") for x, name in ((rays_o, "rays_o"), (rays_d, "rays_d")))
     results = [dict() for _ in range(n_colors)]
     with jt.no_grad():
         for start in range(0, n_pix, int(chunk)):
             end = min(start + int(chunk), n_pix)
             o, d = jt.array(ro[start:end]), jt.array(rd[start:end])
             z_vals = stratified_samples(near, far, n_samples, perturb=perturb, lindisp=lindisp, n_rays=end - start)
-            geo = _shared_geometry(coarse_field, fine_field, o, d, z_vals, n_fine, noise_std, deterministic_fine)
+            geo = _shared_depths(coarse_field, o, d, z_vals, n_fine, noise_std, deterministic_fine)
+            geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), noise_std)
             jt.sync(list(geo.values()))  # once for every colour
             for k in range(n_colors):
                 out = _composite_shared(geo, fine_field.color(geo["pts"], k), d, white_bkgd)
-                wanted = [(level, key) for level in out for key in keys if key in out[level]]
-                jt.sync([out[level][key] for level, key in wanted])
-                for level, key in wanted:
-                    value = out[level][key].numpy()
-                    if (level, key) not in results[k]:
-                        results[k][(level, key)] = np.empty((n_pix,) + value.shape[1:], np.float32)
-                    results[k][(level, key)][start:end] = value
-    images = []
-    for res in results:
-        image = {}
-        for (level, key), arr in res.items():
-            image.setdefault(level, {})[key] = arr.reshape((int(H), int(W)) + arr.shape[1:])
-        images.append(image)
-    return images
+                _store_chunk(results[k], out, keys, start, end, n_pix)
+    return [_as_images(res, H, W) for res in results]
 
 
 def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "acc"), **kwargs):
@@ -200,17 +211,9 @@ def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "a
     Returns {"coarse": {key: [H,W,...]}, "fine": {...}} for the requested keys
     (rgb [H,W,3], depth [H,W], acc [H,W], weights/z_vals [H,W,S]).
     """
-    def flat(x):
-        if x is None:
-            return None
-        x = x.numpy() if isinstance(x, jt.Var) else np.asarray(x)
-        return x.reshape(-1, x.shape[-1]).astype(np.float32, copy=False)
-
     n_pix = int(H) * int(W)
-    ro, rd, vd = flat(rays_o), flat(rays_d), flat(viewdirs)
-    for name, arr in (("rays_o", ro), ("rays_d", rd), ("viewdirs", vd)):
-        if arr is not None and arr.shape != (n_pix, 3):
-            raise ValueError(f"render_image: {name} must hold H*W={n_pix} rays of 3 values, got {arr.shape}")
+    ro, rd, vd = (_flat_rays(x, n_pix, name, "render_image")
+                  for x, name in ((rays_o, "rays_o"), (rays_d, "rays_d"), (viewdirs, "viewdirs")))
     if int(chunk) < 1:
         raise ValueError(f"render_image: chunk must be >= 1, got {chunk}")
     per_ray = {k: np.asarray(v, np.float32).reshape(-1) for k, v in kwargs.items()
@@ -222,17 +225,8 @@ def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "a
             kw = dict(kwargs, **{k: v[start:end] for k, v in per_ray.items()})
             out = render_rays(jt.array(ro[start:end]), jt.array(rd[start:end]),
                               None if vd is None else jt.array(vd[start:end]), **kw)
-            wanted = [(level, key) for level in out for key in keys if key in out[level]]
-            jt.sync([out[level][key] for level, key in wanted])  # one run for all outputs of the chunk
-            for level, key in wanted:
-                value = out[level][key].numpy()
-                if (level, key) not in results:  # allocate once the shape is known
-                    results[(level, key)] = np.empty((n_pix,) + value.shape[1:], np.float32)
-                results[(level, key)][start:end] = value
-    images = {}
-    for (level, key), arr in results.items():
-        images.setdefault(level, {})[key] = arr.reshape((int(H), int(W)) + arr.shape[1:])
-    return images
+            _store_chunk(results, out, keys, start, end, n_pix)
+    return _as_images(results, H, W)
 
 
 def expected_points(rays_o, rays_d, depth):

@@ -201,8 +201,7 @@ def _compile_code_op_cuda(tmp_path, name, cuda_src, in_dims, out_dims):
 
 def test_row_stats_cuda_source_compiles_with_nvcc(tmp_path):
     """The CUDA kernels run only on the GPU; here their sources must at least compile."""
-    threads = str(ops._ROW_STATS_THREADS)
-    src = (ops._ROW_STATS_CUDA + ops._ROW_STATS_LAUNCH).replace("THREADS", threads)
+    src = ops._ROW_STATS_CUDA.replace("THREADS", str(ops._ROW_STATS_THREADS))
     _compile_code_op_cuda(tmp_path, "row_stats", src, [2], [1, 1])
 
 

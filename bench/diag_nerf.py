@@ -5,13 +5,18 @@ step (the most expensive Jittor ops; a warning for any op that ran on the CPU).
     python bench/diag_nerf.py [--steps 50 --profile 25] [--extra --gemm cublas]
     python bench/diag_nerf.py --gemms jittor cublas cublaslt cublaslt:kernel --profile 12
 
---gemms times several Linear products one after another in one process (the kernels the
-variants share compile once); "cublaslt:kernel" is cuBLASLt with the bias gradients in the
-ReLU-gradient pass (STYLENERF_CUBLASLT_BGRAD=kernel) instead of the BGRADB epilogue.
+--gemms times several Linear products one after another, each in a process of its own (one
+that crashes - `--gemm cublas` segfaulted on the H200 in session 7 - costs only its own row;
+the kernels they share compile once, into Jittor's cache); "cublaslt:kernel" is cuBLASLt with
+the bias gradients in the ReLU-gradient pass (STYLENERF_CUBLASLT_BGRAD=kernel) instead of the
+BGRADB epilogue.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,23 +34,42 @@ def main():
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
     ap.add_argument("--gemms", nargs="+", default=None, metavar="GEMM[:BGRAD]",
                     help="time these Linear products in turn: jittor, cublas, cublaslt, cublaslt:kernel")
+    ap.add_argument("--ms_out", default=None, help=argparse.SUPPRESS)  # a child's ms/step, as JSON
     a = ap.parse_args()
+    if a.gemms and len(a.gemms) > 1:
+        compare_in_children(a)
+        return
     jt = runtime.setup()
     from core.config import parse_args
     from pipeline.stages import load_scene
     scene = load_scene(parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra))
-    if not a.gemms:
-        time_variant(jt, a, scene, [])
-        return
-    rows = []
-    for variant in a.gemms:
-        gemm, _, bgrad = variant.partition(":")
+    options = []
+    if a.gemms:
+        gemm, _, bgrad = a.gemms[0].partition(":")
         os.environ["STYLENERF_CUBLASLT_BGRAD"] = bgrad or "epilogue"
-        print(f"\n==== --gemm {gemm}" + (f", bias gradients: {bgrad}" if bgrad else ""), flush=True)
-        rows.append((variant, time_variant(jt, a, scene, ["--gemm", gemm])))
-    print("\nms/step by Linear product (same process, same workload):")
-    for variant, ms in rows:
-        print(f"  {variant:18s} {ms:6.1f} ms = {1e3 / ms:5.1f} it/s")
+        options = ["--gemm", gemm]
+    ms = time_variant(jt, a, scene, options)
+    if a.ms_out:
+        with open(a.ms_out, "w") as f:
+            json.dump({"ms": ms}, f)
+
+
+def compare_in_children(a):
+    """Each --gemms variant in a child process (its output streams through), then one table."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, variant in enumerate(a.gemms):
+            gemm, _, bgrad = variant.partition(":")
+            print(f"\n==== --gemm {gemm}" + (f", bias gradients: {bgrad}" if bgrad else ""), flush=True)
+            ms_out = os.path.join(tmp, f"{k}.json")
+            cmd = [sys.executable, os.path.abspath(__file__), "--datadir", a.datadir, "--config", a.config,
+                   "--steps", str(a.steps), "--profile", str(a.profile), "--gemms", variant, "--ms_out", ms_out]
+            rc = subprocess.call(cmd + (["--extra"] + a.extra if a.extra else []))
+            ms = json.load(open(ms_out))["ms"] if rc == 0 and os.path.exists(ms_out) else None
+            rows.append((variant, ms, rc))
+    print("\nms/step by Linear product (same workload, one process each):")
+    for variant, ms, rc in rows:
+        print(f"  {variant:18s} " + (f"{ms:6.1f} ms = {1e3 / ms:5.1f} it/s" if ms else f"failed (exit code {rc})"))
 
 
 def time_variant(jt, a, scene, options):

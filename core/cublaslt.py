@@ -50,7 +50,7 @@ import jittor as jt
 import numpy as np
 
 from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
-from core.ops import as_rows, relu_grad_bias_sums
+from core.ops import as_rows, kernel_ok, relu_grad_bias_sums
 
 INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
 LIB_DIRS = ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
@@ -397,6 +397,8 @@ def linear(x, weight, bias=None, relu=False):
     o = weight.shape[0]
     if x2d.shape[0] == 0:  # cuBLASLt takes no empty matrices
         return jt.zeros(lead + (o,), "float32")
+    if bias is not None and (bias_grad_mode() == "kernel" or not _state["fused_bgrad"]):
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (core/ops.kernel_ok)
     y = _LinearLt.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (o,))
 

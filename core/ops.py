@@ -415,10 +415,11 @@ def row_mean_var(x2d):
 def row_sums(x2d):
     """x2d [R, N] float32 -> [R], each row's sum, one CUDA block per row (a convolution's bias
     gradient over H*W: Jittor's reduce over batch and both image axes took 0.37 ms a call in the
-    H200 decoder profile).  Not differentiable."""
+    H200 decoder profile).  Not differentiable; a backward-pass helper: the kernel is used only
+    where kernel_ok("row_sums") was decided before the backward (see kernel_ok)."""
     if x2d.ndim != 2 or x2d.dtype != jt.float32:
         raise ValueError(f"row_sums: float32 [R, N] expected, got {tuple(x2d.shape)} {x2d.dtype}")
-    return _row_sums_kernel(x2d) if kernel_ok("row_sums") else x2d.sum(dim=1)
+    return _row_sums_kernel(x2d) if kernel_ok("row_sums", check=False) else x2d.sum(dim=1)
 
 
 class _RowMeanVar(jt.Function):
@@ -446,6 +447,7 @@ def mean_var_last(x):
     if x.dtype != jt.float32:
         raise TypeError(f"mean_var_last takes float32, got {x.dtype}")
     x2d, lead = as_rows(x)
+    kernel_ok("row_mean_var")  # decided here, outside the Function (see kernel_ok)
     mean, var = _RowMeanVar.apply(x2d)
     if not lead:  # a 1-D input: shape [1], Jittor's scalar
         return mean, var
@@ -525,11 +527,12 @@ def _relu_grad_bias_sums_formula(g, y):
 def relu_grad_bias_sums(g, y=None):
     """g [N,O] float32 (the gradient arriving at a Linear layer's output), y [N,O] its ReLU output
     or None (no ReLU) -> (gp, db): gp = g * (y > 0) (g itself without y) and db = gp.sum(0) [O].
-    Not differentiable (a backward-pass helper)."""
+    Not differentiable; a backward-pass helper: the kernel is used only where
+    kernel_ok("relu_grad_bias_sums") was decided before the backward (see kernel_ok)."""
     if g.ndim != 2 or g.dtype != jt.float32 or (y is not None and tuple(y.shape) != tuple(g.shape)):
         raise ValueError(f"relu_grad_bias_sums: float32 g [N,O] and y of its shape expected, got "
                          f"{tuple(g.shape)} {g.dtype} and {None if y is None else tuple(y.shape)}")
-    ok = kernel_ok("relu_grad_bias_sums")
+    ok = kernel_ok("relu_grad_bias_sums", check=False)
     return (_relu_grad_bias_sums_kernel if ok else _relu_grad_bias_sums_formula)(g, y)
 
 
@@ -562,12 +565,20 @@ def _max_relative_error(got, want):
                for a, b in zip(got, want))
 
 
-def kernel_ok(name, log=print):
+def kernel_ok(name, log=print, check=True):
     """True where the named kernel may be used: always on the CPU; on the GPU once it has
-    matched its formula (decided at first use, said once if not)."""
+    matched its formula (decided at the first call with check=True, said once if not).
+
+    The check fetches data, so make that first call in a forward wrapper, outside any
+    jt.Function and never while jt.grad builds a backward: a fetch there also executes other
+    pending variables (Jittor's weak sync), and on the H200 the --gemm cublas layer, whose
+    backward made this first call, ended in a segfault inside jt.grad (session 7; the likely
+    cause).  Backward helpers pass check=False: a kernel not yet decided is not used."""
     if not _on_gpu():
         return True
     if name not in _kernel_state:
+        if not check:
+            return False
         kernel, formula, make_inputs = _KERNEL_CHECKS[name]
         try:
             with jt.no_grad():

@@ -35,7 +35,7 @@ import jittor as jt
 import numpy as np
 
 from core import cublaslt, cudnn, runtime
-from core.ops import as_rows, gemm, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
+from core.ops import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -190,7 +190,10 @@ class _AddChannelBias(jt.Function):
 
 
 def _with_bias(out, b):
-    return out if b is None else _AddChannelBias.apply(out, b)
+    if b is None:
+        return out
+    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (core/ops.kernel_ok)
+    return _AddChannelBias.apply(out, b)
 
 
 def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
@@ -305,6 +308,8 @@ class _LinearGemm(jt.Function):
 def linear_gemm(x, weight, bias=None, relu=False):
     """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through core.ops.gemm."""
     x2d, lead = as_rows(x)
+    if bias is not None:
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (core/ops.kernel_ok)
     y = _LinearGemm.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (weight.shape[0],))
 

@@ -199,3 +199,18 @@ def test_linear_relu_is_relu_of_the_layer(impl, monkeypatch):
 def test_linear_impl_is_checked():
     with pytest.raises(ValueError, match="--gemm must be one of"):
         layers.set_linear_impl("tensor")
+
+
+def test_layers_decide_their_backward_kernels_in_the_forward(monkeypatch):
+    """The kernels a backward uses are checked when the forward is built, not inside jt.grad
+    (core/ops.kernel_ok: a first check there ended in a segfault on the H200)."""
+    from core import ops
+    monkeypatch.setattr(ops, "_on_gpu", lambda: True)
+    monkeypatch.setattr(ops, "_kernel_state", {})
+    rng = np.random.default_rng(7)
+    lin = layers.Linear(5, 4)
+    layers.linear_gemm(jt.array(rng.standard_normal((6, 5)).astype(np.float32)), lin.weight, lin.bias, relu=True)
+    assert ops._kernel_state == {"relu_grad_bias_sums": True}
+    conv = Conv2d(2, 3, 3, padding=1)
+    conv2d_gemm(jt.array(rng.standard_normal((1, 2, 5, 5)).astype(np.float32)), conv.weight, conv.bias, padding=1)
+    assert ops._kernel_state == {"relu_grad_bias_sums": True, "row_sums": True}

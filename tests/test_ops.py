@@ -285,3 +285,31 @@ def test_a_wrong_or_failing_kernel_is_replaced_by_its_formula(monkeypatch):
     mean, var = ops.row_mean_var(jt.array(x))
     np.testing.assert_allclose(var.numpy(), x.var(1, ddof=1), rtol=1e-4, atol=1e-5)
     assert ops.kernel_ok("row_sums", log=lines.append) is False and len(lines) == 2  # decided once
+
+
+def test_backward_helpers_never_run_the_check(monkeypatch):
+    """In a backward the check's fetch is not safe (kernel_ok): an undecided kernel is not used
+    there and stays undecided; the formula gives the right values."""
+    monkeypatch.setattr(ops, "_on_gpu", lambda: True)
+    monkeypatch.setattr(ops, "_kernel_state", {})
+    checked = []
+    checks = {name: (kernel, formula, lambda make=make, name=name: checked.append(name) or make())
+              for name, (kernel, formula, make) in ops._KERNEL_CHECKS.items()}
+    monkeypatch.setattr(ops, "_KERNEL_CHECKS", checks)
+    rng = np.random.default_rng(5)
+    g, y = (rng.standard_normal((70, 9)).astype(np.float32) for _ in range(2))
+    gp, db = ops.relu_grad_bias_sums(jt.array(g), jt.array(y))
+    np.testing.assert_allclose(gp.numpy(), g * (y > 0), rtol=1e-6)
+    np.testing.assert_allclose(db.numpy(), (g * (y > 0)).sum(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.row_sums(jt.array(g)).numpy(), g.sum(1), rtol=1e-4, atol=1e-5)
+    assert checked == [] and ops._kernel_state == {}
+    assert ops.kernel_ok("row_sums") and checked == ["row_sums"]  # a forward-time call decides
+    assert ops.kernel_ok("row_sums", check=False)
+
+
+def test_mean_var_last_decides_its_kernel_before_its_function(monkeypatch):
+    monkeypatch.setattr(ops, "_on_gpu", lambda: True)
+    monkeypatch.setattr(ops, "_kernel_state", {})
+    x = jt.array(np.random.default_rng(6).standard_normal((2, 3, 40)).astype(np.float32))
+    ops.mean_var_last(x)  # graph built, nothing fetched by the caller
+    assert ops._kernel_state == {"row_mean_var": True}

@@ -55,7 +55,9 @@ def main():
 
 
 def compare_in_children(a):
-    """Each --gemms variant in a child process (its output streams through), then one table."""
+    """Each --gemms variant in a child process (its output streams through), then one table.
+    This process must not import Jittor: Jittor's SIGCHLD handler ends a process whose child
+    died of a signal, so a crashing variant would end the comparison too."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, variant in enumerate(a.gemms):

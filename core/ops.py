@@ -572,8 +572,9 @@ def kernel_ok(name, log=print, check=True):
     The check fetches data, so make that first call in a forward wrapper, outside any
     jt.Function and never while jt.grad builds a backward: a fetch there also executes other
     pending variables (Jittor's weak sync), and on the H200 the --gemm cublas layer, whose
-    backward made this first call, ended in a segfault inside jt.grad (session 7; the likely
-    cause).  Backward helpers pass check=False: a kernel not yet decided is not used."""
+    backward made this first call, ended in a segfault inside jt.grad (session 7; reproduced on
+    the CPU with the checks enabled there, tests/test_layers.py).  Backward helpers pass
+    check=False: a kernel not yet decided is not used."""
     if not _on_gpu():
         return True
     if name not in _kernel_state:

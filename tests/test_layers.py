@@ -1,4 +1,5 @@
 """models/layers.py: im2col convolution, padding, pooling and upsampling vs NumPy."""
+import os
 import jittor as jt
 import numpy as np
 import pytest
@@ -214,3 +215,41 @@ def test_layers_decide_their_backward_kernels_in_the_forward(monkeypatch):
     conv = Conv2d(2, 3, 3, padding=1)
     conv2d_gemm(jt.array(rng.standard_normal((1, 2, 5, 5)).astype(np.float32)), conv.weight, conv.bias, padding=1)
     assert ops._kernel_state == {"relu_grad_bias_sums": True, "row_sums": True}
+
+
+_STEP_WITH_PENDING_CHECKS = """
+import sys
+from core import runtime
+jt = runtime.setup(device="cpu", quiet=True)
+from core import ops
+ops._on_gpu = lambda: True  # the kernels' first-use checks pending, as on a GPU
+from bench.common import nerf_train_step
+from core.config import parse_args
+from core.optim import Adam
+from pipeline.stages import apply_compute_options, load_scene
+args = parse_args(["--config", "configs/fern.txt", "--datadir", sys.argv[1], "--factor", "8",
+                   "--batch_size", "64", "--N_samples", "8", "--N_samples_fine", "8", "--gemm", "cublas"])
+scene = load_scene(args)
+apply_compute_options(args)
+step, _ = nerf_train_step(args, scene, Adam, n_rays=args.batch_size)
+for k in range(3):
+    step(k)
+jt.sync_all(True)
+print("steps done", ops._kernel_state)
+"""
+
+
+def test_cublas_nerf_steps_survive_pending_kernel_checks(fern_dir):
+    """Regression: with the check of relu_grad_bias_sums still to run (as on a GPU), the
+    --gemm cublas NeRF step made that check inside jt.grad and segfaulted (H200, session 7;
+    the same on the CPU at 483e19c, exit code 139). The steps run in a grandchild under bash:
+    Jittor's SIGCHLD handler ends a process (here pytest) whose own child dies of a signal."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, STYLENERF_DEVICE="cpu", PYTHONPATH=root)
+    shell = '"$0" -c "$1" "$2"; echo "child exit code $?"'
+    res = subprocess.run(["bash", "-c", shell, sys.executable, _STEP_WITH_PENDING_CHECKS, fern_dir], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert "child exit code 0" in res.stdout, f"{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+    assert "steps done {'relu_grad_bias_sums': True}" in res.stdout

@@ -3,13 +3,13 @@ rays, 64+64 samples, view directions): ms/step after the JIT compile, then a pro
 step (the most expensive Jittor ops; a warning for any op that ran on the CPU).
 
     python bench/diag_nerf.py [--steps 50 --profile 25] [--extra --gemm cublas]
-    python bench/diag_nerf.py --gemms jittor cublas cublaslt cublaslt:kernel --profile 12
+    python bench/diag_nerf.py --gemms cublaslt cublaslt:epilogue cublas jittor --profile 12
 
 --gemms times several Linear products one after another, each in a process of its own (one
 that crashes - `--gemm cublas` segfaulted on the H200 in session 7 - costs only its own row;
-the kernels they share compile once, into Jittor's cache); "cublaslt:kernel" is cuBLASLt with
-the bias gradients in the ReLU-gradient pass (STYLENERF_CUBLASLT_BGRAD=kernel) instead of the
-BGRADB epilogue.
+the kernels they share compile once, into Jittor's cache); "cublaslt:epilogue" is cuBLASLt with
+the bias gradients in the weight-gradient GEMM's BGRADB epilogue
+(STYLENERF_CUBLASLT_BGRAD=epilogue) instead of the ReLU-gradient pass (the default, "kernel").
 """
 import argparse
 import json
@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--profile", type=int, default=25, help="print the N most expensive ops of one step")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
     ap.add_argument("--gemms", nargs="+", default=None, metavar="GEMM[:BGRAD]",
-                    help="time these Linear products in turn: jittor, cublas, cublaslt, cublaslt:kernel")
+                    help="time these Linear products in turn: cublaslt, cublaslt:epilogue, cublas, jittor")
     ap.add_argument("--ms_out", default=None, help=argparse.SUPPRESS)  # a child's ms/step, as JSON
     a = ap.parse_args()
     if a.gemms and len(a.gemms) > 1:
@@ -46,7 +46,8 @@ def main():
     options = []
     if a.gemms:
         gemm, _, bgrad = a.gemms[0].partition(":")
-        os.environ["STYLENERF_CUBLASLT_BGRAD"] = bgrad or "epilogue"
+        if bgrad:
+            os.environ["STYLENERF_CUBLASLT_BGRAD"] = bgrad
         options = ["--gemm", gemm]
     ms = time_variant(jt, a, scene, options)
     if a.ms_out:

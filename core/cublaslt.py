@@ -5,9 +5,11 @@ bias-gradient column reductions and about 5 ms in bias-add / ReLU element-wise k
 can do those inside the GEMMs:
 
 - forward   y[N,O] = act(x[N,I] W[O,I]^T + b)   one matmul, epilogue BIAS or RELU_BIAS
-- weight    dW[O,I] = gp^T x,  db[O] = sum_n gp  one matmul, epilogue BGRADB (two outputs)
+- weight    dW[O,I] = gp^T x                     one matmul, no epilogue
 - input     dx[N,I] = gp W                       one matmul, no epilogue
-  with gp = g * (y > 0) for a ReLU layer (one Jittor element-wise kernel on the saved y), else g.
+  with gp = g * (y > 0) for a ReLU layer and db[O] = sum_n gp, both in one pass over g and the
+  saved y (core/ops.relu_grad_bias_sums).  STYLENERF_CUBLASLT_BGRAD=epilogue computes db in the
+  weight-gradient matmul instead (epilogue BGRADB, two outputs; measured slower, session 8).
 
 Row-major Jittor arrays in cuBLAS's column-major terms: a row-major [R, C] array is the
 column-major matrix of its transpose, [C, R] with leading dimension C.  So (m, n, k and the
@@ -56,14 +58,16 @@ INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-
 LIB_DIRS = ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
 _state = {"checked": False, "ok": False, "why": "not checked", "header": None, "version": None,
           "fused_bgrad": True}
-# How a layer's bias gradient is computed: "epilogue" (cuBLASLt's BGRADB, in the weight-gradient
-# GEMM) or "kernel" (core/ops.relu_grad_bias_sums: in the pass that applies ReLU's gradient).
-# STYLENERF_CUBLASLT_BGRAD picks; "epilogue" stays the default until the GPU says which is faster.
-BIAS_GRAD_MODES = ("epilogue", "kernel")
+# How a layer's bias gradient is computed: "kernel" (core/ops.relu_grad_bias_sums: in the pass
+# that applies ReLU's gradient; the default) or "epilogue" (cuBLASLt's BGRADB, in the
+# weight-gradient GEMM).  STYLENERF_CUBLASLT_BGRAD picks.  On the H200 (session 8, diag_nerf) a
+# NeRF step took 17.0 ms with "kernel" and 19.9 ms with "epilogue": BGRADB slows the weight-
+# gradient GEMM more than the sums cost in the mask pass, which reads the gradient anyway.
+BIAS_GRAD_MODES = ("kernel", "epilogue")
 
 
 def bias_grad_mode():
-    mode = os.environ.get("STYLENERF_CUBLASLT_BGRAD", "epilogue")
+    mode = os.environ.get("STYLENERF_CUBLASLT_BGRAD", "kernel")
     if mode not in BIAS_GRAD_MODES:
         raise ValueError(f"STYLENERF_CUBLASLT_BGRAD must be one of {', '.join(BIAS_GRAD_MODES)}, got {mode!r}")
     return mode

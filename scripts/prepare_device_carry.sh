@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Prepare what a GPU run on the (offline, Python 3.12) device machine needs, in git-ignored
 # folders of this checkout:  .whl/ (jittor, astunparse, configargparse wheels) and
-# .carry/assets/ (a copy of the assets folder), and .carry/fern_long.tgz where one was kept.
+# .carry/assets/ (a copy of the assets folder).
 # Then call the device tool with carry [".whl", ".carry"] and a command such as:
 #   bash bench/device_run.sh nerf 500 2500 5000
-# After a fernlong call, keep its returned fern_long.tgz for the next call and session:
-#   cp FILES_AT/fern_long.tgz .carry/ && cp FILES_AT/fern_long.tgz ~/.cache/stylenerf/device/
+# After a fernlong call, carry its returned fern_long.tgz in the next call of the session
+# (cp FILES_AT/fern_long.tgz .carry/); at the session's end commit the newest one as
+# bench/carry/fern_long.tgz, from where the next session's first fernlong call resumes (this
+# machine's home folder did not survive between sessions 7 and 8: git is what does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets="${STYLENERF_ASSETS:-../shared/assets}"
@@ -18,11 +20,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 for d in nerf_llff_data pretrained styles; do
   [ -e ".carry/assets/$d" ] || cp -r "$assets/$d" .carry/assets/
 done
-# a long run's checkpoint kept between sessions outside the work tree (the work tree is laid anew
-# each session; this machine usually is not): bench/device_run.sh fernlong resumes from it
-kept="${STYLENERF_DEVICE_KEEP:-$HOME/.cache/stylenerf/device}"
-if [ -f "$kept/fern_long.tgz" ] && [ ! -f .carry/fern_long.tgz ]; then
-  cp "$kept/fern_long.tgz" .carry/ && echo "carrying the kept fern_long.tgz ($kept)"
-fi
 chmod -R u+w .carry
 du -sh .whl .carry

@@ -148,7 +148,7 @@ def test_layer_backward_in_each_bias_gradient_mode(mode, relu, monkeypatch):
 
 def test_bias_gradient_mode_is_checked(monkeypatch):
     monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", "atomics")
-    with pytest.raises(ValueError, match="STYLENERF_CUBLASLT_BGRAD must be one of epilogue, kernel"):
+    with pytest.raises(ValueError, match="STYLENERF_CUBLASLT_BGRAD must be one of kernel, epilogue"):
         cublaslt.bias_grad_mode()
 
 
@@ -182,7 +182,29 @@ def test_not_used_on_the_cpu(monkeypatch):
     said = []
     assert layers.linear_impl(log=said.append) == "jittor"
     assert layers.linear_impl(log=said.append) == "jittor"
-    assert len(said) == 1 and "not a GPU run" in said[0]  # one log line
+    assert said == []  # the default product: falling back on the CPU is the rule, not news
+
+
+def test_fallback_on_a_gpu_is_said_once(monkeypatch):
+    """Where a GPU run cannot use cuBLASLt, one line says why and Jittor's matmul takes over."""
+    monkeypatch.setattr(layers, "LINEAR_IMPL", "cublaslt")
+    monkeypatch.setattr(layers, "_fallback_logged", [])
+    monkeypatch.setattr(layers.runtime, "use_cuda", lambda: True)
+    monkeypatch.setattr(cublaslt, "available", lambda log=print: False)
+    monkeypatch.setattr(cublaslt, "unavailable_reason", lambda: "no cublasLt.h found")
+    said = []
+    assert layers.linear_impl(log=said.append) == "jittor"
+    assert layers.linear_impl(log=said.append) == "jittor"
+    assert len(said) == 1 and "no cublasLt.h found" in said[0] and "Jittor's matmul" in said[0]
+
+
+def test_defaults_are_the_fastest_measured(monkeypatch):
+    """--gemm cublaslt with the bias gradients in ReLU's mask pass: 17.0 ms a NeRF step on the
+    H200 against 19.9 ms (BGRADB epilogue) and 22.2 ms (Jittor's matmul), session 8."""
+    from core.config import parse_args
+    monkeypatch.delenv("STYLENERF_CUBLASLT_BGRAD", raising=False)
+    assert cublaslt.bias_grad_mode() == "kernel"
+    assert parse_args([]).gemm == "cublaslt"
 
 
 def _same_models_under(monkeypatch, impl_a, impl_b, rtol, atol, seed=0):

@@ -77,7 +77,8 @@ def read_poses_bounds(path):
     """poses_bounds.npy -> (poses [N,3,5] float64 in LLFF's axes, bounds [N,2] float64)."""
     if not os.path.isfile(path):
         raise LLFFError(f"{path} not found: an LLFF scene folder needs poses_bounds.npy "
-                        "([N,17] camera poses and depth bounds, as written by LLFF's imgs2poses.py)")
+                        "([N,17] camera poses and depth bounds, as written by LLFF's imgs2poses.py, "
+                        "or by scripts/colmap_to_llff.py from the scene's COLMAP model)")
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:

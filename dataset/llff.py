@@ -7,6 +7,9 @@ Mirrors nerf-pytorch's load_llff_data (which StylizedNeRF uses):
 - Everything is scaled by sc = 1 / (min bound * bd_factor) so the nearest bound becomes
   1 / bd_factor (NDC's near plane at 1 is then safely in front of all content).
 - Recentring: the average pose becomes the identity.
+- --spherify (captures all around an object, used with --no_ndc): the point nearest to every
+  camera's optical axis becomes the origin, the mean direction from it to the cameras becomes
+  +z, and positions and bounds are scaled so that the cameras' RMS distance from it is 1.
 - Test views: every llffhold-th view (0, 8, 16 for fern); llffhold=0: all views train.
 The images are decoded straight into one float32 array [N,H,W,3] (no extra copies).
 """
@@ -209,6 +212,33 @@ def recenter_poses(poses):
     return (transform @ homog)[:, :3, :4], transform
 
 
+def nearest_point_to_axes(centres, axes):
+    """The point with the least summed squared distance to the lines centre_i + s * axis_i
+    ([N,3] each): the solution of sum_i (I - a_i a_i^T) p = sum_i (I - a_i a_i^T) c_i."""
+    a = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+    proj = np.eye(3)[None] - a[:, :, None] * a[:, None, :]  # onto the plane normal to each axis
+    return np.linalg.solve(proj.sum(0), np.einsum("nij,nj->i", proj, centres))
+
+
+def spherify_poses(poses, bounds):
+    """nerf-pytorch's spherify for captures around an object (module docstring). poses [N,3,4]
+    (OpenGL axes), bounds [N,2] -> (poses, bounds, transform, scale): a point p maps to
+    transform @ (scale * p), transform rigid [4,4]."""
+    centre = nearest_point_to_axes(poses[:, :, 3], poses[:, :, 2])
+    z = (poses[:, :, 3] - centre).mean(0)  # towards the cameras, on average
+    frame = np.eye(4)
+    x = np.cross([0.1, 0.2, 0.3], z)  # any direction not parallel to z (nerf-pytorch's choice)
+    frame[:3, :4] = np.stack([x / np.linalg.norm(x), np.cross(z, x) / np.linalg.norm(np.cross(z, x)),
+                              z / np.linalg.norm(z), centre], 1)
+    transform = np.linalg.inv(frame)
+    homog = np.concatenate([poses, np.tile([[[0.0, 0.0, 0.0, 1.0]]], (len(poses), 1, 1))], 1)
+    out = (transform @ homog)[:, :3, :4]
+    sc = 1.0 / np.sqrt(np.mean(np.sum(out[:, :, 3] ** 2, -1)))  # RMS camera distance -> 1
+    out[:, :, 3] *= sc
+    transform[:3, 3] *= sc  # a point p maps to sc * (R p) + sc * t: keep the map rigid on scaled input
+    return out, bounds * sc, transform, sc
+
+
 def holdout_split(n, llffhold):
     """(i_train, i_test): every llffhold-th view is held out; llffhold=0 holds out none."""
     if isinstance(llffhold, bool) or int(llffhold) != llffhold or llffhold < 0:
@@ -223,8 +253,6 @@ def holdout_split(n, llffhold):
 def load_llff(datadir, factor=8, recenter=True, bd_factor=0.75, spherify=False, llffhold=8):
     """Load an LLFF scene folder. Returns an LLFFScene (see the module docstring)."""
     factor = check_factor(factor)
-    if spherify:
-        raise LLFFError("--spherify is not supported yet (the forward-facing LLFF set-up is)")
     if bd_factor is not None and not bd_factor > 0:
         raise LLFFError(f"bd_factor must be positive or None, got {bd_factor!r}")
     if not os.path.isdir(datadir):
@@ -248,6 +276,15 @@ def load_llff(datadir, factor=8, recenter=True, bd_factor=0.75, spherify=False, 
     transform = np.eye(4)
     if recenter:
         poses, transform = recenter_poses(poses)
+    if spherify:
+        poses, bounds, sph_transform, sph_scale = spherify_poses(poses, bounds)
+        # scene point = sph_scale * sph_R (R p + t) + sph_t' with p the sc-scaled LLFF point:
+        # one rigid transform applied to points scaled by sc * sph_scale
+        rigid = sph_transform.copy()
+        rigid[:3, 3] = 0.0
+        combined = rigid @ transform
+        combined[:3, 3] = sph_scale * combined[:3, 3] + sph_transform[:3, 3]
+        transform, sc = combined, sc * sph_scale
     i_train, i_test = holdout_split(len(poses), llffhold)
     return LLFFScene(
         images=images, poses=poses.astype(np.float32), bounds=bounds.astype(np.float32),

@@ -1,12 +1,15 @@
-"""Exact synthetic scenes for the splatting and consistency tests: textured planes z = const.
+"""Exact synthetic scenes for the splatting and consistency tests: textured planes z = const;
+and a 360-degree capture in LLFF's file format for --spherify (write_ring_capture).
 
 Independent of the project's camera code: rays are built here from the convention itself
 (pixel (i, j) -> camera direction [(i - W/2)/f, -(j - H/2)/f, -1], camera looks down -z) and
 intersected analytically with axis-aligned rectangles on planes z = z0, so every pixel's colour
 (a smooth function of the world x, y) and world point are known exactly.
 """
+import os
 from dataclasses import dataclass
 
+import imageio.v2 as imageio
 import numpy as np
 
 
@@ -70,3 +73,26 @@ def render_sequence(planes, c2ws, H, W, focal):
     rgb = np.stack([o[0] for o in out]).astype(np.float32)
     pts = np.stack([o[1] for o in out]).astype(np.float32)
     return rgb, pts, np.stack([np.asarray(c, np.float32) for c in c2ws])
+
+
+def write_ring_capture(root, n=12, radius=3.0, target=(1.0, -2.0, 0.3), seed=0):
+    """A 360-degree capture in LLFF's file format: n cameras on a tilted ring around `target`,
+    each looking at it (within a small jitter); tiny images; bounds around the target."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(root, "images"))
+    target = np.asarray(target)
+    rows = []
+    for k in range(n):
+        th = 2 * np.pi * k / n
+        centre = target + radius * np.array([np.cos(th), np.sin(th), 0.3]) + rng.normal(0, 0.05, 3)
+        back = centre - target + rng.normal(0, 0.02, 3)  # OpenGL: the camera looks down -back
+        back /= np.linalg.norm(back)
+        right = np.cross([0.0, 0.0, 1.0], back)
+        right /= np.linalg.norm(right)
+        up = np.cross(back, right)
+        pose = np.stack([-up, right, back, centre, [20, 30, 25.0]], 1)  # LLFF: [down, right, back]
+        d = np.linalg.norm(centre - target)
+        rows.append(np.concatenate([pose.ravel(), [d - 1.0, d + 1.0]]))
+        imageio.imwrite(os.path.join(root, "images", f"v{k:02d}.png"), np.zeros((20, 30, 3), np.uint8))
+    np.save(os.path.join(root, "poses_bounds.npy"), np.array(rows))
+    return target, np.array(rows)

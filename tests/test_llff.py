@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dataset.llff import LLFFError, load_llff
+from tests.synthetic_scene import write_ring_capture
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +226,55 @@ def test_size_rounding_is_allowed(tmp_path, fern_dir):
     assert load_llff(root, factor=2).images.shape == (2, 16, 21, 3)
 
 
-def test_error_missing_folder_and_spherify(tmp_path, fern_dir):
+def test_error_missing_folder(tmp_path):
     _expect("scene folder .* not found", str(tmp_path / "nope"), factor=4)
-    _expect("spherify is not supported yet", fern_dir, factor=8, spherify=True)
+
+
+# ---------------------------------------------------------------- --spherify
+
+def test_nearest_point_to_axes():
+    from scipy.optimize import minimize
+    from dataset.llff import nearest_point_to_axes
+    rng = np.random.default_rng(0)
+    target = np.array([0.3, -1.0, 2.0])
+    axes = rng.standard_normal((7, 3))
+    centres = target + axes * rng.uniform(-3, 3, (7, 1))  # lines through target
+    np.testing.assert_allclose(nearest_point_to_axes(centres, axes), target, atol=1e-10)
+    centres = rng.standard_normal((7, 3)) * 2  # lines that miss each other
+
+    def cost(p):
+        a = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+        off = p - centres
+        return np.sum(off ** 2) - np.sum(np.sum(off * a, 1) ** 2)
+    best = minimize(cost, np.zeros(3), method="BFGS", options={"gtol": 1e-12}).x
+    np.testing.assert_allclose(nearest_point_to_axes(centres, axes), best, atol=1e-6)
+
+
+def test_spherify_centres_the_object_and_scales_the_ring(tmp_path):
+    """Every camera looks (nearly) through the origin; the cameras' RMS distance from it is 1;
+    the scene is the raw capture under one similarity (scale + the rigid recenter_transform)."""
+    root = str(tmp_path)
+    target, rows = write_ring_capture(root)
+    scene = load_llff(root, factor=1, llffhold=0, spherify=True)
+    c = scene.poses[:, :, 3].astype(np.float64)
+    assert np.sqrt(np.mean(np.sum(c ** 2, 1))) == pytest.approx(1.0, rel=1e-5)
+    back = scene.poses[:, :, 2].astype(np.float64)
+    miss = np.linalg.norm(np.cross(c, back), axis=1)  # distance of the origin from each axis
+    assert miss.max() < 0.05
+    T = scene.recenter_transform.astype(np.float64)
+    np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-6)  # rigid
+    raw = rows[:, :15].reshape(-1, 3, 5)
+    np.testing.assert_allclose(raw[:, :, 3] * scene.scale @ T[:3, :3].T + T[:3, 3], c, atol=1e-5)
+    t_scene = T[:3, :3] @ (target * scene.scale) + T[:3, 3]
+    assert np.linalg.norm(t_scene) < 0.05  # the object sits at the origin
+    R_gl = raw[:, :, :3] @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.float64)
+    np.testing.assert_allclose(T[:3, :3] @ R_gl, scene.poses[:, :, :3], atol=1e-5)
+    np.testing.assert_allclose(scene.bounds, rows[:, 15:] * scene.scale, rtol=1e-5)
+    assert scene.near_far(ndc=False) == pytest.approx((0.9 * scene.bounds.min(), scene.bounds.max()))
+
+
+def test_spherify_needs_no_ndc():
+    from core.config import ConfigError, parse_args
+    with pytest.raises(ConfigError, match="--spherify needs --no_ndc"):
+        parse_args(["--spherify"])
+    assert parse_args(["--spherify", "--no_ndc"]).spherify

@@ -56,9 +56,11 @@ def build_parser():
     add("--llffhold", type=int, default=8, help="hold out every N-th view for testing (0: none)")
     add("--no_ndc", action="store_true", help="do not use normalized device coordinates")
     add("--white_bkgd", action="store_true", help="composite on a white background")
-    add("--spherify", action="store_true", help="spherical camera poses")
-    add("--render_path_type", type=str, default="interp", choices=["interp", "spiral"],
-        help="novel-view camera path for --render_valid*")
+    add("--spherify", action="store_true",
+        help="a capture all around an object: centre it and scale the cameras to a unit sphere (needs --no_ndc)")
+    add("--render_path_type", type=str, default="interp", choices=["interp", "spiral", "circle"],
+        help="novel-view camera path for --render_valid*: between the training views (interp), a "
+             "spiral in front of them (forward-facing scenes) or a circle around the object (--spherify)")
     # model
     add("--use_viewdir", action="store_true", help="feed view directions to the NeRF")
     add("--nerf_type", type=str, default="nerf", help="coarse model type")

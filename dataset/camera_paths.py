@@ -1,4 +1,5 @@
-"""Camera paths for rendering: poses interpolated between given poses, and spirals.
+"""Camera paths for rendering: poses interpolated between given poses, spirals (forward-facing
+scenes) and circles (spherified 360-degree scenes).
 
 Poses are camera-to-world [3,4] (columns: right, up, back, centre; OpenGL convention,
 the camera looks down -z), as `dataset.llff` returns them.  The small pose helpers
@@ -118,6 +119,25 @@ def interpolate_poses(poses, factor, closed=True):
     if not closed:
         out.append(poses[-1])
     return np.stack(out).astype(np.float32)
+
+
+def circle_path(poses, n_frames=120):
+    """nerf-pytorch's path for spherified (360-degree) scenes: a horizontal circle at the
+    cameras' mean height z, of radius sqrt(rms^2 - z^2) (rms: the cameras' RMS distance from
+    the origin, 1 after --spherify), every frame looking at the origin with +z up.
+    poses [N,3,4] in the scene frame. Returns float32 [n_frames,3,4]."""
+    centres = np.asarray(poses, np.float64)[:, :3, 3]
+    height = centres[:, 2].mean()
+    radius_sq = np.mean(np.sum(centres ** 2, 1)) - height ** 2
+    if radius_sq <= 1e-12:
+        raise ValueError("the circle path needs cameras around the origin (a --spherify scene): "
+                         "these sit on the z axis")
+    radius = np.sqrt(radius_sq)
+    frames = []
+    for theta in np.linspace(0.0, 2.0 * np.pi, n_frames + 1)[:-1]:
+        centre = np.array([radius * np.cos(theta), radius * np.sin(theta), height])
+        frames.append(view_matrix(centre, [0.0, 0.0, 1.0], centre))
+    return np.stack(frames).astype(np.float32)
 
 
 def spiral_path(poses, bounds, n_frames=120, n_rots=2, zrate=0.5):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dataset.camera_paths import quaternion_to_rotation
 # COLMAP's camera models: id -> (name, number of parameters); the focal length is params[0]
 CAMERA_MODELS = {
     0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5),
@@ -258,18 +259,9 @@ def read_model(model_dir):
 
 # ---------------------------------------------------------------- poses and bounds
 
-def qvec_to_rotmat(q):
-    """Unit quaternion (w, x, y, z) -> 3x3 rotation matrix (normalised first)."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
 def camera_to_world(image):
     """[3,4] camera-to-world pose (COLMAP's camera axes: x right, y down, z forward)."""
-    R = qvec_to_rotmat(image.qvec)
+    R = quaternion_to_rotation(image.qvec)  # COLMAP's quaternions are (w, x, y, z) too
     return np.concatenate([R.T, (-R.T @ image.tvec)[:, None]], 1)
 
 

@@ -17,7 +17,7 @@ from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
 from core.media import depth_to_image, write_png, write_video
 from core.optim import Adam
-from dataset.camera_paths import interpolate_poses, spiral_path
+from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
 from dataset.rays import PixelRays, image_rays
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
@@ -212,6 +212,8 @@ def valid_poses(args, scene):
     """The novel-view camera path for --render_valid*."""
     if args.render_path_type == "spiral":
         return spiral_path(scene.poses, scene.bounds)
+    if args.render_path_type == "circle":  # as many frames as the interpolated path would have
+        return circle_path(scene.poses, len(scene.poses) * frames_per_interval(args.valid_factor))
     return interpolate_poses(scene.poses, args.valid_factor, closed=True)
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
-from dataset.camera_paths import frames_per_interval, interpolate_poses, spiral_path
+from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
 
 
 def _rot_z(deg):
@@ -98,3 +98,33 @@ def test_spiral_looks_at_the_scene(fern8):
     # the radii: 90th percentile of |centres|; the first frame is at (rx, 0, 0) about the average pose
     rads = np.percentile(np.abs(fern8.poses[:, :, 3]), 90, 0)
     np.testing.assert_allclose(path[0, :, 3], [rads[0], 0, 0], atol=1e-5)
+
+
+def test_circle_goes_round_a_spherified_capture_like_its_cameras(tmp_path):
+    """On a spherified ring capture: frames at the cameras' mean height and RMS radius, looking
+    at the origin, right-handed, and oriented like the training camera nearest to each."""
+    from dataset.llff import load_llff
+    from tests.synthetic_scene import write_ring_capture
+    write_ring_capture(str(tmp_path), n=12)
+    scene = load_llff(str(tmp_path), factor=1, llffhold=0, spherify=True)
+    path = circle_path(scene.poses, 48).astype(np.float64)
+    assert path.shape == (48, 3, 4)
+    c = scene.poses[:, :, 3].astype(np.float64)
+    np.testing.assert_allclose(path[:, 2, 3], c[:, 2].mean(), atol=1e-6)
+    np.testing.assert_allclose(np.sum(path[:, :, 3] ** 2, 1), np.mean(np.sum(c ** 2, 1)), rtol=1e-5)
+    R = path[:, :, :3]
+    np.testing.assert_allclose(R.transpose(0, 2, 1) @ R, np.tile(np.eye(3), (48, 1, 1)), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-6)
+    back = R[:, :, 2]
+    np.testing.assert_allclose(back, path[:, :, 3] / np.linalg.norm(path[:, :, 3], axis=1, keepdims=True), atol=1e-6)
+    for frame in path:
+        nearest = scene.poses[np.argmin(np.linalg.norm(c - frame[:, 3], axis=1))].astype(np.float64)
+        cos = (np.trace(nearest[:, :3].T @ frame[:, :3]) - 1) / 2
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))) < 20  # ring cameras are 30 degrees apart
+
+
+def test_circle_needs_cameras_around_the_origin():
+    poses = np.tile(np.eye(4)[:3], (3, 1, 1))
+    poses[:, 2, 3] = 2.0  # all at one point of the z axis: no circle around it
+    with pytest.raises(ValueError, match="needs cameras around the origin"):
+        circle_path(poses)

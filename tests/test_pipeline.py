@@ -313,7 +313,8 @@ def test_nerf_benchmark_resumes_over_calls_and_stops_cleanly_on_sigterm(tiny_sce
 def test_spherified_capture_trains_and_renders_its_video(tmp_path, tiny_styles, vgg_relu3_path,
                                                            decoder_relu3_path, capsys):
     """--spherify --no_ndc: a 360-degree capture (tests/synthetic_scene.write_ring_capture) goes
-    through the NeRF stage and --render_valid (the path between the ring's views, mp4 videos)."""
+    through the NeRF stage and --render_valid (the path between the ring's views, then the
+    circle around the object; mp4 videos)."""
     from tests.synthetic_scene import write_ring_capture
     scene_dir = str(tmp_path / "ring")
     write_ring_capture(scene_dir, n=6)
@@ -324,7 +325,8 @@ def test_spherified_capture_trains_and_renders_its_video(tmp_path, tiny_styles, 
     assert np.sqrt(np.mean(np.sum(scene.poses[:, :, 3] ** 2, 1))) == pytest.approx(1.0, rel=1e-5)
     expdir = os.path.join(str(tmp_path / "logs"), "tiny")
     nerf_stage.train_nerf(args, scene, expdir, log=lambda *_: None)
-    assert run_stylenerf.main(argv + ["--render_valid"]) == 0
-    outdir = os.path.join(expdir, "render_valid_000004")
-    frames = [f for f in os.listdir(outdir) if f.endswith(".png")]
-    assert frames and any(f.endswith(".mp4") for f in os.listdir(outdir))
+    for path_type, n_frames in (("interp", 12), ("circle", 12)):  # 6 views x 2 frames an interval
+        assert run_stylenerf.main(argv + ["--render_valid", "--render_path_type", path_type]) == 0
+        outdir = os.path.join(expdir, "render_valid_000004")
+        assert len([f for f in os.listdir(outdir) if f.endswith("_rgb.png")]) == n_frames
+        assert any(f.endswith(".mp4") for f in os.listdir(outdir))

@@ -115,6 +115,9 @@ def build_parser():
     add("--render_train_style", action="store_true", help="render training views, stylized, and exit")
     add("--render_valid_style", action="store_true", help="render the novel-view path, stylized, and exit")
     add("--style", type=str, default=None, help="use only these styles: an index or a file name, or several separated by commas")
+    add("--style_interp", action="store_true",
+        help="with --render_valid_style and --style A,B[,C...]: one video whose style moves from A to "
+             "B (to C ...) along the novel-view path (the latent code interpolated between the styles' means)")
     add("--sigma_scale", type=float, default=1.0, help="scale of latent deviation from the style mean")
     add("--render_factor", type=int, default=1, help="extra downscale for rendering")
     add("--fps", type=int, default=30, help="video frames per second")
@@ -156,6 +159,9 @@ def check_args(args):
              if getattr(args, m)]
     if len(modes) > 1:
         raise ConfigError("choose one render mode, got: " + ", ".join("--" + m for m in modes))
+    if args.style_interp and not (args.render_valid_style and args.style and "," in str(args.style)):
+        raise ConfigError("--style_interp needs --render_valid_style and --style with two or more styles "
+                          "(e.g. --style la_muse,sketch)")
     if args.spherify and not args.no_ndc:
         raise ConfigError("--spherify needs --no_ndc (NDC is for forward-facing scenes)")
     return args

@@ -11,6 +11,10 @@ Output, per style, in `<expdir>/render_{train,valid}_style_<step>/<style>/`:
 
 Up to STYLES_PER_PASS styles are rendered together: each frame's densities and fine depths
 once, then the style MLP once per style (render_image_colors).
+
+--style_interp (novel views, two or more styles): one sequence `<A>_to_<B>[_to_<C>...]/` whose
+latent code moves linearly from style A's mean (first frame) to B's (last frame, or on through
+the further styles at evenly spaced frames): the same files as a single style's video.
 """
 import os
 
@@ -50,6 +54,53 @@ def render_with_latents(system, model, latents, args, scene_kw, H, W, focal, c2w
     return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), **scene_kw)
 
 
+def interpolated_latents(mus, n_frames):
+    """[n_frames, L]: piecewise-linear from mus[0] (frame 0) through each mus[k] to mus[-1]
+    (the last frame), the styles' keys evenly spaced along the frames. mus [S>=2, L]."""
+    mus = np.asarray(mus, np.float64)
+    if len(mus) < 2 or n_frames < 1:
+        raise ValueError(f"interpolated_latents needs >= 2 codes and >= 1 frame, got {len(mus)} and {n_frames}")
+    t = np.linspace(0.0, len(mus) - 1, n_frames)
+    k = np.minimum(t.astype(int), len(mus) - 2)
+    a = (t - k)[:, None]
+    return ((1 - a) * mus[k] + a * mus[k + 1]).astype(np.float32)
+
+
+def _write_frame(outdir, i, out, videos):
+    """The fine, coarse and depth PNGs of frame i; its fine and coarse frames kept for the videos.
+    Returns the fine level's depth."""
+    fine = out["fine" if "fine" in out else "coarse"]
+    write_png(os.path.join(outdir, f"{i:03d}_fine.png"), fine["rgb"])
+    write_png(os.path.join(outdir, f"{i:03d}_coarse.png"), out["coarse"]["rgb"])
+    write_png(os.path.join(outdir, f"{i:03d}_depth.png"), depth_to_image(fine["depth"]))
+    videos[0].append(to8b(fine["rgb"]))
+    videos[1].append(to8b(out["coarse"]["rgb"]))
+    return fine["depth"]
+
+
+def _write_videos(outdir, videos, depths, fps):
+    lo, hi = np.percentile(np.stack(depths), 1), np.percentile(np.stack(depths), 99)
+    write_video(os.path.join(outdir, "fine_rgb.mp4"), videos[0], fps=fps)
+    write_video(os.path.join(outdir, "coarse_rgb.mp4"), videos[1], fps=fps)
+    write_video(os.path.join(outdir, "depth.mp4"), [depth_to_image(d, lo, hi) for d in depths], fps=fps)
+
+
+def render_interpolation(args, system, model, styles, poses, root, kw, H, W, focal, log=print):
+    """--style_interp: the novel-view path with the latent moving through the styles' means."""
+    names = [os.path.splitext(model.style_names[k])[0] for k in styles]
+    outdir = os.path.join(root, "_to_".join(names))
+    os.makedirs(outdir, exist_ok=True)
+    latents = interpolated_latents([model.mu[k] for k in styles], len(poses))
+    videos, depths = ([], []), []
+    for i, c2w in enumerate(tqdm(poses, desc=" -> ".join(names), dynamic_ncols=True)):
+        with jt.no_grad():
+            out = render_with_latent(system, model, jt.array(latents[i]), args, kw, H, W, focal, c2w)
+        depths.append(_write_frame(outdir, i, out, videos))
+    _write_videos(outdir, videos, depths, args.fps)
+    log(f"style interpolation {' -> '.join(names)}: {len(poses)} frames in {outdir}")
+    return outdir
+
+
 def render(args, scene, expdir, log=print):
     system, _, _ = load_trained_nerf(args, expdir)
     model, step = load_style_model(args, system, expdir)
@@ -65,6 +116,10 @@ def render(args, scene, expdir, log=print):
     else:
         poses, mode = valid_poses(args, scene), "valid"
     root = os.path.join(expdir, f"render_{mode}_style_{step:06d}")
+    if getattr(args, "style_interp", False):
+        if mode != "valid" or len(styles) < 2:
+            raise ValueError("--style_interp needs --render_valid_style and two or more distinct --style entries")
+        return render_interpolation(args, system, model, styles, poses, root, kw, H, W, focal, log)
 
     def latent_of(k, i):
         with jt.no_grad():
@@ -88,23 +143,14 @@ def render(args, scene, expdir, log=print):
         for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {', '.join(names)}", dynamic_ncols=True)):
             images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, kw, H, W, focal, c2w)
             for k, outdir, out in zip(group, outdirs, images):
-                fine = out["fine" if "fine" in out else "coarse"]
-                write_png(os.path.join(outdir, f"{i:03d}_fine.png"), fine["rgb"])
-                write_png(os.path.join(outdir, f"{i:03d}_coarse.png"), out["coarse"]["rgb"])
-                write_png(os.path.join(outdir, f"{i:03d}_depth.png"), depth_to_image(fine["depth"]))
+                depth = _write_frame(outdir, i, out, videos[k])
                 target = targets.get(k)
                 if target is not None and target.shape[1:3] == (H, W):
                     write_png(os.path.join(outdir, f"{i:03d}_target.png"), np.asarray(target[i]))
-                videos[k][0].append(to8b(fine["rgb"]))
-                videos[k][1].append(to8b(out["coarse"]["rgb"]))
-            depths.append(fine["depth"])
+            depths.append(depth)  # the geometry is the same for every style
         if mode == "valid":
-            lo, hi = np.percentile(np.stack(depths), 1), np.percentile(np.stack(depths), 99)
-            depth_frames = [depth_to_image(d, lo, hi) for d in depths]
             for k, outdir in zip(group, outdirs):
-                write_video(os.path.join(outdir, "fine_rgb.mp4"), videos[k][0], fps=args.fps)
-                write_video(os.path.join(outdir, "coarse_rgb.mp4"), videos[k][1], fps=args.fps)
-                write_video(os.path.join(outdir, "depth.mp4"), depth_frames, fps=args.fps)
+                _write_videos(outdir, videos[k], depths, args.fps)
         for name, outdir in zip(names, outdirs):
             log(f"{mode} style {name}: {len(poses)} frames in {outdir}")
     return root

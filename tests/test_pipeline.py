@@ -143,6 +143,34 @@ def test_stylized_rendering_writes_frames_and_videos(trained):
     assert os.path.exists(os.path.join(exp, "render_valid_style_000040", "sketch", "fine_rgb.mp4"))
 
 
+def test_style_interpolation_video_starts_and_ends_in_the_two_styles(trained):
+    """--style_interp: frame 0 is la_muse's novel view, the last frame sketch's, as rendered one
+    style at a time; the sequence has the path's frames and the three videos."""
+    import imageio.v2 as imageio
+    argv, exp = trained
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "la_muse,sketch"]) == 0
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "la_muse,sketch", "--style_interp"]) == 0
+    root = os.path.join(exp, "render_valid_style_000040")
+    out = os.path.join(root, "la_muse_to_sketch")
+    names = set(os.listdir(out))
+    n = N_VIEWS * 2
+    assert {"fine_rgb.mp4", "coarse_rgb.mp4", "depth.mp4"} <= names
+    assert len([f for f in names if f.endswith("_fine.png")]) == n
+    for frame, style, other in ((0, "la_muse", "sketch"), (n - 1, "sketch", "la_muse")):
+        got = imageio.imread(os.path.join(out, f"{frame:03d}_fine.png")).astype(int)
+        want = imageio.imread(os.path.join(root, style, f"{frame:03d}_fine.png")).astype(int)
+        not_want = imageio.imread(os.path.join(root, other, f"{frame:03d}_fine.png")).astype(int)
+        assert np.abs(got - want).max() <= 1  # 8-bit rounding at most
+        assert np.abs(got - want).mean() < np.abs(got - not_want).mean()  # the styles do differ
+
+
+def test_style_interpolation_needs_two_styles_and_the_video_mode(trained, capsys):
+    argv, _ = trained
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "la_muse", "--style_interp"]) == 2
+    assert "--style_interp needs --render_valid_style and --style with two or more" in capsys.readouterr().err
+    assert run_stylenerf.main(argv + ["--render_train_style", "--style", "0,1", "--style_interp"]) == 2
+
+
 def test_photoreal_rendering_reports_heldout_psnr_and_writes_videos(trained, capsys):
     argv, exp = trained
     assert run_stylenerf.main(argv + ["--render_train"]) == 0

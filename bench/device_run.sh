@@ -51,11 +51,10 @@ case "$step" in
     # (session 6: on a fresh machine 80 s were not enough for the first diag_nerf to compile;
     # the stand-alone cuBLASLt check passed then and is left to its own step)
     # the Linear products, each in a process of its own (session 7: --gemm cublas segfaulted and
-    # took the later variants with it): Jittor's matmul; cuBLAS with the bias gradients in ReLU's
-    # mask pass; cuBLASLt with BGRADB; cuBLASLt with the mask pass.  (The row statistics and
-    # sums kernels passed their in-process GPU self-check in session 7: no fallback line.)
-    # (session 8: cuBLASLt with the mask-pass bias sums 17.0 ms, with BGRADB 19.9, cuBLAS 19.9,
-    # Jittor's matmul 22.2: the first became the default)
+    # took the later variants with it): cuBLASLt with the bias sums in ReLU's mask pass (the
+    # default), cuBLASLt with BGRADB, cuBLAS with the mask-pass sums, Jittor's matmul (session 8:
+    # 17.0, 19.9, 19.9, 22.2 ms).  (The row statistics and sums kernels passed their in-process
+    # GPU self-check in session 7: no fallback line.)
     boxed diag_nerf.py nerfdiag.log 300 --profile 12 --gemms cublaslt cublaslt:epilogue cublas jittor
     boxed bench_decoder.py decoder.log 130 --steps 10 --profile 20 --conv cudnn cudnn_heuristic \
       --out "$OUT/bench_decoder.json"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dataset.camera_paths import quaternion_to_rotation
+
 # COLMAP's camera models: id -> (name, number of parameters); the focal length is params[0]
 CAMERA_MODELS = {
     0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5),
@@ -194,7 +195,6 @@ def read_cameras_txt(path):
 
 def read_images_txt(path):
     """Two lines per image: 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME', then 'X Y POINT3D_ID ...'."""
-    rows = []
     with open(path, encoding="utf-8", errors="replace") as f:
         rows = [(n, line.rstrip("\n")) for n, line in enumerate(f, 1) if not line.startswith("#")]
     images = {}

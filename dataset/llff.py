@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.camera_paths import average_pose
+from dataset.camera_paths import average_pose, view_matrix
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
@@ -203,13 +203,19 @@ def llff_to_opengl(poses):
     return np.concatenate([poses[:, :, 1:2], -poses[:, :, 0:1], poses[:, :, 2:]], 2)
 
 
-def recenter_poses(poses):
-    """Make the average pose the identity. poses [N,3,4] -> (poses [N,3,4], transform [4,4])."""
-    avg = np.eye(4)
-    avg[:3, :4] = average_pose(poses)
-    transform = np.linalg.inv(avg)
+def _to_frame(frame, poses):
+    """Poses [N,3,4] expressed in the frame whose camera-to-world [3,4] is `frame`:
+    (poses [N,3,4], the world-to-frame transform [4,4])."""
+    full = np.eye(4)
+    full[:3, :4] = frame
+    transform = np.linalg.inv(full)
     homog = np.concatenate([poses, np.tile([[[0.0, 0.0, 0.0, 1.0]]], (len(poses), 1, 1))], 1)
     return (transform @ homog)[:, :3, :4], transform
+
+
+def recenter_poses(poses):
+    """Make the average pose the identity. poses [N,3,4] -> (poses [N,3,4], transform [4,4])."""
+    return _to_frame(average_pose(poses), poses)
 
 
 def nearest_point_to_axes(centres, axes):
@@ -223,19 +229,13 @@ def nearest_point_to_axes(centres, axes):
 def spherify_poses(poses, bounds):
     """nerf-pytorch's spherify for captures around an object (module docstring). poses [N,3,4]
     (OpenGL axes), bounds [N,2] -> (poses, bounds, transform, scale): a point p maps to
-    transform @ (scale * p), transform rigid [4,4]."""
+    scale * (transform @ p), transform rigid [4,4]."""
     centre = nearest_point_to_axes(poses[:, :, 3], poses[:, :, 2])
     z = (poses[:, :, 3] - centre).mean(0)  # towards the cameras, on average
-    frame = np.eye(4)
-    x = np.cross([0.1, 0.2, 0.3], z)  # any direction not parallel to z (nerf-pytorch's choice)
-    frame[:3, :4] = np.stack([x / np.linalg.norm(x), np.cross(z, x) / np.linalg.norm(np.cross(z, x)),
-                              z / np.linalg.norm(z), centre], 1)
-    transform = np.linalg.inv(frame)
-    homog = np.concatenate([poses, np.tile([[[0.0, 0.0, 0.0, 1.0]]], (len(poses), 1, 1))], 1)
-    out = (transform @ homog)[:, :3, :4]
+    # x, y: any pair completing z; nerf-pytorch takes x along cross((0.1, 0.2, 0.3), z)
+    out, transform = _to_frame(view_matrix(z, [0.1, 0.2, 0.3], centre), poses)
     sc = 1.0 / np.sqrt(np.mean(np.sum(out[:, :, 3] ** 2, -1)))  # RMS camera distance -> 1
     out[:, :, 3] *= sc
-    transform[:3, 3] *= sc  # a point p maps to sc * (R p) + sc * t: keep the map rigid on scaled input
     return out, bounds * sc, transform, sc
 
 
@@ -278,13 +278,10 @@ def load_llff(datadir, factor=8, recenter=True, bd_factor=0.75, spherify=False, 
         poses, transform = recenter_poses(poses)
     if spherify:
         poses, bounds, sph_transform, sph_scale = spherify_poses(poses, bounds)
-        # scene point = sph_scale * sph_R (R p + t) + sph_t' with p the sc-scaled LLFF point:
-        # one rigid transform applied to points scaled by sc * sph_scale
-        rigid = sph_transform.copy()
-        rigid[:3, 3] = 0.0
-        combined = rigid @ transform
-        combined[:3, 3] = sph_scale * combined[:3, 3] + sph_transform[:3, 3]
-        transform, sc = combined, sc * sph_scale
+        # keep recenter_transform rigid on the LLFF world scaled by `scale`: spherify's scale
+        # moves into sc, S T S^-1 keeps the rotation and scales the translation
+        S = np.diag([sph_scale] * 3 + [1.0])
+        transform, sc = S @ sph_transform @ transform @ np.linalg.inv(S), sc * sph_scale
     i_train, i_test = holdout_split(len(poses), llffhold)
     return LLFFScene(
         images=images, poses=poses.astype(np.float32), bounds=bounds.astype(np.float32),

@@ -78,11 +78,16 @@ def _write_frame(outdir, i, out, videos):
     return fine["depth"]
 
 
-def _write_videos(outdir, videos, depths, fps):
+def _depth_frames(depths):
+    """Depth maps coloured with one range for the whole video (1st-99th percentile)."""
     lo, hi = np.percentile(np.stack(depths), 1), np.percentile(np.stack(depths), 99)
+    return [depth_to_image(d, lo, hi) for d in depths]
+
+
+def _write_videos(outdir, videos, depth_frames, fps):
     write_video(os.path.join(outdir, "fine_rgb.mp4"), videos[0], fps=fps)
     write_video(os.path.join(outdir, "coarse_rgb.mp4"), videos[1], fps=fps)
-    write_video(os.path.join(outdir, "depth.mp4"), [depth_to_image(d, lo, hi) for d in depths], fps=fps)
+    write_video(os.path.join(outdir, "depth.mp4"), depth_frames, fps=fps)
 
 
 def render_interpolation(args, system, model, styles, poses, root, kw, H, W, focal, log=print):
@@ -96,7 +101,7 @@ def render_interpolation(args, system, model, styles, poses, root, kw, H, W, foc
         with jt.no_grad():
             out = render_with_latent(system, model, jt.array(latents[i]), args, kw, H, W, focal, c2w)
         depths.append(_write_frame(outdir, i, out, videos))
-    _write_videos(outdir, videos, depths, args.fps)
+    _write_videos(outdir, videos, _depth_frames(depths), args.fps)
     log(f"style interpolation {' -> '.join(names)}: {len(poses)} frames in {outdir}")
     return outdir
 
@@ -116,9 +121,9 @@ def render(args, scene, expdir, log=print):
     else:
         poses, mode = valid_poses(args, scene), "valid"
     root = os.path.join(expdir, f"render_{mode}_style_{step:06d}")
-    if getattr(args, "style_interp", False):
-        if mode != "valid" or len(styles) < 2:
-            raise ValueError("--style_interp needs --render_valid_style and two or more distinct --style entries")
+    if args.style_interp:  # the config has checked the mode and the comma
+        if len(styles) < 2:
+            raise ValueError(f"--style_interp needs two or more distinct styles, got --style {args.style}")
         return render_interpolation(args, system, model, styles, poses, root, kw, H, W, focal, log)
 
     def latent_of(k, i):
@@ -149,8 +154,9 @@ def render(args, scene, expdir, log=print):
                     write_png(os.path.join(outdir, f"{i:03d}_target.png"), np.asarray(target[i]))
             depths.append(depth)  # the geometry is the same for every style
         if mode == "valid":
+            depth_frames = _depth_frames(depths)
             for k, outdir in zip(group, outdirs):
-                _write_videos(outdir, videos[k], depths, args.fps)
+                _write_videos(outdir, videos[k], depth_frames, args.fps)
         for name, outdir in zip(names, outdirs):
             log(f"{mode} style {name}: {len(poses)} frames in {outdir}")
     return root

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dataset.camera_paths import quaternion_to_rotation
+from dataset.llff import list_image_files
 
 # COLMAP's camera models: id -> (name, number of parameters); the focal length is params[0]
 CAMERA_MODELS = {
@@ -325,7 +326,6 @@ def poses_bounds(cameras, images, points, where="COLMAP model", warn=print):
 def check_image_folder(names, image_dir):
     """The registered names must be exactly the images in image_dir (as the LLFF loader lists
     them); otherwise a ColmapError naming what is missing or extra."""
-    from dataset.llff import list_image_files
     files = [os.path.basename(f) for f in list_image_files(image_dir)]
     registered = {os.path.basename(n) for n in names}
     extra = [f for f in files if f not in registered]

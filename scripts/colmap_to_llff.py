@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset.colmap import ColmapError, colmap_to_poses_bounds  # noqa: E402
 
@@ -34,7 +36,6 @@ def main(argv=None):
         print(f"colmap_to_llff: {e}", file=sys.stderr)
         return 2
     tmp = out + ".tmp.npy"
-    import numpy as np
     np.save(tmp, arr)
     os.replace(tmp, out)  # atomic: no half-written file for the loader to choke on
     h, w, f = arr[0, 4], arr[0, 9], arr[0, 14]

@@ -8,6 +8,7 @@
 #   | check (nerfdiag with Jittor's matmul and with cuBLASLt, the decoder benchmark, GPU tests)
 #   | cublaslt (the stand-alone cuBLASLt check)
 #   | fernlong <seconds> [bench_nerf args] (fern.txt's NeRF stage over several calls, resumed)
+#   | fernstyle <seconds> [run_stylenerf options] (fern_quick's stylization on fernlong's NeRF)
 # Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ source scripts/device_env.sh || exit 1
 # progress bars at most every 20 s (tqdm >= 4.66 reads TQDM_* defaults), one line each
 export TQDM_MININTERVAL=20 STYLENERF_ASSETS=$PWD/.carry/assets
 python3 scripts/get_assets.py --from .carry/assets >/dev/null || exit 1
+# style modules pre-trained by an earlier call (run_pipeline's pretrained.tgz), if carried
+[ -f .carry/pretrained.tgz ] && tar xzf .carry/pretrained.tgz
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 
 # stdin -> one line per progress update, without Jittor's compile progress, echoed and kept in $OUT/$1
@@ -22,6 +25,29 @@ logged() { tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee -a "$
 # boxed <script> <log> <seconds> [args]: run bench/<script> inside a time budget, logged
 boxed() { local script=$1 log=$2 budget=$3; shift 3
           timeout "$budget" python3 "bench/$script" "$@" 2>&1 | logged "$log"; }
+
+# run_pipeline <experiment folder> <seconds> [bench_pipeline args]: bench_pipeline.py in a time
+# box; whatever happens, packs the experiment's newest checkpoints (exp_*.tgz), its results
+# (results.tgz) and the pre-trained style modules (pretrained.tgz: carried back as
+# .carry/pretrained.tgz, a later fresh machine skips their 4 minutes of stage 0) into $OUT
+run_pipeline() { local exp=$1 budget=$2; shift 2
+    timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
+      | logged pipeline.log
+    # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
+    # the fine-tune's checkpoint only while its result decoder.pkl is missing
+    newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
+    pack() { local out=$1; shift; [ $# -gt 0 ] && tar czf "$OUT/$out" "$@"; }
+    pack exp_nerf.tgz $(newest nerf)
+    pack exp_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
+      $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl $exp/vae_style_stats.npz 2>/dev/null)
+    pack pretrained.tgz $(ls pretrained/decoder_finetuned.pkl pretrained/vae.pkl 2>/dev/null)
+    # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
+    # sample grid (content | style | output)
+    pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
+      -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null) \
+      $(ls pretrained/decoder_samples/*.png 2>/dev/null | tail -1)
+    ls -la "$OUT"; du -sh $exp/*
+}
 
 step=$1; shift
 case "$step" in
@@ -86,22 +112,17 @@ case "$step" in
             # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
             # experiment's checkpoints (exp_*.tgz) and results (results.tgz) into $OUT
     budget=$1; shift
-    exp=logs/fern_quick
     for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
-    timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
-      | logged pipeline.log
-    # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
-    # the fine-tune's checkpoint only while its result decoder.pkl is missing
-    newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
-    pack() { local out=$1; shift; [ $# -gt 0 ] && tar czf "$OUT/$out" "$@"; }
-    pack exp_nerf.tgz $(newest nerf)
-    pack exp_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
-      $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl $exp/vae_style_stats.npz 2>/dev/null)
-    # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
-    # sample grid (content | style | output)
-    pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
-      -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null) \
-      $(ls pretrained/decoder_samples/*.png 2>/dev/null | tail -1)
-    ls -la "$OUT"; du -sh $exp/* ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | pipeline)" >&2; exit 2 ;;
+    run_pipeline logs/fern_quick "$budget" "$@" ;;
+  fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001
+             # checkpoint in bench/carry/fern_long.tgz) instead of its own 5,000-step one, with
+             # fern_quick's 3,000 style steps (style steps count on from origin_step):
+             # fernstyle <seconds> [run_stylenerf options, e.g. --style la_muse,sketch]
+    budget=$1; shift
+    exp=logs/fern_quick_nerf120k
+    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
+    mkdir -p $exp
+    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/carry/fern_long.tgz -O > $exp/nerf_120001.pkl
+    run_pipeline $exp "$budget" --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle)" >&2; exit 2 ;;
 esac

@@ -4,10 +4,11 @@
 # .carry/assets/ (a copy of the assets folder).
 # Then call the device tool with carry [".whl", ".carry"] and a command such as:
 #   bash bench/device_run.sh nerf 500 2500 5000
-# After a fernlong call, carry its returned fern_long.tgz in the next call of the session
-# (cp FILES_AT/fern_long.tgz .carry/); at the session's end commit the newest one as
-# bench/carry/fern_long.tgz, from where the next session's first fernlong call resumes (this
-# machine's home folder did not survive between sessions 7 and 8: git is what does).
+# Between calls of a session, carry what a call returned for the next one (cp FILES_AT/X .carry/):
+# a fernlong call's fern_long.tgz, a pipeline or fernstyle call's exp_*.tgz and pretrained.tgz
+# (the pre-trained style modules). Whatever must outlive the session is committed (this
+# machine's home folder did not survive between sessions 7 and 8: git is what does); fern.txt's
+# trained NeRF is in bench/carry/fern_long.tgz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets="${STYLENERF_ASSETS:-../shared/assets}"

@@ -1,8 +1,8 @@
 """Benchmark of the NeRF stage on fern (run on the GPU machine).
 
 Prints iterations/s at the fern config's workload (factor 4, 2048 rays, 64+64
-samples, view directions) and the held-out PSNR (every 8th view) after each
-step count in --eval_at.  Peer figure (JITTOR_GPU.md, same GPU kind):
+samples, view directions), the held-out PSNR (every 8th view) and the PSNR of as many
+training views after each step count in --eval_at.  Peer figure (JITTOR_GPU.md, same GPU kind):
 nerf-pytorch 18 it/s, 21.2 PSNR after 5,000 steps.
 
     python bench/bench_nerf.py --datadir data/nerf_llff_data/fern --eval_at 1000 2500 5000
@@ -18,6 +18,8 @@ import os
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
@@ -75,18 +77,23 @@ def main(argv=None):
         dt = time.time() - t
         t = time.time()
         psnr = nerf_stage.heldout_psnr(system, args, scene)
+        # as many training views, spread out: how well the views it learns from are fitted
+        # (a model short of the held-out target there too is underfitted, not overfitted)
+        train_ids = scene.i_train[np.linspace(0, len(scene.i_train) - 1, len(scene.i_test)).round().astype(int)]
+        train_psnr = nerf_stage.views_psnr(system, args, scene, train_ids)
         t_eval = time.time() - t
         row = {"steps": target, "segment_steps": target - prev_step, "segment_s": round(dt, 2),
                "it_per_s": round((target - prev_step) / dt, 2), "heldout_psnr": round(psnr, 3),
+               "train_psnr": round(train_psnr, 3), "train_views": [int(i) for i in train_ids],
                "eval_s": round(t_eval, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
         prev_step = target
     mem = jt.flags.use_cuda and os.popen("nvidia-smi --query-gpu=memory.used --format=csv,noheader").read().strip()
-    print("\nsteps  it/s(segment)  held-out PSNR")
+    print("\nsteps  it/s(segment)  held-out PSNR  training-view PSNR")
     for r in rows:
         if "steps" in r:
-            print(f"{r['steps']:6d}  {r['it_per_s']:12.2f}  {r['heldout_psnr']:8.2f}")
+            print(f"{r['steps']:6d}  {r['it_per_s']:12.2f}  {r['heldout_psnr']:13.2f}  {r['train_psnr']:18.2f}")
         else:
             print(f"stopped at step {r['stopped_at']} (checkpoint saved; run again with the same --basedir)")
     print(f"GPU memory in use: {mem}; {runtime.summary()}")

@@ -170,11 +170,16 @@ def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=
 
 def heldout_psnr(system, args, scene):
     """Mean PSNR of the fine renders over the held-out views (no files written)."""
+    return views_psnr(system, args, scene, scene.i_test)
+
+
+def views_psnr(system, args, scene, ids):
+    """Mean PSNR of the fine renders (no noise, no perturbation) of views ids against their photos."""
     H, W, focal = scene.hwf
     coarse_field, fine_field = system.fields()
     kw = render_kwargs(args, scene, train=False)
     psnrs = []
-    for i in scene.i_test:
+    for i in ids:
         ro, rd, vd = image_rays(int(H), int(W), focal, scene.poses[i], ndc=not args.no_ndc)
         out = render_image(ro, rd, vd if args.use_viewdir else None, int(H), int(W), args.chunk,
                            coarse_field=coarse_field, fine_field=fine_field, **kw)

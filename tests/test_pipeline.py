@@ -335,7 +335,7 @@ def test_nerf_benchmark_resumes_over_calls_and_stops_cleanly_on_sigterm(tiny_sce
     assert "resuming from step 6" in capsys.readouterr().out
     rows = json.load(open(out))["rows"]
     assert [r["steps"] for r in rows] == [8, 12] and rows[0]["segment_steps"] == 2
-    assert all(r["heldout_psnr"] > 0 for r in rows)
+    assert all(r["heldout_psnr"] > 0 and r["train_psnr"] > 0 and r["train_views"] == [1] for r in rows)
 
 
 def test_spherified_capture_trains_and_renders_its_video(tmp_path, tiny_styles, vgg_relu3_path,

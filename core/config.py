@@ -86,6 +86,9 @@ def build_parser():
     add("--N_samples", type=int, default=64, help="coarse samples per ray")
     add("--N_samples_fine", type=int, default=64, help="extra fine samples per ray")
     add("--perturb", type=float, default=1.0, help="stratified jitter during training (0: none)")
+    add("--fine_sampling", type=str, default="det", choices=["det", "random"],
+        help="importance samples during training: the inverse CDF at fixed quantiles (det: the original "
+             "StylizedNeRF) or at random ones (nerf-pytorch with --perturb); renders always use det")
     add("--origin_step", type=int, default=250000, help="NeRF pre-training steps")
     add("--total_step", type=int, default=5000001, help="last step of style training")
     add("--decoder_step", type=int, default=1000, help="decoder consistency fine-tune iterations")

@@ -63,7 +63,8 @@ def render_kwargs(args, scene, train):
         near, far = 0.0, 1.0
     return dict(near=near, far=far, n_samples=args.N_samples, n_fine=args.N_samples_fine,
                 perturb=bool(args.perturb) and train, noise_std=args.sigma_noise_std if train else 0.0,
-                white_bkgd=args.white_bkgd, lindisp=False)
+                white_bkgd=args.white_bkgd, lindisp=False,
+                deterministic_fine=not (train and args.fine_sampling == "random"))
 
 
 def nerf_checkpoints(expdir, args):

@@ -253,6 +253,26 @@ def test_compute_options_reach_the_layers(monkeypatch):
         parse_args(["--gemm", "tensor"])
 
 
+def test_fine_sampling_option_randomises_training_samples_only():
+    """--fine_sampling random: the training steps read the coarse weights' inverse CDF at random
+    quantiles (nerf-pytorch), det (default, the original) at fixed ones; renders always fixed."""
+    import jittor as jt
+    from render.renderer import render_rays
+    scene = type("Scene", (), {})()
+    field = lambda pts, vd: (jt.sigmoid(pts[..., :3] * 3.0), jt.sin(pts[..., 2] * 7.0) * 5.0)  # noqa: E731
+    rays_o = jt.array(np.zeros((4, 3), np.float32))
+    rays_d = jt.array(np.tile(np.array([[0.1, -0.2, 1.0]], np.float32), (4, 1)))
+    for opt, train, same in (("det", True, True), ("random", True, False), ("random", False, True)):
+        args = parse_args(["--fine_sampling", opt, "--perturb", "0", "--sigma_noise_std", "0"])
+        kw = nerf_stage.render_kwargs(args, scene, train=train)
+        assert kw["deterministic_fine"] == same
+        z = [render_rays(rays_o, rays_d, None, field, **kw)["fine"]["z_vals"].numpy() for _ in range(2)]
+        assert np.array_equal(z[0], z[1]) == same, (opt, train)
+    assert parse_args([]).fine_sampling == "det"
+    with pytest.raises(SystemExit):
+        parse_args(["--fine_sampling", "uniform"])
+
+
 def test_render_chunk_is_capped_on_the_cpu(capsys):
     """A GPU-sized --chunk (fern_quick: 32768 rays) would take tens of GB of host memory in a
     CPU render; on the CPU it is lowered, with a line saying so; smaller values stay."""

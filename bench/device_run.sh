@@ -88,18 +88,22 @@ case "$step" in
       tests/test_cudnn.py tests/test_optim.py tests/test_compositing.py tests/test_embedder.py \
       2>&1 | logged tests.log | grep -c PASSED ;;
   fernlong) # fern.txt's whole NeRF stage (120,001 steps, about 34 GPU minutes at 59 it/s) over
-            # several calls and sessions: resumes from a carried .carry/fern_long.tgz (the last
-            # call's fern_long.tgz), else from the one committed at bench/carry/fern_long.tgz
-            # (the newest step a session reached: git is all that outlives a session); the time
-            # box's SIGTERM makes bench_nerf save the step reached
+            # several calls and sessions: resumes from a carried .carry/<run>.tgz (the last call's
+            # <run>.tgz), else from the one committed at bench/carry/<run>.tgz; the time box's
+            # SIGTERM makes bench_nerf save the step reached.  <run> is $FERN_LONG_RUN, default
+            # fern_long: sessions 8-9's run, whose committed checkpoint is the finished stage (a
+            # call evaluates it; a larger --eval_at trains on).  Another name starts a run of its
+            # own from step 0, e.g. FERN_LONG_RUN=fern_random ... fernlong 560 --extra --fine_sampling random
     budget=$1; shift
-    for f in .carry/fern_long.tgz bench/carry/fern_long.tgz; do
+    run=${FERN_LONG_RUN:-fern_long}
+    for f in .carry/$run.tgz bench/carry/$run.tgz; do
       [ -f "$f" ] && { tar xzf "$f" && echo "resuming from $f"; break; }
     done
-    timeout "$budget" python3 bench/bench_nerf.py --basedir logs/fern_long \
+    # (an archive holds logs/<run>/bench/nerf_<step>.pkl)
+    timeout "$budget" python3 bench/bench_nerf.py --basedir logs/$run \
       --eval_at 5000 30000 60000 90000 120001 --out "$OUT/bench_nerf_long.json" "$@" 2>&1 | logged fernlong.log
-    last=$(ls logs/fern_long/bench/nerf_[0-9]*.pkl 2>/dev/null | sort | tail -1)
-    [ -n "$last" ] && tar czf "$OUT/fern_long.tgz" "$last" ;;
+    last=$(ls logs/$run/bench/nerf_[0-9]*.pkl 2>/dev/null | sort | tail -1)
+    [ -n "$last" ] && tar czf "$OUT/$run.tgz" "$last" ;;
   cublaslt) # the stand-alone cuBLASLt program and its timings
     boxed diag_cublaslt.py cublaslt.log 120 ;;
   cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests

@@ -79,8 +79,8 @@ def main(argv=None):
         psnr = nerf_stage.heldout_psnr(system, args, scene)
         # as many training views, spread out: how well the views it learns from are fitted
         # (a model short of the held-out target there too is underfitted, not overfitted)
-        train_ids = scene.i_train[np.linspace(0, len(scene.i_train) - 1, len(scene.i_test)).round().astype(int)]
-        train_psnr = nerf_stage.views_psnr(system, args, scene, train_ids)
+        train_ids = nerf_stage.spread_train_views(scene, len(scene.i_test))
+        train_psnr = float(np.mean(nerf_stage.view_psnrs(system, args, scene, train_ids)))
         t_eval = time.time() - t
         row = {"steps": target, "segment_steps": target - prev_step, "segment_s": round(dt, 2),
                "it_per_s": round((target - prev_step) / dt, 2), "heldout_psnr": round(psnr, 3),

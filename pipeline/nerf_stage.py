@@ -171,22 +171,32 @@ def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=
 
 def heldout_psnr(system, args, scene):
     """Mean PSNR of the fine renders over the held-out views (no files written)."""
-    return views_psnr(system, args, scene, scene.i_test)
+    return float(np.mean(view_psnrs(system, args, scene, scene.i_test)))
 
 
-def views_psnr(system, args, scene, ids):
-    """Mean PSNR of the fine renders (no noise, no perturbation) of views ids against their photos."""
-    H, W, focal = scene.hwf
+def spread_train_views(scene, n):
+    """n training views spread evenly over the training set (first and last included)."""
+    return scene.i_train[np.linspace(0, len(scene.i_train) - 1, n).round().astype(int)]
+
+
+def view_psnrs(system, args, scene, ids, stride=1):
+    """PSNR of the fine render (no noise, no jitter) of each view in ids against its photo, over
+    every stride-th pixel in both directions (1: the whole image)."""
+    H, W, focal = int(scene.hwf[0]), int(scene.hwf[1]), scene.hwf[2]
     coarse_field, fine_field = system.fields()
     kw = render_kwargs(args, scene, train=False)
+    keep = np.zeros((H, W), bool)
+    keep[::stride, ::stride] = True
+    keep = keep.reshape(-1)
+    h, w = len(range(0, H, stride)), len(range(0, W, stride))
     psnrs = []
     for i in ids:
-        ro, rd, vd = image_rays(int(H), int(W), focal, scene.poses[i], ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if args.use_viewdir else None, int(H), int(W), args.chunk,
+        ro, rd, vd = image_rays(H, W, focal, scene.poses[i], ndc=not args.no_ndc)
+        out = render_image(ro[keep], rd[keep], vd[keep] if args.use_viewdir else None, h, w, args.chunk,
                            coarse_field=coarse_field, fine_field=fine_field, **kw)
         rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
-        psnrs.append(mse_to_psnr(np.mean((rgb - scene.images[i]) ** 2)))
-    return float(np.mean(psnrs))
+        psnrs.append(mse_to_psnr(np.mean((rgb - scene.images[i][::stride, ::stride]) ** 2)))
+    return psnrs
 
 
 def render_train(args, scene, expdir, log=print):

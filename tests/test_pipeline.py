@@ -380,19 +380,25 @@ def test_spherified_capture_trains_and_renders_its_video(tmp_path, tiny_styles, 
         assert any(f.endswith(".mp4") for f in os.listdir(outdir))
 
 
-def test_committed_fern_nerf_renders_the_heldout_views(fern_dir, tmp_path):
-    """bench/carry/fern_long.tgz (fern.txt's NeRF after 120,001 GPU steps, held-out PSNR 24.51 on
-    the H200) loads with today's code and, rendered on the CPU, reproduces held-out pixels of the
-    real fern photos: a check of the model, sampling and compositing end to end against a real
-    trained model (an untrained or mis-wired one scores near 10 dB)."""
+@pytest.fixture(scope="module")
+def fern_long_expdir(tmp_path_factory):
+    """bench/carry/fern_long.tgz unpacked: fern.txt's NeRF after 120,001 GPU steps (held-out PSNR
+    24.51 on the H200)."""
     import tarfile
+    root = tmp_path_factory.mktemp("fern_long")
     tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "carry", "fern_long.tgz")
     with tarfile.open(tgz) as t:
-        t.extractall(tmp_path, filter="data")
-    expdir = str(tmp_path / "logs" / "fern_long" / "bench")
+        t.extractall(root, filter="data")
+    return str(root / "logs" / "fern_long" / "bench")
+
+
+def test_committed_fern_nerf_renders_the_heldout_views(fern_dir, fern_long_expdir):
+    """The committed NeRF loads with today's code and, rendered on the CPU, reproduces random
+    held-out pixels of the real fern photos: the model, sampling and compositing end to end
+    against a real trained model (an untrained one scores 9.6 dB)."""
     args = parse_args(["--config", "configs/fern.txt", "--datadir", fern_dir, "--device", "cpu", "--matmul", "fp32"])
     scene = load_scene(args)
-    system, step, _ = nerf_stage.load_trained_nerf(args, expdir)
+    system, step, _ = nerf_stage.load_trained_nerf(args, fern_long_expdir)
     assert step == 120001 and list(scene.i_test) == [0, 8, 16]
     from dataset.rays import image_rays
     from render.renderer import render_image
@@ -408,3 +414,21 @@ def test_committed_fern_nerf_renders_the_heldout_views(fern_dir, tmp_path):
         err = out["fine"]["rgb"].reshape(-1, 3) - scene.images[i].reshape(-1, 3)[px]
         psnrs.append(nerf_stage.mse_to_psnr(np.mean(err ** 2)))
     assert np.mean(psnrs) > 23.0, psnrs
+
+
+def test_checkpoint_evaluation_script_on_the_committed_nerf(fern_dir, fern_long_expdir, capsys):
+    """bench/eval_nerf.py: PSNR on a pixel grid of the held-out and of chosen views, with clear
+    errors for bad view ids."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import eval_nerf
+    def run(*views):
+        return eval_nerf.main(["--expdir", fern_long_expdir, "--datadir", fern_dir, "--stride", "32",
+                               "--views", *views, "--extra", "--device", "cpu"])
+    means = run("test", "9")
+    out = capsys.readouterr().out
+    assert "nerf_120001.pkl (step 120001)" in out and "test view  16" in out and "9 view   9" in out
+    assert 23.0 < means["test"] < 26.5 and means["9"] > 23.0, means
+    for views, msg in ((["1,x"], "expected test, train or view ids"), (["3,20"], "[20] out of range")):
+        with pytest.raises(SystemExit, match=msg.replace("[", r"\[").replace("]", r"\]")):
+            run(*views)

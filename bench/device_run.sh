@@ -26,19 +26,20 @@ logged() { tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee -a "$
 boxed() { local script=$1 log=$2 budget=$3; shift 3
           timeout "$budget" python3 "bench/$script" "$@" 2>&1 | logged "$log"; }
 
-# run_pipeline <experiment folder> <seconds> [bench_pipeline args]: bench_pipeline.py in a time
-# box; whatever happens, packs the experiment's newest checkpoints (exp_*.tgz), its results
-# (results.tgz) and the pre-trained style modules (pretrained.tgz: carried back as
-# .carry/pretrained.tgz, a later fresh machine skips their 4 minutes of stage 0) into $OUT
-run_pipeline() { local exp=$1 budget=$2; shift 2
+# run_pipeline <experiment folder> <seconds> <pack the NeRF: 1|0> [bench_pipeline args]:
+# bench_pipeline.py in a time box; whatever happens, packs into $OUT the experiment's newest
+# checkpoints (exp_<name>_nerf.tgz, exp_<name>_rest.tgz: carried back as .carry/exp_*.tgz, each
+# restores its own folder), its results (results.tgz) and the pre-trained style modules
+# (pretrained.tgz: carried back as .carry/pretrained.tgz, a fresh machine skips their 4 minutes)
+run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basename "$exp")
     timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
       | logged pipeline.log
     # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
     # the fine-tune's checkpoint only while its result decoder.pkl is missing
     newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
     pack() { local out=$1; shift; [ $# -gt 0 ] && tar czf "$OUT/$out" "$@"; }
-    pack exp_nerf.tgz $(newest nerf)
-    pack exp_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
+    [ "$pack_nerf" = 1 ] && pack exp_${name}_nerf.tgz $(newest nerf)
+    pack exp_${name}_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
       $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl $exp/vae_style_stats.npz 2>/dev/null)
     pack pretrained.tgz $(ls pretrained/decoder_finetuned.pkl pretrained/vae.pkl 2>/dev/null)
     # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
@@ -112,12 +113,12 @@ case "$step" in
     timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cudnn.py 2>&1 | logged tests.log | tail -30
     boxed bench_decoder.py decoder.log 150 --steps 10 --out "$OUT/bench_decoder.json" ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
-            # budget (one device call is 10 min): resumes from a carried .carry/exp_*.tgz (an
-            # earlier call's exp_nerf.tgz, exp_rest.tgz), and whatever happens packs the
-            # experiment's checkpoints (exp_*.tgz) and results (results.tgz) into $OUT
+            # budget (one device call is 10 min): resumes from carried .carry/exp_*.tgz (an
+            # earlier call's checkpoints), and whatever happens packs the experiment's
+            # checkpoints and results into $OUT (run_pipeline)
     budget=$1; shift
-    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
-    run_pipeline logs/fern_quick "$budget" "$@" ;;
+    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
+    run_pipeline logs/fern_quick "$budget" 1 "$@" ;;
   fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001
              # checkpoint in bench/carry/fern_long.tgz) instead of its own 5,000-step one, with
              # fern_quick's 3,000 style steps (style steps count on from origin_step):
@@ -127,6 +128,6 @@ case "$step" in
     for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/carry/fern_long.tgz -O > $exp/nerf_120001.pkl
-    run_pipeline $exp "$budget" --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
+    run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
   *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle)" >&2; exit 2 ;;
 esac

@@ -388,7 +388,7 @@ def fern_long_expdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("fern_long")
     tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "carry", "fern_long.tgz")
     with tarfile.open(tgz) as t:
-        t.extractall(root, filter="data")
+        t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
     return str(root / "logs" / "fern_long" / "bench")
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from core import runtime  # noqa: E402
@@ -45,9 +46,10 @@ def main(argv=None):
     for group in a.views:
         ids = group_views(group, scene, nerf_stage)
         t = time.time()
-        psnrs = nerf_stage.view_psnrs(system, args, scene, ids, stride=a.stride)
-        for i, p in zip(ids, psnrs):
-            print(f"  {group} view {int(i):3d}: PSNR {p:.3f}")
+        psnrs = []
+        for i in tqdm(ids, desc=group, leave=False):  # a whole view takes minutes on a CPU
+            psnrs += nerf_stage.view_psnrs(system, args, scene, [i], stride=a.stride)
+            tqdm.write(f"  {group} view {int(i):3d}: PSNR {psnrs[-1]:.3f}")
         means[group] = float(np.mean(psnrs))
         print(f"{group}: mean PSNR {means[group]:.3f} over {len(ids)} views ({time.time() - t:.0f} s)", flush=True)
     return means

@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core import runtime  # noqa: E402
+from core.cli import run_command  # noqa: E402
 
 
-def main(argv=None):
+def parse(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--expdir", required=True, help="experiment folder holding nerf_<step>.pkl (the newest is used)")
     ap.add_argument("--config", default="configs/fern.txt")
@@ -32,19 +32,25 @@ def main(argv=None):
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
     a = ap.parse_args(argv)
     if a.stride < 1:
-        raise SystemExit(f"--stride must be >= 1, got {a.stride}")
-    runtime.setup()
+        raise ValueError(f"--stride must be >= 1, got {a.stride}")
     from core.config import parse_args
+    a.args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
+    a.device = a.args.device  # for core.cli.run_command's runtime set-up
+    return a
+
+
+def evaluate(a):
+    """Print the PSNR of every view of every group; returns {group: mean PSNR}."""
     from pipeline import nerf_stage
     from pipeline.stages import apply_compute_options, load_scene
-    args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
+    args = a.args
     apply_compute_options(args)
     scene = load_scene(args)
+    groups = {g: group_views(g, scene, nerf_stage) for g in a.views}  # bad ids fail before any render
     system, step, path = nerf_stage.load_trained_nerf(args, a.expdir)
     print(f"{path} (step {step}), every {a.stride}th pixel", flush=True)
     means = {}
-    for group in a.views:
-        ids = group_views(group, scene, nerf_stage)
+    for group, ids in groups.items():
         t = time.time()
         psnrs = []
         for i in tqdm(ids, desc=group, leave=False):  # a whole view takes minutes on a CPU
@@ -63,12 +69,20 @@ def group_views(group, scene, nerf_stage):
     try:
         ids = [int(v) for v in group.split(",")]
     except ValueError:
-        raise SystemExit(f"--views: expected test, train or view ids such as 1,9,19; got {group!r}")
+        raise ValueError(f"--views: expected test, train or view ids such as 1,9,19; got {group!r}") from None
     bad = [i for i in ids if not 0 <= i < len(scene.poses)]
     if bad:
-        raise SystemExit(f"--views: view ids {bad} out of range (the scene has {len(scene.poses)} views)")
+        raise ValueError(f"--views: view ids {bad} out of range (the scene has {len(scene.poses)} views)")
     return np.array(ids)
 
 
+def main(argv=None):
+    """Exit code 0; a bad option, folder or view id: one `error:` line (core.cli)."""
+    def user_errors():
+        from pipeline.stages import UserError
+        return UserError
+    return run_command(lambda: parse(argv), evaluate, user_errors)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,11 +27,13 @@ boxed() { local script=$1 log=$2 budget=$3; shift 3
           timeout "$budget" python3 "bench/$script" "$@" 2>&1 | logged "$log"; }
 
 # run_pipeline <experiment folder> <seconds> <pack the NeRF: 1|0> [bench_pipeline args]:
-# bench_pipeline.py in a time box; whatever happens, packs into $OUT the experiment's newest
-# checkpoints (exp_<name>_nerf.tgz, exp_<name>_rest.tgz: carried back as .carry/exp_*.tgz, each
-# restores its own folder), its results (results.tgz) and the pre-trained style modules
-# (pretrained.tgz: carried back as .carry/pretrained.tgz, a fresh machine skips their 4 minutes)
+# restores the carried .carry/exp_*.tgz, runs bench_pipeline.py in a time box and, whatever
+# happens, packs into $OUT the experiment's newest checkpoints (exp_<name>_nerf.tgz,
+# exp_<name>_rest.tgz: carried back as .carry/exp_*.tgz, each restores its own folder), its
+# results (results.tgz) and the pre-trained style modules (pretrained.tgz: carried back as
+# .carry/pretrained.tgz, a fresh machine skips their 4 minutes)
 run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basename "$exp")
+    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
     timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
       | logged pipeline.log
     # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
@@ -117,7 +119,6 @@ case "$step" in
             # earlier call's checkpoints), and whatever happens packs the experiment's
             # checkpoints and results into $OUT (run_pipeline)
     budget=$1; shift
-    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
     run_pipeline logs/fern_quick "$budget" 1 "$@" ;;
   fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001
              # checkpoint in bench/carry/fern_long.tgz) instead of its own 5,000-step one, with
@@ -125,7 +126,6 @@ case "$step" in
              # fernstyle <seconds> [run_stylenerf options, e.g. --style la_muse,sketch]
     budget=$1; shift
     exp=logs/fern_quick_nerf120k
-    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/carry/fern_long.tgz -O > $exp/nerf_120001.pkl
     run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;

@@ -25,6 +25,13 @@ def depth_to_image(depth, near=None, far=None):
     return to8b(1.0 - np.clip(d, 0, 1))
 
 
+def depth_video_frames(depths):
+    """Depth maps [N,H,W] -> grey uint8 frames in one range for the whole video (its 1st-99th
+    percentile), so that a frame's shade does not flicker with its own extremes."""
+    lo, hi = np.percentile(np.stack(depths), [1, 99])
+    return [depth_to_image(d, lo, hi) for d in depths]
+
+
 def write_video(path, frames, fps=30):
     """Write uint8/float frames [N,H,W,3] to mp4 (imageio-ffmpeg, else OpenCV). Returns the path."""
     frames = [f if f.dtype == np.uint8 else to8b(f) for f in (np.asarray(x) for x in frames)]

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
-from core.media import depth_to_image, write_png, write_video
+from core.media import depth_to_image, depth_video_frames, write_png, write_video
 from core.optim import Adam
 from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
 from dataset.rays import PixelRays, image_rays
@@ -164,8 +164,7 @@ def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=
     rgbs, depths = np.stack(rgbs), np.stack(depths)
     if video:
         write_video(os.path.join(outdir, "rgb.mp4"), rgbs, fps=args.fps)
-        lo, hi = np.percentile(depths, 1), np.percentile(depths, 99)
-        write_video(os.path.join(outdir, "depth.mp4"), [depth_to_image(d, lo, hi) for d in depths], fps=args.fps)
+        write_video(os.path.join(outdir, "depth.mp4"), depth_video_frames(depths), fps=args.fps)
     return rgbs, depths
 
 
@@ -185,14 +184,12 @@ def view_psnrs(system, args, scene, ids, stride=1):
     H, W, focal = int(scene.hwf[0]), int(scene.hwf[1]), scene.hwf[2]
     coarse_field, fine_field = system.fields()
     kw = render_kwargs(args, scene, train=False)
-    keep = np.zeros((H, W), bool)
-    keep[::stride, ::stride] = True
-    keep = keep.reshape(-1)
-    h, w = len(range(0, H, stride)), len(range(0, W, stride))
     psnrs = []
     for i in ids:
-        ro, rd, vd = image_rays(H, W, focal, scene.poses[i], ndc=not args.no_ndc)
-        out = render_image(ro[keep], rd[keep], vd[keep] if args.use_viewdir else None, h, w, args.chunk,
+        ro, rd, vd = (r.reshape(H, W, 3)[::stride, ::stride]
+                      for r in image_rays(H, W, focal, scene.poses[i], ndc=not args.no_ndc))
+        h, w = ro.shape[:2]
+        out = render_image(ro, rd, vd if args.use_viewdir else None, h, w, args.chunk,
                            coarse_field=coarse_field, fine_field=fine_field, **kw)
         rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
         psnrs.append(mse_to_psnr(np.mean((rgb - scene.images[i][::stride, ::stride]) ** 2)))

@@ -22,7 +22,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from core.media import depth_to_image, to8b, write_png, write_video
+from core.media import depth_to_image, depth_video_frames, to8b, write_png, write_video
 from dataset.rays import image_rays
 from pipeline import geometry
 from pipeline.nerf_stage import load_trained_nerf, render_kwargs, valid_poses
@@ -78,12 +78,6 @@ def _write_frame(outdir, i, out, videos):
     return fine["depth"]
 
 
-def _depth_frames(depths):
-    """Depth maps coloured with one range for the whole video (1st-99th percentile)."""
-    lo, hi = np.percentile(np.stack(depths), 1), np.percentile(np.stack(depths), 99)
-    return [depth_to_image(d, lo, hi) for d in depths]
-
-
 def _write_videos(outdir, videos, depth_frames, fps):
     write_video(os.path.join(outdir, "fine_rgb.mp4"), videos[0], fps=fps)
     write_video(os.path.join(outdir, "coarse_rgb.mp4"), videos[1], fps=fps)
@@ -101,7 +95,7 @@ def render_interpolation(args, system, model, styles, poses, root, kw, H, W, foc
         with jt.no_grad():
             out = render_with_latent(system, model, jt.array(latents[i]), args, kw, H, W, focal, c2w)
         depths.append(_write_frame(outdir, i, out, videos))
-    _write_videos(outdir, videos, _depth_frames(depths), args.fps)
+    _write_videos(outdir, videos, depth_video_frames(depths), args.fps)
     log(f"style interpolation {' -> '.join(names)}: {len(poses)} frames in {outdir}")
     return outdir
 
@@ -154,7 +148,7 @@ def render(args, scene, expdir, log=print):
                     write_png(os.path.join(outdir, f"{i:03d}_target.png"), np.asarray(target[i]))
             depths.append(depth)  # the geometry is the same for every style
         if mode == "valid":
-            depth_frames = _depth_frames(depths)
+            depth_frames = depth_video_frames(depths)
             for k, outdir in zip(group, outdirs):
                 _write_videos(outdir, videos[k], depth_frames, args.fps)
         for name, outdir in zip(names, outdirs):

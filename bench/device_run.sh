@@ -97,6 +97,8 @@ case "$step" in
             # fern_long: sessions 8-9's run, whose committed checkpoint is the finished stage (a
             # call evaluates it; a larger --eval_at trains on).  Another name starts a run of its
             # own from step 0, e.g. FERN_LONG_RUN=fern_random ... fernlong 560 --extra --fine_sampling random
+            # The log and figures are named after the run (<run>.log, bench_<run>.json), so two
+            # runs can share one GPU in one call (start the second once the first has set up).
     budget=$1; shift
     run=${FERN_LONG_RUN:-fern_long}
     for f in .carry/$run.tgz bench/carry/$run.tgz; do
@@ -104,7 +106,7 @@ case "$step" in
     done
     # (an archive holds logs/<run>/bench/nerf_<step>.pkl)
     timeout "$budget" python3 bench/bench_nerf.py --basedir logs/$run \
-      --eval_at 5000 30000 60000 90000 120001 --out "$OUT/bench_nerf_long.json" "$@" 2>&1 | logged fernlong.log
+      --eval_at 5000 30000 60000 90000 120001 --out "$OUT/bench_$run.json" "$@" 2>&1 | logged $run.log
     last=$(ls logs/$run/bench/nerf_[0-9]*.pkl 2>/dev/null | sort | tail -1)
     [ -n "$last" ] && tar czf "$OUT/$run.tgz" "$last" ;;
   cublaslt) # the stand-alone cuBLASLt program and its timings

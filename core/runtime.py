@@ -34,7 +34,7 @@ import sys
 log = logging.getLogger("stylenerf.runtime")
 
 PATCH_MARK = "/* stylenerf: CUDA 13 cudaDeviceProp patch */"
-_state = {"done": False, "use_cuda": False, "summary": ""}
+_state = {"done": False, "use_cuda": False, "matmul": "tf32", "where": "", "notes": []}
 
 
 def _gpu_present():
@@ -251,13 +251,11 @@ def setup(device=None, tensorcore=True, quiet=False):
         notes.append("transposes on the GPU (no cuTT)")
     if want_cuda and tensorcore:
         jt.flags.use_tensorcore = 1  # TF32 in cuBLAS
-    _state.update(done=True, use_cuda=want_cuda)
-    summary = (f"runtime: Jittor {jt.__version__} on {'CUDA (nvcc ' + nvcc + ')' if want_cuda else 'CPU'}"
-               + (", TF32 matmul" if want_cuda and tensorcore else "")
-               + ("; " + "; ".join(notes) if notes else ""))
-    _state["summary"] = summary
+    _state.update(done=True, use_cuda=want_cuda, matmul="tf32" if tensorcore else "fp32",
+                  where=f"Jittor {jt.__version__} on {'CUDA (nvcc ' + nvcc + ')' if want_cuda else 'CPU'}",
+                  notes=notes)
     if not quiet:
-        print(summary, flush=True)
+        print(summary(), flush=True)
     return jt
 
 
@@ -273,6 +271,7 @@ def set_matmul(mode):
     if _state["use_cuda"]:
         import jittor as jt
         jt.flags.use_tensorcore = MATMUL_MODES[mode]
+        _state["matmul"] = mode  # benchmarks' summary() lines name the precision they ran at
 
 
 def use_cuda():
@@ -281,4 +280,9 @@ def use_cuda():
 
 
 def summary():
-    return _state["summary"]
+    """One line: Jittor's version and device, the GPU matmul precision in force, what setup() did."""
+    if not _state["done"]:
+        return ""
+    return (f"runtime: {_state['where']}"
+            + (f", {_state['matmul'].upper()} matmul" if _state["use_cuda"] else "")
+            + ("; " + "; ".join(_state["notes"]) if _state["notes"] else ""))

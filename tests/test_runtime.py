@@ -98,3 +98,20 @@ def test_gpu_transpose_patch_installs_once_and_keeps_results(monkeypatch):
     x = np.random.randn(2, 3, 4).astype(np.float32)
     np.testing.assert_array_equal(jt.array(x).permute(2, 0, 1).numpy(), x.transpose(2, 0, 1))
     np.testing.assert_array_equal(jt.array(x).transpose(0, 2).numpy(), x.transpose(2, 1, 0))
+
+
+def test_summary_names_the_matmul_precision_in_force(monkeypatch):
+    # on the GPU a benchmark run with --matmul fp32 must not report "TF32 matmul" (session 10's
+    # fp32 run did, from the set-up line); the CPU has no matmul modes, so none is named
+    import jittor as jt
+    assert "matmul" not in runtime.summary() or runtime.use_cuda()
+    flag = jt.flags.use_tensorcore
+    monkeypatch.setitem(runtime._state, "use_cuda", True)
+    monkeypatch.setitem(runtime._state, "matmul", runtime._state["matmul"])  # restored after
+    try:
+        runtime.set_matmul("fp32")
+        assert "FP32 matmul" in runtime.summary() and "TF32" not in runtime.summary()
+        runtime.set_matmul("bf16")
+        assert "BF16 matmul" in runtime.summary()
+    finally:
+        jt.flags.use_tensorcore = flag

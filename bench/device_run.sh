@@ -26,6 +26,9 @@ logged() { tr '\r' '\n' | grep --line-buffered -v "^Compiling\|^ *$" | tee -a "$
 boxed() { local script=$1 log=$2 budget=$3; shift 3
           timeout "$budget" python3 "bench/$script" "$@" 2>&1 | logged "$log"; }
 
+# newest <folder> <prefix>: the newest <prefix>_<step>.pkl there (steps are zero-padded), or nothing
+newest() { ls $1/${2}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
+
 # run_pipeline <experiment folder> <seconds> <pack the NeRF: 1|0> [bench_pipeline args]:
 # restores the carried .carry/exp_*.tgz, runs bench_pipeline.py in a time box and, whatever
 # happens, packs into $OUT the experiment's newest checkpoints (exp_<name>_nerf.tgz,
@@ -38,10 +41,9 @@ run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basen
       | logged pipeline.log
     # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
     # the fine-tune's checkpoint only while its result decoder.pkl is missing
-    newest() { ls $exp/${1}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
     pack() { local out=$1; shift; [ $# -gt 0 ] && tar czf "$OUT/$out" "$@"; }
-    [ "$pack_nerf" = 1 ] && pack exp_${name}_nerf.tgz $(newest nerf)
-    pack exp_${name}_rest.tgz $([ -f $exp/decoder.pkl ] || newest decoder_ft) $(newest style) \
+    [ "$pack_nerf" = 1 ] && pack exp_${name}_nerf.tgz $(newest $exp nerf)
+    pack exp_${name}_rest.tgz $([ -f $exp/decoder.pkl ] || newest $exp decoder_ft) $(newest $exp style) \
       $(ls $exp/*.txt $exp/decoder.pkl $exp/vae.pkl $exp/vae_style_stats.npz 2>/dev/null)
     pack pretrained.tgz $(ls pretrained/decoder_finetuned.pkl pretrained/vae.pkl 2>/dev/null)
     # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
@@ -108,7 +110,7 @@ case "$step" in
     # (an archive holds logs/<run>/bench/nerf_<step>.pkl)
     timeout "$budget" python3 bench/bench_nerf.py --basedir logs/$run \
       --eval_at 5000 30000 60000 90000 120001 --out "$OUT/bench_$run.json" "$@" 2>&1 | logged $run.log
-    last=$(ls logs/$run/bench/nerf_[0-9]*.pkl 2>/dev/null | sort | tail -1)
+    last=$(newest logs/$run/bench nerf)
     [ -n "$last" ] && tar czf "$OUT/$run.tgz" "$last" ;;
   cublaslt) # the stand-alone cuBLASLt program and its timings
     boxed diag_cublaslt.py cublaslt.log 120 ;;

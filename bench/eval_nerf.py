@@ -46,7 +46,7 @@ def evaluate(a):
     args = a.args
     apply_compute_options(args)
     scene = load_scene(args)
-    groups = {g: group_views(g, scene, nerf_stage) for g in a.views}  # bad ids fail before any render
+    groups = {g: group_views(g, scene) for g in a.views}  # bad ids fail before any render
     system, step, path = nerf_stage.load_trained_nerf(args, a.expdir)
     print(f"{path} (step {step}), every {a.stride}th pixel", flush=True)
     means = {}
@@ -61,11 +61,13 @@ def evaluate(a):
     return means
 
 
-def group_views(group, scene, nerf_stage):
+def group_views(group, scene):
+    """The view ids of one --views group."""
+    from pipeline.nerf_stage import spread_train_views
     if group == "test":
         return scene.i_test
     if group == "train":
-        return nerf_stage.spread_train_views(scene, len(scene.i_test))
+        return spread_train_views(scene, len(scene.i_test))
     try:
         ids = [int(v) for v in group.split(",")]
     except ValueError:

@@ -20,7 +20,8 @@ def build_parser():
     add = p.add_argument
     add("--config", is_config_file=True, help="config file path")
     add("--task", type=str, required=True, choices=["finetune_decoder", "vae", "stylize"], help="what to do")
-    add("--content_dir", type=str, default="./all_contents/", help="content images (decoder training)")
+    add("--content_dir", type=str, default="./all_contents/",
+        help="content images (decoder training); several folders separated by commas")
     add("--style_dir", type=str, default="./all_styles/", help="style images (decoder and VAE training)")
     add("--vgg", type=str, default="./pretrained/vgg_normalised.pth",
         help="normalised VGG-19 weights (the relu3_1 file beside it is used if this one is missing)")
@@ -33,6 +34,8 @@ def build_parser():
     add("--batch_size", type=int, default=8, help="images (decoder) or styles (VAE) per iteration")
     add("--style_weight", type=float, default=2.0, help="style loss weight")
     add("--content_weight", type=float, default=1.0, help="content loss weight")
+    add("--gram_weight", type=float, default=0.0,
+        help="weight of a Gram-matrix style term beside AdaIN's mean/std one (0: AdaIN's loss alone)")
     add("--temporal_weight", type=float, default=50.0, help="accepted for compatibility (video option; unused)")
     add("--save_model_interval", type=int, default=200, help="checkpoint (and sample grid) every N iterations")
     add("--keep", type=int, default=3, help="checkpoints kept")

@@ -3,6 +3,8 @@
 Statistics follow pytorch-AdaIN: per (sample, channel) mean over H*W, and
 std = sqrt(unbiased variance + eps).
 """
+import jittor as jt
+
 from core.ops import mean_var_last
 
 
@@ -49,6 +51,22 @@ def style_loss(out_taps, style_taps, eps=1e-5):
     return total
 
 
+def gram(feat):
+    """feat [B,C,H,W] -> Gram matrices [B,C,C] / (C*H*W): second-order statistics that keep
+    which channels fire together (texture), which channel means and stds do not."""
+    b, c, h, w = feat.shape
+    f = feat.reshape([b, c, h * w])
+    return jt.nn.bmm(f, f.transpose(0, 2, 1)) / float(c * h * w)
+
+
+def gram_loss(out_taps, style_taps):
+    """Sum over taps of MSE(Gram(output), Gram(style)); both batches the same size."""
+    total = 0.0
+    for o, s in zip(out_taps, style_taps):
+        total = total + mse(gram(o), gram(s))
+    return total
+
+
 def stylize(encoder, decoder, content, style, alpha=1.0):
     """content [B,3,H,W], style [B or 1,3,H',W'] in [0,1] -> decoded image [B,3,H,W] (unclamped).
 
@@ -61,14 +79,18 @@ def stylize(encoder, decoder, content, style, alpha=1.0):
     return decoder(t)
 
 
-def training_losses(encoder, decoder, content, style):
+def training_losses(encoder, decoder, content, style, gram_weight=0.0):
     """AdaIN's decoder objective for one batch.
 
     content, style [B,3,H,W] in [0,1] -> (output [B,3,H,W], content loss, style loss).
-    The target t is a constant (no gradient into the encoder or through t).
+    The target t is a constant (no gradient into the encoder or through t).  gram_weight > 0
+    adds gram_weight x gram_loss to the style loss (same-sized crops: the Grams compare).
     """
     style_taps = [f.stop_grad() for f in encoder(style)]
     t = adain(encoder.encode(content), style_taps[-1]).stop_grad()
     out = decoder(t)
     out_taps = encoder(out)
-    return out, content_loss(out_taps[-1], t), style_loss(out_taps, style_taps)
+    loss_s = style_loss(out_taps, style_taps)
+    if gram_weight:
+        loss_s = loss_s + gram_weight * gram_loss(out_taps, style_taps)
+    return out, content_loss(out_taps[-1], t), loss_s

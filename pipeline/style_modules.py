@@ -50,8 +50,8 @@ def check_args(args):
     for name, value in positive.items():
         if value <= 0:
             raise StyleModulesError(f"--{name} must be positive, got {value}")
-    if args.max_iter < 0 or args.lr_decay < 0 or args.image_size < 0:
-        raise StyleModulesError("--max_iter, --lr_decay and --image_size must not be negative")
+    if args.max_iter < 0 or args.lr_decay < 0 or args.image_size < 0 or args.gram_weight < 0:
+        raise StyleModulesError("--max_iter, --lr_decay, --image_size and --gram_weight must not be negative")
     if args.crop_size < 16:
         raise StyleModulesError(f"--crop_size must be at least 16 (the deepest VGG map needs 2x2), "
                                 f"got {args.crop_size}")
@@ -86,12 +86,18 @@ def to_nchw(images):
     return jt.array(np.stack(images).transpose(0, 3, 1, 2).copy())
 
 
-class ImagePool:
-    """The images of a folder, resized (short side = image_size; 0 keeps the size) on first
-    use and kept in memory as uint8 (up to `cache` of them: ~1 MB each at 512)."""
+def split_folders(spec):
+    """'a,b' -> ['a', 'b']: --content_dir may name several folders (e.g. a scene's views and the
+    style images themselves)."""
+    return [f.strip() for f in spec.split(",") if f.strip()]
 
-    def __init__(self, folder, image_size, cache=256):
-        self.paths = list_images(folder)
+
+class ImagePool:
+    """The images of one or more folders ('a,b'), resized (short side = image_size; 0 keeps the
+    size) on first use and kept in memory as uint8 (up to `cache` of them: ~1 MB each at 512)."""
+
+    def __init__(self, folders, image_size, cache=256):
+        self.paths = [p for folder in split_folders(folders) for p in list_images(folder)]
         self.image_size, self.cache = image_size, cache
         self._images = {}
 
@@ -162,7 +168,8 @@ def train_decoder(args, log=print):
         opt.lr = decayed_lr(args.lr, args.lr_decay, it)
         c_imgs = contents.random_crops(args.batch_size, args.crop_size, rng)
         s_imgs = styles.random_crops(args.batch_size, args.crop_size, rng)
-        out, loss_c, loss_s = training_losses(encoder, decoder, to_nchw(c_imgs), to_nchw(s_imgs))
+        out, loss_c, loss_s = training_losses(encoder, decoder, to_nchw(c_imgs), to_nchw(s_imgs),
+                                              gram_weight=args.gram_weight)
         opt.step(args.content_weight * loss_c + args.style_weight * loss_s)
         done = it + 1
         if done % 10 == 0 or done == args.max_iter:  # .item() waits for the GPU: not every step

@@ -18,6 +18,9 @@ declare -A recipe=(
   [sw10gram]="--content_dir all_contents,all_styles --style_weight 10 --gram_weight 1000"
   [sw10lr3]="--content_dir all_contents,all_styles --style_weight 10 --lr 3e-4"
   [scratch]="--content_dir all_contents,all_styles --style_weight 10 --lr 3e-4 --decoder none"
+  [sw20s256]="--content_dir all_contents,all_styles --style_weight 20 --image_size 256"
+  [sw40]="--content_dir all_contents,all_styles --style_weight 40"
+  [sw20gram]="--content_dir all_contents,all_styles --style_weight 20 --gram_weight 1000"
 )
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(today sw10 sw20 sw10gram sw10lr3 scratch)
 for r in "${names[@]}"; do
@@ -29,7 +32,10 @@ for r in "${names[@]}"; do
 done
 wait
 specs=(inverter=$inverter)
-for r in "${names[@]}"; do specs+=("$r=/tmp/decoder_sweep/$r"); done
+for r in "${names[@]}"; do
+  if ls /tmp/decoder_sweep/$r/decoder_train_*.pkl >/dev/null 2>&1; then specs+=("$r=/tmp/decoder_sweep/$r")
+  else echo "$r: no checkpoint (see train_$r.log)"; fi
+done
 python3 bench/decoder_recipe.py --decoders "${specs[@]}" --out "$out/decoder_sweep.json" \
   --grid "$out/decoder_sweep.jpg" 2>&1 | tr '\r' '\n' | grep -v "^Compiling" | tee "$out/decoder_sweep.log"
 # each recipe's newest checkpoint as decoder weights alone

@@ -104,7 +104,7 @@ def patch_helper_cuda(path):
     lines[j:j] = helper
     if not os.path.exists(path + ".orig"):
         shutil.copyfile(path, path + ".orig")
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # processes starting together each write their own
     with open(tmp, "w") as f:
         f.write("\n".join(lines))
     os.replace(tmp, path)
@@ -138,7 +138,7 @@ def patch_numpy_header(path):
         raise RuntimeError(f"cannot patch {path} for NumPy 2: unexpected PyArrayDescr_Proxy layout")
     if not os.path.exists(path + ".orig"):
         shutil.copyfile(path, path + ".orig")
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # processes starting together each write their own
     with open(tmp, "w") as f:
         f.write(text.replace(_DESCR_NUMPY1, _DESCR_NUMPY2))
     os.replace(tmp, path)

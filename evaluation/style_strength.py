@@ -11,6 +11,7 @@ from the photoreal frame, and how sharp they stayed.
   interior pixels (no border rule to choose).  The Laplacian weighs the highest frequencies most,
   which is where blur acts first.  1 = as much fine detail as the photo, < 1 blurrier; a
   stylization that adds brush texture can exceed 1, so compare methods on the same frames.
+  For a whole path, path_sharpness takes the ratio of the mean energies.
 
 The style image is encoded at the resolution it is handed in; evaluate.py hands it in at
 --style_size on its short side, as the stylized targets and the per-frame AdaIN baseline use it.
@@ -119,6 +120,14 @@ def sharpness(frames, reference, eps=1e-12):
     """Per-frame high-frequency energy [N] of frames over that of reference (the photoreal frames)."""
     frames, reference = _pair(frames, reference, "reference")
     return highpass_energy(frames) / np.maximum(highpass_energy(reference), eps)
+
+
+def path_sharpness(frames, reference, eps=1e-12):
+    """One figure for a frame sequence: its mean high-frequency energy over the reference's.
+    A ratio of means, so that frames whose reference is nearly flat cannot dominate (as they
+    would a mean of per-frame ratios)."""
+    frames, reference = _pair(frames, reference, "reference")
+    return float(highpass_energy(frames).mean() / max(highpass_energy(reference).mean(), eps))
 
 
 def measure(encoder, frames, style_image, content_frames, style_stats=None, batch=BATCH):

@@ -10,7 +10,7 @@ import pytest
 from core.pth import load_state_dict
 from dataset.image_folder import load_image
 from evaluation.style_strength import (StyleStrengthInputError, content_distance, highpass_energy, measure,
-                                       sharpness, style_loss, tap_statistics)
+                                       path_sharpness, sharpness, style_loss, tap_statistics)
 from models.adain import style_loss as adain_style_loss
 from models.vgg import VGGEncoder
 from tests.test_vgg import np_vgg_relu3
@@ -104,6 +104,16 @@ def test_sharpness_of_itself_contrast_and_blur(crops):
     s = sharpness(blurred, crops)
     assert (s < 0.5).all(), s
     assert (sharpness(crops, blurred) > 2).all()
+
+
+def test_path_sharpness_is_a_ratio_of_mean_energies():
+    board = np.repeat((np.indices((6, 8)).sum(0) % 2).astype(np.float32)[..., None], 3, -1)
+    flat = np.full_like(board, 0.5)
+    # energies: frames 16 and 4 (half the contrast), references 16 and 0
+    frames, reference = np.stack([board, 0.25 + 0.5 * board]), np.stack([board, flat])
+    assert path_sharpness(frames, reference) == pytest.approx(20 / 16)
+    assert sharpness(frames, reference)[1] > 1e12  # per frame, the flat reference explodes
+    assert path_sharpness(reference, reference) == 1.0
 
 
 def test_measure_is_the_three_measures(encoder, crops, style_img):

@@ -1,9 +1,10 @@
-"""Evaluate an experiment: held-out PSNR/SSIM and multi-view consistency of the
-stylized NeRF against per-frame 2D AdaIN (the metric the original never released).
+"""Evaluate an experiment: held-out PSNR/SSIM, multi-view consistency of the stylized NeRF
+against per-frame 2D AdaIN (the metric the original never released) and their style strength.
 
     python evaluate.py --config configs/fern_quick.txt [--eval_factor 2] [--eval_k_long 7]
 
-Writes <basedir>/<expname>/eval/report.md, consistency.csv, photoreal.csv, consistency.png.
+Writes <basedir>/<expname>/eval/report.md, photoreal.csv, consistency.csv, style_strength.csv,
+summary.csv, consistency.png and strip_<style>.png.
 """
 import sys
 

@@ -196,6 +196,52 @@ def test_evaluate_writes_a_report(trained):
     report = open(os.path.join(exp, "eval", "report.md")).read()
     assert "stylized NeRF" in report and "per-frame AdaIN" in report and "held-out" in report
     assert os.path.getsize(os.path.join(exp, "eval", "consistency.png")) > 1000
+    _check_style_strength(argv, os.path.join(exp, "eval"), report)
+
+
+def _check_style_strength(argv, out, report):
+    """Style-strength table, per-style summary and picture strips of the tiny experiment."""
+    import csv
+    import imageio.v2 as imageio
+    from evaluation.figures import GAP
+    from pipeline.stylize import load_style_images
+    args = parse_args(argv)
+    with open(os.path.join(out, "style_strength.csv")) as f:
+        rows = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
+    methods = ("photoreal NeRF", "stylized NeRF", "per-frame AdaIN")
+    styles = {"la_muse": "la_muse.jpg", "sketch": "sketch.png"}
+    assert set(rows) == {(s, m) for s in styles.values() for m in methods}
+    for s in styles.values():
+        photo, adain = rows[(s, "photoreal NeRF")], rows[(s, "per-frame AdaIN")]
+        assert float(photo["content_distance"]) == 0 and float(photo["sharpness"]) == 1
+        assert float(photo["style_gain"]) == 0 and float(photo["style_loss"]) > 0
+        assert float(adain["content_distance"]) > 0
+        # AdaIN moves the frames' statistics towards the style's: a positive gain
+        assert 0 < float(adain["style_gain"]) < 1
+        assert f"| {s} | stylized NeRF | " in report
+    with open(os.path.join(out, "summary.csv")) as f:
+        summary = list(csv.DictReader(f))
+    with open(os.path.join(out, "consistency.csv")) as f:
+        cons = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
+    assert [r["style"] for r in summary] == ["la_muse", "sketch"]
+    for r in summary:
+        s = styles[r["style"]]
+        assert float(r["style_gain_adain"]) == pytest.approx(float(rows[(s, "per-frame AdaIN")]["style_gain"]))
+        want = float(cons[(s, "stylized NeRF")]["k3_mean"]) / float(cons[(s, "per-frame AdaIN")]["k3_mean"])
+        assert float(r["consistency_ratio_k3"]) == pytest.approx(want)
+        assert f"| {r['style']} | " in report.split("## Summary per style")[1]
+    # strips: photoreal | stylized NeRF | per-frame AdaIN | style image, all at the frame height
+    for stem, style in styles.items():
+        name = f"strip_{stem}.png"
+        assert f"![{style}]({name})" in report
+        strip = imageio.imread(os.path.join(out, name)).astype(np.float32) / 255
+        style_img = load_style_images([os.path.join(args.styledir, style)], args.style_size)[0]
+        w = int(round(style_img.shape[1] * 47 / style_img.shape[0]))
+        assert strip.shape == (47, 3 * 63 + 3 * GAP + w, 3)
+        want = cv2.resize(style_img, (w, 47), interpolation=cv2.INTER_AREA)
+        assert np.abs(strip[:, -w:] - want).max() < 1.5 / 255  # 8-bit rounding
+        panels = [strip[:, i * (63 + GAP):i * (63 + GAP) + 63] for i in range(3)]
+        assert np.abs(panels[0] - panels[2]).mean() > 0.02  # AdaIN's frame is not the photo
 
 
 def test_bad_inputs_give_one_clear_line(trained, tmp_path, capsys):

@@ -1,0 +1,162 @@
+"""The evaluation report's tables: markdown (report.md) and CSV files.
+
+Tables come in as lists of row dicts:
+- photoreal: {"view", "psnr", "ssim"} per held-out view;
+- consistency: {"style", "method", "k<k>_mean", "k<k>_std"} per (style, method), the photoreal
+  NeRF's row with style "(photoreal NeRF)";
+- strength: {"style", "method", "style_loss", "content_distance", "sharpness"} per (style,
+  method), methods PHOTO, NERF and ADAIN: means over the path frames (sharpness: the ratio of
+  the path's mean high-frequency energies, style_strength.path_sharpness).
+"""
+import csv
+import os
+
+import numpy as np
+
+PHOTO, NERF, ADAIN = "photoreal NeRF", "stylized NeRF", "per-frame AdaIN"
+STRENGTH_FIELDS = ["style", "method", "style_loss", "style_gain", "content_distance", "sharpness"]
+
+
+def _find(table, style, method):
+    return next((r for r in table if r["style"] == style and r["method"] == method), None)
+
+
+def consistency_ratio(table, style, k):
+    """Stylized NeRF error / per-frame AdaIN error of `style` at offset k (None without both rows)."""
+    a, b = _find(table, style, NERF), _find(table, style, ADAIN)
+    if a is None or b is None:
+        return None
+    return a[f"k{k}_mean"] / max(b[f"k{k}_mean"], 1e-12)
+
+
+def consistency_ratios(table, ks):
+    """One line per style: stylized NeRF error / per-frame AdaIN error at each k, and the same
+    ratio of what lies above the photoreal NeRF's error (when that row is in the table)."""
+    floor = next((r for r in table if r["style"] == "(photoreal NeRF)"), None)
+    lines = []
+    for s in sorted({r["style"] for r in table if r["method"] == NERF}):
+        a, b = _find(table, s, NERF), _find(table, s, ADAIN)
+        if b is None:
+            continue
+        parts = []
+        for k in ks:
+            key = f"k{k}_mean"
+            text = f"{consistency_ratio(table, s, k):.2f}"
+            if floor is not None and b[key] > floor[key]:
+                text += f" (above the floor: {max(a[key] - floor[key], 0.0) / (b[key] - floor[key]):.2f})"
+            parts.append(f"{text} at k={k}")
+        lines.append(f"- {s}: stylized NeRF / per-frame AdaIN = " + ", ".join(parts))
+    return lines
+
+
+def with_style_gain(strength):
+    """Rows with "style_gain" = 1 - style loss / the same style's photoreal NeRF style loss
+    (nan without that row): 0 = no closer to the style than the photo, 1 = the style's statistics."""
+    out = []
+    for r in strength:
+        photo = _find(strength, r["style"], PHOTO)
+        gain = float("nan") if photo is None else 1.0 - r["style_loss"] / max(photo["style_loss"], 1e-12)
+        out.append(dict(r, style_gain=gain))
+    return out
+
+
+def summary_rows(strength, table, ks):
+    """Per style: style gain, content distance and sharpness of the stylized NeRF and of per-frame
+    AdaIN, and the consistency ratios (stylized NeRF / AdaIN) at each k."""
+    strength = with_style_gain(strength)
+    rows = []
+    for s in sorted({r["style"] for r in strength if r["method"] == NERF}):
+        a, b = _find(strength, s, NERF), _find(strength, s, ADAIN)
+        if b is None:
+            continue
+        row = {"style": os.path.splitext(s)[0]}
+        for key in ("style_gain", "content_distance", "sharpness"):
+            row[f"{key}_nerf"], row[f"{key}_adain"] = a[key], b[key]
+        for k in ks:
+            ratio = consistency_ratio(table, s, k)
+            row[f"consistency_ratio_k{k}"] = float("nan") if ratio is None else ratio
+        rows.append(row)
+    return rows
+
+
+def summary_markdown(rows, ks):
+    """The per-style summary as a markdown table (pairs: stylized NeRF / per-frame AdaIN)."""
+    lines = ["| style | style gain | content distance | sharpness | "
+             + " | ".join(f"consistency ratio k={k}" for k in ks) + " |", "|---" * (4 + len(ks)) + "|"]
+    for r in rows:
+        lines.append(f"| {r['style']} | {r['style_gain_nerf']:.2f} / {r['style_gain_adain']:.2f} | "
+                     f"{r['content_distance_nerf']:.3g} / {r['content_distance_adain']:.3g} | "
+                     f"{r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
+                     + " | ".join(f"{r[f'consistency_ratio_k{k}']:.2f}" for k in ks) + " |")
+    return lines
+
+
+def write_csv(path, fields, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def photoreal_lines(photo):
+    lines = ["## Photoreal (held-out views)", "", "| view | PSNR | SSIM |", "|---|---|---|"]
+    lines += [f"| {r['view']} | {r['psnr']:.2f} | {r['ssim']:.4f} |" for r in photo]
+    if photo:
+        lines.append(f"| mean | {np.mean([r['psnr'] for r in photo]):.2f} | "
+                     f"{np.mean([r['ssim'] for r in photo]):.4f} |")
+    return lines
+
+
+def consistency_lines(table, ks, n_frames, size):
+    lines = [f"## Consistency ({n_frames} path frames at {size[1]}x{size[0]}; masked RMSE in [0,1] "
+             f"units after warping frame t onto t+k; lower is more consistent)", "",
+             "| style | method | " + " | ".join(f"k={k} mean ± std" for k in ks) + " |",
+             "|---|---|" + "---|" * len(ks)]
+    for r in table:
+        lines.append(f"| {r['style']} | {r['method']} | "
+                     + " | ".join(f"{r[f'k{k}_mean']:.4f} ± {r[f'k{k}_std']:.4f}" for k in ks) + " |")
+    ratio_lines = consistency_ratios(table, ks)
+    if ratio_lines:
+        lines += ["", "Ratios (below 1: the stylized NeRF is more consistent; 'above the floor': both errors "
+                  "less the photoreal NeRF's, the error that warping itself leaves):", ""] + ratio_lines
+    return lines
+
+
+def strength_lines(strength, strips, n_frames, size, style_size):
+    lines = [f"## Style strength ({n_frames} path frames at {size[1]}x{size[0]}; style images at "
+             f"{style_size} px on the short side)", "",
+             "Style loss: AdaIN's training objective against the style image (sum over the VGG taps of "
+             "MSE of channel means + MSE of channel stds; lower = closer to the style). Style gain: "
+             "1 - style loss / the photoreal frames' style loss. Content distance: MSE of the deepest "
+             "VGG features to the photoreal frame. Sharpness: mean squared Laplacian of the luminance "
+             "over the photoreal frame's, as a ratio of the path's means (1 = as much fine detail, below "
+             "1 blurrier). The other figures are means over the path frames.", "",
+             "| style | method | style loss | style gain | content distance | sharpness |",
+             "|---|---|---|---|---|---|"]
+    for r in with_style_gain(strength):
+        lines.append(f"| {r['style']} | {r['method']} | {r['style_loss']:.4g} | {r['style_gain']:.3f} | "
+                     f"{r['content_distance']:.4g} | {r['sharpness']:.3f} |")
+    for style, name in (strips or {}).items():
+        lines += ["", f"### {style}", "", "photoreal NeRF | stylized NeRF | per-frame AdaIN | style image "
+                  "(the middle path frame):", "", f"![{style}]({name})"]
+    return lines
+
+
+def write_report(out_dir, nerf_step, photo, table, ks, n_frames, size, strength=(), strips=None,
+                 style_size=None):
+    """report.md and photoreal.csv, consistency.csv, style_strength.csv, summary.csv in out_dir."""
+    write_csv(os.path.join(out_dir, "photoreal.csv"), ["view", "psnr", "ssim"], photo)
+    write_csv(os.path.join(out_dir, "consistency.csv"),
+              ["style", "method"] + [f"k{k}_{s}" for k in ks for s in ("mean", "std")], table)
+    lines = [f"# Evaluation (NeRF step {nerf_step})", ""] + photoreal_lines(photo)
+    lines += [""] + consistency_lines(table, ks, n_frames, size)
+    if strength:
+        write_csv(os.path.join(out_dir, "style_strength.csv"), STRENGTH_FIELDS, with_style_gain(strength))
+        lines += [""] + strength_lines(strength, strips, n_frames, size, style_size)
+        summary = summary_rows(strength, table, ks)
+        if summary:
+            write_csv(os.path.join(out_dir, "summary.csv"), list(summary[0]), summary)
+            lines += ["", "## Summary per style (stylized NeRF / per-frame AdaIN; consistency ratio: "
+                      "stylized NeRF error / per-frame AdaIN error)", ""] + summary_markdown(summary, ks)
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")

@@ -69,11 +69,11 @@ case "$step" in
   decoder) # decoder training step, Jittor vs PyTorch+cuDNN (yardstick only)
     python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | logged decoder.log ;;
   diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
-    boxed diag_finetune.py diag.log "$@" ;;
+    boxed diag/diag_finetune.py diag.log "$@" ;;
   nerfdiag) # ms per NeRF step at fern's workload and a profile of one step: nerfdiag <seconds> [args]
-    boxed diag_nerf.py nerfdiag.log "$@" ;;
+    boxed diag/diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
-    boxed diag_conv.py conv.log "$@" ;;
+    boxed diag/diag_conv.py conv.log "$@" ;;
   check)   # a session's first call (about 9 min, each part time-boxed): the NeRF step with
            # each Linear product, the decoder step
            # with cuDNN's timed and heuristic algorithms next to PyTorch (with both profiles;
@@ -86,7 +86,7 @@ case "$step" in
     # default), cuBLASLt with BGRADB, cuBLAS with the mask-pass sums, Jittor's matmul (session 8:
     # 17.0, 19.9, 19.9, 22.2 ms).  (The row statistics and sums kernels passed their in-process
     # GPU self-check in session 7: no fallback line.)
-    boxed diag_nerf.py nerfdiag.log 300 --profile 12 --gemms cublaslt cublaslt:epilogue cublas jittor
+    boxed diag/diag_nerf.py nerfdiag.log 300 --profile 12 --gemms cublaslt cublaslt:epilogue cublas jittor
     boxed bench_decoder.py decoder.log 130 --steps 10 --profile 20 --conv cudnn cudnn_heuristic \
       --out "$OUT/bench_decoder.json"
     timeout 110 python3 -m pytest -v -p no:cacheprovider tests/test_ops.py tests/test_cublaslt.py \
@@ -113,10 +113,10 @@ case "$step" in
     last=$(newest logs/$run/bench nerf)
     [ -n "$last" ] && tar czf "$OUT/$run.tgz" "$last" ;;
   cublaslt) # the stand-alone cuBLASLt program and its timings
-    boxed diag_cublaslt.py cublaslt.log 120 ;;
+    boxed diag/diag_cublaslt.py cublaslt.log 120 ;;
   cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests
            # and the decoder step with cuDNN where it passes
-    boxed diag_cudnn.py cudnn.log 120
+    boxed diag/diag_cudnn.py cudnn.log 120
     timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cudnn.py 2>&1 | logged tests.log | tail -30
     boxed bench_decoder.py decoder.log 150 --steps 10 --out "$OUT/bench_decoder.json" ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time

@@ -5,7 +5,7 @@ forward, content + style loss, backward, Adam) at batch 8, 256x256, for each enc
 relu3_1 (the real vgg_normalised_conv3_1.pth + invertor weights) and relu4_1 (random weights
 of AdaIN's full layout; timing does not depend on the values).
 
-If PyTorch is importable (it is on the device machine; it is never a project dependency) the
+If PyTorch is importable (it was on the H200 machine measured; it is never a project dependency) the
 same step is built there from the same layout tables and weights, with cuDNN, and timed in
 the same run.  Target (issue): Jittor <= 1.5x PyTorch's time.  The Jittor step is timed with
 each convolution of --conv (default: cuDNN through core/cudnn.py where it passes its check,

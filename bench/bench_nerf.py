@@ -9,7 +9,7 @@ nerf-pytorch 18 it/s, 21.2 PSNR after 5,000 steps.
 
 With --basedir the run resumes from the newest checkpoint there, and SIGTERM (`timeout`) or
 Ctrl-C saves one and stops: the config's whole NeRF stage (fern.txt: 120,001 steps, longer than
-one device call) can run over several calls.  Step counts a checkpoint has already passed are
+a job's time limit may be) can run over several runs.  Step counts a checkpoint has already passed are
 not evaluated again, except the last.
 """
 import argparse
@@ -45,7 +45,7 @@ def main(argv=None):
     rows = []
     system = scene = None
     targets = sorted(a.eval_at)
-    done = 0  # steps a carried checkpoint has already trained
+    done = 0  # steps a resumed checkpoint has already trained
     if a.basedir:
         args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
         done = nerf_stage.nerf_checkpoints(expdir, args).latest()[0] or 0
@@ -67,9 +67,9 @@ def main(argv=None):
         t = time.time()
         try:
             system = nerf_stage.train_nerf(args, scene, expdir, log=lambda *_: None)
-        except TrainingInterrupted as e:  # the time box ended: saved, the next call resumes
+        except TrainingInterrupted as e:  # the time limit ended: saved, the next run resumes
             dt = time.time() - t
-            print(f"{e}\n(this call: steps {prev_step}..{e.step} in {dt:.1f} s = "
+            print(f"{e}\n(this run: steps {prev_step}..{e.step} in {dt:.1f} s = "
                   f"{(e.step - prev_step) / max(dt, 1e-9):.2f} it/s with compiling)", flush=True)
             rows.append({"stopped_at": e.step, "segment_steps": e.step - prev_step, "segment_s": round(dt, 2)})
             break

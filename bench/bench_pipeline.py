@@ -2,8 +2,8 @@
 
 Runs run_stylenerf.py with configs/fern_quick.txt (or --config), then the stylized
 novel-view render (at half size) and evaluate.py, and prints the wall time of every
-stage.  On one GPU the whole run may exceed one device call (10 min): use --no_eval, then
-run evaluate.py in a second call on the same (warm) machine, whose logs/ folder persists.
+stage.  Where a job may run 10 minutes at most, the whole run may not fit: use --no_eval, then
+run evaluate.py in a second job on the same (warm) machine, whose logs/ folder persists.
 Target (issue): stages 2-6 for one style within 3 minutes on one GPU.
 
 The style modules are pre-trained first, as in the original's workflow (train_style_modules.py
@@ -62,7 +62,7 @@ def main(argv=None):
     times = dict(timing.STAGE_TIMES)
     report("cold" if a.warm_rerun else "", times, total_train)
     result = {"stages": times, "stylization_2_6_s": stylization_time(times), "train_total_s": total_train}
-    if a.warm_rerun:  # before the videos: the figure that matters comes first in a time-boxed call
+    if a.warm_rerun:  # before the videos: the figure that matters comes first in a time-limited run
         timing.STAGE_TIMES.clear()
         t = time.time()
         assert run_stylenerf.main(base + ["--expname", warm_copy(base)]) == 0
@@ -72,7 +72,7 @@ def main(argv=None):
         result["warm"] = {"stages": warm, "stylization_2_6_s": stylization_time(warm), "train_total_s": warm_total}
     save(a.out, result)
     timing.STAGE_TIMES.clear()
-    with timing.stage("render_valid_style"):  # videos at half size keep one device call under 10 min
+    with timing.stage("render_valid_style"):  # videos at half size keep a run under 10 min on one H200
         assert run_stylenerf.main(base + ["--render_valid_style", "--render_factor", "2"]) == 0
     if not a.no_eval:
         with timing.stage("evaluate"):

@@ -78,8 +78,8 @@ def style_train_step(args, scene, n_rays, n_styles=2, share_color=True):
     return style_step(args, system, geo, targets, model, kw, share_color=share_color)
 
 
-# the stand-in for Jittor around an op's host code in a stand-alone check program (bench/diag_cudnn.py,
-# bench/diag_cublaslt.py): a cudaMalloc allocator, LOGf that prints and exits
+# the stand-in for Jittor around an op's host code in a stand-alone check program (bench/diag/diag_cudnn.py,
+# bench/diag/diag_cublaslt.py): a cudaMalloc allocator, LOGf that prints and exits
 STANDALONE_STUB = r"""
 #define SN_STANDALONE_CHECK
 #include <cstdio>

@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# On the GPU machine (device tool): install carried wheels, link carried assets, then run
-# the step named as first argument:
+# Runs the benchmarks and diagnostics on a GPU machine without internet access (e.g. a cluster
+# node): installs the wheels from a folder, takes the assets from a folder (.offline/wheels and
+# .offline/assets, filled by scripts/prepare_offline.sh on a machine with a network), then runs
+# the step named as first argument, writing its logs and archives to $OUT (default /tmp/out):
 #   probe | tests [files] | nerf <eval steps...> | decoder | pipeline <seconds> [bench_pipeline args]
 #   | diag <seconds> [diag_finetune args] | nerfdiag <seconds> [diag_nerf args]
 #   | conv <seconds> [diag_conv args]
 #   | cudnn (diag_cudnn, its tests, the decoder step)
-#   | check (nerfdiag with Jittor's matmul and with cuBLASLt, the decoder benchmark, GPU tests)
+#   | check (nerfdiag with each Linear product, the decoder benchmark, GPU tests)
 #   | cublaslt (the stand-alone cuBLASLt check)
-#   | fernlong <seconds> [bench_nerf args] (fern.txt's NeRF stage over several calls, resumed)
+#   | fernlong <seconds> [bench_nerf args] (fern.txt's NeRF stage over several runs, resumed)
 #   | fernstyle <seconds> [run_stylenerf options] (fern_quick's stylization on fernlong's NeRF)
-# Carry: .whl (jittor, astunparse, configargparse wheels) and .carry/assets (shared/assets copy).
+# <seconds> is a time limit (a job scheduler's, say): the long steps save their newest
+# checkpoints into $OUT as archives, and with those archives in .offline/resume/ the same step
+# continues on a fresh machine where the last run stopped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_env.sh || exit 1
 # progress bars at most every 20 s (tqdm >= 4.66 reads TQDM_* defaults), one line each
-export TQDM_MININTERVAL=20 STYLENERF_ASSETS=$PWD/.carry/assets
-python3 scripts/get_assets.py --from .carry/assets >/dev/null || exit 1
-# style modules pre-trained by an earlier call (run_pipeline's pretrained.tgz), if carried
-[ -f .carry/pretrained.tgz ] && tar xzf .carry/pretrained.tgz
+export TQDM_MININTERVAL=20 STYLENERF_ASSETS=${STYLENERF_ASSETS:-$STYLENERF_OFFLINE/assets}
+python3 scripts/get_assets.py --from "$STYLENERF_ASSETS" >/dev/null || exit 1
+resume=$STYLENERF_OFFLINE/resume  # archives an earlier run wrote to its $OUT
+# style modules pre-trained by an earlier run (run_pipeline's pretrained.tgz), if there
+[ -f "$resume/pretrained.tgz" ] && tar xzf "$resume/pretrained.tgz"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 
 # stdin -> one line per progress update, without Jittor's compile progress, echoed and kept in $OUT/$1
@@ -30,16 +35,16 @@ boxed() { local script=$1 log=$2 budget=$3; shift 3
 newest() { ls $1/${2}_[0-9]*.pkl 2>/dev/null | sort | tail -1; }
 
 # run_pipeline <experiment folder> <seconds> <pack the NeRF: 1|0> [bench_pipeline args]:
-# restores the carried .carry/exp_*.tgz, runs bench_pipeline.py in a time box and, whatever
+# restores $resume/exp_*.tgz, runs bench_pipeline.py inside the time limit and, whatever
 # happens, packs into $OUT the experiment's newest checkpoints (exp_<name>_nerf.tgz,
-# exp_<name>_rest.tgz: carried back as .carry/exp_*.tgz, each restores its own folder), its
-# results (results.tgz) and the pre-trained style modules (pretrained.tgz: carried back as
-# .carry/pretrained.tgz, a fresh machine skips their 4 minutes)
+# exp_<name>_rest.tgz: put into $resume, each restores its own folder), its results
+# (results.tgz) and the pre-trained style modules (pretrained.tgz: put into $resume, a fresh
+# machine skips their 4 minutes)
 run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basename "$exp")
-    for f in .carry/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
+    for f in "$resume"/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done  # each restores its own folder
     timeout "$budget" python3 bench/bench_pipeline.py --out "$OUT/bench_pipeline.json" "$@" 2>&1 \
       | logged pipeline.log
-    # newest checkpoint of each kind only (a file back is at most 16 MiB, a carry 64 MiB in all);
+    # newest checkpoint of each kind only, to keep the archives small;
     # the fine-tune's checkpoint only while its result decoder.pkl is missing
     pack() { local out=$1; shift; [ $# -gt 0 ] && tar czf "$OUT/$out" "$@"; }
     [ "$pack_nerf" = 1 ] && pack exp_${name}_nerf.tgz $(newest $exp nerf)
@@ -69,42 +74,41 @@ case "$step" in
   decoder) # decoder training step, Jittor vs PyTorch+cuDNN (yardstick only)
     python3 bench/bench_decoder.py --out "$OUT/bench_decoder.json" "$@" 2>&1 | logged decoder.log ;;
   diag)    # where one decoder fine-tune iteration spends its time: diag <seconds> [diag_finetune args]
-    boxed diag_finetune.py diag.log "$@" ;;
+    boxed diag/diag_finetune.py diag.log "$@" ;;
   nerfdiag) # ms per NeRF step at fern's workload and a profile of one step: nerfdiag <seconds> [args]
-    boxed diag_nerf.py nerfdiag.log "$@" ;;
+    boxed diag/diag_nerf.py nerfdiag.log "$@" ;;
   conv)    # the pieces of one convolution layer: wall vs kernel time
-    boxed diag_conv.py conv.log "$@" ;;
-  check)   # a session's first call (about 9 min, each part time-boxed): the NeRF step with
-           # each Linear product, the decoder step
-           # with cuDNN's timed and heuristic algorithms next to PyTorch (with both profiles;
-           # session 5 measured gather+GEMM: 63.4 / 84.6 ms), then the GPU tests
-           # of the fused kernels, cuDNN and cuBLASLt, one line per test
-    # (session 6: on a fresh machine 80 s were not enough for the first diag_nerf to compile;
-    # the stand-alone cuBLASLt check passed then and is left to its own step)
-    # the Linear products, each in a process of its own (session 7: --gemm cublas segfaulted and
-    # took the later variants with it): cuBLASLt with the bias sums in ReLU's mask pass (the
-    # default), cuBLASLt with BGRADB, cuBLAS with the mask-pass sums, Jittor's matmul (session 8:
-    # 17.0, 19.9, 19.9, 22.2 ms).  (The row statistics and sums kernels passed their in-process
-    # GPU self-check in session 7: no fallback line.)
-    boxed diag_nerf.py nerfdiag.log 300 --profile 12 --gemms cublaslt cublaslt:epilogue cublas jittor
+    boxed diag/diag_conv.py conv.log "$@" ;;
+  check)   # the GPU checks in one go (about 9 min, each part time-limited): the NeRF step with
+           # each Linear product, the decoder step with cuDNN's timed and heuristic algorithms
+           # next to PyTorch (with both profiles; gather + GEMM measured 63.4 / 84.6 ms on
+           # 2026-12-02), then the GPU tests of the fused kernels, cuDNN and cuBLASLt, one line
+           # per test (on a fresh machine the first diag_nerf needs more than 80 s to compile;
+           # the stand-alone cuBLASLt check has a step of its own)
+    # the Linear products, each in a process of its own (a crash, like --gemm cublas's segfault
+    # on 2026-12-02, costs only its own row): cuBLASLt with the bias sums in ReLU's mask pass
+    # (the default), cuBLASLt with BGRADB, cuBLAS with the mask-pass sums, Jittor's matmul (one
+    # H200, 2026-12-03: 17.0, 19.9, 19.9, 22.2 ms).  (The row statistics and sums kernels passed
+    # their in-process GPU self-check on 2026-12-02: no fallback line.)
+    boxed diag/diag_nerf.py nerfdiag.log 300 --profile 12 --gemms cublaslt cublaslt:epilogue cublas jittor
     boxed bench_decoder.py decoder.log 130 --steps 10 --profile 20 --conv cudnn cudnn_heuristic \
       --out "$OUT/bench_decoder.json"
     timeout 110 python3 -m pytest -v -p no:cacheprovider tests/test_ops.py tests/test_cublaslt.py \
       tests/test_cudnn.py tests/test_optim.py tests/test_compositing.py tests/test_embedder.py \
       2>&1 | logged tests.log | grep -c PASSED ;;
   fernlong) # fern.txt's whole NeRF stage (120,001 steps, about 34 GPU minutes at 59 it/s) over
-            # several calls and sessions: resumes from a carried .carry/<run>.tgz (the last call's
-            # <run>.tgz), else from the one committed at bench/carry/<run>.tgz; the time box's
-            # SIGTERM makes bench_nerf save the step reached.  <run> is $FERN_LONG_RUN, default
-            # fern_long: sessions 8-9's run, whose committed checkpoint is the finished stage (a
-            # call evaluates it; a larger --eval_at trains on).  Another name starts a run of its
-            # own from step 0, e.g. FERN_LONG_RUN=fern_random ... fernlong 560 --extra --fine_sampling random
+            # several time-limited runs: resumes from $resume/<run>.tgz (the <run>.tgz an earlier
+            # run wrote), else from bench/checkpoints/<run>.tgz; the time limit's SIGTERM makes
+            # bench_nerf save the step reached.  <run> is $FERN_LONG_RUN, default fern_long, whose
+            # checkpoint in git is the finished stage (a run evaluates it; a larger --eval_at
+            # trains on).  Another name starts a run of its own from step 0, e.g.
+            #   FERN_LONG_RUN=fern_random ... fernlong 560 --extra --fine_sampling random
             # The log and figures are named after the run (<run>.log, bench_<run>.json), so runs
-            # in one call keep theirs apart.  Run them one after the other: two sharing the GPU
-            # (session 10) ran at 20.5 and 12.5 it/s, against 58 it/s for one alone.
+            # on one machine keep theirs apart.  Run them one after the other: two sharing one
+            # H200 (2026-12-03) ran at 20.5 and 12.5 it/s, against 58 it/s for one alone.
     budget=$1; shift
     run=${FERN_LONG_RUN:-fern_long}
-    for f in .carry/$run.tgz bench/carry/$run.tgz; do
+    for f in "$resume/$run.tgz" bench/checkpoints/$run.tgz; do
       [ -f "$f" ] && { tar xzf "$f" && echo "resuming from $f"; break; }
     done
     # (an archive holds logs/<run>/bench/nerf_<step>.pkl)
@@ -113,26 +117,25 @@ case "$step" in
     last=$(newest logs/$run/bench nerf)
     [ -n "$last" ] && tar czf "$OUT/$run.tgz" "$last" ;;
   cublaslt) # the stand-alone cuBLASLt program and its timings
-    boxed diag_cublaslt.py cublaslt.log 120 ;;
+    boxed diag/diag_cublaslt.py cublaslt.log 120 ;;
   cudnn)   # why cuDNN fails its check (stand-alone program and the Jittor op), then its GPU tests
            # and the decoder step with cuDNN where it passes
-    boxed diag_cudnn.py cudnn.log 120
+    boxed diag/diag_cudnn.py cudnn.log 120
     timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cudnn.py 2>&1 | logged tests.log | tail -30
     boxed bench_decoder.py decoder.log 150 --steps 10 --out "$OUT/bench_decoder.json" ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
-            # budget (one device call is 10 min): resumes from carried .carry/exp_*.tgz (an
-            # earlier call's checkpoints), and whatever happens packs the experiment's
-            # checkpoints and results into $OUT (run_pipeline)
+            # limit: resumes from $resume/exp_*.tgz (an earlier run's checkpoints), and whatever
+            # happens packs the experiment's checkpoints and results into $OUT (run_pipeline)
     budget=$1; shift
     run_pipeline logs/fern_quick "$budget" 1 "$@" ;;
   fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001
-             # checkpoint in bench/carry/fern_long.tgz) instead of its own 5,000-step one, with
+             # checkpoint in bench/checkpoints/fern_long.tgz) instead of its own 5,000-step one, with
              # fern_quick's 3,000 style steps (style steps count on from origin_step):
              # fernstyle <seconds> [run_stylenerf options, e.g. --style la_muse,sketch]
     budget=$1; shift
     exp=logs/fern_quick_nerf120k
     mkdir -p $exp
-    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/carry/fern_long.tgz -O > $exp/nerf_120001.pkl
+    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
   *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle)" >&2; exit 2 ;;
 esac

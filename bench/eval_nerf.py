@@ -6,7 +6,7 @@ without noise or jitter, prints the PSNR of each view and the mean of each group
 quarter of that.  Training views far below the held-out target mean an underfitted model
 rather than an overfitted one.
 
-    tar xzf bench/carry/fern_long.tgz      # fern.txt's NeRF after 120,001 steps
+    tar xzf bench/checkpoints/fern_long.tgz      # fern.txt's NeRF after 120,001 steps
     python bench/eval_nerf.py --expdir logs/fern_long/bench --stride 2 --views test train
 """
 import argparse

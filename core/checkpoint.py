@@ -4,10 +4,10 @@ A checkpoint is a pickle of a dict of plain values and NumPy arrays (Jittor
 vars are converted), written to `<name>.tmp` and renamed, so a kill mid-write
 never leaves a truncated file under the real name.  The file is complete for
 every reader as soon as save_atomic returns; flushing it to the disk (fsync)
-runs in a background thread, because on the GPU machine's virtual disk a
-training loop stalled for 17-60 s around its first checkpoint (bench/results,
-session 4), likely an fsync waiting for hundreds of MB of other unflushed files.
-A save that still takes long says where its time went.
+runs in a background thread, because on an H200 machine's virtual disk a
+training loop stalled for 17-60 s around its first checkpoint (2026-12-02,
+docs/MEASUREMENTS.md), likely an fsync waiting for hundreds of MB of other
+unflushed files.  A save that still takes long says where its time went.
 """
 import glob
 import os

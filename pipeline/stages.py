@@ -40,7 +40,7 @@ def apply_compute_options(args):
         set_conv_impl(args.conv)
     elif args.chunk > CPU_MAX_CHUNK:
         # Jittor's CPU executor holds several [chunk x samples x width] activations at once:
-        # fern_quick's 32768 rays took 24 GB of host memory in a CPU render (killed, session 5)
+        # fern_quick's 32768 rays took 24 GB of host memory in a CPU render (killed, 2026-12-02)
         print(f"--chunk {args.chunk} -> {CPU_MAX_CHUNK} rays per render batch on the CPU (host memory)")
         args.chunk = CPU_MAX_CHUNK
 

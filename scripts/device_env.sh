@@ -1,5 +1,8 @@
-# Source on the device machine (GPU, no internet): installs the carried wheels
-# from .whl/ into /tmp/site and points Python at them.  Used by bench/ scripts.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || return 1
+# Sourced by bench/device_run.sh on a GPU machine without internet access: installs the wheels
+# in $STYLENERF_OFFLINE/wheels (default .offline/wheels, filled by scripts/prepare_offline.sh)
+# into /tmp/site and points Python at them and at this checkout.
+export STYLENERF_OFFLINE="${STYLENERF_OFFLINE:-$PWD/.offline}"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  "$STYLENERF_OFFLINE"/wheels/*.whl || return 1
 export PYTHONPATH=/tmp/site:$PWD
 export PYTHONUNBUFFERED=1

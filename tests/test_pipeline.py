@@ -368,10 +368,10 @@ def test_pipeline_benchmark_pretrains_the_vae_and_reruns_warm(tiny_scene, tiny_s
     assert "render_valid_style" in result["after"]
 
 
-def test_nerf_benchmark_resumes_over_calls_and_stops_cleanly_on_sigterm(tiny_scene, tiny_styles, tmp_path, monkeypatch,
+def test_nerf_benchmark_resumes_over_runs_and_stops_cleanly_on_sigterm(tiny_scene, tiny_styles, tmp_path, monkeypatch,
                                                                        capsys, vgg_relu3_path, decoder_relu3_path):
-    """bench/bench_nerf.py --basedir: SIGTERM (a device call's time box) saves the step reached;
-    the next call resumes there, skips step counts already passed, and evaluates the last."""
+    """bench/bench_nerf.py --basedir: SIGTERM (a job's time limit) saves the step reached;
+    the next run resumes there, skips step counts already passed, and evaluates the last."""
     import json
     import signal
     import sys
@@ -387,7 +387,7 @@ def test_nerf_benchmark_resumes_over_calls_and_stops_cleanly_on_sigterm(tiny_sce
 
     def sample(self, *a, **k):
         calls.append(1)
-        if len(calls) == 6:  # the time box ends while step 6 runs
+        if len(calls) == 6:  # the time limit ends while step 6 runs
             os.kill(os.getpid(), signal.SIGTERM)
         return real_sample(self, *a, **k)
     monkeypatch.setattr(PixelRays, "sample", sample)
@@ -428,11 +428,11 @@ def test_spherified_capture_trains_and_renders_its_video(tmp_path, tiny_styles, 
 
 @pytest.fixture(scope="module")
 def fern_long_expdir(tmp_path_factory):
-    """bench/carry/fern_long.tgz unpacked: fern.txt's NeRF after 120,001 GPU steps (held-out PSNR
+    """bench/checkpoints/fern_long.tgz unpacked: fern.txt's NeRF after 120,001 GPU steps (held-out PSNR
     24.51 on the H200)."""
     import tarfile
     root = tmp_path_factory.mktemp("fern_long")
-    tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "carry", "fern_long.tgz")
+    tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "checkpoints", "fern_long.tgz")
     with tarfile.open(tgz) as t:
         t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
     return str(root / "logs" / "fern_long" / "bench")

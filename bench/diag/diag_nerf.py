@@ -2,11 +2,11 @@
 rays, 64+64 samples, view directions): ms/step after the JIT compile, then a profile of one
 step (the most expensive Jittor ops; a warning for any op that ran on the CPU).
 
-    python bench/diag_nerf.py [--steps 50 --profile 25] [--extra --gemm cublas]
-    python bench/diag_nerf.py --gemms cublaslt cublaslt:epilogue cublas jittor --profile 12
+    python bench/diag/diag_nerf.py [--steps 50 --profile 25] [--extra --gemm cublas]
+    python bench/diag/diag_nerf.py --gemms cublaslt cublaslt:epilogue cublas jittor --profile 12
 
 --gemms times several Linear products one after another, each in a process of its own (one
-that crashes - `--gemm cublas` segfaulted on the H200 in session 7 - costs only its own row;
+that crashes - `--gemm cublas` segfaulted on one H200 on 2026-12-02 - costs only its own row;
 the kernels they share compile once, into Jittor's cache); "cublaslt:epilogue" is cuBLASLt with
 the bias gradients in the weight-gradient GEMM's BGRADB epilogue
 (STYLENERF_CUBLASLT_BGRAD=epilogue) instead of the ReLU-gradient pass (the default, "kernel").
@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from core import runtime  # noqa: E402
 from bench.common import nerf_train_step, profile_ops  # noqa: E402

@@ -1,6 +1,6 @@
 """Does jt.array survive a strided NumPy array under NumPy 2? (prints before each step)"""
 import os, sys
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from core import runtime
 jt = runtime.setup()
 import numpy as np

@@ -11,7 +11,7 @@
    the fused epilogues.
 4. Runs core.cublaslt.available() inside Jittor and prints the whole error text on failure.
 
-    python bench/diag_cublaslt.py [--rows 262144]
+    python bench/diag/diag_cublaslt.py [--rows 262144]
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from core import runtime  # noqa: E402
 from bench.common import STANDALONE_STUB  # noqa: E402
 

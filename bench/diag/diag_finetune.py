@@ -2,7 +2,7 @@
 JIT compile).  Each piece is synchronised and timed on its own, on a synthetic plane scene at
 the working size of the fine-tune, with the real relu3_1 VGG and invertor weights.
 
-    python bench/diag_finetune.py [--h 192 --w 256 --iters 3] [--skip cons] [--conv im2col]
+    python bench/diag/diag_finetune.py [--h 192 --w 256 --iters 3] [--skip cons] [--conv im2col]
 """
 import argparse
 import os
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from core import runtime  # noqa: E402
 from bench.common import profile_ops  # noqa: E402

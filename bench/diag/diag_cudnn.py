@@ -5,7 +5,7 @@
    tells whether cuDNN itself works here with our descriptors and algorithm choice.
 2. Runs core.cudnn.available() inside Jittor and prints the whole error text.
 
-    python bench/diag_cudnn.py
+    python bench/diag/diag_cudnn.py
 """
 import os
 import subprocess
@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from core import runtime  # noqa: E402
 from bench.common import STANDALONE_STUB  # noqa: E402
 

@@ -4,7 +4,7 @@ host work (allocation, synchronisation) rather than kernels.  Where cuDNN passes
 (core/cudnn.py), also the same layer through cuDNN, and how far its output and gradients are
 from the gather + GEMM convolution's (both TF32 unless --matmul fp32).
 
-    python bench/diag_conv.py [--reps 10]
+    python bench/diag/diag_conv.py [--reps 10]
 """
 import argparse
 import os
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from core import runtime  # noqa: E402
 from bench.common import profile_ops  # noqa: E402
 

@@ -13,7 +13,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import profile_ops  # noqa: E402
 
 

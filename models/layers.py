@@ -5,7 +5,7 @@ it falls back to a fused reindex-reduce whose backward crashes on CUDA 13 (illeg
 VGG-sized layers.  On the GPU a convolution is therefore padding (reflection or zeros, our
 kernels) followed by a stride-1 "valid" cross-correlation, done by
 
-- cuDNN 9 called through `jt.code` (`conv2d_cudnn`, core/cudnn.py), when it is installed and
+- cuDNN 9 called through `jt.code` (`conv2d_cudnn`, backend/cudnn.py), when it is installed and
   passes its check against NumPy - the default ("auto"); or
 - a gather + one cuBLAS GEMM (`conv2d_gemm`), everywhere else:
 
@@ -18,7 +18,7 @@ kernels) followed by a stride-1 "valid" cross-correlation, done by
   window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
   channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
   the CPU).  The kernels read sizes at run time, so one compile serves every image size.
-  What each step fixed, as measured on the H200, is in the docstrings of core.ops.
+  What each step fixed, as measured on the H200, is in the docstrings of backend.ops.
 
   Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
   8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
@@ -34,8 +34,8 @@ import math
 import jittor as jt
 import numpy as np
 
-from core import cublaslt, cudnn, runtime
-from core.ops import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
+from backend import cublaslt, cudnn, runtime
+from backend.ops import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -175,7 +175,7 @@ def _padded_for_valid(x, w, padding, padding_mode):
 
 class _AddChannelBias(jt.Function):
     """y [B,C,H,W] + b [C] whose bias gradient sums each (sample, channel) plane in one GPU block
-    (core/ops.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
+    (backend/ops.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
     axes."""
 
     def execute(self, y, b):
@@ -192,7 +192,7 @@ class _AddChannelBias(jt.Function):
 def _with_bias(out, b):
     if b is None:
         return out
-    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (core/ops.kernel_ok)
+    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (backend/ops.kernel_ok)
     return _AddChannelBias.apply(out, b)
 
 
@@ -205,7 +205,7 @@ def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
 
 
 def conv2d_cudnn(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
-    """Convolution as pad + cuDNN's valid correlation, forward and backward (core/cudnn.py;
+    """Convolution as pad + cuDNN's valid correlation, forward and backward (backend/cudnn.py;
     stride 1, other strides use conv2d_im2col).  Same arguments and result as conv2d_im2col."""
     if stride != 1:
         return conv2d_im2col(x, w, b, padding, padding_mode, stride)
@@ -249,11 +249,11 @@ class Conv2d(jt.Module):
         return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
 
 
-# how Linear multiplies: "cublaslt" (core/cublaslt.py: one cuBLASLt matmul per pass with the bias
+# how Linear multiplies: "cublaslt" (backend/cublaslt.py: one cuBLASLt matmul per pass with the bias
 # and the ReLU fused in, the bias gradients in ReLU's mask pass; the default - a NeRF step on the
 # H200 took 17.0 ms against 22.2 ms with Jittor's matmul, session 8; falls back to "jittor" where
 # cuBLASLt is not usable, always on the CPU), "jittor" (jt.nn.Linear's tuned matmul) or "cublas"
-# (core.ops.gemm with a hand-written backward; on the CPU it is the same product).
+# (backend.ops.gemm with a hand-written backward; on the CPU it is the same product).
 LINEAR_IMPL = "cublaslt"
 LINEAR_IMPLS = ("jittor", "cublas", "cublaslt")
 _fallback_logged = []
@@ -281,7 +281,7 @@ def linear_impl(log=print):
 
 class _LinearGemm(jt.Function):
     """y = act(x [N,I] @ W[O,I]^T + b) with a hand-written backward: ReLU's mask and the bias
-    gradient in one pass (core/ops.relu_grad_bias_sums), then dx = g W and dW = g^T x, each one
+    gradient in one pass (backend/ops.relu_grad_bias_sums), then dx = g W and dW = g^T x, each one
     direct GEMM.  Jittor's autograd would add a separate reduce per bias (0.16 ms each, 24 in a
     NeRF step on the H200)."""
 
@@ -306,10 +306,10 @@ class _LinearGemm(jt.Function):
 
 
 def linear_gemm(x, weight, bias=None, relu=False):
-    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through core.ops.gemm."""
+    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through backend.ops.gemm."""
     x2d, lead = as_rows(x)
     if bias is not None:
-        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (core/ops.kernel_ok)
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/ops.kernel_ok)
     y = _LinearGemm.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (weight.shape[0],))
 

@@ -29,7 +29,7 @@ CPU_MAX_CHUNK = 4096
 
 def apply_compute_options(args):
     """--matmul, --gemm and --conv: how products run on the GPU (global, like the device)."""
-    from core import cudnn, runtime
+    from backend import cudnn, runtime
     from models.layers import set_conv_impl, set_linear_impl
     runtime.set_matmul(args.matmul)
     cudnn.set_math(args.matmul)

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 
 jt = runtime.setup(quiet=True, tensorcore=False)  # exact fp32 matmuls: tests compare to 1e-5
 

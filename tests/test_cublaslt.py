@@ -1,4 +1,4 @@
-"""core/cublaslt.py: finding cuBLASLt, the ops' sources, the references of its self-check, the
+"""backend/cublaslt.py: finding cuBLASLt, the ops' sources, the references of its self-check, the
 models' fallback on the CPU; on a GPU the ops against NumPy and a NeRF against Jittor's matmul.
 
 GPU part: `bash bench/device_run.sh tests tests/test_cublaslt.py` (the tests marked on_gpu).
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import jt
-from core import cublaslt, runtime
+from backend import cublaslt, runtime
 from models import layers
 from models.nerf import NeRF
 from models.style_mlp import StyleMLP
@@ -133,7 +133,7 @@ def _fake_code(variant, shapes, inputs):
 @pytest.mark.parametrize("relu", [False, True])
 def test_layer_backward_in_each_bias_gradient_mode(mode, relu, monkeypatch):
     """_LinearLt's backward (ReLU mask, the bias gradient by BGRADB or by the one-pass kernel of
-    core/ops) with its cuBLASLt calls stood in for by Jittor matmuls, against NumPy."""
+    backend/ops) with its cuBLASLt calls stood in for by Jittor matmuls, against NumPy."""
     monkeypatch.setattr(cublaslt, "_code", _fake_code)
     monkeypatch.setitem(cublaslt._state, "ok", True)
     monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", mode)

@@ -1,4 +1,4 @@
-"""What the `jt.code` bindings of external CUDA libraries (core/cudnn.py, core/cublaslt.py) share:
+"""What the `jt.code` bindings of external CUDA libraries (backend/cudnn.py, backend/cublaslt.py) share:
 loading the library for the compiled ops, putting its headers where Jittor's compiler looks,
 and the useful part of a failed op's error."""
 import ctypes
@@ -54,7 +54,7 @@ def decided(state):
     if state["checked"]:
         return state["ok"]
     state["checked"] = True
-    from core import runtime
+    from backend import runtime
     if not runtime.use_cuda():
         state["why"] = "not a GPU run"
         return False

@@ -2,7 +2,7 @@
 
 Jittor 1.3.11 looks for cuDNN 8's library names and `cudnn.h` under CUDA's include folder, and
 its cuDNN extension also wraps RNN calls that cuDNN 9 removed, so on the CUDA 13 machine it
-runs without cuDNN (core.runtime sets conv_opt=1).  cuDNN 9 still has the legacy convolution
+runs without cuDNN (backend.runtime sets conv_opt=1).  cuDNN 9 still has the legacy convolution
 API, so three small `jt.code` ops call it directly: forward, backward-data and backward-filter
 of a stride-1, unpadded ("valid") cross-correlation on float32 NCHW data.  Padding stays in
 models/layers.py (reflection padding is not a cuDNN mode anyway).
@@ -37,7 +37,7 @@ import re
 import jittor as jt
 import numpy as np
 
-from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
+from backend.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
 
 INCLUDE_DIRS = ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/cuda/include"]
 LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/local/cuda/lib64", "/usr/lib64", "/usr/lib"]

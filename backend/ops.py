@@ -16,7 +16,7 @@ data with a short last axis (the samples of a ray: <= a few hundred).
 - relu_grad_bias_sums(g, y) a Linear layer's backward helper: g masked by y > 0 (ReLU's gradient)
                             and that result's column sums (the bias gradient) in one pass
 - transpose_on_device(x, *dims)  jt.transpose that never falls back to the CPU (installed by
-                            core.runtime on the GPU in place of jt.transpose / Var.permute)
+                            backend.runtime on the GPU in place of jt.transpose / Var.permute)
 """
 from collections.abc import Sequence
 
@@ -587,9 +587,9 @@ def kernel_ok(name, log=print, check=True):
                 err = _max_relative_error(kernel(*args), formula(*args))
             why = "" if err < 1e-4 else f"differs from its Jittor formula (relative error {err:.1e})"
         except Exception as e:  # a compile or launch failure: do not use it, and say why
-            from core.jit_extern import failure_reason
+            from backend.jit_extern import failure_reason
             why = f"failed: {failure_reason(e)}"
         _kernel_state[name] = not why
         if why:
-            log(f"core/ops {name}: the CUDA kernel {why}; using Jittor's ops instead")
+            log(f"backend/ops {name}: the CUDA kernel {why}; using Jittor's ops instead")
     return _kernel_state[name]

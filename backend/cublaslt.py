@@ -8,7 +8,7 @@ can do those inside the GEMMs:
 - weight    dW[O,I] = gp^T x                     one matmul, no epilogue
 - input     dx[N,I] = gp W                       one matmul, no epilogue
   with gp = g * (y > 0) for a ReLU layer and db[O] = sum_n gp, both in one pass over g and the
-  saved y (backend/ops.relu_grad_bias_sums).  STYLENERF_CUBLASLT_BGRAD=epilogue computes db in the
+  saved y (backend/reductions.relu_grad_bias_sums).  STYLENERF_CUBLASLT_BGRAD=epilogue computes db in the
   weight-gradient matmul instead (epilogue BGRADB, two outputs; measured slower, session 8).
 
 Row-major Jittor arrays in cuBLAS's column-major terms: a row-major [R, C] array is the
@@ -52,13 +52,13 @@ import jittor as jt
 import numpy as np
 
 from backend.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
-from backend.ops import as_rows, kernel_ok, relu_grad_bias_sums
+from backend.reductions import as_rows, kernel_ok, relu_grad_bias_sums
 
 INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
 LIB_DIRS = ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
 _state = {"checked": False, "ok": False, "why": "not checked", "header": None, "version": None,
           "fused_bgrad": True}
-# How a layer's bias gradient is computed: "kernel" (backend/ops.relu_grad_bias_sums: in the pass
+# How a layer's bias gradient is computed: "kernel" (backend/reductions.relu_grad_bias_sums: in the pass
 # that applies ReLU's gradient; the default) or "epilogue" (cuBLASLt's BGRADB, in the
 # weight-gradient GEMM).  STYLENERF_CUBLASLT_BGRAD picks.  On the H200 (session 8, diag_nerf) a
 # NeRF step took 17.0 ms with "kernel" and 19.9 ms with "epilogue": BGRADB slows the weight-
@@ -402,7 +402,7 @@ def linear(x, weight, bias=None, relu=False):
     if x2d.shape[0] == 0:  # cuBLASLt takes no empty matrices
         return jt.zeros(lead + (o,), "float32")
     if bias is not None and (bias_grad_mode() == "kernel" or not _state["fused_bgrad"]):
-        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/ops.kernel_ok)
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/reductions.kernel_ok)
     y = _LinearLt.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (o,))
 
@@ -467,7 +467,7 @@ def unavailable_reason():
 
 def _check(lib, major, log):
     """Run the self-check, first with the bias gradient inside the weight-gradient GEMM (BGRADB),
-    then, if cuBLASLt has no such algorithm here, with the sums of backend/ops.relu_grad_bias_sums;
+    then, if cuBLASLt has no such algorithm here, with the sums of backend/reductions.relu_grad_bias_sums;
     True if one passes."""
     modes = ["fp32"] + ([math_mode()] if math_mode() != "fp32" else [])
     try:

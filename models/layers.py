@@ -18,7 +18,7 @@ kernels) followed by a stride-1 "valid" cross-correlation, done by
   window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
   channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
   the CPU).  The kernels read sizes at run time, so one compile serves every image size.
-  What each step fixed, as measured on the H200, is in the docstrings of backend.ops.
+  What each step fixed, as measured on the H200, is in the docstrings of backend.reductions.
 
   Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
   8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
@@ -35,7 +35,7 @@ import jittor as jt
 import numpy as np
 
 from backend import cublaslt, cudnn, runtime
-from backend.ops import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
+from backend.reductions import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -175,7 +175,7 @@ def _padded_for_valid(x, w, padding, padding_mode):
 
 class _AddChannelBias(jt.Function):
     """y [B,C,H,W] + b [C] whose bias gradient sums each (sample, channel) plane in one GPU block
-    (backend/ops.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
+    (backend/reductions.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
     axes."""
 
     def execute(self, y, b):
@@ -192,7 +192,7 @@ class _AddChannelBias(jt.Function):
 def _with_bias(out, b):
     if b is None:
         return out
-    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (backend/ops.kernel_ok)
+    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (backend/reductions.kernel_ok)
     return _AddChannelBias.apply(out, b)
 
 
@@ -253,7 +253,7 @@ class Conv2d(jt.Module):
 # and the ReLU fused in, the bias gradients in ReLU's mask pass; the default - a NeRF step on the
 # H200 took 17.0 ms against 22.2 ms with Jittor's matmul, session 8; falls back to "jittor" where
 # cuBLASLt is not usable, always on the CPU), "jittor" (jt.nn.Linear's tuned matmul) or "cublas"
-# (backend.ops.gemm with a hand-written backward; on the CPU it is the same product).
+# (backend.reductions.gemm with a hand-written backward; on the CPU it is the same product).
 LINEAR_IMPL = "cublaslt"
 LINEAR_IMPLS = ("jittor", "cublas", "cublaslt")
 _fallback_logged = []
@@ -281,7 +281,7 @@ def linear_impl(log=print):
 
 class _LinearGemm(jt.Function):
     """y = act(x [N,I] @ W[O,I]^T + b) with a hand-written backward: ReLU's mask and the bias
-    gradient in one pass (backend/ops.relu_grad_bias_sums), then dx = g W and dW = g^T x, each one
+    gradient in one pass (backend/reductions.relu_grad_bias_sums), then dx = g W and dW = g^T x, each one
     direct GEMM.  Jittor's autograd would add a separate reduce per bias (0.16 ms each, 24 in a
     NeRF step on the H200)."""
 
@@ -306,10 +306,10 @@ class _LinearGemm(jt.Function):
 
 
 def linear_gemm(x, weight, bias=None, relu=False):
-    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through backend.ops.gemm."""
+    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through backend.reductions.gemm."""
     x2d, lead = as_rows(x)
     if bias is not None:
-        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/ops.kernel_ok)
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/reductions.kernel_ok)
     y = _LinearGemm.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (weight.shape[0],))
 

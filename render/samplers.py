@@ -1,7 +1,7 @@
 """Depth samples along rays: stratified (coarse) and inverse-CDF (hierarchical, fine).
 
 Both follow nerf-pytorch.  No jt.sort / jt.cumsum (cub; unavailable on the CUDA 13 GPU):
-sample_pdf uses backend.ops.cumsum_last and backend.ops.searchsorted; hierarchical_z, which every
+sample_pdf uses backend.reductions.cumsum_last and backend.reductions.searchsorted; hierarchical_z, which every
 NeRF step and render chunk calls, does bins, CDF, inverse-CDF samples and the merge with the
 coarse depths in one `jt.code` kernel (one thread per ray, walking the CDF and both sorted
 lists once), since a GPU NeRF step is bound by the cost per kernel launch (README, Measured).
@@ -10,7 +10,7 @@ All z values are detached (no gradient).
 import jittor as jt
 import numpy as np
 
-from backend.ops import cumsum_last, per_row_kernel, searchsorted
+from backend.reductions import cumsum_last, per_row_kernel, searchsorted
 
 
 def _per_ray(value, n_rays):

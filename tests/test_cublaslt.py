@@ -133,7 +133,7 @@ def _fake_code(variant, shapes, inputs):
 @pytest.mark.parametrize("relu", [False, True])
 def test_layer_backward_in_each_bias_gradient_mode(mode, relu, monkeypatch):
     """_LinearLt's backward (ReLU mask, the bias gradient by BGRADB or by the one-pass kernel of
-    backend/ops) with its cuBLASLt calls stood in for by Jittor matmuls, against NumPy."""
+    backend/reductions) with its cuBLASLt calls stood in for by Jittor matmuls, against NumPy."""
     monkeypatch.setattr(cublaslt, "_code", _fake_code)
     monkeypatch.setitem(cublaslt._state, "ok", True)
     monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", mode)

@@ -204,8 +204,8 @@ def test_linear_impl_is_checked():
 
 def test_layers_decide_their_backward_kernels_in_the_forward(monkeypatch):
     """The kernels a backward uses are checked when the forward is built, not inside jt.grad
-    (backend/ops.kernel_ok: a first check there ended in a segfault on the H200)."""
-    from backend import ops
+    (backend/reductions.kernel_ok: a first check there ended in a segfault on the H200)."""
+    from backend import reductions as ops
     monkeypatch.setattr(ops, "_on_gpu", lambda: True)
     monkeypatch.setattr(ops, "_kernel_state", {})
     rng = np.random.default_rng(7)
@@ -221,7 +221,7 @@ _STEP_WITH_PENDING_CHECKS = """
 import sys
 from backend import runtime
 jt = runtime.setup(device="cpu", quiet=True)
-from backend import ops
+from backend import reductions as ops
 ops._on_gpu = lambda: True  # the kernels' first-use checks pending, as on a GPU
 from bench.common import nerf_train_step
 from core.config import parse_args

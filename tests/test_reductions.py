@@ -1,4 +1,4 @@
-"""backend/ops.py: cumsum, searchsorted, gemm, the on-device transpose and the convolution's
+"""backend/reductions.py: cumsum, searchsorted, gemm, the on-device transpose and the convolution's
 kernels (window columns, reflection padding) and the row mean/variance against NumPy."""
 import os
 import shutil
@@ -8,8 +8,8 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from backend import ops
-from backend.ops import (cumsum_last, gemm, mean_var_last, reflect_pad2d, searchsorted,
+from backend import reductions as ops
+from backend.reductions import (cumsum_last, gemm, mean_var_last, reflect_pad2d, searchsorted,
                       transpose_on_device, window_columns)
 
 

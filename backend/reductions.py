@@ -591,5 +591,5 @@ def kernel_ok(name, log=print, check=True):
             why = f"failed: {failure_reason(e)}"
         _kernel_state[name] = not why
         if why:
-            log(f"backend/ops {name}: the CUDA kernel {why}; using Jittor's ops instead")
+            log(f"backend/reductions {name}: the CUDA kernel {why}; using Jittor's ops instead")
     return _kernel_state[name]

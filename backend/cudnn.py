@@ -9,7 +9,7 @@ models/layers.py (reflection padding is not a cuDNN mode anyway).
 
 How the ops reach cuDNN without build flags: the source includes the header by its absolute
 path, the header's folder is added to Jittor's nvcc -I list (Jittor follows every #include
-through that list and failed on cudnn_version.h without it: session 5), and libcudnn is loaded
+through that list and failed on cudnn_version.h without it, 2026-12-02), and libcudnn is loaded
 into the process with RTLD_GLOBAL before the first op compiles, so the compiled op's undefined
 cuDNN symbols resolve when Jittor loads it.  The host code creates the descriptors per call
 (cheap), chooses the algorithm once per shape (timed by cudnnFind*, like torch's
@@ -17,11 +17,11 @@ cudnn.benchmark, falling back to the heuristics; STYLENERF_CUDNN_SEARCH=0: heuri
 and takes scratch memory from Jittor's allocator.  Ops run on the default stream, like
 Jittor's kernels.
 
-Measured on the H200 (session 5, heuristic choice): the decoder training step, batch 8 at
+Measured on one H200 (2026-12-02, heuristic choice): the decoder training step, batch 8 at
 256x256, 29.6 ms (relu3_1) / 35.7 ms (relu4_1) against PyTorch+cuDNN's 17.3 / 24.1 ms, where
 the gather + GEMM convolution took 63.4 / 84.6 ms.
 
-Where the GPU machine keeps cuDNN 9 (session 4 probe, bench/results/s4_call1_probe.txt):
+Where the H200 machine keeps cuDNN 9 (probed 2026-12-02, bench/results/s4_call1_probe.txt):
 headers in /usr/include/x86_64-linux-gnu, libcudnn*.so.9 in /usr/lib/x86_64-linux-gnu.
 
 `available()` finds, loads and checks it once (a small convolution against NumPy, forward and

@@ -6,6 +6,8 @@ import re
 
 import jittor as jt
 
+from backend import runtime
+
 
 # C++ for an op's host code (inside namespace jittor, after executor.h): scratch memory from
 # Jittor's temporary allocator, as Jittor's own cuDNN/cuBLAS ops take it, so it shares Jittor's
@@ -54,7 +56,6 @@ def decided(state):
     if state["checked"]:
         return state["ok"]
     state["checked"] = True
-    from backend import runtime
     if not runtime.use_cuda():
         state["why"] = "not a GPU run"
         return False

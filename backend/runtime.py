@@ -15,7 +15,7 @@ Why each step (see ../shared/reference/JITTOR_GPU.md for the measurements):
 - cuDNN 9 is not found by Jittor: `conv_opt=1` loads only cuBLAS and cuRAND; the
   project's own convolution (models/layers.py) replaces cuDNN's.
 - cub/CCCL 3 needs C++17 (Jittor builds CUDA as C++14), so cumsum/sort are
-  unavailable on the GPU: backend/reductions.py provides replacements.
+  unavailable on the GPU: the project's own `jt.code` kernels stand in where needed.
 - NumPy 2 changed the PyArray_Descr layout (elsize moved behind a 64-bit flags
   field); Jittor 1.3.11's own copy of the struct (src/pyjt/numpy.h) reads a wrong
   element size, so jt.array(np_array) silently gets garbage.  With NumPy >= 2 we
@@ -174,12 +174,12 @@ def _contiguous_arrays_only(jt):
 
 
 def _transposes_on_device(jt):
-    """Route jt.transpose / Var.transpose / Var.permute to backend.reductions.transpose_on_device.
+    """Route jt.transpose / Var.transpose / Var.permute to backend.blas.transpose_on_device.
 
     Without cuTT, Jittor runs a transpose that moves the last axis on the CPU (measured: most
     of a decoder fine-tune iteration's time on the H200).  Returns True when it patched now.
     """
-    from backend.reductions import transpose_on_device
+    from backend.blas import transpose_on_device
     if jt.transpose is transpose_on_device:
         return False
     jt.transpose = jt.permute = transpose_on_device

@@ -27,7 +27,8 @@ def main():
     a = ap.parse_args()
     jt = runtime.setup()
     from backend import cudnn
-    from backend.reductions import gemm, window_columns
+    from backend.blas import gemm
+    from backend.conv import window_columns
     from models.layers import conv2d_cudnn, conv2d_gemm, reflect_pad
     runtime.set_matmul(a.matmul)
     cudnn.set_math(a.matmul)

@@ -123,7 +123,8 @@ def _compare(cublaslt, d, k, n, i, o, a):
 
 
 def standalone(cublaslt, header, lib, rows):
-    src = STANDALONE_STUB + cublaslt.standalone_source(header, modes=("fp32", "tf32")) + _MAIN
+    from backend.cublaslt_src import standalone_source
+    src = STANDALONE_STUB + standalone_source(header, modes=("fp32", "tf32")) + _MAIN
     with tempfile.TemporaryDirectory() as d:
         open(os.path.join(d, "ops.cu"), "w").write(src)
         cmd = ["nvcc", "-std=c++17", "ops.cu", "-o", "ops", f"-I{os.path.dirname(header)}",

@@ -18,7 +18,7 @@ kernels) followed by a stride-1 "valid" cross-correlation, done by
   window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
   channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
   the CPU).  The kernels read sizes at run time, so one compile serves every image size.
-  What each step fixed, as measured on the H200, is in the docstrings of backend.reductions.
+  What each step fixed, as measured on the H200, is in the docstrings of backend/blas.py and backend/conv.py.
 
   Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
   8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
@@ -35,7 +35,10 @@ import jittor as jt
 import numpy as np
 
 from backend import cublaslt, cudnn, runtime
-from backend.reductions import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
+from backend.blas import gemm
+from backend.conv import reflect_pad2d, window_columns
+from backend.kernels import as_rows, kernel_ok
+from backend.reductions import relu_grad_bias_sums, row_sums
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -192,7 +195,7 @@ class _AddChannelBias(jt.Function):
 def _with_bias(out, b):
     if b is None:
         return out
-    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (backend/reductions.kernel_ok)
+    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (backend/kernels.kernel_ok)
     return _AddChannelBias.apply(out, b)
 
 
@@ -251,9 +254,9 @@ class Conv2d(jt.Module):
 
 # how Linear multiplies: "cublaslt" (backend/cublaslt.py: one cuBLASLt matmul per pass with the bias
 # and the ReLU fused in, the bias gradients in ReLU's mask pass; the default - a NeRF step on the
-# H200 took 17.0 ms against 22.2 ms with Jittor's matmul, session 8; falls back to "jittor" where
+# H200 took 17.0 ms against 22.2 ms with Jittor's matmul, 2026-12-03; falls back to "jittor" where
 # cuBLASLt is not usable, always on the CPU), "jittor" (jt.nn.Linear's tuned matmul) or "cublas"
-# (backend.reductions.gemm with a hand-written backward; on the CPU it is the same product).
+# (backend.blas.gemm with a hand-written backward; on the CPU it is the same product).
 LINEAR_IMPL = "cublaslt"
 LINEAR_IMPLS = ("jittor", "cublas", "cublaslt")
 _fallback_logged = []
@@ -306,10 +309,10 @@ class _LinearGemm(jt.Function):
 
 
 def linear_gemm(x, weight, bias=None, relu=False):
-    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through backend.reductions.gemm."""
+    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through backend.blas.gemm."""
     x2d, lead = as_rows(x)
     if bias is not None:
-        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/reductions.kernel_ok)
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/kernels.kernel_ok)
     y = _LinearGemm.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (weight.shape[0],))
 

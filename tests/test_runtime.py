@@ -89,7 +89,7 @@ def test_gpu_transpose_patch_installs_once_and_keeps_results(monkeypatch):
     # what setup() does on a GPU without cuTT, here on the CPU (monkeypatch restores Jittor after)
     import numpy as np
     import jittor as jt
-    from backend.reductions import transpose_on_device
+    from backend.blas import transpose_on_device
     for obj, name in ((jt, "transpose"), (jt, "permute"), (jt.Var, "transpose"), (jt.Var, "permute")):
         monkeypatch.setattr(obj, name, getattr(obj, name))
     assert runtime._transposes_on_device(jt) is True

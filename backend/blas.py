@@ -2,11 +2,15 @@
 
 - gemm(a, b, ta, tb)             2-D matrix product straight through cuBLAS on the GPU, not
                                  differentiable (for hand-written backward passes)
+- transpose(x, *dims)            x.transpose(*dims), as transpose_on_device on a GPU run
+                                 without cuTT (the project's transposes call this)
 - transpose_on_device(x, *dims)  jt.transpose that never falls back to the CPU
 """
 from collections.abc import Sequence
 
 import jittor as jt
+
+from backend import runtime
 
 
 # ---------------------------------------------------------------- transpose
@@ -33,6 +37,15 @@ def transpose_on_device(x, *dims):
     return jt.fuse_transpose(x, dims)
 
 
+def transpose(x, *dims):
+    """x.transpose(*dims) (jt.transpose's arguments), differentiable; where Jittor's own transpose
+    of the last axis would run on the CPU (a GPU run without cuTT: backend.runtime's
+    fused_transposes) as transpose_on_device."""
+    if runtime.fused_transposes():
+        return transpose_on_device(x, *dims)
+    return x.transpose(*dims)
+
+
 # ---------------------------------------------------------------- gemm
 def gemm(a, b, trans_a=False, trans_b=False):
     """op(a) @ op(b) for 2-D a, b (op = transpose where asked), for hand-written backward passes.
@@ -54,4 +67,4 @@ def gemm(a, b, trans_a=False, trans_b=False):
     cublas = getattr(jt.compile_extern, "cublas_ops", None) if jt.flags.use_cuda else None
     if cublas is not None:
         return cublas.cublas_matmul(a, b, trans_a, trans_b)
-    return jt.matmul(a.transpose() if trans_a else a, b.transpose() if trans_b else b)
+    return jt.matmul(transpose(a) if trans_a else a, transpose(b) if trans_b else b)

@@ -1,40 +1,35 @@
 """Jittor runtime set-up: the one module every entry point imports before Jittor.
 
 `setup()` decides CPU or GPU, sets Jittor's environment flags *before* Jittor is
-imported (they are read at import time), applies the fixes that Jittor 1.3.11
-needs on a CUDA 13 / cuDNN 9 machine, and logs one line saying what it did.
+imported (they are read at import time), applies the changes to Jittor that 1.3.11
+needs on a CUDA 13 / cuDNN 9 machine and with NumPy 2 (each listed with its reason in
+backend/patches.py), and logs one line saying what it did.
 
-Why each step (see ../shared/reference/JITTOR_GPU.md for the measurements):
+Why each setting (see ../shared/reference/JITTOR_GPU.md for the measurements):
 - Offline: Jittor downloads oneDNN ("mkl") on first use; with the `jittor-offline`
   package installed it finds the archive locally, otherwise we turn mkl off.
 - CPU: an installed `nvcc` without a GPU makes Jittor try CUDA and fail, so
   `nvcc_path` is set to "" when no GPU is present.
-- CUDA 13: `helper_cuda.h` reads `cudaDeviceProp::computeMode/clockRate`, which
-  CUDA 13 removed; we rewrite those reads to `cudaDeviceGetAttribute` in the
-  installed Jittor (idempotent, marked, original kept as `.orig`).
 - cuDNN 9 is not found by Jittor: `conv_opt=1` loads only cuBLAS and cuRAND; the
-  project's own convolution (models/layers.py) replaces cuDNN's.
+  project's own convolutions (models/layers.py, backend/cudnn.py) replace Jittor's.
 - cub/CCCL 3 needs C++17 (Jittor builds CUDA as C++14), so cumsum/sort are
   unavailable on the GPU: the project's own `jt.code` kernels stand in where needed.
-- NumPy 2 changed the PyArray_Descr layout (elsize moved behind a 64-bit flags
-  field); Jittor 1.3.11's own copy of the struct (src/pyjt/numpy.h) reads a wrong
-  element size, so jt.array(np_array) silently gets garbage.  With NumPy >= 2 we
-  rewrite that struct to NumPy 2's layout (same marking/idempotence as above).
+- cuTT is off (not available offline): Jittor then runs a transpose that moves the last
+  axis on the CPU, so the project's transposes go through backend.blas.transpose, which
+  uses Jittor's fused GPU transpose where fused_transposes() says so.
 - After its core is (re)built Jittor prints "jit_utils updated, please rerun"
   and calls sys.exit(0); a throw-away subprocess import absorbs that.
 """
 import importlib.util
-import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
 
-log = logging.getLogger("stylenerf.runtime")
+from backend import patches
 
-PATCH_MARK = "/* stylenerf: CUDA 13 cudaDeviceProp patch */"
-_state = {"done": False, "use_cuda": False, "matmul": "tf32", "where": "", "notes": []}
+_state = {"done": False, "use_cuda": False, "fused_transposes": False, "matmul": "tf32", "where": "",
+          "notes": []}
 
 
 def _gpu_present():
@@ -56,135 +51,6 @@ def _find_nvcc():
         if cand and os.path.isfile(cand):
             return cand
     return None
-
-
-def jittor_src_dir():
-    spec = importlib.util.find_spec("jittor")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("Jittor is not installed: run `pip install -r requirements.txt`.")
-    return list(spec.submodule_search_locations)[0]
-
-
-def patch_helper_cuda(path):
-    """Rewrite the CUDA-13-removed cudaDeviceProp fields in Jittor's helper_cuda.h.
-
-    Each `deviceProp.computeMode` / `deviceProp.clockRate` read becomes a
-    `cudaDeviceGetAttribute` call on the device named in the closest preceding
-    `cudaGetDeviceProperties(&deviceProp, DEV)`.  Returns True if the file changed.
-    """
-    with open(path) as f:
-        text = f.read()
-    if PATCH_MARK in text:
-        return False
-    lines = text.split("\n")
-    attr = {"computeMode": "cudaDevAttrComputeMode", "clockRate": "cudaDevAttrClockRate"}
-    dev = None
-    first_use = None
-    for i, line in enumerate(lines):
-        m = re.search(r"cudaGetDeviceProperties\(&deviceProp,\s*(\w+)\)", line)
-        if m:
-            dev = m.group(1)
-        for field, enum in attr.items():
-            token = "deviceProp." + field
-            if token in line:
-                if dev is None:
-                    raise RuntimeError(f"cannot patch {path}: no device for {token} at line {i + 1}")
-                line = line.replace(token, f"stylenerf_dev_attr({enum}, {dev})")
-                first_use = i if first_use is None else first_use
-        lines[i] = line
-    if first_use is None:
-        return False  # an already fixed Jittor: nothing to do
-    # put the helper before the function holding the first use
-    j = first_use
-    while j > 0 and not lines[j].startswith("inline "):
-        j -= 1
-    helper = [PATCH_MARK,
-              "static inline int stylenerf_dev_attr(cudaDeviceAttr a, int dev) {",
-              "  int v = 0; cudaDeviceGetAttribute(&v, a, dev); return v;", "}"]
-    lines[j:j] = helper
-    if not os.path.exists(path + ".orig"):
-        shutil.copyfile(path, path + ".orig")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
-    return True
-
-
-NUMPY2_MARK = "/* stylenerf: NumPy 2 PyArray_Descr layout */"
-_DESCR_NUMPY1 = """    int type_num;
-    int elsize;
-    int alignment;
-    char* subarray;
-    PyObject *fields;
-    PyObject *names;
-};"""
-_DESCR_NUMPY2 = NUMPY2_MARK + """
-    int type_num;
-    unsigned long long flags_numpy2;
-    Py_ssize_t elsize;
-    Py_ssize_t alignment;
-    PyObject *metadata;
-};"""
-
-
-def patch_numpy_header(path):
-    """Give Jittor's PyArrayDescr_Proxy NumPy 2's field layout. Returns True if the file changed."""
-    with open(path) as f:
-        text = f.read()
-    if NUMPY2_MARK in text:
-        return False
-    if _DESCR_NUMPY1 not in text:
-        raise RuntimeError(f"cannot patch {path} for NumPy 2: unexpected PyArrayDescr_Proxy layout")
-    if not os.path.exists(path + ".orig"):
-        shutil.copyfile(path, path + ".orig")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text.replace(_DESCR_NUMPY1, _DESCR_NUMPY2))
-    os.replace(tmp, path)
-    return True
-
-
-def _numpy_major():
-    import numpy
-    return int(numpy.__version__.split(".")[0])
-
-
-def _contiguous_arrays_only(jt):
-    """Hand jt.array only C-contiguous NumPy arrays.
-
-    For a strided array Jittor 1.3.11 calls a NumPy C-API function through its fixed
-    API-table slot; under NumPy 2 that call crashed (segfault at address 0) on the GPU
-    machine, while contiguous arrays convert correctly.  Copying first avoids the call.
-    """
-    import numpy as np
-    original = jt.array
-    if getattr(original, "_stylenerf_contiguous", False):
-        return
-
-    def array(data, dtype=None):
-        if isinstance(data, np.ndarray) and not data.flags.c_contiguous:
-            data = np.ascontiguousarray(data)
-        return original(data, dtype)
-
-    array._stylenerf_contiguous = True
-    array.__wrapped__ = original
-    array.__doc__ = original.__doc__
-    jt.array = array
-
-
-def _transposes_on_device(jt):
-    """Route jt.transpose / Var.transpose / Var.permute to backend.blas.transpose_on_device.
-
-    Without cuTT, Jittor runs a transpose that moves the last axis on the CPU (measured: most
-    of a decoder fine-tune iteration's time on the H200).  Returns True when it patched now.
-    """
-    from backend.blas import transpose_on_device
-    if jt.transpose is transpose_on_device:
-        return False
-    jt.transpose = jt.permute = transpose_on_device
-    jt.Var.transpose = jt.Var.permute = transpose_on_device
-    return True
 
 
 def _warm_import(env):
@@ -227,7 +93,7 @@ def setup(device=None, tensorcore=True, quiet=False):
             raise RuntimeError("--device cuda asked for, but no nvcc was found (set nvcc_path)")
         want_cuda = False
         notes.append("GPU seen but no nvcc: CPU")
-    if _numpy_major() >= 2 and patch_numpy_header(os.path.join(jittor_src_dir(), "src", "pyjt", "numpy.h")):
+    if patches.numpy_major() >= 2 and patches.patch_numpy_header(patches.numpy_header_path()):
         notes.append("patched numpy.h for NumPy 2")
     if not want_cuda:
         env["nvcc_path"] = ""
@@ -236,22 +102,22 @@ def setup(device=None, tensorcore=True, quiet=False):
         for flag in ("use_mkl", "use_cutt", "use_cutlass", "use_nccl", "use_mpi"):
             env.setdefault(flag, "0")
         env.setdefault("conv_opt", "1")  # skip cuDNN (v9 is not loadable by Jittor 1.3.11)
-        header = os.path.join(jittor_src_dir(), "extern", "cuda", "inc", "helper_cuda.h")
-        if patch_helper_cuda(header):
+        if patches.patch_helper_cuda(patches.helper_cuda_path()):
             notes.append("patched helper_cuda.h for CUDA 13")
         ok, output = _warm_import(dict(env))
         if not ok:
             raise RuntimeError("Jittor imported but found no usable CUDA; set STYLENERF_DEVICE=cpu "
                                "to run on CPU. Jittor's output:\n" + output)
     import jittor as jt
-    if _numpy_major() >= 2:
-        _contiguous_arrays_only(jt)
+    if patches.numpy_major() >= 2:
+        patches.contiguous_arrays_only(jt)
     jt.flags.use_cuda = 1 if want_cuda else 0
-    if want_cuda and env.get("use_cutt") == "0" and _transposes_on_device(jt):
+    fused_transposes = want_cuda and env.get("use_cutt") == "0"
+    if fused_transposes:
         notes.append("transposes on the GPU (no cuTT)")
     if want_cuda and tensorcore:
         jt.flags.use_tensorcore = 1  # TF32 in cuBLAS
-    _state.update(done=True, use_cuda=want_cuda, matmul="tf32" if tensorcore else "fp32",
+    _state.update(done=True, use_cuda=want_cuda, fused_transposes=fused_transposes, matmul="tf32" if tensorcore else "fp32",
                   where=f"Jittor {jt.__version__} on {'CUDA (nvcc ' + nvcc + ')' if want_cuda else 'CPU'}",
                   notes=notes)
     if not quiet:
@@ -277,6 +143,12 @@ def set_matmul(mode):
 def use_cuda():
     """True once setup() chose the GPU."""
     return _state["use_cuda"]
+
+
+def fused_transposes():
+    """True where transposes must use Jittor's fused transpose op (a GPU run without cuTT, on
+    which Jittor's own transpose of the last axis runs on the CPU): backend.blas.transpose."""
+    return _state["fused_transposes"]
 
 
 def summary():

@@ -3,7 +3,7 @@
 Statistics follow pytorch-AdaIN: per (sample, channel) mean over H*W, and
 std = sqrt(unbiased variance + eps).
 """
-from backend.reductions import mean_var_last
+from models.layers import mean_var_last
 
 
 def channel_stats(feat, eps=1e-5):

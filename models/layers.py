@@ -28,6 +28,10 @@ On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); `set_conv_
 (or "im2col") forces a GPU algorithm anywhere (the tests do).
 
 Also: `reflect_pad`, `upsample_nearest2x`, `max_pool2d_ceil` (AdaIN's ceil-mode pool).
+
+This module is where model and pipeline code reach the backend: `set_products` (the --matmul,
+--gemm and --conv choices), `on_gpu`, `transpose` (backend.blas: never a CPU op on the GPU) and
+`mean_var_last` (backend.reductions: AdaIN's channel statistics, one GPU block per row).
 """
 import math
 
@@ -35,10 +39,10 @@ import jittor as jt
 import numpy as np
 
 from backend import cublaslt, cudnn, runtime
-from backend.blas import gemm
+from backend.blas import gemm, transpose
 from backend.conv import reflect_pad2d, window_columns
 from backend.kernels import as_rows, kernel_ok
-from backend.reductions import relu_grad_bias_sums, row_sums
+from backend.reductions import mean_var_last, relu_grad_bias_sums, row_sums  # noqa: F401 (mean_var_last: models/adain.py)
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -52,6 +56,23 @@ def set_conv_impl(name):
     if name not in CONV_IMPLS:
         raise ValueError(f"--conv must be one of {', '.join(CONV_IMPLS)}, got {name!r}")
     CONV_IMPL = name
+
+
+def on_gpu():
+    """True on a GPU run (backend.runtime.setup chose CUDA)."""
+    return runtime.use_cuda()
+
+
+def set_products(matmul, gemm, conv):
+    """--matmul, --gemm and --conv: how products run (global, like the device).  --matmul and
+    --conv change nothing on the CPU; --conv cudnn where cuDNN cannot be used is a ValueError."""
+    runtime.set_matmul(matmul)
+    cudnn.set_math(matmul)
+    set_linear_impl(gemm)
+    if runtime.use_cuda():
+        if conv == "cudnn" and not cudnn.available():
+            raise ValueError(f"--conv cudnn: {cudnn.unavailable_reason()}")
+        set_conv_impl(conv)
 
 
 def conv_impl():
@@ -114,10 +135,10 @@ def conv2d_im2col(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
         raise ValueError(f"weight {tuple(w.shape)} does not fit input {tuple(x.shape)}")
     cols, ho, wo = im2col(x, k, padding, stride, padding_mode)
     bsz = x.shape[0]
-    out = jt.matmul(cols, w.reshape([o, c * k * k]).transpose())  # [B*Ho*Wo, O]
+    out = jt.matmul(cols, transpose(w.reshape([o, c * k * k])))  # [B*Ho*Wo, O]
     if b is not None:
         out = out + b.reshape([1, o])
-    return out.reshape([bsz, ho, wo, o]).transpose(0, 3, 1, 2)
+    return transpose(out.reshape([bsz, ho, wo, o]), 0, 3, 1, 2)
 
 
 def zero_pad(x, padding):
@@ -130,7 +151,7 @@ def zero_pad(x, padding):
 
 def _channels_first(rows, b, h, w):
     """[C, B*H*W] -> [B, C, H, W]; a transpose that keeps the last axis (a fused GPU kernel)."""
-    return rows.reshape([rows.shape[0], b, h, w]).transpose(1, 0, 2, 3)
+    return transpose(rows.reshape([rows.shape[0], b, h, w]), 1, 0, 2, 3)
 
 
 class _ValidConvGemm(jt.Function):
@@ -154,7 +175,7 @@ class _ValidConvGemm(jt.Function):
         o, c, k, _ = w.shape
         b, _, ho, wo = g.shape
         h, wd = self.x_hw
-        g_rows = g.transpose(1, 0, 2, 3).reshape([o, b * ho * wo])
+        g_rows = transpose(g, 1, 0, 2, 3).reshape([o, b * ho * wo])
         gw = gemm(g_rows, self.cols, trans_b=True).reshape([o, c, k, k])
         # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
         g_cols = window_columns(g, k, h, wd, offset=k - 1)  # [O*k*k, B*H*W], zeros outside

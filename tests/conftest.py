@@ -27,27 +27,27 @@ def _asset(*parts):
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def assets_dir():
     return _asset()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fern_dir():
     return _asset("nerf_llff_data", "fern")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vgg_relu3_path():
     return _asset("pretrained", "vgg_normalised_conv3_1.pth")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def decoder_relu3_path():
     return _asset("pretrained", "feature_invertor_conv3_1.pth")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def styles_dir():
     return _asset("styles")
 

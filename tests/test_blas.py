@@ -3,7 +3,8 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from backend.blas import gemm, transpose_on_device
+from backend import blas, runtime
+from backend.blas import gemm, transpose, transpose_on_device
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
@@ -44,3 +45,21 @@ def test_transpose_on_device_matches_numpy_with_gradient(dims, np_axes):
 def test_transpose_on_device_rejects_a_non_permutation():
     with pytest.raises(ValueError, match="not a permutation"):
         transpose_on_device(jt.zeros((2, 3, 4)), 0, 1, 1)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_transpose_takes_the_fused_op_where_the_runtime_says(fused, monkeypatch):
+    """backend.blas.transpose: Jittor's transpose, or (a GPU run without cuTT) the fused op;
+    the same values and gradients either way."""
+    monkeypatch.setitem(runtime._state, "fused_transposes", fused)
+    calls = []
+    monkeypatch.setattr(blas, "transpose_on_device", lambda x, *d: calls.append(d) or transpose_on_device(x, *d))
+    x = np.random.randn(2, 3, 4).astype(np.float32)
+    xv = jt.array(x)
+    out = transpose(xv, 0, 2, 1)
+    np.testing.assert_array_equal(out.numpy(), x.transpose(0, 2, 1))
+    w = np.random.randn(2, 4, 3).astype(np.float32)
+    np.testing.assert_array_equal(jt.grad((out * jt.array(w)).sum(), xv).numpy(), w.transpose(0, 2, 1))
+    np.testing.assert_array_equal(transpose(jt.array(x[0])).numpy(), x[0].T)
+    assert calls == ([(0, 2, 1), ()] if fused else [])
+

@@ -8,7 +8,7 @@ of AdaIN's full layout; timing does not depend on the values).
 If PyTorch is importable (it was on the H200 machine measured; it is never a project dependency) the
 same step is built there from the same layout tables and weights, with cuDNN, and timed in
 the same run.  Target (issue): Jittor <= 1.5x PyTorch's time.  The Jittor step is timed with
-each convolution of --conv (default: cuDNN through core/cudnn.py where it passes its check,
+each convolution of --conv (default: cuDNN through backend/cudnn.py where it passes its check,
 and the gather + cuBLAS GEMM).
 
     python bench/bench_decoder.py [--batch 8 --size 256 --steps 20] [--conv cudnn gemm]
@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import profile_ops  # noqa: E402
 
 
@@ -171,7 +171,7 @@ def main():
                          "heuristics' choice; both skipped where cuDNN is not available)")
     a = ap.parse_args()
     runtime.setup()
-    from core import cudnn
+    from backend import cudnn
     from models import layers
     convs = [c for c in a.conv if not c.startswith("cudnn") or cudnn.available()]
     rows = []

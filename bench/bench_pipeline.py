@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 
 
 def main(argv=None):

@@ -8,10 +8,11 @@ def nerf_train_step(args, scene, opt_class, n_rays):
     exactly as pipeline.nerf_stage.train_nerf does; returns (step, system)."""
     import jittor as jt
     from dataset.rays import PixelRays
-    from pipeline.nerf_stage import NeRFSystem, render_kwargs
+    from pipeline.nerf_stage import NeRFSystem
+    from render.options import RenderOptions
     from render.renderer import render_rays
     rays = PixelRays.from_scene(scene, scene.i_train, ndc=not args.no_ndc)
-    kw = render_kwargs(args, scene, train=True)
+    opts = RenderOptions.from_args(args, scene, "train")
     system = NeRFSystem(args)
     opt = opt_class(system.parameters(), lr=args.lrate)
     coarse, fine = system.fields()
@@ -20,7 +21,7 @@ def nerf_train_step(args, scene, opt_class, n_rays):
         b = rays.sample(n_rays, np.random.default_rng([0, k]))
         target = jt.array(b["rgb"])
         out = render_rays(jt.array(b["rays_o"]), jt.array(b["rays_d"]),
-                          jt.array(b["viewdirs"]) if args.use_viewdir else None, coarse, fine, **kw)
+                          jt.array(b["viewdirs"]) if args.use_viewdir else None, coarse, fine, opts=opts)
         opt.step(((out["coarse"]["rgb"] - target) ** 2).mean() + ((out["fine"]["rgb"] - target) ** 2).mean())
 
     return step, system
@@ -59,8 +60,9 @@ def style_train_step(args, scene, n_rays, n_styles=2, share_color=True):
     codes, Adam) on n_rays random (style, view, pixel) rays of random targets, exactly as
     pipeline.style_stage.train_style does; geometry views are the scene's training poses."""
     from pipeline.geometry import GeometryData
-    from pipeline.nerf_stage import NeRFSystem, render_kwargs
+    from pipeline.nerf_stage import NeRFSystem
     from pipeline.style_stage import StyleModel, style_step
+    from render.options import RenderOptions
     H, W, focal = scene.hwf
     c2ws = scene.poses[scene.i_train].astype(np.float32)
     geo = GeometryData(rgb=None, depth=None, points=None, c2ws=c2ws, hwf=(H, W, focal))
@@ -72,10 +74,9 @@ def style_train_step(args, scene, n_rays, n_styles=2, share_color=True):
         p.stop_grad()
     model = StyleModel(args, mu, np.zeros_like(mu), len(c2ws), system.embed_xyz.out_dim,
                        [f"style{i}" for i in range(n_styles)])
-    kw = render_kwargs(args, scene, train=True)
-    kw["noise_std"] = 0.0
+    opts = RenderOptions.from_args(args, scene, "frozen_geometry")
     args.batch_size_style = n_rays
-    return style_step(args, system, geo, targets, model, kw, share_color=share_color)
+    return style_step(args, system, geo, targets, model, opts, share_color=share_color)
 
 
 # the stand-in for Jittor around an op's host code in a stand-alone check program (bench/diag/diag_cudnn.py,

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 
 DEFAULT_STYLES = ["la_muse", "sketch", "woman_with_hat_matisse", "brushstrokes",
                   "the_resevoir_at_poitiers", "picasso_self_portrait"]

@@ -42,7 +42,7 @@ python3 bench/decoder_recipe.py --decoders "${specs[@]}" --out "$out/decoder_swe
 python3 - "${names[@]}" <<'PY'
 import glob, os, sys
 sys.path.insert(0, ".")
-from core import runtime; runtime.setup(quiet=True)
+from backend import runtime; runtime.setup(quiet=True)
 from core.checkpoint import load
 from models.decoder import Decoder
 for r in sys.argv[1:]:

@@ -1,7 +1,7 @@
 """What every command-line entry point does around its work.
 
 Parse the options (bad ones: one `error:` line, exit 2), set up Jittor through
-core.runtime, run, and turn errors a user can cause into one `error:` line (exit 1)
+backend.runtime, run, and turn errors a user can cause into one `error:` line (exit 1)
 and a saved Ctrl-C stop into its resume hint (exit 130) - never a traceback.
 """
 import sys
@@ -16,7 +16,7 @@ def run_command(parse, work, user_errors_of):
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from core import runtime
+    from backend import runtime
     runtime.setup(device=args.device)
     from core.interrupt import TrainingInterrupted
     try:

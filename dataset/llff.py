@@ -283,8 +283,9 @@ def load_llff(datadir, factor=8, recenter=True, bd_factor=0.75, spherify=False, 
         S = np.diag([sph_scale] * 3 + [1.0])
         transform, sc = S @ sph_transform @ transform @ np.linalg.inv(S), sc * sph_scale
     i_train, i_test = holdout_split(len(poses), llffhold)
+    bounds = bounds.astype(np.float32)  # near_bound/far_bound: of the bounds the scene holds
     return LLFFScene(
-        images=images, poses=poses.astype(np.float32), bounds=bounds.astype(np.float32),
+        images=images, poses=poses.astype(np.float32), bounds=bounds,
         hwf=(int(H), int(W), focal), i_train=i_train, i_test=i_test,
         near_bound=float(bounds.min()), far_bound=float(bounds.max()), scale=float(sc),
         recenter_transform=transform.astype(np.float32), image_paths=files,

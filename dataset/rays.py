@@ -10,6 +10,12 @@ All arrays are float32.
 import numpy as np
 
 
+def scaled_hwf(hwf, f):
+    """(H, W, focal) of the images rendered f times smaller (integer f; H and W rounded down)."""
+    H, W, focal = hwf
+    return int(H) // f, int(W) // f, focal / f
+
+
 def camera_dirs(H, W, focal):
     """Camera-space ray directions [H,W,3] float32 (not normalised; z = -1)."""
     i, j = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32), indexing="xy")

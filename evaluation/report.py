@@ -24,32 +24,30 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from dataset.rays import image_rays
+from dataset.rays import image_rays, scaled_hwf
 from evaluation.consistency import consistency_error
 from evaluation.figures import bar_chart, write_strip
 from evaluation.metrics import psnr, ssim
 from evaluation.style_strength import loss_from_stats, measure, path_sharpness, tap_statistics
 from evaluation.tables import ADAIN, NERF, PHOTO, write_report
 from pipeline.geometry import surface_points
-from pipeline.nerf_stage import load_trained_nerf, render_kwargs, valid_poses
+from pipeline.nerf_stage import load_trained_nerf, valid_poses
+from render.options import RenderOptions
 from render.renderer import render_image
 
 
-def eval_size(scene, factor):
-    H, W, focal = scene.hwf
-    return int(H) // factor, int(W) // factor, focal / factor
+def render_path(args, fields, opts, poses, H, W, focal, desc, viewdirs=True, share_color=False):
+    """Fine RGB [T,H,W,3] and world points [T,H,W,3] along poses, rendered as opts says.
 
-
-def render_path(args, fields, kw, poses, H, W, focal, desc, viewdirs=True):
-    """Fine RGB [T,H,W,3] and world points [T,H,W,3] along poses.
-
-    viewdirs: feed view directions (the photoreal NeRF with --use_viewdir; the style field has none)."""
+    viewdirs: feed view directions (the photoreal NeRF with --use_viewdir; the style field has none).
+    share_color: one colour pass for both levels (the style field, render_rays)."""
     coarse_field, fine_field = fields
     rgbs, pts = [], []
     for c2w in tqdm(poses, desc=desc, dynamic_ncols=True):
         ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W, args.chunk,
-                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False, **kw)
+        out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W, args.chunk, opts=opts,
+                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False,
+                           share_color=share_color)
         res = out["fine" if "fine" in out else "coarse"]
         pts.append(surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc))
         rgbs.append(res["rgb"])
@@ -58,10 +56,10 @@ def render_path(args, fields, kw, poses, H, W, focal, desc, viewdirs=True):
 
 def photoreal_metrics(args, scene, system, log):
     H, W, focal = scene.hwf
-    kw = render_kwargs(args, scene, train=False)
+    opts = RenderOptions.from_args(args, scene, "eval")
     rows = []
     for i in scene.i_test:
-        rgb, _ = render_path(args, system.fields(), kw, scene.poses[i:i + 1], int(H), int(W), focal,
+        rgb, _ = render_path(args, system.fields(), opts, scene.poses[i:i + 1], int(H), int(W), focal,
                              f"held-out view {i}")
         rows.append({"view": int(i), "psnr": psnr(rgb[0], scene.images[i]), "ssim": ssim(rgb[0], scene.images[i])})
         log(f"held-out view {i}: PSNR {rows[-1]['psnr']:.2f}  SSIM {rows[-1]['ssim']:.4f}")
@@ -79,15 +77,15 @@ def evaluate(args, scene, expdir, log=print):
     system, nerf_step, _ = load_trained_nerf(args, expdir)
     photo = photoreal_metrics(args, scene, system, log)
     ks = (args.eval_k_short, args.eval_k_long)
-    H, W, focal = eval_size(scene, args.eval_factor)
+    H, W, focal = scaled_hwf(scene.hwf, args.eval_factor)
     poses = valid_poses(args, scene)
     if args.eval_frames and len(poses) > args.eval_frames:
         poses = poses[:args.eval_frames]
-    kw = render_kwargs(args, scene, train=False)
-    photo_frames, points = render_path(args, system.fields(), kw, poses, H, W, focal, "photoreal path")
+    opts = RenderOptions.from_args(args, scene, "eval")
+    photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path")
     table = [_row("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)]
     rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
-                                           ks, kw, out_dir, log)
+                                           ks, opts, out_dir, log)
     table += rows
     write_report(out_dir, nerf_step, photo, table, ks, len(poses), (H, W), strength, strips, args.style_size)
     if table:
@@ -103,7 +101,7 @@ def _row(style, method, frames, points, poses, H, W, focal, ks):
     return row
 
 
-def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, kw, out_dir, log):
+def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log):
     """Per style: consistency rows of the stylized NeRF and per-frame AdaIN, style-strength rows
     of those and of the photoreal frames, and the picture strip.
     Returns (consistency rows, strength rows, {style: strip file name})."""
@@ -128,9 +126,8 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
         with jt.no_grad():
             s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
-        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])),
-                                     dict(kw, share_color=True), poses,
-                                     H, W, focal, f"stylized NeRF {name}", viewdirs=False)
+        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
+                                     H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True)
         adain_frames = np.stack([stylize_view(encoder, decoder, f, s_feat) for f in photo_frames])
         rows.append(_row(name, NERF, nerf_frames, points, poses, H, W, focal, ks))
         rows.append(_row(name, ADAIN, adain_frames, points, poses, H, W, focal, ks))

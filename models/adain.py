@@ -5,7 +5,7 @@ std = sqrt(unbiased variance + eps).
 """
 import jittor as jt
 
-from core.ops import mean_var_last
+from models.layers import mean_var_last
 
 
 def channel_stats(feat, eps=1e-5):
@@ -56,7 +56,7 @@ def gram(feat):
     which channels fire together (texture), which channel means and stds do not."""
     b, c, h, w = feat.shape
     f = feat.reshape([b, c, h * w])
-    return jt.nn.bmm(f, f.transpose(0, 2, 1)) / float(c * h * w)
+    return jt.nn.bmm_transpose(f, f) / float(c * h * w)  # f @ f^T
 
 
 def gram_loss(out_taps, style_taps):

@@ -12,7 +12,7 @@ import functools
 import jittor as jt
 from jittor import nn
 
-from core.ops import elementwise_kernel
+from backend.kernels import elementwise_kernel
 
 # out[r, j]: j < D (with the input) is x[r, j]; after that, block l of 2D values holds
 # sin(2^l x[r, :]) then cos(2^l x[r, :]).  2^l x is exact in float32, as in nerf-pytorch; sin and

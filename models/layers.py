@@ -5,7 +5,7 @@ it falls back to a fused reindex-reduce whose backward crashes on CUDA 13 (illeg
 VGG-sized layers.  On the GPU a convolution is therefore padding (reflection or zeros, our
 kernels) followed by a stride-1 "valid" cross-correlation, done by
 
-- cuDNN 9 called through `jt.code` (`conv2d_cudnn`, core/cudnn.py), when it is installed and
+- cuDNN 9 called through `jt.code` (`conv2d_cudnn`, backend/cudnn.py), when it is installed and
   passes its check against NumPy - the default ("auto"); or
 - a gather + one cuBLAS GEMM (`conv2d_gemm`), everywhere else:
 
@@ -18,7 +18,7 @@ kernels) followed by a stride-1 "valid" cross-correlation, done by
   window gather + GEMM), so no scatter-add of k*k overlapping copies.  The layout is
   channel-first so that no transpose moves the last axis (without cuTT Jittor runs those on
   the CPU).  The kernels read sizes at run time, so one compile serves every image size.
-  What each step fixed, as measured on the H200, is in the docstrings of core.ops.
+  What each step fixed, as measured on the H200, is in the docstrings of backend/blas.py and backend/conv.py.
 
   Memory: `cols` is B*C*k*k*Ho*Wo floats, e.g. batch 8, 64 channels, 256x256, k=3:
   8*576*65536*4 B = 1.2 GB (kept for the weight gradient; the input gradient builds one of
@@ -28,14 +28,21 @@ On the CPU, `Conv2d` uses `jt.nn.conv2d` (oneDNN, much faster there); `set_conv_
 (or "im2col") forces a GPU algorithm anywhere (the tests do).
 
 Also: `reflect_pad`, `upsample_nearest2x`, `max_pool2d_ceil` (AdaIN's ceil-mode pool).
+
+This module is where model and pipeline code reach the backend: `set_products` (the --matmul,
+--gemm and --conv choices), `on_gpu`, `transpose` (backend.blas: never a CPU op on the GPU) and
+`mean_var_last` (backend.reductions: AdaIN's channel statistics, one GPU block per row).
 """
 import math
 
 import jittor as jt
 import numpy as np
 
-from core import cublaslt, cudnn, runtime
-from core.ops import as_rows, gemm, kernel_ok, reflect_pad2d, relu_grad_bias_sums, row_sums, window_columns
+from backend import cublaslt, cudnn, runtime
+from backend.blas import gemm, transpose
+from backend.conv import reflect_pad2d, window_columns
+from backend.kernels import as_rows, kernel_ok
+from backend.reductions import mean_var_last, relu_grad_bias_sums, row_sums  # noqa: F401 (mean_var_last: models/adain.py)
 
 # "auto": cuDNN (else gemm) on the GPU, jt.nn.conv2d on the CPU; or one of the others to force
 # it (the choice is global, like the device)
@@ -49,6 +56,23 @@ def set_conv_impl(name):
     if name not in CONV_IMPLS:
         raise ValueError(f"--conv must be one of {', '.join(CONV_IMPLS)}, got {name!r}")
     CONV_IMPL = name
+
+
+def on_gpu():
+    """True on a GPU run (backend.runtime.setup chose CUDA)."""
+    return runtime.use_cuda()
+
+
+def set_products(matmul, gemm, conv):
+    """--matmul, --gemm and --conv: how products run (global, like the device).  --matmul and
+    --conv change nothing on the CPU; --conv cudnn where cuDNN cannot be used is a ValueError."""
+    runtime.set_matmul(matmul)
+    cudnn.set_math(matmul)
+    set_linear_impl(gemm)
+    if runtime.use_cuda():
+        if conv == "cudnn" and not cudnn.available():
+            raise ValueError(f"--conv cudnn: {cudnn.unavailable_reason()}")
+        set_conv_impl(conv)
 
 
 def conv_impl():
@@ -111,10 +135,10 @@ def conv2d_im2col(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
         raise ValueError(f"weight {tuple(w.shape)} does not fit input {tuple(x.shape)}")
     cols, ho, wo = im2col(x, k, padding, stride, padding_mode)
     bsz = x.shape[0]
-    out = jt.matmul(cols, w.reshape([o, c * k * k]).transpose())  # [B*Ho*Wo, O]
+    out = jt.matmul(cols, transpose(w.reshape([o, c * k * k])))  # [B*Ho*Wo, O]
     if b is not None:
         out = out + b.reshape([1, o])
-    return out.reshape([bsz, ho, wo, o]).transpose(0, 3, 1, 2)
+    return transpose(out.reshape([bsz, ho, wo, o]), 0, 3, 1, 2)
 
 
 def zero_pad(x, padding):
@@ -127,7 +151,7 @@ def zero_pad(x, padding):
 
 def _channels_first(rows, b, h, w):
     """[C, B*H*W] -> [B, C, H, W]; a transpose that keeps the last axis (a fused GPU kernel)."""
-    return rows.reshape([rows.shape[0], b, h, w]).transpose(1, 0, 2, 3)
+    return transpose(rows.reshape([rows.shape[0], b, h, w]), 1, 0, 2, 3)
 
 
 class _ValidConvGemm(jt.Function):
@@ -151,7 +175,7 @@ class _ValidConvGemm(jt.Function):
         o, c, k, _ = w.shape
         b, _, ho, wo = g.shape
         h, wd = self.x_hw
-        g_rows = g.transpose(1, 0, 2, 3).reshape([o, b * ho * wo])
+        g_rows = transpose(g, 1, 0, 2, 3).reshape([o, b * ho * wo])
         gw = gemm(g_rows, self.cols, trans_b=True).reshape([o, c, k, k])
         # dx[b,c,y,x] = sum_{o,i,j} g[b,o,y-i,x-j] w[o,c,i,j]; window index i' = k-1-i
         g_cols = window_columns(g, k, h, wd, offset=k - 1)  # [O*k*k, B*H*W], zeros outside
@@ -175,7 +199,7 @@ def _padded_for_valid(x, w, padding, padding_mode):
 
 class _AddChannelBias(jt.Function):
     """y [B,C,H,W] + b [C] whose bias gradient sums each (sample, channel) plane in one GPU block
-    (core/ops.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
+    (backend/reductions.row_sums) and then the few per-sample rows, instead of Jittor's reduce over three
     axes."""
 
     def execute(self, y, b):
@@ -192,7 +216,7 @@ class _AddChannelBias(jt.Function):
 def _with_bias(out, b):
     if b is None:
         return out
-    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (core/ops.kernel_ok)
+    kernel_ok("row_sums")  # the backward's kernel, decided before any backward (backend/kernels.kernel_ok)
     return _AddChannelBias.apply(out, b)
 
 
@@ -205,7 +229,7 @@ def conv2d_gemm(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
 
 
 def conv2d_cudnn(x, w, b=None, padding=0, padding_mode="reflect", stride=1):
-    """Convolution as pad + cuDNN's valid correlation, forward and backward (core/cudnn.py;
+    """Convolution as pad + cuDNN's valid correlation, forward and backward (backend/cudnn.py;
     stride 1, other strides use conv2d_im2col).  Same arguments and result as conv2d_im2col."""
     if stride != 1:
         return conv2d_im2col(x, w, b, padding, padding_mode, stride)
@@ -249,11 +273,11 @@ class Conv2d(jt.Module):
         return conv(x, self.weight, self.bias, self.padding, self.padding_mode, self.stride)
 
 
-# how Linear multiplies: "cublaslt" (core/cublaslt.py: one cuBLASLt matmul per pass with the bias
+# how Linear multiplies: "cublaslt" (backend/cublaslt.py: one cuBLASLt matmul per pass with the bias
 # and the ReLU fused in, the bias gradients in ReLU's mask pass; the default - a NeRF step on the
-# H200 took 17.0 ms against 22.2 ms with Jittor's matmul, session 8; falls back to "jittor" where
+# H200 took 17.0 ms against 22.2 ms with Jittor's matmul, 2026-12-03; falls back to "jittor" where
 # cuBLASLt is not usable, always on the CPU), "jittor" (jt.nn.Linear's tuned matmul) or "cublas"
-# (core.ops.gemm with a hand-written backward; on the CPU it is the same product).
+# (backend.blas.gemm with a hand-written backward; on the CPU it is the same product).
 LINEAR_IMPL = "cublaslt"
 LINEAR_IMPLS = ("jittor", "cublas", "cublaslt")
 _fallback_logged = []
@@ -281,7 +305,7 @@ def linear_impl(log=print):
 
 class _LinearGemm(jt.Function):
     """y = act(x [N,I] @ W[O,I]^T + b) with a hand-written backward: ReLU's mask and the bias
-    gradient in one pass (core/ops.relu_grad_bias_sums), then dx = g W and dW = g^T x, each one
+    gradient in one pass (backend/reductions.relu_grad_bias_sums), then dx = g W and dW = g^T x, each one
     direct GEMM.  Jittor's autograd would add a separate reduce per bias (0.16 ms each, 24 in a
     NeRF step on the H200)."""
 
@@ -306,10 +330,10 @@ class _LinearGemm(jt.Function):
 
 
 def linear_gemm(x, weight, bias=None, relu=False):
-    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through core.ops.gemm."""
+    """[..., I] -> [..., O] like jt.nn.Linear (then ReLU if relu), through backend.blas.gemm."""
     x2d, lead = as_rows(x)
     if bias is not None:
-        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (core/ops.kernel_ok)
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/kernels.kernel_ok)
     y = _LinearGemm.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (weight.shape[0],))
 

@@ -24,6 +24,7 @@ from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state, save_atomic
 from core.optim import Adam
 from models.adain import adain, content_loss, style_loss
+from models.layers import transpose
 from render.splatting import consistency_loss
 
 CONSISTENCY_WEIGHT = 50.0
@@ -86,7 +87,7 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
             o_feats = encoder(out)
             l_content = content_loss(o_feats[-1], t)
             l_style = style_loss(o_feats, s_feats)
-            l_cons = consistency_loss(out.transpose(0, 2, 3, 1), pts, geo.c2ws[views], h, w, focal * s,
+            l_cons = consistency_loss(transpose(out, 0, 2, 3, 1), pts, geo.c2ws[views], h, w, focal * s,
                                       geo_thresh=args.geo_thresh)
             loss = (args.content_loss_lambda * l_content + args.style_loss_lambda * l_style
                     + CONSISTENCY_WEIGHT * l_cons)

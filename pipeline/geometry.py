@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
+from render.options import RenderOptions
 from render.renderer import render_image
 
 
@@ -61,7 +62,6 @@ def _meta(args, scene, nerf_step, poses):
 
 def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
     """Cached geometry data for the current NeRF, rendering what is missing."""
-    from pipeline.nerf_stage import render_kwargs
     folder = os.path.join(expdir, "geometry")
     os.makedirs(folder, exist_ok=True)
     poses = geometry_poses(args, scene)
@@ -78,7 +78,7 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
             json.dump(meta, f)
     H, W, focal = int(meta["H"]), int(meta["W"]), meta["focal"]
     coarse_field, fine_field = system.fields()
-    kw = render_kwargs(args, scene, train=False)
+    opts = RenderOptions.from_args(args, scene, "eval")
     rgb = np.zeros((len(poses), H, W, 3), np.float32)
     depth = np.zeros((len(poses), H, W), np.float32)
     points = np.zeros((len(poses), H, W, 3), np.float32)
@@ -87,8 +87,8 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
         log(f"geometry: rendering {len(todo)} of {len(poses)} views into {folder}")
     for v in tqdm(todo, desc="geometry", dynamic_ncols=True, disable=not todo):
         ro, rd, vd = image_rays(H, W, focal, poses[v], ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk,
-                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False, **kw)
+        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts,
+                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False)
         res = out["fine" if "fine" in out else "coarse"]
         p = surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc)
         tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")

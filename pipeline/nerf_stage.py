@@ -18,9 +18,10 @@ from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state
 from core.media import depth_to_image, depth_video_frames, write_png, write_video
 from core.optim import Adam
 from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
-from dataset.rays import PixelRays, image_rays
+from dataset.rays import PixelRays, image_rays, scaled_hwf
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
+from render.options import RenderOptions
 from render.renderer import NeRFField, render_image, render_rays
 
 
@@ -53,18 +54,6 @@ class NeRFSystem:
     def load(self, ckpt, source):
         load_module_state(self.coarse, ckpt["coarse"], source + " (coarse)")
         load_module_state(self.fine, ckpt["fine"], source + " (fine)")
-
-
-def render_kwargs(args, scene, train):
-    """Keyword arguments of render_rays for this scene and phase."""
-    if args.no_ndc:
-        near, far = float(scene.bounds.min()) * 0.9, float(scene.bounds.max()) * 1.0
-    else:
-        near, far = 0.0, 1.0
-    return dict(near=near, far=far, n_samples=args.N_samples, n_fine=args.N_samples_fine,
-                perturb=bool(args.perturb) and train, noise_std=args.sigma_noise_std if train else 0.0,
-                white_bkgd=args.white_bkgd, lindisp=False,
-                deterministic_fine=not (train and args.fine_sampling == "random"))
 
 
 def nerf_checkpoints(expdir, args):
@@ -106,7 +95,7 @@ def train_nerf(args, scene, expdir, log=print):
 
     rays = PixelRays.from_scene(scene, scene.i_train, ndc=not args.no_ndc)
     coarse_field, fine_field = system.fields()
-    kw = render_kwargs(args, scene, train=True)
+    opts = RenderOptions.from_args(args, scene, "train")
     log(f"NeRF stage: {len(scene.i_train)} training views, {len(rays)} rays, steps {start}..{args.origin_step}")
     bar = tqdm(range(start + 1, args.origin_step + 1), initial=start, total=args.origin_step,
                desc="NeRF", dynamic_ncols=True)
@@ -118,7 +107,7 @@ def train_nerf(args, scene, expdir, log=print):
             target = jt.array(batch["rgb"])
             out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]),
                               jt.array(batch["viewdirs"]) if args.use_viewdir else None,
-                              coarse_field, fine_field, **kw)
+                              coarse_field, fine_field, opts=opts)
             loss_c = ((out["coarse"]["rgb"] - target) ** 2).mean()
             loss_f = ((out["fine"]["rgb"] - target) ** 2).mean() if "fine" in out else loss_c * 0
             loss = loss_c + loss_f
@@ -141,16 +130,15 @@ def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=
 
     Returns (rgbs [N,H,W,3], depths [N,H,W]) as NumPy.
     """
-    H, W, focal = scene.hwf
-    H, W, focal = int(H) // args.render_factor, int(W) // args.render_factor, focal / args.render_factor
+    H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     coarse_field, fine_field = system.fields()
-    kw = render_kwargs(args, scene, train=False)
+    opts = RenderOptions.from_args(args, scene, "eval")
     os.makedirs(outdir, exist_ok=True)
     rgbs, depths = [], []
     for i, c2w in enumerate(tqdm(poses, desc=f"render {os.path.basename(outdir)}", dynamic_ncols=True)):
         ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk,
-                           coarse_field=coarse_field, fine_field=fine_field, **kw)
+        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts,
+                           coarse_field=coarse_field, fine_field=fine_field)
         key = "fine" if "fine" in out else "coarse"
         rgb, depth = out[key]["rgb"], out[key]["depth"]
         name = names[i] if names is not None else f"{i:03d}"
@@ -183,14 +171,14 @@ def view_psnrs(system, args, scene, ids, stride=1):
     every stride-th pixel in both directions (1: the whole image)."""
     H, W, focal = int(scene.hwf[0]), int(scene.hwf[1]), scene.hwf[2]
     coarse_field, fine_field = system.fields()
-    kw = render_kwargs(args, scene, train=False)
+    opts = RenderOptions.from_args(args, scene, "eval")
     psnrs = []
     for i in ids:
         ro, rd, vd = (r.reshape(H, W, 3)[::stride, ::stride]
                       for r in image_rays(H, W, focal, scene.poses[i], ndc=not args.no_ndc))
         h, w = ro.shape[:2]
-        out = render_image(ro, rd, vd if args.use_viewdir else None, h, w, args.chunk,
-                           coarse_field=coarse_field, fine_field=fine_field, **kw)
+        out = render_image(ro, rd, vd if args.use_viewdir else None, h, w, args.chunk, opts=opts,
+                           coarse_field=coarse_field, fine_field=fine_field)
         rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
         psnrs.append(mse_to_psnr(np.mean((rgb - scene.images[i][::stride, ::stride]) ** 2)))
     return psnrs

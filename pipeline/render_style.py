@@ -23,11 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 from core.media import depth_to_image, depth_video_frames, to8b, write_png, write_video
-from dataset.rays import image_rays
+from dataset.rays import image_rays, scaled_hwf
 from pipeline import geometry
-from pipeline.nerf_stage import load_trained_nerf, render_kwargs, valid_poses
+from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
 from pipeline.stylize import style_indices
+from render.options import RenderOptions
 from render.renderer import render_image, render_image_colors
 
 
@@ -36,22 +37,22 @@ from render.renderer import render_image, render_image_colors
 STYLES_PER_PASS = 4
 
 
-def render_with_latent(system, model, latent, args, scene_kw, H, W, focal, c2w):
+def render_with_latent(system, model, latent, args, opts, H, W, focal, c2w):
     coarse_field, fine_field = style_fields(system, model.mlp, latent)
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
-    return render_image(ro, rd, None, H, W, args.chunk, coarse_field=coarse_field, fine_field=fine_field,
-                        share_color=True, **scene_kw)
+    return render_image(ro, rd, None, H, W, args.chunk, opts=opts, coarse_field=coarse_field,
+                        fine_field=fine_field, share_color=True)
 
 
-def render_with_latents(system, model, latents, args, scene_kw, H, W, focal, c2w):
+def render_with_latents(system, model, latents, args, opts, H, W, focal, c2w):
     """One frame for several latent codes (a list of [L]): a list of render_image results, the
     geometry shared (render_image_colors); without fine samples one render per code."""
-    if scene_kw["n_fine"] < 1:
-        return [render_with_latent(system, model, lat, args, scene_kw, H, W, focal, c2w) for lat in latents]
+    if opts.n_fine < 1:
+        return [render_with_latent(system, model, lat, args, opts, H, W, focal, c2w) for lat in latents]
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     coarse_field = StyleField(system.coarse, model.mlp, system.embed_xyz, None)
     fine_field = StyleColors(system.fine, model.mlp, system.embed_xyz, latents)
-    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), **scene_kw)
+    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), opts=opts)
 
 
 def interpolated_latents(mus, n_frames):
@@ -84,7 +85,7 @@ def _write_videos(outdir, videos, depth_frames, fps):
     write_video(os.path.join(outdir, "depth.mp4"), depth_frames, fps=fps)
 
 
-def render_interpolation(args, system, model, styles, poses, root, kw, H, W, focal, log=print):
+def render_interpolation(args, system, model, styles, poses, root, opts, H, W, focal, log=print):
     """--style_interp: the novel-view path with the latent moving through the styles' means."""
     names = [os.path.splitext(model.style_names[k])[0] for k in styles]
     outdir = os.path.join(root, "_to_".join(names))
@@ -93,7 +94,7 @@ def render_interpolation(args, system, model, styles, poses, root, kw, H, W, foc
     videos, depths = ([], []), []
     for i, c2w in enumerate(tqdm(poses, desc=" -> ".join(names), dynamic_ncols=True)):
         with jt.no_grad():
-            out = render_with_latent(system, model, jt.array(latents[i]), args, kw, H, W, focal, c2w)
+            out = render_with_latent(system, model, jt.array(latents[i]), args, opts, H, W, focal, c2w)
         depths.append(_write_frame(outdir, i, out, videos))
     _write_videos(outdir, videos, depth_video_frames(depths), args.fps)
     log(f"style interpolation {' -> '.join(names)}: {len(poses)} frames in {outdir}")
@@ -104,9 +105,8 @@ def render(args, scene, expdir, log=print):
     system, _, _ = load_trained_nerf(args, expdir)
     model, step = load_style_model(args, system, expdir)
     styles = style_indices(args.style, model.style_names, "the trained style model")
-    kw = render_kwargs(args, scene, train=False)
-    H, W, focal = scene.hwf
-    H, W, focal = int(H) // args.render_factor, int(W) // args.render_factor, focal / args.render_factor
+    opts = RenderOptions.from_args(args, scene, "eval")
+    H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     if args.render_train_style:  # the style-training views: the geometry stage's poses
         poses, mode = geometry.geometry_poses(args, scene), "train"
         if len(poses) != model.n_views:
@@ -118,7 +118,7 @@ def render(args, scene, expdir, log=print):
     if args.style_interp:  # the config has checked the mode and the comma
         if len(styles) < 2:
             raise ValueError(f"--style_interp needs two or more distinct styles, got --style {args.style}")
-        return render_interpolation(args, system, model, styles, poses, root, kw, H, W, focal, log)
+        return render_interpolation(args, system, model, styles, poses, root, opts, H, W, focal, log)
 
     def latent_of(k, i):
         with jt.no_grad():
@@ -140,7 +140,8 @@ def render(args, scene, expdir, log=print):
         videos = {k: ([], []) for k in group}  # fine, coarse frames (uint8)
         depths = []  # the geometry is the same for every style
         for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {', '.join(names)}", dynamic_ncols=True)):
-            images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, kw, H, W, focal, c2w)
+            images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, opts, H, W, focal,
+                                         c2w)
             for k, outdir, out in zip(group, outdirs, images):
                 depth = _write_frame(outdir, i, out, videos[k])
                 target = targets.get(k)

@@ -29,16 +29,9 @@ CPU_MAX_CHUNK = 4096
 
 def apply_compute_options(args):
     """--matmul, --gemm and --conv: how products run on the GPU (global, like the device)."""
-    from core import cudnn, runtime
-    from models.layers import set_conv_impl, set_linear_impl
-    runtime.set_matmul(args.matmul)
-    cudnn.set_math(args.matmul)
-    set_linear_impl(args.gemm)
-    if runtime.use_cuda():  # like --matmul, no effect on the CPU
-        if args.conv == "cudnn" and not cudnn.available():
-            raise ValueError(f"--conv cudnn: {cudnn.unavailable_reason()}")
-        set_conv_impl(args.conv)
-    elif args.chunk > CPU_MAX_CHUNK:
+    from models.layers import on_gpu, set_products
+    set_products(args.matmul, args.gemm, args.conv)
+    if not on_gpu() and args.chunk > CPU_MAX_CHUNK:
         # Jittor's CPU executor holds several [chunk x samples x width] activations at once:
         # fern_quick's 32768 rays took 24 GB of host memory in a CPU render (killed, 2026-12-02)
         print(f"--chunk {args.chunk} -> {CPU_MAX_CHUNK} rays per render batch on the CPU (host memory)")

@@ -121,8 +121,9 @@ def style_checkpoints(expdir, args):
     return CheckpointManager(expdir, "style", keep=args.ckp_num)
 
 
-def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, scene_kw, log=print):
-    """Train from the newest style checkpoint (or origin_step) to total_step; returns the StyleModel."""
+def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print):
+    """Train from the newest style checkpoint (or origin_step) to total_step, rendering as opts (a
+    RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start = args.origin_step
@@ -139,7 +140,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, sce
         return model
     for p in system.parameters():
         p.stop_grad()
-    step_fn = style_step(args, system, geo, targets, model, scene_kw)
+    step_fn = style_step(args, system, geo, targets, model, opts)
     bar = tqdm(range(start + 1, args.total_step + 1), initial=start - args.origin_step,
                total=args.total_step - args.origin_step, desc="style", dynamic_ncols=True)
     t0 = time.time()
@@ -157,7 +158,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, sce
     return model
 
 
-def style_step(args, system, geo, targets, model, scene_kw, share_color=True):
+def style_step(args, system, geo, targets, model, opts, share_color=True):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks)."""
@@ -178,8 +179,8 @@ def style_step(args, system, geo, targets, model, scene_kw, share_color=True):
         latent = model.latents.lookup(s_i, v_i)
         coarse_field, fine_field = style_fields(system, model.mlp, latent)
         # one style MLP for both levels: its colours evaluated once, at the fine depths
-        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field,
-                          share_color=share_color, **scene_kw)
+        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, opts=opts,
+                          share_color=share_color)
         tgt = jt.array(target.astype(np.float32) / 255.0)
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0

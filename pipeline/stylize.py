@@ -9,7 +9,8 @@ import os
 from core import timing
 from dataset.image_folder import list_images, load_image, resize_short_side
 from pipeline import decoder_finetune, geometry, latents, style_stage, targets
-from pipeline.nerf_stage import load_trained_nerf, render_kwargs
+from pipeline.nerf_stage import load_trained_nerf
+from render.options import RenderOptions
 
 
 def style_indices(spec, names, where):
@@ -88,10 +89,9 @@ def run_style_stages(args, scene, expdir, log=print):
         log("total_step <= origin_step: no style training asked for")
         return None
     p = prepare(args, scene, expdir, log)
-    kw = render_kwargs(args, scene, train=True)
-    kw["noise_std"] = 0.0  # geometry is frozen: no density noise in the style stage
+    opts = RenderOptions.from_args(args, scene, "frozen_geometry")  # no density noise on a frozen NeRF
     with timing.stage("6 style training"):
         model = style_stage.train_style(args, p["system"], p["geo"], p["targets"], p["mu"], p["logvar"],
-                                        p["names"], expdir, kw, log)
+                                        p["names"], expdir, opts, log)
     log(f"style training finished at step {args.total_step}; styles: {', '.join(p['names'])}")
     return model

@@ -23,7 +23,7 @@ import functools
 
 import jittor as jt
 
-from core.ops import per_row_kernel
+from backend.kernels import per_row_kernel
 
 # Loop over one ray's samples; RGB, SIG, NOISE, Z, DIR point at the ray's rows.  Leaves the
 # per-sample quantities of sample i in delta, e, w and the running product in T (its own scope,

@@ -4,12 +4,16 @@ A field is any callable `field(pts [R,S,3], viewdirs [R,3] | None) -> (rgb [R,S,
 sigma_raw [R,S])`.  The renderer does not know what is behind it (NeRF with its colour head,
 or the frozen NeRF's density with the style MLP's colour), which is how the style stage reuses it;
 a field that also has `density(pts) -> sigma_raw` can share the fine level's colours
-(render_rays' share_color).
+(render_rays' share_color).  How rays are sampled and composited: a RenderOptions
+(render/options.py), passed as opts.
 """
+import dataclasses
+
 import jittor as jt
 import numpy as np
 
 from render.compositing import composite
+from render.options import RenderOptions
 from render.samplers import hierarchical_z, stratified_samples
 
 
@@ -53,15 +57,19 @@ def _render_level(field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd
     return out
 
 
-def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.0, far=1.0,
-                n_samples=64, n_fine=64, perturb=False, noise_std=0.0, white_bkgd=False, lindisp=False,
-                deterministic_fine=True, share_color=False, coarse_rgb=True):
-    """Render rays_o, rays_d [R,3] (viewdirs [R,3] or None).
+def _check_options(opts, where):
+    if not isinstance(opts, RenderOptions):
+        raise TypeError(f"{where}: opts must be a RenderOptions (render/options.py), got {type(opts).__name__}")
 
-    Returns {"coarse": level, "fine": level} ("fine" only when n_fine > 0), each level a dict of
-    rgb [R,3], depth [R], acc [R], weights [R,S], z_vals [R,S] (S = n_samples, or
-    n_samples + n_fine for the fine level).  near/far: floats or [R].  The fine samples come from
-    the detached coarse weights, deterministically by default (as the original StylizedNeRF;
+
+def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts, share_color=False,
+                coarse_rgb=True):
+    """Render rays_o, rays_d [R,3] (viewdirs [R,3] or None) as opts (a RenderOptions) says.
+
+    Returns {"coarse": level, "fine": level} ("fine" only when opts.n_fine > 0), each level a dict
+    of rgb [R,3], depth [R], acc [R], weights [R,S], z_vals [R,S] (S = n_samples, or
+    n_samples + n_fine for the fine level).  opts.near/far: floats or [R].  The fine samples come
+    from the detached coarse weights, deterministically by default (as the original StylizedNeRF;
     nerf-pytorch randomises them when perturb is on).  fine_field None reuses the coarse field.
 
     share_color: both levels have the same colour function (the style stage: one style MLP, two
@@ -74,23 +82,26 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, near=0.
     acc only - no colour head, no "rgb" key - for renders that keep the fine image alone
     (geometry data), where coarse_field has `.density` (a plain callable renders as usual).
     """
+    _check_options(opts, "render_rays")
+    o = opts
     rays_o, rays_d = _as_var(rays_o), _as_var(rays_d)
     viewdirs = None if viewdirs is None else _as_var(viewdirs)
     n_rays = rays_o.shape[0]
     if tuple(rays_o.shape) != (n_rays, 3) or tuple(rays_d.shape) != (n_rays, 3):
         raise ValueError(f"render_rays: rays_o and rays_d must be [R,3], got {rays_o.shape} and {rays_d.shape}")
-    z_vals = stratified_samples(near, far, n_samples, perturb=perturb, lindisp=lindisp, n_rays=n_rays)
-    if share_color and n_fine > 0:
+    z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp, n_rays=n_rays)
+    if share_color and o.n_fine > 0:
         return _render_shared_color(coarse_field, fine_field or coarse_field, rays_o, rays_d, viewdirs, z_vals,
-                                    n_fine, noise_std, white_bkgd, deterministic_fine)
-    if not coarse_rgb and n_fine > 0 and hasattr(coarse_field, "density"):
-        out = {"coarse": _density_level(coarse_field, rays_o, rays_d, z_vals, noise_std)[0]}
+                                    o.n_fine, o.noise_std, o.white_bkgd, o.deterministic_fine)
+    if not coarse_rgb and o.n_fine > 0 and hasattr(coarse_field, "density"):
+        out = {"coarse": _density_level(coarse_field, rays_o, rays_d, z_vals, o.noise_std)[0]}
     else:
-        out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, noise_std, white_bkgd)}
-    if n_fine > 0:
-        z_all = hierarchical_z(z_vals, out["coarse"]["weights"].detach(), n_fine, deterministic=deterministic_fine)
+        out = {"coarse": _render_level(coarse_field, rays_o, rays_d, viewdirs, z_vals, o.noise_std, o.white_bkgd)}
+    if o.n_fine > 0:
+        z_all = hierarchical_z(z_vals, out["coarse"]["weights"].detach(), o.n_fine,
+                               deterministic=o.deterministic_fine)
         field = coarse_field if fine_field is None else fine_field
-        out["fine"] = _render_level(field, rays_o, rays_d, viewdirs, z_all, noise_std, white_bkgd)
+        out["fine"] = _render_level(field, rays_o, rays_d, viewdirs, z_all, o.noise_std, o.white_bkgd)
     return out
 
 
@@ -172,9 +183,8 @@ def _as_images(results, H, W):
     return images
 
 
-def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n_colors, near=0.0, far=1.0,
-                        n_samples=64, n_fine=64, noise_std=0.0, white_bkgd=False, lindisp=False,
-                        deterministic_fine=True, keys=("rgb", "depth"), perturb=False):
+def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n_colors, *, opts,
+                        keys=("rgb", "depth")):
     """An image in n_colors colourings of one geometry (the style MLP with several latent codes):
     the same result as render_image(..., share_color=True) once per colour, but the densities,
     the fine depths and their sigma are computed once per chunk for all colours.
@@ -182,9 +192,11 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
     fine_field: `.density(pts) -> sigma_raw [R,S]` and `.color(pts, k) -> rgb [R,S,3]` for colour
     k < n_colors; coarse_field: `.density`.  No view directions (the style fields take none).
     Returns a list of n_colors {"coarse": {key: [H,W,...]}, "fine": {...}} of NumPy arrays.
-    Memory: each colour's MLP runs (and is fetched) before the next starts.
+    Memory: each colour's MLP runs (and is fetched) before the next starts.  opts.near/far: floats.
     """
-    if n_fine < 1:
+    _check_options(opts, "render_image_colors")
+    o = opts
+    if o.n_fine < 1:
         raise ValueError("render_image_colors: the shared-colour render needs fine samples (n_fine >= 1)")
     n_pix = int(H) * int(W)
     ro, rd = (_flat_rays(x, n_pix, name, "render_image_colors") for x, name in ((rays_o, "rays_o"), (rays_d, "rays_d")))
@@ -192,39 +204,43 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
     with jt.no_grad():
         for start in range(0, n_pix, int(chunk)):
             end = min(start + int(chunk), n_pix)
-            o, d = jt.array(ro[start:end]), jt.array(rd[start:end])
-            z_vals = stratified_samples(near, far, n_samples, perturb=perturb, lindisp=lindisp, n_rays=end - start)
-            geo = _shared_depths(coarse_field, o, d, z_vals, n_fine, noise_std, deterministic_fine)
-            geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), noise_std)
+            origins, d = jt.array(ro[start:end]), jt.array(rd[start:end])
+            z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
+                                        n_rays=end - start)
+            geo = _shared_depths(coarse_field, origins, d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
+            geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), o.noise_std)
             jt.sync(list(geo.values()))  # once for every colour
             for k in range(n_colors):
-                out = _composite_shared(geo, fine_field.color(geo["pts"], k), d, white_bkgd)
+                out = _composite_shared(geo, fine_field.color(geo["pts"], k), d, o.white_bkgd)
                 _store_chunk(results[k], out, keys, start, end, n_pix)
     return [_as_images(res, H, W) for res in results]
 
 
-def render_image(rays_o, rays_d, viewdirs, H, W, chunk, keys=("rgb", "depth", "acc"), **kwargs):
+def render_image(rays_o, rays_d, viewdirs, H, W, chunk, *, opts, coarse_field, fine_field=None,
+                 keys=("rgb", "depth", "acc"), share_color=False, coarse_rgb=True):
     """Render an image's rays in chunks without gradients; returns NumPy arrays.
 
     rays_o, rays_d, viewdirs: [H,W,3] or [H*W,3] (NumPy or jt; viewdirs may be None).
-    kwargs go to render_rays (near/far may be per-ray arrays of H*W values).
-    Returns {"coarse": {key: [H,W,...]}, "fine": {...}} for the requested keys
-    (rgb [H,W,3], depth [H,W], acc [H,W], weights/z_vals [H,W,S]).
+    opts, the fields, share_color and coarse_rgb go to render_rays (opts.near/far may be per-ray
+    arrays of H*W values).  Returns {"coarse": {key: [H,W,...]}, "fine": {...}} for the
+    requested keys (rgb [H,W,3], depth [H,W], acc [H,W], weights/z_vals [H,W,S]).
     """
+    _check_options(opts, "render_image")
     n_pix = int(H) * int(W)
     ro, rd, vd = (_flat_rays(x, n_pix, name, "render_image")
                   for x, name in ((rays_o, "rays_o"), (rays_d, "rays_d"), (viewdirs, "viewdirs")))
     if int(chunk) < 1:
         raise ValueError(f"render_image: chunk must be >= 1, got {chunk}")
-    per_ray = {k: np.asarray(v, np.float32).reshape(-1) for k, v in kwargs.items()
-               if k in ("near", "far") and not np.isscalar(v)}
+    per_ray = {k: np.asarray(getattr(opts, k), np.float32).reshape(-1) for k in ("near", "far")
+               if not np.isscalar(getattr(opts, k))}
     results = {}
     with jt.no_grad():
         for start in range(0, n_pix, int(chunk)):
             end = min(start + int(chunk), n_pix)
-            kw = dict(kwargs, **{k: v[start:end] for k, v in per_ray.items()})
+            chunk_opts = dataclasses.replace(opts, **{k: v[start:end] for k, v in per_ray.items()})
             out = render_rays(jt.array(ro[start:end]), jt.array(rd[start:end]),
-                              None if vd is None else jt.array(vd[start:end]), **kw)
+                              None if vd is None else jt.array(vd[start:end]), coarse_field, fine_field,
+                              opts=chunk_opts, share_color=share_color, coarse_rgb=coarse_rgb)
             _store_chunk(results, out, keys, start, end, n_pix)
     return _as_images(results, H, W)
 

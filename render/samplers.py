@@ -1,16 +1,15 @@
 """Depth samples along rays: stratified (coarse) and inverse-CDF (hierarchical, fine).
 
 Both follow nerf-pytorch.  No jt.sort / jt.cumsum (cub; unavailable on the CUDA 13 GPU):
-sample_pdf uses core.ops.cumsum_last and core.ops.searchsorted; hierarchical_z, which every
-NeRF step and render chunk calls, does bins, CDF, inverse-CDF samples and the merge with the
-coarse depths in one `jt.code` kernel (one thread per ray, walking the CDF and both sorted
-lists once), since a GPU NeRF step is bound by the cost per kernel launch (README, Measured).
-All z values are detached (no gradient).
+hierarchical_z, which every NeRF step and render chunk calls, does bins, CDF, inverse-CDF samples
+(nerf-pytorch's sample_pdf) and the merge with the coarse depths in one `jt.code` kernel (one
+thread per ray, walking the CDF and both sorted lists once), since a GPU NeRF step is bound by
+the cost per kernel launch (README, Measured).  All z values are detached (no gradient).
 """
 import jittor as jt
 import numpy as np
 
-from core.ops import cumsum_last, per_row_kernel, searchsorted
+from backend.kernels import per_row_kernel
 
 
 def _per_ray(value, n_rays):
@@ -54,47 +53,17 @@ def stratified_samples(near, far, n_samples, perturb=False, lindisp=False, n_ray
     return z.stop_grad()
 
 
-def _gather_last(x, index):
-    """x [R, M], index int [R, S] -> x[r, index[r, s]] as [R, S]."""
-    return x.reindex(list(index.shape), ["i0", "@e0(i0,i1)"], extras=[index])
-
-
 def cdf_positions(n_rays, n_samples, deterministic):
     """Where the inverse CDF is read: linspace(0, 1) as [1, n] when deterministic, else
-    stratified uniforms (i + U_i) / n as [R, n] (ascending along each row)."""
+    stratified uniforms (i + U_i) / n as [R, n] (ascending along each row).
+
+    nerf-pytorch draws i.i.d. uniforms and gets sorted samples from torch.sort later; there is no
+    GPU sort here, and the merge with the coarse depths needs each row sorted.  Stratified
+    uniforms are sorted by construction: the same distribution per sample, lower variance."""
     if deterministic:
         return jt.array(np.linspace(0.0, 1.0, n_samples, dtype=np.float32)).reshape((1, n_samples))
     i = jt.array(np.arange(n_samples, dtype=np.float32)).reshape((1, n_samples))
     return (i + jt.rand((n_rays, n_samples), dtype="float32")) / n_samples
-
-
-def sample_pdf(bins, weights, n_samples, deterministic=True):
-    """Inverse-CDF samples: bins [R, M+1] edges (ascending), weights [R, M] -> [R, n_samples] ascending.
-
-    As nerf-pytorch's sample_pdf: pdf = (weights + 1e-5) normalised, cdf with a leading 0,
-    u = linspace(0, 1, n) when deterministic.  Random mode draws stratified uniforms
-    u_i = (i + U_i) / n, which are sorted by construction (nerf-pytorch draws i.i.d. uniforms and
-    gets sorted samples from torch.sort later; we have no GPU sort, and the merge with the coarse
-    depths needs each row sorted).  Same distribution per sample, lower variance.
-    """
-    bins, weights = bins.detach().float32(), weights.detach().float32()
-    n_rays, n_bins = weights.shape
-    if bins.shape != (n_rays, n_bins + 1):
-        raise ValueError(f"sample_pdf: bins must be [R, M+1] for weights [R, M]; got {bins.shape} and {weights.shape}")
-    weights = weights + 1e-5  # no zero-probability row
-    pdf = weights / weights.sum(dim=-1, keepdims=True)
-    cdf = jt.concat([jt.zeros((n_rays, 1), dtype="float32"), cumsum_last(pdf)], dim=-1)  # [R, M+1]
-    u = cdf_positions(n_rays, n_samples, deterministic).broadcast((n_rays, n_samples))
-
-    inds = searchsorted(cdf, u)                                 # [R, S] in 0..M+1
-    below = jt.maximum(inds - 1, 0)
-    above = jt.minimum(inds, n_bins)
-    cdf_lo, cdf_hi = _gather_last(cdf, below), _gather_last(cdf, above)
-    bin_lo, bin_hi = _gather_last(bins, below), _gather_last(bins, above)
-    denom = cdf_hi - cdf_lo
-    denom = jt.ternary(denom < 1e-5, jt.ones_like(denom), denom)
-    t = (u - cdf_lo) / denom
-    return (bin_lo + t * (bin_hi - bin_lo)).stop_grad()
 
 
 # One ray: bins between the coarse midpoints m_j (j = 0..S-2) with the interior weights
@@ -145,10 +114,10 @@ def hierarchical_z(z_vals, weights, n_fine, deterministic=True, u=None, with_coa
     (with_coarse_index: and int32 [R, S], the position of each coarse depth in that row, where
     it is copied exactly).
 
-    As nerf-pytorch: the fine samples come from sample_pdf over the bins between the coarse
-    midpoints, with the weights of the interior samples (weights[:, 1:-1]); the union is merged.
-    u: the CDF positions [1 or R, n_fine], ascending along each row (default: cdf_positions,
-    as sample_pdf reads them).
+    As nerf-pytorch: the fine samples come from its sample_pdf (pdf = weights + 1e-5, normalised)
+    over the bins between the coarse midpoints, with the weights of the interior samples
+    (weights[:, 1:-1]); the union is merged.  u: the CDF positions [1 or R, n_fine], ascending
+    along each row (default: cdf_positions).
     """
     z_vals, weights = z_vals.detach().float32(), weights.detach().float32()
     n_rays, n_coarse = z_vals.shape

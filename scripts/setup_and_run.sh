@@ -17,7 +17,7 @@ fi
 # is there (shared/assets), train an AdaIN decoder from it first on a GPU (it alone reconstructs
 # rather than stylizes); the pipeline then picks pretrained/decoder_finetuned.pkl up.
 if [ ! -f pretrained/decoder.pth ] && [ ! -f pretrained/decoder_finetuned.pkl ]; then
-  if python3 -c 'import sys; sys.path.insert(0, "."); from core import runtime; runtime.setup(quiet=True); sys.exit(0 if runtime.use_cuda() else 1)'; then
+  if python3 -c 'import sys; sys.path.insert(0, "."); from backend import runtime; runtime.setup(quiet=True); sys.exit(0 if runtime.use_cuda() else 1)'; then
     python3 train_style_modules.py --task finetune_decoder --max_iter "${DECODER_ITERS:-3000}"
   else
     echo "no AdaIN decoder (pretrained/decoder.pth): the stylization starts from the relu3_1 inverter (mild);" \

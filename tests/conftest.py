@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 
 jt = runtime.setup(quiet=True, tensorcore=False)  # exact fp32 matmuls: tests compare to 1e-5
 
@@ -27,27 +27,27 @@ def _asset(*parts):
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def assets_dir():
     return _asset()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fern_dir():
     return _asset("nerf_llff_data", "fern")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vgg_relu3_path():
     return _asset("pretrained", "vgg_normalised_conv3_1.pth")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def decoder_relu3_path():
     return _asset("pretrained", "feature_invertor_conv3_1.pth")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def styles_dir():
     return _asset("styles")
 

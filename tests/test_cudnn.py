@@ -1,4 +1,4 @@
-"""core/cudnn.py: finding cuDNN, the ops' sources, the NumPy references of its self-check.
+"""backend/cudnn.py: finding cuDNN, the ops' sources, the NumPy references of its self-check.
 
 The ops run only on a GPU: there (`bash bench/device_run.sh tests tests/test_cudnn.py`) the last
 tests compare them with NumPy; on the CPU the parts that decide whether they are used, and the
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import jt
-from core import cudnn, runtime
+from backend import cudnn, runtime
 from models import layers
 
 on_gpu = pytest.mark.skipif(not runtime.use_cuda(), reason="cuDNN ops run on the GPU only")

@@ -82,6 +82,7 @@ def fake_scene(n_views=3, seed=2):
     rng = np.random.default_rng(seed)
     poses = np.stack([random_pose(rng, max_angle=0.08, max_shift=0.1) for _ in range(n_views)])
     return SimpleNamespace(hwf=(H, W, FOCAL), poses=poses, bounds=np.tile([[1.5, 4.0]], (n_views, 1)),
+                           near_far=lambda ndc: (0.0, 1.0) if ndc else (0.9 * 1.5, 4.0),
                            focal=FOCAL, i_train=np.arange(n_views), i_test=np.zeros(0, np.int64))
 
 

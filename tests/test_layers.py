@@ -204,25 +204,25 @@ def test_linear_impl_is_checked():
 
 def test_layers_decide_their_backward_kernels_in_the_forward(monkeypatch):
     """The kernels a backward uses are checked when the forward is built, not inside jt.grad
-    (core/ops.kernel_ok: a first check there ended in a segfault on the H200)."""
-    from core import ops
-    monkeypatch.setattr(ops, "_on_gpu", lambda: True)
-    monkeypatch.setattr(ops, "_kernel_state", {})
+    (backend/kernels.kernel_ok: a first check there ended in a segfault on the H200)."""
+    from backend import kernels
+    monkeypatch.setattr(kernels, "_on_gpu", lambda: True)
+    monkeypatch.setattr(kernels, "_kernel_state", {})
     rng = np.random.default_rng(7)
     lin = layers.Linear(5, 4)
     layers.linear_gemm(jt.array(rng.standard_normal((6, 5)).astype(np.float32)), lin.weight, lin.bias, relu=True)
-    assert ops._kernel_state == {"relu_grad_bias_sums": True}
+    assert kernels._kernel_state == {"relu_grad_bias_sums": True}
     conv = Conv2d(2, 3, 3, padding=1)
     conv2d_gemm(jt.array(rng.standard_normal((1, 2, 5, 5)).astype(np.float32)), conv.weight, conv.bias, padding=1)
-    assert ops._kernel_state == {"relu_grad_bias_sums": True, "row_sums": True}
+    assert kernels._kernel_state == {"relu_grad_bias_sums": True, "row_sums": True}
 
 
 _STEP_WITH_PENDING_CHECKS = """
 import sys
-from core import runtime
+from backend import runtime
 jt = runtime.setup(device="cpu", quiet=True)
-from core import ops
-ops._on_gpu = lambda: True  # the kernels' first-use checks pending, as on a GPU
+from backend import kernels
+kernels._on_gpu = lambda: True  # the kernels' first-use checks pending, as on a GPU
 from bench.common import nerf_train_step
 from core.config import parse_args
 from core.optim import Adam
@@ -235,13 +235,13 @@ step, _ = nerf_train_step(args, scene, Adam, n_rays=args.batch_size)
 for k in range(3):
     step(k)
 jt.sync_all(True)
-print("steps done", ops._kernel_state)
+print("steps done", kernels._kernel_state)
 """
 
 
 def test_cublas_nerf_steps_survive_pending_kernel_checks(fern_dir):
     """Regression: with the check of relu_grad_bias_sums still to run (as on a GPU), the
-    --gemm cublas NeRF step made that check inside jt.grad and segfaulted (H200, session 7;
+    --gemm cublas NeRF step made that check inside jt.grad and segfaulted (H200, 2026-12-02;
     the same on the CPU at 483e19c, exit code 139). The steps run in a grandchild under bash:
     Jittor's SIGCHLD handler ends a process (here pytest) whose own child dies of a signal."""
     import subprocess

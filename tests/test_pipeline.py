@@ -4,6 +4,7 @@ run_stylenerf.py's stages run in order and resume; stylized renders and videos a
 written; evaluate.py writes its report; bad inputs give one clear line.
 """
 import os
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ import run_stylenerf
 from core.config import parse_args
 from pipeline import nerf_stage
 from pipeline.stages import load_scene
+from render.options import RenderOptions
 
 N_VIEWS = 6
 
@@ -75,12 +77,12 @@ def test_nerf_training_reduces_the_loss(tiny_scene, tiny_styles, tmp_path, vgg_r
                                 origin_step=60, i_weights=1000))
     scene = load_scene(args)
     batch = PixelRays.from_scene(scene, scene.i_train).sample(512, np.random.default_rng(1))
-    kw = nerf_stage.render_kwargs(args, scene, train=False)
+    opts = RenderOptions.from_args(args, scene, "eval")
 
     def mse(system):
         with jt.no_grad():
             out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]), jt.array(batch["viewdirs"]),
-                              *system.fields(), **kw)
+                              *system.fields(), opts=opts)
         return float(((out["fine"]["rgb"] - jt.array(batch["rgb"])) ** 2).mean().item())
 
     jt.set_global_seed(0)
@@ -304,16 +306,17 @@ def test_fine_sampling_option_randomises_training_samples_only():
     quantiles (nerf-pytorch), det (default, the original) at fixed ones; renders always fixed."""
     import jittor as jt
     from render.renderer import render_rays
-    scene = type("Scene", (), {})()
+    scene = SimpleNamespace(near_far=lambda ndc: (0.0, 1.0))
     field = lambda pts, vd: (jt.sigmoid(pts[..., :3] * 3.0), jt.sin(pts[..., 2] * 7.0) * 5.0)  # noqa: E731
     rays_o = jt.array(np.zeros((4, 3), np.float32))
     rays_d = jt.array(np.tile(np.array([[0.1, -0.2, 1.0]], np.float32), (4, 1)))
-    for opt, train, same in (("det", True, True), ("random", True, False), ("random", False, True)):
+    for opt, phase, same in (("det", "train", True), ("random", "train", False), ("random", "eval", True),
+                             ("random", "frozen_geometry", False)):
         args = parse_args(["--fine_sampling", opt, "--perturb", "0", "--sigma_noise_std", "0"])
-        kw = nerf_stage.render_kwargs(args, scene, train=train)
-        assert kw["deterministic_fine"] == same
-        z = [render_rays(rays_o, rays_d, None, field, **kw)["fine"]["z_vals"].numpy() for _ in range(2)]
-        assert np.array_equal(z[0], z[1]) == same, (opt, train)
+        opts = RenderOptions.from_args(args, scene, phase)
+        assert opts.deterministic_fine == same
+        z = [render_rays(rays_o, rays_d, None, field, opts=opts)["fine"]["z_vals"].numpy() for _ in range(2)]
+        assert np.array_equal(z[0], z[1]) == same, (opt, phase)
     assert parse_args([]).fine_sampling == "det"
     with pytest.raises(SystemExit):
         parse_args(["--fine_sampling", "uniform"])
@@ -450,13 +453,14 @@ def test_committed_fern_nerf_renders_the_heldout_views(fern_dir, fern_long_expdi
     from render.renderer import render_image
     H, W, focal = scene.hwf
     coarse, fine = system.fields()
-    kw = nerf_stage.render_kwargs(args, scene, train=False)
+    opts = RenderOptions.from_args(args, scene, "eval")
     rng = np.random.default_rng(0)
     psnrs = []
     for i in scene.i_test:
         ro, rd, vd = image_rays(int(H), int(W), focal, scene.poses[i], ndc=True)
         px = rng.choice(len(ro), 600, replace=False)
-        out = render_image(ro[px], rd[px], vd[px], 1, len(px), 4096, coarse_field=coarse, fine_field=fine, **kw)
+        out = render_image(ro[px], rd[px], vd[px], 1, len(px), 4096, opts=opts, coarse_field=coarse,
+                           fine_field=fine)
         err = out["fine"]["rgb"].reshape(-1, 3) - scene.images[i].reshape(-1, 3)[px]
         psnrs.append(nerf_stage.mse_to_psnr(np.mean(err ** 2)))
     assert np.mean(psnrs) > 23.0, psnrs

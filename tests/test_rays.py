@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dataset.rays import PixelRays, get_rays_np, image_rays, ndc_rays, ndc_rays_np
+from dataset.rays import PixelRays, get_rays_np, image_rays, ndc_rays, ndc_rays_np, scaled_hwf
 
 
 def _rotation(axis, angle):
@@ -77,6 +77,17 @@ def test_ndc_jittor_matches_numpy():
     o_jt, d_jt = ndc_rays(H, W, f, 1.0, jt.array(rays_o), jt.array(rays_d))
     np.testing.assert_allclose(o_jt.numpy(), o_np, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(d_jt.numpy(), d_np, rtol=1e-5, atol=1e-6)
+
+
+def test_scaled_hwf_rounds_the_size_down_and_scales_the_focal_length():
+    assert scaled_hwf((378, 504, 407.5), 2) == (189, 252, 203.75)
+    assert scaled_hwf((47, 63, 52.5), 4) == (11, 15, 13.125)
+    assert scaled_hwf((47.0, 63.0, 52.5), 1) == (47, 63, 52.5)
+    # the rays of the scaled camera look where the full-size camera's do, at the same image points
+    H, W, f = scaled_hwf((40, 60, 50.0), 2)
+    _, small = get_rays_np(H, W, f, np.eye(4)[:3])
+    _, full = get_rays_np(40, 60, 50.0, np.eye(4)[:3])
+    np.testing.assert_allclose(small, full[::2, ::2], atol=1e-6)
 
 
 def test_image_rays_flatten_and_viewdirs_from_original_rays():

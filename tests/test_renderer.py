@@ -1,10 +1,13 @@
 """render/renderer.py: an analytic slab, chunked vs whole rendering, gradients into a NeRF."""
+import dataclasses
+
 import jittor as jt
 import numpy as np
 import pytest
 
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
+from render.options import RenderOptions
 from render.renderer import NeRFField, expected_points, render_image, render_rays
 
 SLAB_RGB = np.array([0.2, 0.5, 0.8], np.float32)
@@ -29,8 +32,8 @@ def slab_rays():
 
 def test_analytic_slab():
     rays_o, rays_d = slab_rays()
-    out = render_rays(rays_o, rays_d, None, slab_field, slab_field, near=0.0, far=4.0,
-                      n_samples=64, n_fine=64, perturb=False, noise_std=0.0, white_bkgd=True)
+    opts = RenderOptions(near=0.0, far=4.0, n_samples=64, n_fine=64, perturb=False, noise_std=0.0, white_bkgd=True)
+    out = render_rays(rays_o, rays_d, None, slab_field, slab_field, opts=opts)
     hit, miss = slice(0, 4), slice(4, 6)
     for level, depth_tol in (("coarse", 4.0 / 63), ("fine", 0.005)):
         o = {k: v.numpy() for k, v in out[level].items()}
@@ -77,10 +80,10 @@ def test_chunked_image_equals_one_pass():
     _, (coarse, fine) = tiny_fields()
     H, W = 4, 5
     rays_o, rays_d, viewdirs = random_rays(H * W)
-    kw = dict(near=0.5, far=2.0, n_samples=8, n_fine=6, perturb=False, noise_std=0.0)
-    whole = render_rays(rays_o, rays_d, viewdirs, coarse, fine, **kw)
+    opts = RenderOptions(near=0.5, far=2.0, n_samples=8, n_fine=6, perturb=False, noise_std=0.0)
+    whole = render_rays(rays_o, rays_d, viewdirs, coarse, fine, opts=opts)
     img = render_image(rays_o.reshape(H, W, 3), rays_d.reshape(H, W, 3), viewdirs.reshape(H, W, 3), H, W, 7,
-                       keys=("rgb", "depth", "acc", "weights"), coarse_field=coarse, fine_field=fine, **kw)
+                       keys=("rgb", "depth", "acc", "weights"), opts=opts, coarse_field=coarse, fine_field=fine)
     assert img["fine"]["rgb"].shape == (H, W, 3) and img["fine"]["depth"].shape == (H, W)
     assert img["fine"]["weights"].shape == (H, W, 14) and img["coarse"]["weights"].shape == (H, W, 8)
     for level in ("coarse", "fine"):
@@ -89,22 +92,24 @@ def test_chunked_image_equals_one_pass():
             np.testing.assert_allclose(img[level][key].reshape(ref.shape), ref, rtol=1e-5, atol=1e-6)
     # per-ray near/far arrays are split with the chunks
     near = np.linspace(0.4, 0.6, H * W).astype(np.float32)
-    img2 = render_image(rays_o, rays_d, viewdirs, H, W, 6, coarse_field=coarse, fine_field=fine,
-                        **dict(kw, near=near))
-    ref2 = render_rays(rays_o, rays_d, viewdirs, coarse, fine, **dict(kw, near=near))
+    per_ray = dataclasses.replace(opts, near=near)
+    img2 = render_image(rays_o, rays_d, viewdirs, H, W, 6, opts=per_ray, coarse_field=coarse, fine_field=fine)
+    ref2 = render_rays(rays_o, rays_d, viewdirs, coarse, fine, opts=per_ray)
     np.testing.assert_allclose(img2["coarse"]["depth"].reshape(-1), ref2["coarse"]["depth"].numpy(), rtol=1e-5)
     with pytest.raises(ValueError, match="H\\*W"):
-        render_image(rays_o, rays_d, viewdirs, H + 1, W, 7, coarse_field=coarse, **kw)
+        render_image(rays_o, rays_d, viewdirs, H + 1, W, 7, opts=opts, coarse_field=coarse)
+    with pytest.raises(TypeError, match="RenderOptions"):
+        render_rays(rays_o, rays_d, viewdirs, coarse, fine, opts=dataclasses.asdict(opts))
 
 
 def test_one_adam_step_reduces_mse_and_reaches_both_nets():
     (net_c, net_f), (coarse, fine) = tiny_fields(D=3, W=32)
     rays_o, rays_d, viewdirs = random_rays(64)
     target = jt.array(np.random.rand(64, 3).astype(np.float32))
-    kw = dict(near=0.5, far=2.0, n_samples=16, n_fine=16, perturb=False, noise_std=0.0)
+    opts = RenderOptions(near=0.5, far=2.0, n_samples=16, n_fine=16, perturb=False, noise_std=0.0)
 
     def loss_fn():
-        out = render_rays(rays_o, rays_d, viewdirs, coarse, fine, **kw)
+        out = render_rays(rays_o, rays_d, viewdirs, coarse, fine, opts=opts)
         return ((out["coarse"]["rgb"] - target) ** 2).mean() + ((out["fine"]["rgb"] - target) ** 2).mean()
 
     params = net_c.parameters() + net_f.parameters()
@@ -121,11 +126,12 @@ def test_one_adam_step_reduces_mse_and_reaches_both_nets():
 def test_perturb_and_noise_are_random_and_without_viewdirs():
     _, (coarse, fine) = tiny_fields(use_viewdirs=False)
     rays_o, rays_d, _ = random_rays(8)
-    kw = dict(near=0.5, far=2.0, n_samples=8, n_fine=4, perturb=True, noise_std=1.0)
-    a = render_rays(rays_o, rays_d, None, coarse, fine, **kw)["fine"]["rgb"].numpy()
-    b = render_rays(rays_o, rays_d, None, coarse, fine, **kw)["fine"]["rgb"].numpy()
+    opts = RenderOptions(near=0.5, far=2.0, n_samples=8, n_fine=4, perturb=True, noise_std=1.0)
+    a = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts)["fine"]["rgb"].numpy()
+    b = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts)["fine"]["rgb"].numpy()
     assert a.shape == (8, 3) and not np.allclose(a, b)
-    only_coarse = render_rays(rays_o, rays_d, None, coarse, None, near=0.5, far=2.0, n_samples=8, n_fine=0)
+    only_coarse = render_rays(rays_o, rays_d, None, coarse, None,
+                              opts=RenderOptions(near=0.5, far=2.0, n_samples=8, n_fine=0))
     assert set(only_coarse) == {"coarse"}
 
 
@@ -142,16 +148,16 @@ def test_coarse_level_without_colour_keeps_the_fine_image():
     ro = rng.uniform(-0.1, 0.1, (12, 3)).astype(np.float32)
     rd = (np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (12, 3))).astype(np.float32)
     vd = rd / np.linalg.norm(rd, axis=-1, keepdims=True)
-    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=6)
-    full = render_rays(jt.array(ro), jt.array(rd), jt.array(vd), *fields, **kw)
-    lean = render_rays(jt.array(ro), jt.array(rd), jt.array(vd), *fields, coarse_rgb=False, **kw)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    full = render_rays(jt.array(ro), jt.array(rd), jt.array(vd), *fields, opts=opts)
+    lean = render_rays(jt.array(ro), jt.array(rd), jt.array(vd), *fields, opts=opts, coarse_rgb=False)
     assert "rgb" not in lean["coarse"]
     for key in ("weights", "depth", "acc"):
         np.testing.assert_allclose(lean["coarse"][key].numpy(), full["coarse"][key].numpy(), rtol=1e-5, atol=1e-6)
     for key in ("rgb", "depth", "z_vals"):
         np.testing.assert_allclose(lean["fine"][key].numpy(), full["fine"][key].numpy(), rtol=1e-5, atol=1e-6)
     img = render_image(ro.reshape(3, 4, 3), rd.reshape(3, 4, 3), vd.reshape(3, 4, 3), 3, 4, 5,
-                       coarse_field=fields[0], fine_field=fields[1], coarse_rgb=False, **kw)
+                       opts=opts, coarse_field=fields[0], fine_field=fields[1], coarse_rgb=False)
     assert set(img["coarse"]) == {"depth", "acc"} and img["fine"]["rgb"].shape == (3, 4, 3)
     np.testing.assert_allclose(img["fine"]["rgb"].reshape(12, 3), full["fine"]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
 
@@ -182,17 +188,18 @@ def test_several_colours_over_one_geometry_equal_separate_shared_colour_renders(
 
     ro = rng.uniform(-0.1, 0.1, (3, 5, 3)).astype(np.float32)
     rd = (np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (3, 5, 3))).astype(np.float32)
-    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=6)
-    together = render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 3,
-                                   keys=("rgb", "depth", "acc"), **kw)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    together = render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 3, opts=opts,
+                                   keys=("rgb", "depth", "acc"))
     assert len(together) == 3
     assert together[0]["fine"]["rgb"].min() > 0.01 and together[0]["fine"]["depth"].std() > 1e-3  # not empty
     for k in range(3):
-        alone = render_image(ro, rd, None, 3, 5, 4, coarse_field=Field(nets[0], k), fine_field=Field(nets[1], k),
-                             share_color=True, keys=("rgb", "depth", "acc"), **kw)
+        alone = render_image(ro, rd, None, 3, 5, 4, opts=opts, coarse_field=Field(nets[0], k),
+                             fine_field=Field(nets[1], k), share_color=True, keys=("rgb", "depth", "acc"))
         for level in ("coarse", "fine"):
             for key in ("rgb", "depth", "acc"):
                 np.testing.assert_allclose(together[k][level][key], alone[level][key], rtol=1e-5, atol=1e-6)
     assert not np.allclose(together[0]["fine"]["rgb"], together[1]["fine"]["rgb"])  # the colours differ
     with pytest.raises(ValueError, match="n_fine"):
-        render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 1, near=0.0, far=1.0, n_fine=0)
+        render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 1,
+                            opts=RenderOptions(near=0.0, far=1.0, n_fine=0))

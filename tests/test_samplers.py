@@ -3,7 +3,7 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from render.samplers import hierarchical_z, sample_pdf, stratified_samples
+from render.samplers import hierarchical_z, stratified_samples
 
 
 def numpy_sample_pdf(bins, weights, n_samples):
@@ -22,11 +22,6 @@ def numpy_sample_pdf(bins, weights, n_samples):
         t = (u - cdf[below]) / denom
         out[r] = bins[r, below] + t * (bins[r, above] - bins[r, below])
     return out
-
-
-def random_bins(n_rays, n_bins):
-    edges = np.cumsum(np.random.uniform(0.05, 0.2, size=(n_rays, n_bins + 1)), axis=-1) + 2.0
-    return edges.astype(np.float32)
 
 
 def test_stratified_deterministic_and_lindisp():
@@ -52,34 +47,20 @@ def test_stratified_perturbed_stays_in_bins():
         stratified_samples(0.0, 1.0, 4)
 
 
-def test_sample_pdf_matches_nerf_pytorch_port():
-    bins = random_bins(64, 20)
-    weights = np.random.rand(64, 20).astype(np.float32)
-    weights[:8] = 0.0  # all-zero rows: uniform by the 1e-5 floor
-    out = sample_pdf(jt.array(bins), jt.array(weights), 32, deterministic=True).numpy()
-    ref = numpy_sample_pdf(bins, weights, 32)
-    np.testing.assert_allclose(out, ref, atol=2e-5)
+def test_hierarchical_z_random_mode_follows_the_weights():
+    """Random CDF positions (--fine_sampling random): every row sorted, the fine samples spread
+    over the bins between the coarse midpoints as the interior weights say."""
+    n = 2000
+    z = np.tile(np.array([-0.125, 0.125, 0.375, 0.625, 0.875, 1.125], np.float32), (n, 1))  # mids 0 .. 1
+    w = np.tile(np.array([5.0, 1.0, 0.0, 3.0, 0.0, 5.0], np.float32), (n, 1))  # interior: 1, 0, 3, 0
+    out, where = hierarchical_z(jt.array(z), jt.array(w), 16, deterministic=False, with_coarse_index=True)
+    out, where = out.numpy(), where.numpy()
     assert (np.diff(out, axis=-1) >= 0).all()
-    assert (out >= bins[:, :1] - 1e-6).all() and (out <= bins[:, -1:] + 1e-6).all()
-
-
-def test_sample_pdf_concentrates_on_a_delta():
-    bins = random_bins(4, 20)
-    weights = np.zeros((4, 20), np.float32)
-    weights[np.arange(4), [3, 10, 0, 19]] = 1.0
-    out = sample_pdf(jt.array(bins), jt.array(weights), 32, deterministic=True).numpy()
-    for r, k in enumerate([3, 10, 0, 19]):
-        inner = out[r, 1:-1]  # u = 0 and u = 1 map to the ends of the range whatever the weights
-        assert ((inner >= bins[r, k] - 1e-6) & (inner <= bins[r, k + 1] + 1e-6)).all()
-
-
-def test_sample_pdf_random_mode_sorted_and_follows_weights():
-    bins = np.tile(np.linspace(0, 1, 5, dtype=np.float32), (2000, 1))
-    weights = np.tile(np.array([1.0, 0.0, 3.0, 0.0], np.float32), (2000, 1))
-    out = sample_pdf(jt.array(bins), jt.array(weights), 16, deterministic=False).numpy()
-    assert (np.diff(out, axis=-1) >= 0).all()
-    assert (out >= 0).all() and (out <= 1).all()
-    in_bin = np.histogram(out, bins=np.linspace(0, 1, 5))[0] / out.size
+    fine_at = np.ones(out.shape, bool)
+    np.put_along_axis(fine_at, where, False, -1)
+    fine = out[fine_at].reshape(n, 16)
+    assert (fine >= 0).all() and (fine <= 1).all()
+    in_bin = np.histogram(fine, bins=np.linspace(0, 1, 5))[0] / fine.size
     np.testing.assert_allclose(in_bin, [0.25, 0.0, 0.75, 0.0], atol=0.01)
 
 
@@ -103,8 +84,8 @@ def _fine_part(merged, coarse):
 
 @pytest.mark.parametrize("n_coarse, n_fine", [(64, 64), (3, 5), (12, 1), (9, 0)])
 def test_hierarchical_z_matches_sample_pdf_and_a_sort(n_coarse, n_fine):
-    """The fused kernel against the composed ops (sample_pdf) and a NumPy sort, with zero-weight
-    rays, a delta, and the sizes of the NeRF config."""
+    """The fused kernel against nerf-pytorch's sample_pdf (NumPy) and a NumPy sort, with
+    zero-weight rays, a delta, and the sizes of the NeRF config."""
     rng = np.random.default_rng(n_coarse + n_fine)
     z = np.sort(rng.uniform(0, 1, size=(40, n_coarse)).astype(np.float32), axis=-1)
     w = rng.random((40, n_coarse)).astype(np.float32)
@@ -124,7 +105,7 @@ def test_hierarchical_z_matches_sample_pdf_and_a_sort(n_coarse, n_fine):
         np.testing.assert_array_equal(out, z)
         return
     mids = 0.5 * (z[:, 1:] + z[:, :-1])
-    fine = sample_pdf(jt.array(mids), jt.array(w[:, 1:-1]), n_fine).numpy()
+    fine = numpy_sample_pdf(mids, w[:, 1:-1], n_fine)
     # rows of random or zero weights: the same samples.  (A sample at u = 1 can land one bin
     # apart where the CDF's last entry rounds to just above or below 1; with random weights that
     # moves it by a hair, after a delta by a whole low-density bin: those rows are checked below.)

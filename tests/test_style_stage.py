@@ -19,6 +19,7 @@ from models.style_mlp import StyleMLP
 from pipeline import style_stage
 from pipeline.nerf_stage import NeRFSystem
 from pipeline.style_stage import StyleField, load_style_model, pixel_rays, sample_batch, style_fields, train_style
+from render.options import RenderOptions
 from render.renderer import render_rays
 
 H, W, FOCAL = 8, 10, 9.0
@@ -130,16 +131,16 @@ def style_setup(tmp_path):
     rng = np.random.default_rng(5)
     mu = rng.normal(size=(2, LATENT)).astype(np.float32)
     logvar = np.full((2, LATENT), -2.0, np.float32)
-    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=8, perturb=False, noise_std=0.0, white_bkgd=False,
-              lindisp=False)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=8, perturb=False, noise_std=0.0, white_bkgd=False,
+                         lindisp=False)
     return dict(args=args, system=system, geo=geo, targets=targets, mu=mu, logvar=logvar,
-                names=["a.jpg", "b.png"], expdir=str(tmp_path), kw=kw)
+                names=["a.jpg", "b.png"], expdir=str(tmp_path), opts=opts)
 
 
 def run(st, **over):
     args = style_args(**over)
     return train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"],
-                       st["expdir"], st["kw"], log=st.setdefault("logs", []).append)
+                       st["expdir"], st["opts"], log=st.setdefault("logs", []).append)
 
 
 def mimic_mse(model, st):
@@ -151,7 +152,7 @@ def mimic_mse(model, st):
             ids = np.full(H * W, s, np.int32)
             with jt.no_grad():
                 latent = model.latents.lookup(ids, np.full(H * W, v, np.int32))
-                out = render_rays(ro, rd, None, *style_fields(st["system"], model.mlp, latent), **st["kw"])
+                out = render_rays(ro, rd, None, *style_fields(st["system"], model.mlp, latent), opts=st["opts"])
                 rgb = out["fine"]["rgb"].numpy()
             errs.append(((rgb - STYLE_COLOURS[s] / 255.0) ** 2).mean())
     return float(np.mean(errs))
@@ -227,11 +228,11 @@ def test_shared_colour_rendering_equals_two_colour_passes(field_parts, noise_std
     rays_d = jt.array((np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (6, 3))).astype(np.float32))
     latent = jt.array(rng.normal(size=(6, LATENT)).astype(np.float32))
     fields = StyleField(nerf, mlp, embed, latent), StyleField(nerf_fine, mlp, embed, latent)
-    kw = dict(near=0.0, far=1.0, n_samples=8, n_fine=6, noise_std=noise_std)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, noise_std=noise_std)
     results = []
     for share in (False, True):
         jt.set_global_seed(7)  # the same sigma noise draws in both
-        out = render_rays(rays_o, rays_d, None, *fields, share_color=share, **kw)
+        out = render_rays(rays_o, rays_d, None, *fields, opts=opts, share_color=share)
         loss = (out["coarse"]["rgb"] ** 2).sum() + (out["fine"]["rgb"] ** 2).sum()
         grads = jt.grad(loss, mlp.parameters() + [latent])
         results.append((out, [g.numpy() for g in grads]))

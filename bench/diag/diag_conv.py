@@ -1,7 +1,7 @@
 """Time the pieces of one GPU convolution layer (pad, window gather, GEMM, whole forward,
 forward + backward) and compare wall time with the profiler's kernel time: a large gap means
 host work (allocation, synchronisation) rather than kernels.  Where cuDNN passes its check
-(core/cudnn.py), also the same layer through cuDNN, and how far its output and gradients are
+(backend/cudnn.py), also the same layer through cuDNN, and how far its output and gradients are
 from the gather + GEMM convolution's (both TF32 unless --matmul fp32).
 
     python bench/diag/diag_conv.py [--reps 10]
@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import profile_ops  # noqa: E402
 
 
@@ -26,8 +26,9 @@ def main():
     ap.add_argument("--matmul", default="tf32", choices=["fp32", "tf32"])
     a = ap.parse_args()
     jt = runtime.setup()
-    from core import cudnn
-    from core.ops import gemm, window_columns
+    from backend import cudnn
+    from backend.blas import gemm
+    from backend.conv import window_columns
     from models.layers import conv2d_cudnn, conv2d_gemm, reflect_pad
     runtime.set_matmul(a.matmul)
     cudnn.set_math(a.matmul)

@@ -1,4 +1,4 @@
-"""Whether the cuBLASLt linear layers (core/cublaslt.py) work on this GPU machine, and why not.
+"""Whether the cuBLASLt linear layers (backend/cublaslt.py) work on this GPU machine, and why not.
 
 1. Finds cublasLt.h and libcublasLt (prints both, and the library's version).
 2. Builds every op variant's host code as a stand-alone CUDA program (cudaMalloc workspace, no
@@ -9,7 +9,7 @@
    status and the call ("FATAL cuBLASLt ...").
 3. Times the ops at the NeRF's size (262,144 rows, 256 -> 256; TF32 and fp32), with and without
    the fused epilogues.
-4. Runs core.cublaslt.available() inside Jittor and prints the whole error text on failure.
+4. Runs backend.cublaslt.available() inside Jittor and prints the whole error text on failure.
 
     python bench/diag/diag_cublaslt.py [--rows 262144]
 """
@@ -22,7 +22,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import STANDALONE_STUB  # noqa: E402
 
 _MAIN = r"""
@@ -123,7 +123,8 @@ def _compare(cublaslt, d, k, n, i, o, a):
 
 
 def standalone(cublaslt, header, lib, rows):
-    src = STANDALONE_STUB + cublaslt.standalone_source(header, modes=("fp32", "tf32")) + _MAIN
+    from backend.cublaslt_src import standalone_source
+    src = STANDALONE_STUB + standalone_source(header, modes=("fp32", "tf32")) + _MAIN
     with tempfile.TemporaryDirectory() as d:
         open(os.path.join(d, "ops.cu"), "w").write(src)
         cmd = ["nvcc", "-std=c++17", "ops.cu", "-o", "ops", f"-I{os.path.dirname(header)}",
@@ -153,7 +154,7 @@ def main():
     ap.add_argument("--rows", type=int, default=262144, help="rows of the timed GEMMs (2048 rays x 128 samples)")
     a = ap.parse_args()
     runtime.setup()
-    from core import cublaslt
+    from backend import cublaslt
     print("header:", cublaslt.find_header())
     found = cublaslt.find()
     print("found (header, library, major):", found, flush=True)

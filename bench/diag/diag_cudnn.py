@@ -3,7 +3,7 @@
 1. Builds the three ops' host code as a stand-alone program (real cudaMalloc workspace, no
    Jittor) and runs forward / backward-data / backward-filter on a small case against NumPy:
    tells whether cuDNN itself works here with our descriptors and algorithm choice.
-2. Runs core.cudnn.available() inside Jittor and prints the whole error text.
+2. Runs backend.cudnn.available() inside Jittor and prints the whole error text.
 
     python bench/diag/diag_cudnn.py
 """
@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import STANDALONE_STUB  # noqa: E402
 
 _MAIN = r"""
@@ -82,7 +82,7 @@ def standalone(cudnn, header, lib):
 
 def main():
     runtime.setup()
-    from core import cudnn
+    from backend import cudnn
     found = cudnn.find()
     print("found:", found)
     if found is None:

@@ -13,7 +13,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import profile_ops  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def main():
             loss = loss + 2.0 * piece("style loss", lambda: style_loss(o_feats, sf))
         if "cons" not in a.skip:
             loss = loss + 50.0 * piece("consistency loss", lambda: consistency_loss(
-                out.transpose(0, 2, 3, 1), pts, c2ws, h, w, focal, geo_thresh=0.1))
+                layers.transpose(out, 0, 2, 3, 1), pts, c2ws, h, w, focal, geo_thresh=0.1))
         piece("backward + Adam", lambda: opt.step(loss))
         jt.sync_all(True)
 

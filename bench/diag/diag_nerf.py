@@ -21,7 +21,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from core import runtime  # noqa: E402
+from backend import runtime  # noqa: E402
 from bench.common import nerf_train_step, profile_ops  # noqa: E402
 
 

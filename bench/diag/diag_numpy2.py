@@ -1,7 +1,7 @@
 """Does jt.array survive a strided NumPy array under NumPy 2? (prints before each step)"""
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from core import runtime
+from backend import runtime
 jt = runtime.setup()
 import numpy as np
 x = np.random.rand(2, 5, 6, 3).astype(np.float32)

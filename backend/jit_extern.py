@@ -1,10 +1,12 @@
-"""What the `jt.code` bindings of external CUDA libraries (core/cudnn.py, core/cublaslt.py) share:
+"""What the `jt.code` bindings of external CUDA libraries (backend/cudnn.py, backend/cublaslt.py) share:
 loading the library for the compiled ops, putting its headers where Jittor's compiler looks,
 and the useful part of a failed op's error."""
 import ctypes
 import re
 
 import jittor as jt
+
+from backend import runtime
 
 
 # C++ for an op's host code (inside namespace jittor, after executor.h): scratch memory from
@@ -54,7 +56,6 @@ def decided(state):
     if state["checked"]:
         return state["ok"]
     state["checked"] = True
-    from core import runtime
     if not runtime.use_cuda():
         state["why"] = "not a GPU run"
         return False

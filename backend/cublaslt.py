@@ -1,4 +1,4 @@
-"""Linear layers as cuBLASLt matmuls with fused epilogues, through `jt.code` (modelled on core/cudnn.py).
+"""Linear layers as cuBLASLt matmuls with fused epilogues, through `jt.code` (modelled on backend/cudnn.py).
 
 Why: a NeRF training step on the H200 spends, besides 12 ms in cuBLAS GEMMs, about 3.8 ms in
 bias-gradient column reductions and about 5 ms in bias-add / ReLU element-wise kernels.  cuBLASLt
@@ -8,42 +8,20 @@ can do those inside the GEMMs:
 - weight    dW[O,I] = gp^T x                     one matmul, no epilogue
 - input     dx[N,I] = gp W                       one matmul, no epilogue
   with gp = g * (y > 0) for a ReLU layer and db[O] = sum_n gp, both in one pass over g and the
-  saved y (core/ops.relu_grad_bias_sums).  STYLENERF_CUBLASLT_BGRAD=epilogue computes db in the
-  weight-gradient matmul instead (epilogue BGRADB, two outputs; measured slower, session 8).
+  saved y (backend/reductions.relu_grad_bias_sums).  STYLENERF_CUBLASLT_BGRAD=epilogue computes
+  db in the weight-gradient matmul instead (epilogue BGRADB, two outputs; measured slower on the
+  H200, 2026-12-03).
 
-Row-major Jittor arrays in cuBLAS's column-major terms: a row-major [R, C] array is the
-column-major matrix of its transpose, [C, R] with leading dimension C.  So (m, n, k and the
-stored matrices, all contiguous, ld = stored rows):
-
-  forward  D = y^T [O,N] = op(A) op(B) with A = W stored [I,O] (ld I), TRANSA = T;
-           B = x^T stored [I,N] (ld I), N.   m=O n=N k=I.  The bias runs along D's rows (O): the
-           BIAS epilogue's layout ("bias length = rows of D").
-  dgrad    D = dx^T [I,N] = A B with A = W stored [I,O] (ld I), N; B = gp^T stored [O,N] (ld O), N.
-           m=I n=N k=O.
-  wgrad    D = dW^T [I,O] (stored column-major = dW row-major [O,I]) = A op(B) with A = x^T stored
-           [I,N] (ld I), N; B = gp^T stored [O,N] (ld O), TRANSB = T, so op(B) = gp [N,O].
-           m=I n=O k=N.  db[o] = sum_n gp[n,o] = the sums over k of op(B)'s columns, one per
-           column of D: epilogue BGRADB ("bias size = columns of D, reduced over k").
-           BGRADA would give one value per row of D (per input feature I): the wrong vector here,
-           it fits only the transposed product D = dW [O,I] column-major, which is not the
-           row-major layout of Jittor's weight.
-
-How the ops reach cuBLASLt: the source includes cublasLt.h by its absolute path (its folder is
-put on Jittor's nvcc -I list: Jittor follows every #include of an op's source), and libcublasLt
-is loaded with RTLD_GLOBAL before the first op compiles.  The host code keeps one cuBLASLt handle
-per op library, and per (transposes, m, n, k, epilogue, compute type, pointer alignments) a plan:
-descriptors and the heuristic's first algorithm.  Workspace comes from Jittor's temporary
-allocator.  Stream 0: Jittor's kernels and its cuBLAS handle (cublas_wrapper.cc: no
-cublasSetStream) use the default stream.
+How the ops reach cuBLASLt, and the layout of the products in cuBLAS's column-major terms:
+backend/cublaslt_src.py.
 
 Compute type: follows --matmul (Jittor's use_tensorcore flag: TF32 by default) unless set_math()
-says otherwise; the self-check runs in fp32 (exact) and the session's mode.
+says otherwise; the self-check runs in fp32 (exact) and in the run's --matmul mode.
 
 `available()` finds, loads and checks it once (forward with and without ReLU and both gradients
 against NumPy on awkward shapes and on every layer width of the NeRF and style MLPs) and says
 why not when it cannot be used; models/layers.py then keeps Jittor's matmul.
 """
-import functools
 import importlib.util
 import os
 import re
@@ -51,16 +29,18 @@ import re
 import jittor as jt
 import numpy as np
 
-from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
-from core.ops import as_rows, kernel_ok, relu_grad_bias_sums
+from backend.cublaslt_src import COMPUTE_TYPES, header_source, op_source
+from backend.jit_extern import add_include_dir, decided, failure_reason, load_global
+from backend.kernels import as_rows, kernel_ok
+from backend.reductions import relu_grad_bias_sums
 
 INCLUDE_DIRS = ["/usr/local/cuda/include", "/usr/include", "/usr/include/x86_64-linux-gnu"]
 LIB_DIRS = ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
 _state = {"checked": False, "ok": False, "why": "not checked", "header": None, "version": None,
           "fused_bgrad": True}
-# How a layer's bias gradient is computed: "kernel" (core/ops.relu_grad_bias_sums: in the pass
-# that applies ReLU's gradient; the default) or "epilogue" (cuBLASLt's BGRADB, in the
-# weight-gradient GEMM).  STYLENERF_CUBLASLT_BGRAD picks.  On the H200 (session 8, diag_nerf) a
+# How a layer's bias gradient is computed: "kernel" (backend/reductions.relu_grad_bias_sums: in
+# the pass that applies ReLU's gradient; the default) or "epilogue" (cuBLASLt's BGRADB, in the
+# weight-gradient GEMM).  STYLENERF_CUBLASLT_BGRAD picks.  On one H200 (2026-12-03, diag_nerf) a
 # NeRF step took 17.0 ms with "kernel" and 19.9 ms with "epilogue": BGRADB slows the weight-
 # gradient GEMM more than the sums cost in the mask pass, which reads the gradient anyway.
 BIAS_GRAD_MODES = ("kernel", "epilogue")
@@ -153,147 +133,14 @@ def find():
     return None
 
 
-# ---------------------------------------------------------------- the ops' C++ sources
-# Jittor's code-op preprocessor treats '@' specially: none in these sources.  `out` is a macro in
-# the op's translation unit, so not used as a name.  The header sits at file scope of the op.
-_HEADER = r"""
-#include "CUBLASLT_H"
-#ifndef SN_STANDALONE_CHECK
-#include "executor.h"
-#endif
-#include <cstdint>
-#include <map>
-#include <tuple>
-namespace jittor {
-#define SN_LT_OK(expr) do { cublasStatus_t st_ = (expr); \
-    if (st_ != CUBLAS_STATUS_SUCCESS) LOGf << "cuBLASLt error" << (int)st_ << cublasLtGetStatusName(st_) \
-        << "in" << #expr; } while (0)
-
-static cublasLtHandle_t sn_lt_handle() {
-    static cublasLtHandle_t h = nullptr;
-    if (!h) SN_LT_OK(cublasLtCreate(&h));
-    return h;
-}
-
-SN_WORKSPACE_CPP
-// largest power of two <= 16 dividing the address (nullptr: 16): the heuristic picks kernels
-// for the alignment it is told, so plans are kept per alignment
-static int sn_lt_align(const void* p) {
-    uintptr_t a = (uintptr_t)p;
-    int r = 16;
-    while (r > 1 && (a % r)) r >>= 1;
-    return r;
-}
-
-struct SnLtPlan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    cublasLtMatmulAlgo_t algo;
-    size_t ws = 0;
-};
-
-// transa, transb, m, n, k, epilogue, compute type, alignment of A/B/D, alignment of the bias
-typedef std::tuple<int, int, long long, long long, long long, int, int, int, int> SnLtKey;
-
-static const size_t SN_LT_MAX_WORKSPACE = 32u << 20;
-
-// descriptors and the heuristic's best algorithm for one key (bias: its pointer, for alignment)
-static SnLtPlan sn_lt_make_plan(const SnLtKey& key, void* bias, const char* what) {
-    bool ta = std::get<0>(key), tb = std::get<1>(key);
-    long long m = std::get<2>(key), n = std::get<3>(key), k = std::get<4>(key);
-    cublasLtEpilogue_t epi = (cublasLtEpilogue_t)std::get<5>(key);
-    cublasComputeType_t compute = (cublasComputeType_t)std::get<6>(key);
-    uint32_t align = std::get<7>(key);
-    SnLtPlan p;
-    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    SN_LT_OK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F));
-    SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-    SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-    SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    if (bias) SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    // contiguous column-major storage: ld = stored rows; stored A is op(A)'s transpose when ta
-    SN_LT_OK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, ta ? k : m, ta ? m : k, ta ? k : m));
-    SN_LT_OK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, tb ? n : k, tb ? k : n, tb ? n : k));
-    SN_LT_OK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, m, n, m));
-    cublasLtMatmulPreference_t pref;
-    SN_LT_OK(cublasLtMatmulPreferenceCreate(&pref));
-    size_t max_ws = SN_LT_MAX_WORKSPACE;
-    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
-    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align, sizeof(align)));
-    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align, sizeof(align)));
-    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align, sizeof(align)));
-    SN_LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align, sizeof(align)));
-    cublasLtMatmulHeuristicResult_t result;
-    int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(sn_lt_handle(), p.desc, p.a, p.b, p.d, p.d, pref, 1,
-                                                       &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found < 1)
-        LOGf << "cuBLASLt found no algorithm for the" << what << "GEMM: m" << m << "n" << n << "k" << k
-             << "trans" << (int)ta << (int)tb << "epilogue" << (int)epi << "compute" << (int)compute
-             << "alignment" << (int)align << "status" << cublasLtGetStatusName(st);
-    p.algo = result.algo;
-    p.ws = result.workspaceSize;
-    return p;
-}
-
-// D[m,n] = op(A)[m,k] op(B)[k,n] (+ epilogue), cuBLAS's column-major notation, contiguous
-// float32, on stream 0.  bias: the bias (BIAS epilogues) or the bias gradient (BGRAD*), or nullptr.
-static void sn_lt_matmul(bool ta, bool tb, long long m, long long n, long long k, const float* A,
-                         const float* B, float* D, cublasLtEpilogue_t epi, void* bias,
-                         cublasComputeType_t compute, const char* what) {
-    static std::map<SnLtKey, SnLtPlan> plans;
-    int align = sn_lt_align(A);
-    if (sn_lt_align(B) < align) align = sn_lt_align(B);
-    if (sn_lt_align(D) < align) align = sn_lt_align(D);
-    SnLtKey key(ta, tb, m, n, k, (int)epi, (int)compute, align, sn_lt_align(bias));
-    auto it = plans.find(key);
-    if (it == plans.end()) it = plans.emplace(key, sn_lt_make_plan(key, bias, what)).first;
-    SnLtPlan& p = it->second;
-    if (bias) SN_LT_OK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    SnWorkspace work(p.ws);
-    float one = 1.f, zero = 0.f;
-    SN_LT_OK(cublasLtMatmul(sn_lt_handle(), p.desc, &one, A, p.a, B, p.b, &zero, D, p.d, D, p.d, &p.algo,
-                            work.ptr, p.ws, 0));
-}
-} // jittor
-"""
-
-# The op bodies (Jittor gives in{i}_p, in{i}_shape{j}, out{i}_p; shapes are run-time values, so
-# one compile serves every size).  Layout reasoning: the module docstring.
-_OPS = {
-    # in0 = x [N,I], in1 = W [O,I], in2 = b [O] (if BIAS), out0 = y [N,O]:  y^T = op_T(W^T) x^T
-    "fwd": "sn_lt_matmul(true, false, in1_shape0, in0_shape0, in0_shape1, in1_p, in0_p, out0_p, "
-           "EPILOGUE_ARG, BIAS_ARG, COMPUTE_ARG, \"forward\");",
-    # in0 = gp [N,O], in1 = W [O,I], out0 = dx [N,I]:  dx^T [I,N] = W^T [I,O] gp^T [O,N]
-    "dgrad": "sn_lt_matmul(false, false, in1_shape1, in0_shape0, in1_shape0, in1_p, in0_p, out0_p, "
-             "CUBLASLT_EPILOGUE_DEFAULT, nullptr, COMPUTE_ARG, \"input-gradient\");",
-    # in0 = x [N,I], in1 = gp [N,O], out0 = dW [O,I] (out1 = db [O] with BGRADB):
-    # dW^T [I,O] = x^T [I,N] op_T(gp^T) [N,O]
-    "wgrad": "sn_lt_matmul(false, true, in0_shape1, in1_shape1, in0_shape0, in0_p, in1_p, out0_p, "
-             "EPILOGUE_ARG, BIAS_ARG, COMPUTE_ARG, \"weight-gradient\");",
-}
-# variant -> (op, epilogue, bias pointer, (input ranks), (output ranks))
-VARIANTS = {
-    "fwd": ("fwd", "CUBLASLT_EPILOGUE_DEFAULT", "nullptr", (2, 2), (2,)),
-    "fwd_relu": ("fwd", "CUBLASLT_EPILOGUE_RELU", "nullptr", (2, 2), (2,)),
-    "fwd_bias": ("fwd", "CUBLASLT_EPILOGUE_BIAS", "(void*)in2_p", (2, 2, 1), (2,)),
-    "fwd_relu_bias": ("fwd", "CUBLASLT_EPILOGUE_RELU_BIAS", "(void*)in2_p", (2, 2, 1), (2,)),
-    "dgrad": ("dgrad", "", "", (2, 2), (2,)),
-    "wgrad": ("wgrad", "CUBLASLT_EPILOGUE_DEFAULT", "nullptr", (2, 2), (2,)),
-    "wgrad_bgrad": ("wgrad", "CUBLASLT_EPILOGUE_BGRADB", "(void*)out1_p", (2, 2), (2, 1)),
-}
-
-# cuBLAS compute types of the --matmul modes (fp32 data): CUBLAS_COMPUTE_32F is exact float32
-COMPUTE_TYPES = {"fp32": "CUBLAS_COMPUTE_32F", "tf32": "CUBLAS_COMPUTE_32F_FAST_TF32",
-                 "bf16": "CUBLAS_COMPUTE_32F_FAST_16BF", "fp16": "CUBLAS_COMPUTE_32F_FAST_16F"}
-_USE_TENSORCORE_MODES = {0: "fp32", 1: "tf32", 2: "bf16"}  # Jittor's flag (core.runtime.MATMUL_MODES), >= 3: fp16
+# ---------------------------------------------------------------- compute type
+_USE_TENSORCORE_MODES = {0: "fp32", 1: "tf32", 2: "bf16"}  # Jittor's flag (backend.runtime.MATMUL_MODES), >= 3: fp16
 _math = {"type": None}
 
 
 def set_math(mode):
     """Compute type for the ops: fp32 (exact), tf32, bf16 or fp16; None: follow --matmul
-    (Jittor's use_tensorcore flag, which core.runtime.set_matmul sets)."""
+    (Jittor's use_tensorcore flag, which backend.runtime.set_matmul sets)."""
     if mode is not None and mode not in COMPUTE_TYPES:
         raise ValueError(f"cuBLASLt math must be one of {', '.join(COMPUTE_TYPES)}, got {mode!r}")
     _math["type"] = mode
@@ -303,43 +150,6 @@ def math_mode():
     if _math["type"] is not None:
         return _math["type"]
     return _USE_TENSORCORE_MODES.get(int(jt.flags.use_tensorcore), "fp16")
-
-
-@functools.lru_cache(maxsize=None)
-def header_source(header_path):
-    return _HEADER.replace("CUBLASLT_H", header_path).replace("SN_WORKSPACE_CPP", WORKSPACE_CPP)
-
-
-@functools.lru_cache(maxsize=None)
-def op_source(variant, math="tf32"):
-    """C++ host code of one op variant (see VARIANTS) for a math mode."""
-    op, epilogue, bias, _, _ = VARIANTS[variant]
-    src = _OPS[op].replace("EPILOGUE_ARG", epilogue).replace("BIAS_ARG", bias)
-    return src.replace("COMPUTE_ARG", COMPUTE_TYPES[math])
-
-
-def sources(header_path, math="tf32"):
-    """(header, {variant: op body}) C++ sources for this cublasLt.h and math mode."""
-    return header_source(header_path), {v: op_source(v, math) for v in VARIANTS}
-
-
-def _signature(variant):
-    """The parameters Jittor's code op gives a variant's body: in{i}_p, in{i}_shape{j}, out{i}_p, ..."""
-    _, _, _, ins, outs = VARIANTS[variant]
-    args = []
-    for kind, ranks in (("in", ins), ("out", outs)):
-        for i, r in enumerate(ranks):
-            args.append(f"float* {kind}{i}_p")
-            args += [f"long long {kind}{i}_shape{j}" for j in range(r)]
-    return ", ".join(args)
-
-
-def standalone_source(header_path, modes=("fp32",)):
-    """The ops as plain C++ functions `sn_<variant>_<mode>(<Jittor's op parameters>)`, after the
-    header: for compile tests and bench/diag_cublaslt.py.  Put a stand-in for Jittor in front
-    (SN_STANDALONE_CHECK, LOGf, jittor::exe with a temp_allocator)."""
-    fns = "".join(f"void sn_{v}_{m}({_signature(v)}) {{\n{op_source(v, m)}\n}}\n" for m in modes for v in VARIANTS)
-    return header_source(header_path) + "namespace jittor {\n" + fns + "} // jittor\n"
 
 
 def _code(variant, shapes, inputs):
@@ -402,7 +212,7 @@ def linear(x, weight, bias=None, relu=False):
     if x2d.shape[0] == 0:  # cuBLASLt takes no empty matrices
         return jt.zeros(lead + (o,), "float32")
     if bias is not None and (bias_grad_mode() == "kernel" or not _state["fused_bgrad"]):
-        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (core/ops.kernel_ok)
+        kernel_ok("relu_grad_bias_sums")  # the backward's kernel, decided now (backend/kernels.kernel_ok)
     y = _LinearLt.apply(x2d, weight, bias, bool(relu))
     return y.reshape(lead + (o,))
 
@@ -467,7 +277,7 @@ def unavailable_reason():
 
 def _check(lib, major, log):
     """Run the self-check, first with the bias gradient inside the weight-gradient GEMM (BGRADB),
-    then, if cuBLASLt has no such algorithm here, with the sums of core/ops.relu_grad_bias_sums;
+    then, if cuBLASLt has no such algorithm here, with the sums of backend/reductions.relu_grad_bias_sums;
     True if one passes."""
     modes = ["fp32"] + ([math_mode()] if math_mode() != "fp32" else [])
     try:

@@ -2,14 +2,14 @@
 
 Jittor 1.3.11 looks for cuDNN 8's library names and `cudnn.h` under CUDA's include folder, and
 its cuDNN extension also wraps RNN calls that cuDNN 9 removed, so on the CUDA 13 machine it
-runs without cuDNN (core.runtime sets conv_opt=1).  cuDNN 9 still has the legacy convolution
+runs without cuDNN (backend.runtime sets conv_opt=1).  cuDNN 9 still has the legacy convolution
 API, so three small `jt.code` ops call it directly: forward, backward-data and backward-filter
 of a stride-1, unpadded ("valid") cross-correlation on float32 NCHW data.  Padding stays in
 models/layers.py (reflection padding is not a cuDNN mode anyway).
 
 How the ops reach cuDNN without build flags: the source includes the header by its absolute
 path, the header's folder is added to Jittor's nvcc -I list (Jittor follows every #include
-through that list and failed on cudnn_version.h without it: session 5), and libcudnn is loaded
+through that list and failed on cudnn_version.h without it, 2026-12-02), and libcudnn is loaded
 into the process with RTLD_GLOBAL before the first op compiles, so the compiled op's undefined
 cuDNN symbols resolve when Jittor loads it.  The host code creates the descriptors per call
 (cheap), chooses the algorithm once per shape (timed by cudnnFind*, like torch's
@@ -17,11 +17,11 @@ cudnn.benchmark, falling back to the heuristics; STYLENERF_CUDNN_SEARCH=0: heuri
 and takes scratch memory from Jittor's allocator.  Ops run on the default stream, like
 Jittor's kernels.
 
-Measured on the H200 (session 5, heuristic choice): the decoder training step, batch 8 at
+Measured on one H200 (2026-12-02, heuristic choice): the decoder training step, batch 8 at
 256x256, 29.6 ms (relu3_1) / 35.7 ms (relu4_1) against PyTorch+cuDNN's 17.3 / 24.1 ms, where
 the gather + GEMM convolution took 63.4 / 84.6 ms.
 
-Where the GPU machine keeps cuDNN 9 (session 4 probe, bench/results/s4_call1_probe.txt):
+Where the H200 machine keeps cuDNN 9 (probed 2026-12-02, bench/results/s4_call1_probe.txt):
 headers in /usr/include/x86_64-linux-gnu, libcudnn*.so.9 in /usr/lib/x86_64-linux-gnu.
 
 `available()` finds, loads and checks it once (a small convolution against NumPy, forward and
@@ -37,7 +37,7 @@ import re
 import jittor as jt
 import numpy as np
 
-from core.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
+from backend.jit_extern import WORKSPACE_CPP, add_include_dir, decided, failure_reason, load_global
 
 INCLUDE_DIRS = ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/cuda/include"]
 LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/local/cuda/lib64", "/usr/lib64", "/usr/lib"]

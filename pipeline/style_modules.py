@@ -51,7 +51,8 @@ def check_args(args):
         if value <= 0:
             raise StyleModulesError(f"--{name} must be positive, got {value}")
     if args.max_iter < 0 or args.lr_decay < 0 or args.image_size < 0 or args.gram_weight < 0:
-        raise StyleModulesError("--max_iter, --lr_decay, --image_size and --gram_weight must not be negative")
+        raise StyleModulesError("--max_iter, --lr_decay, --image_size and --gram_weight must not be negative, got "
+                                f"{args.max_iter}, {args.lr_decay}, {args.image_size}, {args.gram_weight}")
     if args.crop_size < 16:
         raise StyleModulesError(f"--crop_size must be at least 16 (the deepest VGG map needs 2x2), "
                                 f"got {args.crop_size}")

@@ -126,6 +126,27 @@ def download():
     return missing
 
 
+# the project's own trained weights (weights/README.md), for the relu3_1 encoder of shared/assets
+PROJECT_WEIGHTS = {"adain_decoder_relu3_1.pkl": "decoder_finetuned.pkl", "style_vae_relu3_1.pkl": "vae.pkl"}
+
+
+def install_project_weights():
+    """Copy weights/ into pretrained/ where no file of that name is there and the encoder in use is
+    the relu3_1 one (AdaIN's full vgg_normalised.pth wants relu4_1 weights: its decoder.pth and a
+    VAE trained on its statistics). A user's own files are never replaced."""
+    pre = os.path.join(ROOT, "pretrained")
+    if os.path.exists(os.path.join(pre, "vgg_normalised.pth")):
+        return []
+    placed = []
+    for src, dst in PROJECT_WEIGHTS.items():
+        src_path, dst_path = os.path.join(ROOT, "weights", src), os.path.join(pre, dst)
+        if os.path.isfile(src_path) and not os.path.lexists(dst_path):
+            os.makedirs(pre, exist_ok=True)
+            shutil.copyfile(src_path, dst_path)
+            placed.append(dst)
+    return placed
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -134,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--copy", action="store_true", help="copy instead of symlinking")
     args = ap.parse_args(argv)
     missing = download() if args.download else from_folder(args.src, args.copy)
+    for name in install_project_weights():
+        print(f"pretrained/{name}: the project's trained weights (weights/README.md)")
     for folder in ("data", "pretrained", "style", "all_styles", "all_contents"):
         path = os.path.join(ROOT, folder)
         n = len(os.listdir(path)) if os.path.isdir(path) else 0

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the main job:  bash scripts/setup_and_run.sh [config] [more run_stylenerf options]
 #   installs the requirements, fills data/ pretrained/ style/ all_styles/ all_contents/ from
-#   $STYLENERF_ASSETS (default ../shared/assets) or downloads the official files, trains an AdaIN
-#   decoder where there is none (GPU only; $DECODER_ITERS iterations, default 3000), then trains.
+#   $STYLENERF_ASSETS (default ../shared/assets) or downloads the official files, installs the
+#   project's trained relu3_1 decoder and style VAE (weights/) where none are there, then trains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-configs/fern.txt}"; shift || true
@@ -13,12 +13,13 @@ if [ -d "$assets" ]; then
 else
   python3 scripts/get_assets.py --download
 fi
-# The original starts from AdaIN's trained decoder (decoder.pth). Where only the relu3_1 inverter
-# is there (shared/assets), train an AdaIN decoder from it first on a GPU (it alone reconstructs
-# rather than stylizes); the pipeline then picks pretrained/decoder_finetuned.pkl up.
+# The original starts from AdaIN's trained decoder (decoder.pth). get_assets.py installs the
+# project's relu3_1 decoder (weights/adain_decoder_relu3_1.pkl) as pretrained/decoder_finetuned.pkl;
+# should neither be there, train one from the inverter (which alone reconstructs rather than
+# stylizes) first on a GPU with the project's recipe.
 if [ ! -f pretrained/decoder.pth ] && [ ! -f pretrained/decoder_finetuned.pkl ]; then
   if python3 -c 'import sys; sys.path.insert(0, "."); from backend import runtime; runtime.setup(quiet=True); sys.exit(0 if runtime.use_cuda() else 1)'; then
-    python3 train_style_modules.py --task finetune_decoder --max_iter "${DECODER_ITERS:-3000}"
+    python3 train_style_modules.py --task finetune_decoder --config configs/decoder_relu3_1.txt
   else
     echo "no AdaIN decoder (pretrained/decoder.pth): the stylization starts from the relu3_1 inverter (mild);" \
          "on a GPU, python train_style_modules.py --task finetune_decoder trains one"

@@ -103,3 +103,36 @@ def test_training_losses_and_stylize_shapes_and_gradients():
     np.testing.assert_allclose(stylize(enc, dec, content, style, alpha=0.0).numpy(),
                                dec(enc.encode(content)).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(stylize(enc, dec, content, style).numpy(), dec(t).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gram_and_gram_loss_vs_numpy():
+    from models.adain import gram, gram_loss
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    b = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    f = a.reshape(2, 4, 15)
+    ref = np.einsum("bci,bdi->bcd", f, f) / (4 * 3 * 5)
+    np.testing.assert_allclose(gram(jt.array(a)).numpy(), ref, rtol=1e-5, atol=1e-6)
+    fb = b.reshape(2, 4, 15)
+    ref_b = np.einsum("bci,bdi->bcd", fb, fb) / 60
+    want = np.mean((ref - ref_b) ** 2) * 2  # two taps, both the same pair
+    got = gram_loss([jt.array(a)] * 2, [jt.array(b)] * 2).item()
+    assert abs(got - want) < 1e-6 * max(1.0, want)
+    assert gram_loss([jt.array(a)], [jt.array(a)]).item() < 1e-12
+
+
+def test_training_losses_gram_weight_adds_the_gram_term():
+    from models.adain import gram_loss
+    from models.decoder import Decoder
+    from models.vgg import VGGEncoder
+    jt.set_global_seed(0)
+    enc, dec = VGGEncoder("relu3_1"), Decoder(256)
+    rng = np.random.default_rng(0)
+    c = jt.array(rng.random((1, 3, 16, 16)).astype(np.float32))
+    s = jt.array(rng.random((1, 3, 16, 16)).astype(np.float32))
+    with jt.no_grad():
+        out, _, plain = training_losses(enc, dec, c, s)
+        _, _, with_gram = training_losses(enc, dec, c, s, gram_weight=100.0)
+        extra = 100.0 * gram_loss(enc(out), enc(s)).item()
+    assert extra > 0
+    assert abs(with_gram.item() - plain.item() - extra) < 1e-4 * max(1.0, with_gram.item())

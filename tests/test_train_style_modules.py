@@ -147,3 +147,17 @@ def test_decoder_from_scratch_and_nothing_left_to_train(folders, tmp_path, capsy
     out = capsys.readouterr().out
     assert "(iteration 1)" in out and "nothing to train" in out
     assert Decoder.load(str(tmp_path / "s" / "decoder_finetuned.pkl")).deepest_channels == 256
+
+
+def test_content_dir_takes_several_folders_and_the_recipe_config_parses(folders):
+    from pipeline.style_modules import ImagePool, StyleModulesError, check_args
+    pool = ImagePool(f"{folders / 'contents'},{folders / 'styles'}", 0)
+    assert len(pool) == 4  # 2 fern views + 2 styles
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = train_style_modules.build_parser().parse_args(
+        ["--task", "finetune_decoder", "--config", os.path.join(root, "configs", "decoder_relu3_1.txt")])
+    assert (args.content_dir, args.image_size, args.style_weight, args.max_iter) == \
+        ("./all_contents/,./all_styles/", 256, 20.0, 2000)
+    args.gram_weight = -1.0
+    with pytest.raises(StyleModulesError, match="--gram_weight must not be negative"):
+        check_args(args)

@@ -1,7 +1,7 @@
 """Train or use the 2D style modules (options as the original's train_style_modules.py).
 
     python train_style_modules.py --task finetune_decoder   # AdaIN decoder -> ./pretrained/decoder_finetuned.pkl
-    python train_style_modules.py --task vae                # style VAE     -> ./pretrained/vae.pkl
+    python train_style_modules.py [--task vae]              # style VAE     -> ./pretrained/vae.pkl
     python train_style_modules.py --task stylize --content a.png --style b.jpg --output out.png
 
 Training resumes from the newest checkpoint in --save_dir; see pipeline/style_modules.py.
@@ -19,7 +19,8 @@ def build_parser():
                                       config_file_parser_class=configargparse.DefaultConfigFileParser)
     add = p.add_argument
     add("--config", is_config_file=True, help="config file path")
-    add("--task", type=str, required=True, choices=["finetune_decoder", "vae", "stylize"], help="what to do")
+    add("--task", type=str, default="vae", choices=["finetune_decoder", "vae", "stylize"],
+        help="what to do (default vae, as the original)")
     add("--content_dir", type=str, default="./all_contents/",
         help="content images (decoder training); several folders separated by commas")
     add("--style_dir", type=str, default="./all_styles/", help="style images (decoder and VAE training)")
@@ -38,7 +39,7 @@ def build_parser():
         help="weight of a Gram-matrix style term beside AdaIN's mean/std one (0: AdaIN's loss alone)")
     add("--temporal_weight", type=float, default=50.0, help="accepted for compatibility (video option; unused)")
     add("--save_model_interval", type=int, default=200, help="checkpoint (and sample grid) every N iterations")
-    add("--keep", type=int, default=3, help="checkpoints kept")
+    add("--keep", "--ckp_num", dest="keep", type=int, default=3, help="checkpoints kept (--ckp_num: the original's name)")
     add("--image_size", type=int, default=512, help="images resized so their short side is this (0: keep)")
     add("--crop_size", type=int, default=256, help="random crop size for decoder training")
     add("--n_threads", type=int, default=16, help="accepted for compatibility (ignored)")
@@ -50,6 +51,12 @@ def build_parser():
     add("--alpha", type=float, default=1.0, help="stylize: style strength in [0, 1]")
     add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
         help="where to run (default: env STYLENERF_DEVICE or auto)")
+    noop = "accepted for compatibility with the original; no effect here (docs/ORIGINAL_COMPAT.md)"
+    add("--log_dir", type=str, default="./logs/stylenet/", help=noop)
+    add("--print_interval", type=int, default=20, help=noop)
+    add("--nerf_content_dir", type=str, default="./nerf_gen_data2/", help=noop)
+    add("--no_ndc", action="store_true", help=noop)
+    add("--no_reload", action="store_true", help=noop)
     return p
 
 

@@ -53,8 +53,8 @@ run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basen
     pack pretrained.tgz $(ls pretrained/decoder_finetuned.pkl pretrained/vae.pkl 2>/dev/null)
     # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
     # sample grid (content | style | output)
-    pack results.tgz $(find $exp/render_valid_style_* $exp/eval -type f \( -name '*.mp4' \
-      -o -name '0[03]0_*.png' -o -path '*/eval/*' \) 2>/dev/null) \
+    pack results.tgz $(find $exp/render_valid_* $exp/eval -type f \( -name '*.mp4' \
+      -o -name '*fine_000[03]0.png' -o -path '*/eval/*' \) 2>/dev/null) \
       $(ls pretrained/decoder_samples/*.png 2>/dev/null | tail -1)
     ls -la "$OUT"; du -sh $exp/*
 }

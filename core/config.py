@@ -91,7 +91,12 @@ def build_parser():
              "StylizedNeRF) or at random ones (nerf-pytorch with --perturb); renders always use det")
     add("--origin_step", type=int, default=250000, help="NeRF pre-training steps")
     add("--total_step", type=int, default=5000001, help="last step of style training")
-    add("--decoder_step", type=int, default=1000, help="decoder consistency fine-tune iterations")
+    add("--decoder_step", type=int, default=3500000,
+        help="step from which the 2D<-3D mimic step trains the decoder towards the style NeRF's renders "
+             "(the original's meaning and default; accepted for that step, which this project does not "
+             "run yet: docs/ORIGINAL_COMPAT.md)")
+    add("--finetune_decoder_steps", type=int, default=1000,
+        help="iterations of the decoder consistency fine-tune (stage 3; the original's fixed 1000)")
     add("--decoder_lrate", type=float, default=1e-4, help="decoder fine-tune learning rate (decays as 1/(1+5e-5 it))")
     add("--finetune_size", type=int, default=512, help="longer image side during the decoder fine-tune")
     add("--geo_thresh", type=float, default=0.05, help="geometry mask: max distance of a warped point to the view's own point")
@@ -101,13 +106,19 @@ def build_parser():
     add("--vae_steps", type=int, default=2000, help="steps of that VAE training")
     add("--seed", type=int, default=0, help="random seed")
     add("--no_reload", action="store_true", help="do not resume from checkpoints")
+    add("--warm_start", type=str, default=None,
+        help="NeRF weights to start from when the experiment folder has no NeRF checkpoint: the original "
+             "release's <step>.tar (as jt.save wrote it) or this project's nerf_<step>.pkl; training "
+             "resumes at its step")
     # loss weights
     add("--rgb_loss_lambda", type=float, default=1.0)
     add("--style_loss_lambda", type=float, default=1.0)
     add("--content_loss_lambda", type=float, default=1.0)
     add("--logp_loss_lambda", type=float, default=0.1)
     add("--logp_loss_decay", type=float, default=1.0)
-    add("--rgb_loss_lambda_2d", type=float, default=10.0)
+    add("--rgb_loss_lambda_2d", type=float, default=10.0,
+        help="weight of the 2D<-3D mimic loss from --decoder_step on (accepted for that step, which this "
+             "project does not run yet)")
     # logging
     add("--i_print", type=int, default=100, help="steps between log lines")
     add("--i_weights", type=int, default=5000, help="steps between checkpoints")
@@ -129,16 +140,36 @@ def build_parser():
     add("--eval_k_short", type=int, default=1, help="frame offset of the short-range consistency")
     add("--eval_k_long", type=int, default=7, help="frame offset of the long-range consistency")
     add("--eval_frames", type=int, default=0, help="use only the first N path frames (0: all)")
+    add_original_only_options(add)
     return p
+
+
+def add_original_only_options(add):
+    """Options of the original release that do nothing here (nor, for most, there): accepted so
+    that its configs and command lines run; docs/ORIGINAL_COMPAT.md says what each did there."""
+    noop = "accepted for compatibility with the original; no effect here (docs/ORIGINAL_COMPAT.md)"
+    add("--half_res", action="store_true", help=noop)
+    add("--num_workers", type=int, default=0, help=noop)
+    add("--store_rays", type=int, default=1, help=noop)
+    add("--sample_type", type=str, default="uniform", choices=["uniform"], help=noop)
+    add("--siren_sigma_mul", type=float, default=20.0, help=noop)
+    add("--lambda_u", type=float, default=0.01, help=noop)
+    add("--style_feature_dim", type=int, default=1024, help=noop)
+    add("--steps_per_opt", type=int, default=1, help=noop)
+    add("--steps_patch", type=int, default=-1, help=noop)
+    add("--i_video", type=int, default=5000000, help=noop)
+    add("--TT_far", type=float, default=8.0, help=noop)
+    add("--pixel_alignment", action="store_true",
+        help="not supported: rays pass through pixel corners, the original's default")
 
 
 _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
                  "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long"]
-_NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "embed_freq_coor",
-                 "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb", "vae_steps",
-                 "geo_thresh", "eval_frames"]
+_NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps",
+                 "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
+                 "vae_steps", "geo_thresh", "eval_frames"]
 
 
 def check_args(args):
@@ -165,6 +196,9 @@ def check_args(args):
     if args.style_interp and not (args.render_valid_style and args.style and "," in str(args.style)):
         raise ConfigError("--style_interp needs --render_valid_style and --style with two or more styles "
                           "(e.g. --style la_muse,sketch)")
+    if args.pixel_alignment:
+        raise ConfigError("--pixel_alignment is not supported: rays pass through pixel corners "
+                          "(the original's default, without --pixel_alignment)")
     if args.spherify and not args.no_ndc:
         raise ConfigError("--spherify needs --no_ndc (NDC is for forward-facing scenes)")
     return args

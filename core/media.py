@@ -32,29 +32,64 @@ def depth_video_frames(depths):
     return [depth_to_image(d, lo, hi) for d in depths]
 
 
+class VideoWriter:
+    """An mp4 written one frame at a time (imageio-ffmpeg, else OpenCV), so that long videos
+    need not be held in memory.  Frames: uint8 or float [H,W,3]; odd sizes are padded by one
+    edge row/column (H.264's yuv420p needs even sizes).  Use as a context manager."""
+
+    def __init__(self, path, fps=30):
+        self.path, self.fps, self.n = path, fps, 0
+        self._writer = self._cv2 = None
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def _open(self, h, w):
+        try:
+            import imageio.v2 as imageio
+            import imageio_ffmpeg  # noqa: F401  (the mp4 backend)
+            # macro_block_size=1 keeps the exact (even) size
+            self._writer = imageio.get_writer(self.path, fps=self.fps, quality=8, macro_block_size=1)
+            return
+        except ImportError:
+            pass
+        import cv2
+        self._cv2 = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        if not self._cv2.isOpened():
+            raise RuntimeError(f"cannot write video {self.path}: neither imageio-ffmpeg nor OpenCV's mp4 writer works")
+
+    def append(self, frame):
+        f = np.asarray(frame)
+        f = f if f.dtype == np.uint8 else to8b(f)
+        h, w = f.shape[:2]
+        if h % 2 or w % 2:
+            f = np.pad(f, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (f.ndim - 2), mode="edge")
+        if self._writer is None and self._cv2 is None:
+            self._open(*f.shape[:2])
+        if self._writer is not None:
+            self._writer.append_data(f)
+        else:
+            import cv2
+            self._cv2.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        self.n += 1
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+        if self._cv2 is not None:
+            self._cv2.release()
+        self._writer = self._cv2 = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        if exc[0] is None and self.n == 0:
+            raise ValueError(f"video {self.path}: no frames")
+
+
 def write_video(path, frames, fps=30):
-    """Write uint8/float frames [N,H,W,3] to mp4 (imageio-ffmpeg, else OpenCV). Returns the path."""
-    frames = [f if f.dtype == np.uint8 else to8b(f) for f in (np.asarray(x) for x in frames)]
-    if not frames:
-        raise ValueError(f"write_video({path}): no frames")
-    h, w = frames[0].shape[:2]
-    if h % 2 or w % 2:  # H.264/yuv420p needs even sizes: repeat the last row/column
-        frames = [np.pad(f, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (f.ndim - 2), mode="edge") for f in frames]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        import imageio.v2 as imageio
-        import imageio_ffmpeg  # noqa: F401  (the mp4 backend)
-        # even sizes for yuv420p; macro_block_size=1 keeps the exact size when possible
-        imageio.mimwrite(path, frames, fps=fps, quality=8, macro_block_size=1)
-        return path
-    except ImportError:
-        pass
-    import cv2
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"cannot write video {path}: neither imageio-ffmpeg nor OpenCV's mp4 writer works")
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
+    """Write uint8/float frames [N,H,W,3] to mp4 (VideoWriter). Returns the path."""
+    with VideoWriter(path, fps) as writer:
+        for f in frames:
+            writer.append(f)
     return path

@@ -253,10 +253,24 @@ def _load_zip(path):
     return _materialise(obj, path)
 
 
+def is_pth_file(path):
+    """Whether path holds a PyTorch file (zip archive or the legacy magic number), by content."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                return True
+            f.seek(0)
+            return _PlainUnpickler(f).load() == LEGACY_MAGIC
+    except Exception:  # not a pickle at all, or one naming classes
+        return False
+
+
 def load_state_dict(path):
     """Read a .pth state dict -> OrderedDict[name, np.ndarray] (dtypes as stored).
 
-    Accepts a dict holding the state dict under "state_dict" too.  Raises PthError.
+    Accepts a dict holding the state dict under "state_dict" too, or under "decoder" (the
+    original StylizedNeRF's fine-tuned `<expdir>/decoder.pth`: {'decoder': ..., 'step': n}).
+    Raises PthError.
     """
     if not os.path.isfile(path):
         raise PthError(f"{path}: no such file")
@@ -267,8 +281,10 @@ def load_state_dict(path):
             obj = _load_zip(path)
         else:
             obj = _load_legacy(f, path)
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
+    for wrapper in ("state_dict", "decoder"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+            break
     if not isinstance(obj, dict):
         raise PthError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     out = collections.OrderedDict()

@@ -17,7 +17,7 @@ import os
 import jittor as jt
 
 from core import checkpoint
-from core.pth import PthError, check_state_dict, load_state_dict, resolve_weights
+from core.pth import PthError, check_state_dict, is_pth_file, load_state_dict, resolve_weights
 from models.layers import Conv2d, upsample_nearest2x
 
 UP = "up"
@@ -153,7 +153,8 @@ class Decoder(jt.Module):
 
     @classmethod
     def from_file(cls, path, deepest_channels=None):
-        """.pth -> from_pth, anything else -> load (our pickle)."""
-        if str(path).endswith(".pth"):
+        """A PyTorch file (by content: AdaIN's decoder.pth, the original's decoder_iter_<N>.pth.tar or
+        fine-tuned decoder.pth) -> from_pth, anything else -> load (our pickle)."""
+        if str(path).endswith(".pth") or is_pth_file(path):
             return cls.from_pth(path, deepest_channels)
         return cls.load(path, deepest_channels)

@@ -8,11 +8,14 @@ Loss: recon = sum over dims of the batch-mean squared error; kl = batch mean of
 KL(N(mu, exp(logvar)) || N(0, I)); total = recon + kl_lambda * kl.
 
 Files (`save`/`load`): checkpoint pickles {"vae": state dict, "in_dim", "config"}, the
-layout pipeline/latents.py reads.  The original's own torch VAE is not readable here.
+layout pipeline/latents.py reads; `load` also reads the original release's `vae.pth` (its
+torch state dict, core/original_ckpt.py), the sizes taken from its weights.
 """
 import jittor as jt
 
 from core import checkpoint
+from core.original_ckpt import vae_from_original
+from core.pth import is_pth_file, load_state_dict
 from models.adain import channel_stats
 
 
@@ -96,10 +99,14 @@ class StyleVAE(jt.Module):
 
     @classmethod
     def load(cls, path, **overrides):
-        """A VAE from a file written by save() (its stored config, unless overridden)."""
-        ck = checkpoint.load(path, required_keys=("vae",))
-        config = dict(ck.get("config") or {"in_dim": ck.get("in_dim", 1024)})
+        """A VAE from a file written by save() (its stored config, unless overridden) or the
+        original's vae.pth."""
+        if is_pth_file(path):
+            config, state = vae_from_original(load_state_dict(path), path)
+        else:
+            ck = checkpoint.load(path, required_keys=("vae",))
+            config, state = dict(ck.get("config") or {"in_dim": ck.get("in_dim", 1024)}), ck["vae"]
         config.update(overrides)
         vae = cls(**config)
-        checkpoint.load_module_state(vae, ck["vae"], f"{path} (style VAE)")
+        checkpoint.load_module_state(vae, state, f"{path} (style VAE)")
         return vae

@@ -69,9 +69,9 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
     # every view at the working size once (not 4 OpenCV resizes per iteration on the host)
     all_rgb, all_pts = resize_views(geo, range(geo.n_views), h, w)
     n_batch = min(BATCH_VIEWS, geo.n_views)
-    log(f"decoder fine-tune: {args.decoder_step} iterations at {w}x{h}, {n_batch} views, "
+    log(f"decoder fine-tune: {args.finetune_decoder_steps} iterations at {w}x{h}, {n_batch} views, "
         f"{len(style_images)} styles")
-    bar = tqdm(range(start + 1, args.decoder_step + 1), initial=start, total=args.decoder_step,
+    bar = tqdm(range(start + 1, args.finetune_decoder_steps + 1), initial=start, total=args.finetune_decoder_steps,
                desc="decoder", dynamic_ncols=True)
     with StopRequest() as stop:
         for it in bar:
@@ -93,13 +93,13 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
                     + CONSISTENCY_WEIGHT * l_cons)
             opt.lr = args.decoder_lrate / (1.0 + 5e-5 * it)
             opt.step(loss)
-            if it % 10 == 0 or it == args.decoder_step:
+            if it % 10 == 0 or it == args.finetune_decoder_steps:
                 bar.set_postfix(content=f"{l_content.item():.3f}", style=f"{l_style.item():.3f}",
                                 cons=f"{l_cons.item():.5f}", refresh=False)
-            if (it % args.i_weights_decoder == 0 and it < args.decoder_step) or stop.requested:
+            if (it % args.i_weights_decoder == 0 and it < args.finetune_decoder_steps) or stop.requested:
                 path = ckpts.save(it, {"iter": it, "decoder": decoder.state_dict(), "optimizer": adam_state(opt)})
                 if stop.requested:
                     raise TrainingInterrupted("decoder fine-tune", it, path)
     bar.close()
-    save_atomic({"decoder": decoder.state_dict(), "iter": args.decoder_step}, final)
+    save_atomic({"decoder": decoder.state_dict(), "iter": args.finetune_decoder_steps}, final)
     return decoder

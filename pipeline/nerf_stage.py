@@ -15,12 +15,13 @@ from tqdm import tqdm
 
 from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
-from core.media import depth_to_image, depth_video_frames, write_png, write_video
+from core.media import write_png
 from core.optim import Adam
 from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
 from dataset.rays import PixelRays, image_rays, scaled_hwf
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
+from pipeline import render_files
 from render.options import RenderOptions
 from render.renderer import NeRFField, render_image, render_rays
 
@@ -125,35 +126,31 @@ def train_nerf(args, scene, expdir, log=print):
     return system
 
 
-def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=None):
-    """Render poses with the fine (or coarse) net; write PNGs (rgb, depth, gt) and optional videos.
+def render_views(system, args, scene, poses, outdir, gt=None, video=False):
+    """Render poses with both levels; write the original's PNGs (fine/coarse colour and depth, gt_
+    where given, frames numbered by position in poses) and, with video, its four mp4s.
 
-    Returns (rgbs [N,H,W,3], depths [N,H,W]) as NumPy.
+    Returns the fine renders [N,H,W,3] as NumPy.
     """
     H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     coarse_field, fine_field = system.fields()
     opts = RenderOptions.from_args(args, scene, "eval")
     os.makedirs(outdir, exist_ok=True)
-    rgbs, depths = [], []
+    rgbs, depths = [], render_files.DepthFrames()  # kept for the videos only
     for i, c2w in enumerate(tqdm(poses, desc=f"render {os.path.basename(outdir)}", dynamic_ncols=True)):
         ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
         out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts,
                            coarse_field=coarse_field, fine_field=fine_field)
-        key = "fine" if "fine" in out else "coarse"
-        rgb, depth = out[key]["rgb"], out[key]["depth"]
-        name = names[i] if names is not None else f"{i:03d}"
-        write_png(os.path.join(outdir, f"{name}_rgb.png"), rgb)
-        write_png(os.path.join(outdir, f"{name}_coarse.png"), out["coarse"]["rgb"])
-        write_png(os.path.join(outdir, f"{name}_depth.png"), depth_to_image(depth))
+        depth = render_files.write_views(outdir, i, out)
+        if video:
+            depths.add(depth)
         if gt is not None:
-            write_png(os.path.join(outdir, f"{name}_gt.png"), gt[i])
-        rgbs.append(rgb)
-        depths.append(depth)
-    rgbs, depths = np.stack(rgbs), np.stack(depths)
+            write_png(os.path.join(outdir, render_files.png_name("gt", i)), gt[i])
+        rgbs.append(out["fine" if "fine" in out else "coarse"]["rgb"])
     if video:
-        write_video(os.path.join(outdir, "rgb.mp4"), rgbs, fps=args.fps)
-        write_video(os.path.join(outdir, "depth.mp4"), depth_video_frames(depths), fps=args.fps)
-    return rgbs, depths
+        render_files.write_rgb_videos(outdir, outdir, [(None, i) for i in range(len(poses))], args.fps)
+        depths.write(outdir, args.fps)
+    return np.stack(rgbs)
 
 
 def heldout_psnr(system, args, scene):
@@ -185,17 +182,17 @@ def view_psnrs(system, args, scene, ids, stride=1):
 
 
 def render_train(args, scene, expdir, log=print):
-    """--render_train: every view (train and held-out) with ground truth; prints held-out PSNR."""
+    """--render_train: every view (train and held-out, numbered as the images) with its photo;
+    `psnr.txt` beside them gives the PSNR of each and says which are held out."""
     system, step, _ = load_trained_nerf(args, expdir)
-    outdir = os.path.join(expdir, f"render_train_{step:06d}")
+    outdir = render_files.render_dir(expdir, "train", step)
     ids = np.arange(len(scene.poses))
     gt = scene.images
     if args.render_factor > 1:
         import cv2
         H, W = gt.shape[1] // args.render_factor, gt.shape[2] // args.render_factor
         gt = np.stack([cv2.resize(g, (W, H), interpolation=cv2.INTER_AREA) for g in gt])
-    names = [f"{'test' if i in set(scene.i_test) else 'train'}_{i:03d}" for i in ids]
-    rgbs, _ = render_views(system, args, scene, scene.poses[ids], outdir, gt=gt, names=names)
+    rgbs = render_views(system, args, scene, scene.poses[ids], outdir, gt=gt)
     psnrs = {int(i): mse_to_psnr(np.mean((rgbs[i] - gt[i]) ** 2)) for i in ids}
     test = [psnrs[int(i)] for i in scene.i_test]
     train = [psnrs[int(i)] for i in scene.i_train]
@@ -219,10 +216,10 @@ def valid_poses(args, scene):
 
 
 def render_valid(args, scene, expdir, log=print):
-    """--render_valid: the novel-view path, PNGs and rgb/depth mp4 videos."""
+    """--render_valid: the novel-view path, PNGs and the four mp4 videos."""
     system, step, _ = load_trained_nerf(args, expdir)
     poses = valid_poses(args, scene)
-    outdir = os.path.join(expdir, f"render_valid_{step:06d}")
+    outdir = render_files.render_dir(expdir, "valid", step)
     render_views(system, args, scene, poses, outdir, video=True)
     log(f"wrote {len(poses)} frames and videos to {outdir}")
     return outdir

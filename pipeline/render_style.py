@@ -4,17 +4,20 @@ Training views use each view's own latent code; novel views use the style's
 VAE mean mu_s as the latent (a well-defined code for any camera, unlike the
 original, which indexed per-frame codes past the training frames).
 
-Output, per style, in `<expdir>/render_{train,valid}_style_<step>/<style>/`:
-`<i>_fine.png`, `<i>_coarse.png`, `<i>_depth.png` (and `<i>_target.png`, the
-2D stylized target, for training views); for novel views also `fine_rgb.mp4`
-(fine frames), `coarse_rgb.mp4` and `depth.mp4`.
+Output in `<expdir>/render_{train,valid}_<step>/` (step: the style checkpoint's), named as
+the original (pipeline/render_files.py): per style k and frame i
+`style_<k>_{fine,coarse,fine_depth,coarse_depth}_<i>.png` (5 digits each; + `style_<k>_2d_<i>.png`,
+the 2D stylized target, for training views); `styles.txt` says which style each k is.
+Novel views also get `fine_rgb.mp4`, `coarse_rgb.mp4`, `fine_depth.mp4` and `coarse_depth.mp4`
+running through the rendered styles in turn, and one folder per style with that style's
+`fine_rgb.mp4` and `coarse_rgb.mp4`.
 
 Up to STYLES_PER_PASS styles are rendered together: each frame's densities and fine depths
 once, then the style MLP once per style (render_image_colors).
 
---style_interp (novel views, two or more styles): one sequence `<A>_to_<B>[_to_<C>...]/` whose
+--style_interp (novel views, two or more styles): one sequence in `<A>_to_<B>[_to_<C>...]/` whose
 latent code moves linearly from style A's mean (first frame) to B's (last frame, or on through
-the further styles at evenly spaced frames): the same files as a single style's video.
+the further styles at evenly spaced frames): the photoreal names (no style prefix) and the four videos.
 """
 import os
 
@@ -22,9 +25,9 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from core.media import depth_to_image, depth_video_frames, to8b, write_png, write_video
+from core.media import write_png
 from dataset.rays import image_rays, scaled_hwf
-from pipeline import geometry
+from pipeline import geometry, render_files
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
 from pipeline.stylize import style_indices
@@ -67,36 +70,19 @@ def interpolated_latents(mus, n_frames):
     return ((1 - a) * mus[k] + a * mus[k + 1]).astype(np.float32)
 
 
-def _write_frame(outdir, i, out, videos):
-    """The fine, coarse and depth PNGs of frame i; its fine and coarse frames kept for the videos.
-    Returns the fine level's depth."""
-    fine = out["fine" if "fine" in out else "coarse"]
-    write_png(os.path.join(outdir, f"{i:03d}_fine.png"), fine["rgb"])
-    write_png(os.path.join(outdir, f"{i:03d}_coarse.png"), out["coarse"]["rgb"])
-    write_png(os.path.join(outdir, f"{i:03d}_depth.png"), depth_to_image(fine["depth"]))
-    videos[0].append(to8b(fine["rgb"]))
-    videos[1].append(to8b(out["coarse"]["rgb"]))
-    return fine["depth"]
-
-
-def _write_videos(outdir, videos, depth_frames, fps):
-    write_video(os.path.join(outdir, "fine_rgb.mp4"), videos[0], fps=fps)
-    write_video(os.path.join(outdir, "coarse_rgb.mp4"), videos[1], fps=fps)
-    write_video(os.path.join(outdir, "depth.mp4"), depth_frames, fps=fps)
-
-
 def render_interpolation(args, system, model, styles, poses, root, opts, H, W, focal, log=print):
     """--style_interp: the novel-view path with the latent moving through the styles' means."""
     names = [os.path.splitext(model.style_names[k])[0] for k in styles]
     outdir = os.path.join(root, "_to_".join(names))
     os.makedirs(outdir, exist_ok=True)
     latents = interpolated_latents([model.mu[k] for k in styles], len(poses))
-    videos, depths = ([], []), []
+    depths = render_files.DepthFrames()
     for i, c2w in enumerate(tqdm(poses, desc=" -> ".join(names), dynamic_ncols=True)):
         with jt.no_grad():
             out = render_with_latent(system, model, jt.array(latents[i]), args, opts, H, W, focal, c2w)
-        depths.append(_write_frame(outdir, i, out, videos))
-    _write_videos(outdir, videos, depth_video_frames(depths), args.fps)
+        depths.add(render_files.write_views(outdir, i, out))
+    render_files.write_rgb_videos(outdir, outdir, [(None, i) for i in range(len(poses))], args.fps)
+    depths.write(outdir, args.fps)
     log(f"style interpolation {' -> '.join(names)}: {len(poses)} frames in {outdir}")
     return outdir
 
@@ -114,7 +100,8 @@ def render(args, scene, expdir, log=print):
                              f"was trained on {model.n_views}: use the training run's --gen_factor")
     else:
         poses, mode = valid_poses(args, scene), "valid"
-    root = os.path.join(expdir, f"render_{mode}_style_{step:06d}")
+    root = render_files.render_dir(expdir, mode, step)
+    render_files.write_style_list(root, model.style_names)
     if args.style_interp:  # the config has checked the mode and the comma
         if len(styles) < 2:
             raise ValueError(f"--style_interp needs two or more distinct styles, got --style {args.style}")
@@ -126,32 +113,32 @@ def render(args, scene, expdir, log=print):
                 return model.latents.lookup(jt.array([k]).int32(), jt.array([i]).int32())[0]
             return jt.array(model.mu[k])
 
+    depths = render_files.DepthFrames()  # the geometry is the same for every style: kept once
     for first in range(0, len(styles), STYLES_PER_PASS):
         group = styles[first:first + STYLES_PER_PASS]
         names = [os.path.splitext(model.style_names[k])[0] for k in group]
-        outdirs = [os.path.join(root, name) for name in names]
-        for d in outdirs:
-            os.makedirs(d, exist_ok=True)
         targets = {}
         if mode == "train":
             for k, name in zip(group, names):
                 tpath = os.path.join(expdir, "targets", f"{k:03d}_{name}.npy")
                 targets[k] = np.load(tpath, mmap_mode="r") if os.path.exists(tpath) else None
-        videos = {k: ([], []) for k in group}  # fine, coarse frames (uint8)
-        depths = []  # the geometry is the same for every style
         for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {', '.join(names)}", dynamic_ncols=True)):
             images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, opts, H, W, focal,
                                          c2w)
-            for k, outdir, out in zip(group, outdirs, images):
-                depth = _write_frame(outdir, i, out, videos[k])
+            for k, out in zip(group, images):
+                depth = render_files.write_views(root, i, out, style=k)
                 target = targets.get(k)
                 if target is not None and target.shape[1:3] == (H, W):
-                    write_png(os.path.join(outdir, f"{i:03d}_target.png"), np.asarray(target[i]))
-            depths.append(depth)  # the geometry is the same for every style
-        if mode == "valid":
-            depth_frames = depth_video_frames(depths)
-            for k, outdir in zip(group, outdirs):
-                _write_videos(outdir, videos[k], depth_frames, args.fps)
-        for name, outdir in zip(names, outdirs):
-            log(f"{mode} style {name}: {len(poses)} frames in {outdir}")
+                    write_png(os.path.join(root, render_files.png_name("2d", i, k)), np.asarray(target[i]))
+            if first == 0 and mode == "valid":
+                depths.add(depth)
+        for name in names:
+            log(f"{mode} style {name}: {len(poses)} frames in {root}")
+    if mode == "valid":
+        n = len(poses)
+        for k in styles:  # one folder per style with its own videos
+            name = os.path.splitext(model.style_names[k])[0]
+            render_files.write_rgb_videos(root, os.path.join(root, name), [(k, i) for i in range(n)], args.fps)
+        render_files.write_rgb_videos(root, root, [(k, i) for k in styles for i in range(n)], args.fps)
+        depths.write(root, args.fps, repeat=len(styles))
     return root

@@ -13,7 +13,7 @@ from core import timing
 from core.checkpoint import CheckpointError
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
-from pipeline import nerf_stage
+from pipeline import nerf_stage, warm_start
 from pipeline.experiment import experiment_dir
 
 # errors a user can cause: reported as one line by run_stylenerf.py
@@ -47,6 +47,7 @@ def run(args, log=print):
     scene = load_scene(args)
     expdir = experiment_dir(args)
     log(f"experiment folder: {expdir}")
+    warm_start.warm_start_nerf(args, expdir, log)  # --warm_start or the original's <step>.tar
     if args.render_train:
         return nerf_stage.render_train(args, scene, expdir, log)
     if args.render_valid:

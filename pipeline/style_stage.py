@@ -158,6 +158,11 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     return model
 
 
+def logp_weight(args, step):
+    """--logp_loss_lambda times --logp_loss_decay once per 1000 style steps (the original's schedule)."""
+    return args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) // 1000)
+
+
 def style_step(args, system, geo, targets, model, opts, share_color=True):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
@@ -184,7 +189,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True):
         tgt = jt.array(target.astype(np.float32) / 255.0)
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0
-        logp_w = args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) / args.lrate_decay)
+        logp_w = logp_weight(args, step)
         logp = model.latents.logp_loss(s_i, v_i)
         loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
         model.opt.param_groups[0]["lr"] = args.lrate * 0.1 ** ((step - args.origin_step) / args.lrate_decay)

@@ -10,6 +10,7 @@ from core.checkpoint import CheckpointError, save_atomic
 from core.pth import MissingWeightsError, PthError, load_state_dict
 from models.decoder import Decoder, expected_shapes, resolve_decoder_path
 from models.vgg import VGGEncoder
+from tests.test_pth import fake_torch  # noqa: F401 (fixture)
 
 
 def psnr(a, b):
@@ -84,3 +85,21 @@ def test_a_trained_decoder_beside_the_missing_one_comes_first(tmp_path, decoder_
     assert resolve_decoder_path(given, 256) == given
     (tmp_path / "decoder_finetuned.pkl").write_bytes(b"not a pickle")  # unreadable: skipped
     assert resolve_decoder_path(str(tmp_path / "decoder.pth"), 256).endswith("feature_invertor_conv3_1.pth")
+
+
+@pytest.mark.parametrize("name,wrapped", [("decoder_iter_200.pth.tar", False), ("decoder.pth", True)])
+def test_the_originals_decoder_files(tmp_path, fake_torch, name, wrapped):  # noqa: F811
+    """train_style_modules' decoder_iter_<N>.pth.tar (a plain state dict) and run_stylenerf's fine-tuned
+    <expdir>/decoder.pth ({'decoder': state dict, 'step': n}), both torch zip files."""
+    import collections
+    from tests.test_pth import FakeTensor, write_zip
+    rng = np.random.default_rng(3)
+    sd = collections.OrderedDict((k, rng.standard_normal(s).astype(np.float32)) for k, s in expected_shapes(256).items())
+    storages = {str(i): v.reshape(-1) for i, v in enumerate(sd.values())}
+    tensors = collections.OrderedDict(
+        (k, FakeTensor(str(i), 0, v.shape, tuple(int(np.prod(v.shape[j + 1:])) for j in range(v.ndim))))
+        for i, (k, v) in enumerate(sd.items()))
+    path = str(tmp_path / name)
+    write_zip(path, {"decoder": tensors, "step": 1000} if wrapped else tensors, storages, fake_torch)
+    dec = Decoder.from_file(path, 256)
+    np.testing.assert_array_equal(dec.weights()["12.weight"], sd["12.weight"])

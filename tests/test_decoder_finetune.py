@@ -96,7 +96,7 @@ def style_images(styles_dir):
 
 def finetune_args(**over):
     from core.config import parse_args
-    opts = dict(decoder_step=2, i_weights_decoder=1, finetune_size=32, decoder_lrate=1e-3)
+    opts = dict(finetune_decoder_steps=2, i_weights_decoder=1, finetune_size=32, decoder_lrate=1e-3)
     opts.update(over)
     return parse_args([x for k, v in opts.items() for x in (f"--{k}", str(v))])
 

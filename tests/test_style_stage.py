@@ -249,3 +249,11 @@ def test_shared_colour_rendering_equals_two_colour_passes(field_parts, noise_std
         again = hierarchical_z(one["coarse"]["z_vals"], one["coarse"]["weights"], 6)
         np.testing.assert_allclose(again.numpy(), one["fine"]["z_vals"].numpy(), rtol=1e-6, atol=1e-7)
         assert all(np.isfinite(g).all() for g in g_one)
+
+
+def test_logp_weight_decays_once_per_1000_style_steps_as_the_original():
+    args = SimpleNamespace(logp_loss_lambda=0.1, logp_loss_decay=0.5, origin_step=100)
+    got = [style_stage.logp_weight(args, s) for s in (100, 1099, 1100, 3150)]
+    np.testing.assert_allclose(got, [0.1, 0.1, 0.05, 0.0125])
+    args.logp_loss_decay = 1.0  # the default: a constant weight
+    assert style_stage.logp_weight(args, 5000001) == 0.1

@@ -1,0 +1,74 @@
+"""core/config.py and train_style_modules.py's parser: the original's option names and meanings."""
+import os
+
+import pytest
+
+import train_style_modules
+from core.config import ConfigError, build_parser, parse_args
+
+ORIGINAL_FERN = """expname = fern_style
+basedir = ./logs
+datadir = ./data/fern
+styledir = ./small_style/
+dataset_type = llff
+factor = 4
+nerf_type = style_nerf
+nerf_type_fine = style_nerf
+style_type = mlp
+latent_type = variational
+batch_size = 2048
+batch_size_style = 1024
+N_samples = 64
+N_samples_fine = 64
+use_viewdir
+sigma_noise_std = 1e0
+origin_step = 120001
+total_step = 5000001
+style_D = 8
+valid_factor = 3
+gen_factor = 1
+"""
+
+
+def test_decoder_step_is_the_mimic_start_and_the_finetune_has_its_own_name():
+    args = parse_args([])
+    assert args.decoder_step == 3500000 and args.rgb_loss_lambda_2d == 10.0  # the original's defaults
+    assert args.finetune_decoder_steps == 1000
+    args = parse_args(["--decoder_step", "7", "--finetune_decoder_steps", "12"])
+    assert (args.decoder_step, args.finetune_decoder_steps) == (7, 12)
+    with pytest.raises(ConfigError, match="--finetune_decoder_steps must be >= 0"):
+        parse_args(["--finetune_decoder_steps", "-1"])
+
+
+def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = parse_args(["--config", os.path.join(root, "configs", "fern_quick.txt")])
+    assert args.finetune_decoder_steps == 300 and args.decoder_step == 3500000
+
+
+def test_the_originals_config_and_its_other_options_are_accepted(tmp_path):
+    cfg = tmp_path / "fern.txt"
+    cfg.write_text(ORIGINAL_FERN)
+    args = parse_args(["--config", str(cfg), "--num_workers", "4", "--half_res", "--store_rays", "0",
+                       "--lambda_u", "0.5", "--TT_far", "4", "--i_video", "10", "--steps_per_opt", "2",
+                       "--steps_patch", "3", "--style_feature_dim", "512", "--siren_sigma_mul", "1",
+                       "--sample_type", "uniform"])
+    assert (args.factor, args.origin_step, args.total_step, args.gen_factor) == (4, 120001, 5000001, 1)
+    assert args.use_viewdir and args.nerf_type == "style_nerf" and args.num_workers == 4
+    with pytest.raises(ConfigError, match="--pixel_alignment is not supported"):
+        parse_args(["--pixel_alignment"])
+    with pytest.raises(SystemExit):  # argparse: only the original's one sampler
+        build_parser().parse_args(["--sample_type", "cone"])
+
+
+def test_warm_start_option():
+    assert parse_args([]).warm_start is None
+    assert parse_args(["--warm_start", "logs/x/120001.tar"]).warm_start == "logs/x/120001.tar"
+
+
+def test_train_style_modules_task_defaults_to_vae_and_takes_the_originals_names():
+    args = train_style_modules.build_parser().parse_args([])
+    assert args.task == "vae"
+    args = train_style_modules.build_parser().parse_args(["--ckp_num", "5", "--log_dir", "x", "--print_interval",
+                                                          "7", "--no_reload", "--no_ndc", "--nerf_content_dir", "y"])
+    assert args.keep == 5

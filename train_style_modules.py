@@ -10,7 +10,7 @@ import sys
 
 import configargparse
 
-from core.cli import run_command
+from core.cli import one_line_errors, run_command
 from core.config import add_vae_options
 
 
@@ -47,7 +47,7 @@ def build_parser():
     add("--alpha", type=float, default=1.0, help="stylize: style strength in [0, 1]")
     add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
         help="where to run (default: env STYLENERF_DEVICE or auto)")
-    return p
+    return one_line_errors(p)
 
 
 def main(argv=None):

@@ -129,7 +129,8 @@ def build_parser():
     add("--eval_k_short", type=int, default=1, help="frame offset of the short-range consistency")
     add("--eval_k_long", type=int, default=7, help="frame offset of the long-range consistency")
     add("--eval_frames", type=int, default=0, help="use only the first N path frames (0: all)")
-    return p
+    from core.cli import one_line_errors
+    return one_line_errors(p)
 
 
 _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",

@@ -11,9 +11,11 @@ def to8b(x):
 
 def write_png(path, img):
     import imageio.v2 as imageio
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from core.oserrors import writing
     img = np.asarray(img)
-    imageio.imwrite(path, img if img.dtype == np.uint8 else to8b(img))
+    with writing(path):  # a full disk fails inside imageio, without the file's name
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        imageio.imwrite(path, img if img.dtype == np.uint8 else to8b(img))
 
 
 def depth_to_image(depth, near=None, far=None):
@@ -45,7 +47,9 @@ def write_video(path, frames, fps=30):
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401  (the mp4 backend)
         # even sizes for yuv420p; macro_block_size=1 keeps the exact size when possible
-        imageio.mimwrite(path, frames, fps=fps, quality=8, macro_block_size=1)
+        from core.oserrors import writing
+        with writing(path):
+            imageio.mimwrite(path, frames, fps=fps, quality=8, macro_block_size=1)
         return path
     except ImportError:
         pass

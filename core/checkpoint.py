@@ -143,14 +143,16 @@ class CheckpointManager:
         for p in glob.glob(os.path.join(self.folder, self.prefix + "_*.pkl.tmp")):
             remove_quietly(p)
 
-    def load_latest(self, required_keys=(), log=None):
+    def load_latest(self, required_keys=(), log=None, clean=True):
         """(step, path, checkpoint) of the newest readable checkpoint, or (None, None, None).
 
         A corrupt file (truncated, overwritten) is renamed to `<name>.corrupt`, out of the way
         of rotation and of later resumes, with a warning naming it and the file used instead;
         when none is readable the stage starts over (the files are kept, renamed).
+        clean: remove partial files first (a training run; not a render, which may run beside one).
         """
-        self.remove_partial_files()
+        if clean:
+            self.remove_partial_files()
         bad = []
         for step in reversed(self.steps()):
             path = self.path(step)

@@ -74,7 +74,7 @@ def nerf_checkpoints(expdir, args):
 
 def load_trained_nerf(args, expdir):
     """The NeRF of the newest checkpoint; a clear error if none exists."""
-    step, path, ck = nerf_checkpoints(expdir, args).load_latest(("coarse", "fine", "step"))
+    step, path, ck = nerf_checkpoints(expdir, args).load_latest(("coarse", "fine", "step"), clean=False)
     if path is None:
         raise FileNotFoundError(f"no NeRF checkpoint (nerf_*.pkl) in {expdir}: train the NeRF stage first "
                                 f"(run_stylenerf.py --config ... without render options)")

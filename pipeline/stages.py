@@ -62,6 +62,8 @@ def run(args, log=print):
         from pipeline import render_style
         return render_style.render(args, scene, expdir, log)
     from pipeline import preflight, stylize
+    from pipeline.experiment import remove_partial_files
+    remove_partial_files(expdir)  # left by a run killed mid-write
     if args.total_step > args.origin_step:  # weights and style images, before hours of NeRF training
         preflight.check_style_inputs(args, expdir, log)
     with timing.stage("1 NeRF"):

@@ -196,7 +196,7 @@ def style_step(args, system, geo, targets, model, scene_kw, share_color=True):
 def load_style_model(args, system, expdir):
     """The newest style checkpoint as a StyleModel (its style names, priors and codes included)."""
     step, path, ck = style_checkpoints(expdir, args).load_latest(
-        ("step", "style_mlp", "latents", "style_names", "mu", "logvar", "n_views"))
+        ("step", "style_mlp", "latents", "style_names", "mu", "logvar", "n_views"), clean=False)
     if path is None:
         raise FileNotFoundError(f"no style checkpoint (style_*.pkl) in {expdir}: train the style stage first "
                                 f"(run_stylenerf.py --config ... without render options)")

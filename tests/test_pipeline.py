@@ -512,6 +512,7 @@ def test_a_corrupt_newest_nerf_checkpoint_resumes_from_the_one_before(
     newest = exp / "nerf_000008.pkl"
     newest.write_bytes(newest.read_bytes()[:1000])
     (exp / "nerf_000012.pkl.tmp").write_bytes(b"left by a kill")
+    (exp / "decoder.pkl.tmp").write_bytes(b"left by a kill")
     count_steps.clear()
     for _ in range(2):  # the rerun resumes; so does the one after it
         assert run_stylenerf.main(argv) == 0
@@ -520,6 +521,11 @@ def test_a_corrupt_newest_nerf_checkpoint_resumes_from_the_one_before(
     assert len(warning) == 1 and str(newest) in warning[0] and str(exp / "nerf_000004.pkl") in warning[0]
     assert len(count_steps) == 4  # steps 5..8 again, once
     assert (exp / "nerf_000008.pkl.corrupt").exists() and not (exp / "nerf_000012.pkl.tmp").exists()
+    assert not (exp / "decoder.pkl.tmp").exists()
+    # a render may run beside a training run: it leaves the files being written alone
+    (exp / "nerf_000012.pkl.tmp").write_bytes(b"being written")
+    assert nerf_stage.load_trained_nerf(parse_args(argv), str(exp))[1] == 8
+    assert (exp / "nerf_000012.pkl.tmp").exists()
 
 
 def test_a_long_stage_says_how_long_and_names_the_quick_cpu_config(

@@ -10,7 +10,7 @@ import sys
 
 import configargparse
 
-from core.cli import run_command
+from core.cli import one_line_errors, run_command
 from core.config import add_vae_options
 
 
@@ -57,7 +57,7 @@ def build_parser():
     add("--nerf_content_dir", type=str, default="./nerf_gen_data2/", help=noop)
     add("--no_ndc", action="store_true", help=noop)
     add("--no_reload", action="store_true", help=noop)
-    return p
+    return one_line_errors(p)
 
 
 def main(argv=None):

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from core.oserrors import remove_quietly, writing
+
 SLOW_SAVE_S = 2.0          # saves (or background flushes) slower than this are reported
 _flushers = []             # background fsync threads still running
 
@@ -57,6 +59,10 @@ class CheckpointError(ValueError):
     """An unreadable or incomplete checkpoint file; the message names it."""
 
 
+class CorruptCheckpoint(CheckpointError):
+    """A file that does not unpickle to a dict (truncated, overwritten): resumes skip it."""
+
+
 def _to_numpy(obj):
     if isinstance(obj, dict):
         return {k: _to_numpy(v) for k, v in obj.items()}
@@ -74,9 +80,13 @@ def save_atomic(obj, path):
     t0 = time.time()
     data = _to_numpy(obj)
     t1 = time.time()
-    with open(tmp, "wb") as f:
-        pickle.dump(data, f, protocol=4)
-    os.replace(tmp, path)
+    try:
+        with writing(path), open(tmp, "wb") as f:  # ENOSPC from write/close names the checkpoint
+            pickle.dump(data, f, protocol=4)
+        os.replace(tmp, path)
+    except BaseException:  # full disk, read-only folder, Ctrl-C: no partial file left behind
+        remove_quietly(tmp)
+        raise
     t2 = time.time()
     if t2 - t0 > SLOW_SAVE_S:
         _report(f"checkpoint {path}: {t1 - t0:.1f} s fetching arrays, {t2 - t1:.1f} s writing")
@@ -92,10 +102,13 @@ def load(path, required_keys=()):
             obj = pickle.load(f)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path}: no such file") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is not a readable checkpoint ({e})") from None
+    except OSError:
+        raise  # the disk, not the file: reported as such
+    except Exception as e:  # truncated or garbage bytes fail in many ways (EOF, opcodes, imports)
+        raise CorruptCheckpoint(f"checkpoint {path} is not a readable checkpoint "
+                                f"({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"checkpoint {path} does not hold a dict")
+        raise CorruptCheckpoint(f"checkpoint {path} does not hold a dict")
     missing = [k for k in required_keys if k not in obj]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
@@ -125,11 +138,50 @@ class CheckpointManager:
         steps = self.steps()
         return (steps[-1], self.path(steps[-1])) if steps else (None, None)
 
+    def remove_partial_files(self):
+        """Delete `<prefix>_*.pkl.tmp` left by a run killed mid-write (never a finished file)."""
+        for p in glob.glob(os.path.join(self.folder, self.prefix + "_*.pkl.tmp")):
+            remove_quietly(p)
+
+    def load_latest(self, required_keys=(), log=None, clean=True):
+        """(step, path, checkpoint) of the newest readable checkpoint, or (None, None, None).
+
+        A corrupt file (truncated, overwritten) is renamed to `<name>.corrupt`, out of the way
+        of rotation and of later resumes, with a warning naming it and the file used instead;
+        when none is readable the stage starts over (the files are kept, renamed).
+        clean: remove partial files first (a training run; not a render, which may run beside one).
+        """
+        if clean:
+            self.remove_partial_files()
+        bad = []
+        for step in reversed(self.steps()):
+            path = self.path(step)
+            try:
+                ck = load(path, required_keys)
+            except CorruptCheckpoint as e:
+                bad.append((path, e))
+                continue
+            for bad_path, err in bad:
+                _set_aside(bad_path, err, f"resuming from {path} instead", log)
+            return step, path, ck
+        for bad_path, err in bad:
+            _set_aside(bad_path, err, "no readable checkpoint is left: starting this stage over", log)
+        return None, None, None
+
     def save(self, step, state):
         save_atomic(state, self.path(step))
         for old in self.steps()[:-self.keep]:
             os.remove(self.path(old))
         return self.path(step)
+
+
+def _set_aside(bad_path, err, then, log):
+    aside = bad_path + ".corrupt"
+    try:
+        os.replace(bad_path, aside)
+    except OSError:
+        aside = bad_path  # cannot rename (read-only folder): it stays where it is
+    (log or _report)(f"warning: {err}; kept it as {aside}; {then}")
 
 
 def adam_state(opt):

@@ -141,7 +141,8 @@ def build_parser():
     add("--eval_k_long", type=int, default=7, help="frame offset of the long-range consistency")
     add("--eval_frames", type=int, default=0, help="use only the first N path frames (0: all)")
     add_original_only_options(add)
-    return p
+    from core.cli import one_line_errors
+    return one_line_errors(p)
 
 
 def add_original_only_options(add):

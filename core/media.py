@@ -11,9 +11,11 @@ def to8b(x):
 
 def write_png(path, img):
     import imageio.v2 as imageio
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from core.oserrors import writing
     img = np.asarray(img)
-    imageio.imwrite(path, img if img.dtype == np.uint8 else to8b(img))
+    with writing(path):  # a full disk fails inside imageio, without the file's name
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        imageio.imwrite(path, img if img.dtype == np.uint8 else to8b(img))
 
 
 def depth_to_image(depth, near=None, far=None):
@@ -89,7 +91,8 @@ class VideoWriter:
 
 def write_video(path, frames, fps=30):
     """Write uint8/float frames [N,H,W,3] to mp4 (VideoWriter). Returns the path."""
-    with VideoWriter(path, fps) as writer:
+    from core.oserrors import writing
+    with writing(path), VideoWriter(path, fps) as writer:
         for f in frames:
             writer.append(f)
     return path

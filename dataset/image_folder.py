@@ -38,12 +38,39 @@ def list_images(folder, verify=False):
     return paths
 
 
+def undecodable(paths, progress=None):
+    """[(path, reason)] for each file of `paths` that does not decode (each decoded once).
+    progress: a description to show a progress bar under (large folders)."""
+    bad = []
+    if progress:
+        from tqdm import tqdm
+        paths = tqdm(paths, desc=progress, dynamic_ncols=True, leave=False)
+    for p in paths:
+        try:
+            _decode(p)
+        except ImageFolderError as e:
+            bad.append((p, str(e)))
+    return bad
+
+
+def list_images_of(folders, verify=False):
+    """list_images over one or more folders given as 'a,b' (e.g. --content_dir: a scene's views
+    and the style images themselves), in that order."""
+    names = [f.strip() for f in folders.split(",") if f.strip()]
+    if not names:
+        raise ImageFolderError(f"no image folder given ({folders!r})")
+    return [p for folder in names for p in list_images(folder, verify)]
+
+
 def _decode(path):
     """File -> OpenCV array [H,W] / [H,W,3] BGR / [H,W,4] BGRA, uint8 or uint16."""
     import cv2
     if not os.path.isfile(path):
         raise ImageFolderError(f"image file {path} not found")
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    with open(path, "rb") as f:
+        data = f.read()
+    # imdecode, not imread: imread returns a cut-short JPEG greyed out, with a warning only
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if img is None or img.size == 0:
         raise ImageFolderError(f"cannot decode image {path} (expected a valid PNG or JPEG file)")
     return img

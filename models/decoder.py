@@ -122,7 +122,9 @@ class Decoder(jt.Module):
         return int(w.shape[1])
 
     @classmethod
-    def from_state_dict(cls, sd, deepest_channels=None, source="<state dict>"):
+    def check_state_dict(cls, sd, deepest_channels=None, source="<state dict>"):
+        """The input channels of a decoder state dict; PthError unless its layout and every
+        shape fit (and match deepest_channels when given).  NumPy only: no network is built."""
         found = cls._channels_in(sd, source)
         if deepest_channels is not None and found != deepest_channels:
             raise PthError(f"{source}: a decoder for {found}-channel features "
@@ -130,7 +132,12 @@ class Decoder(jt.Module):
                            f"{deepest_channels} channels; use the decoder that matches the VGG file")
         if found not in LAYOUTS:
             raise PthError(f"{source}: decoder input of {found} channels; expected 512 or 256")
-        return cls(found).load_weights(sd, source)
+        check_state_dict(sd, expected_shapes(found), source)
+        return found
+
+    @classmethod
+    def from_state_dict(cls, sd, deepest_channels=None, source="<state dict>"):
+        return cls(cls.check_state_dict(sd, deepest_channels, source)).load_weights(sd, source)
 
     @classmethod
     def from_pth(cls, path, deepest_channels=None):
@@ -144,17 +151,26 @@ class Decoder(jt.Module):
         checkpoint.save_atomic(state, path)
         return path
 
-    @classmethod
-    def load(cls, path, deepest_channels=None):
+    @staticmethod
+    def read_state_dict(path):
+        """The weights of a decoder file: a PyTorch file (AdaIN's layout) or our pickle (Decoder.save)."""
+        if str(path).endswith(".pth") or is_pth_file(path):
+            return load_state_dict(path)
+        return Decoder._read_pickle(path)
+
+    @staticmethod
+    def _read_pickle(path):
         ck = checkpoint.load(path, required_keys=("state_dict",))
         if ck.get("format") != FILE_FORMAT:
             raise checkpoint.CheckpointError(f"{path}: not a decoder file written by Decoder.save")
-        return cls.from_state_dict(ck["state_dict"], deepest_channels, path)
+        return ck["state_dict"]
+
+    @classmethod
+    def load(cls, path, deepest_channels=None):
+        return cls.from_state_dict(cls._read_pickle(path), deepest_channels, path)
 
     @classmethod
     def from_file(cls, path, deepest_channels=None):
-        """A PyTorch file (by content: AdaIN's decoder.pth, the original's decoder_iter_<N>.pth.tar or
-        fine-tuned decoder.pth) -> from_pth, anything else -> load (our pickle)."""
-        if str(path).endswith(".pth") or is_pth_file(path):
-            return cls.from_pth(path, deepest_channels)
-        return cls.load(path, deepest_channels)
+        """A decoder file, by content: a PyTorch file (AdaIN's decoder.pth, the original's
+        decoder_iter_<N>.pth.tar or fine-tuned decoder.pth) or our pickle (Decoder.save)."""
+        return cls.from_state_dict(cls.read_state_dict(path), deepest_channels, path)

@@ -20,8 +20,10 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.eta import announce_long_runs
 from core.interrupt import StopRequest, TrainingInterrupted
-from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state, save_atomic
+from core.checkpoint import (CheckpointManager, CorruptCheckpoint, adam_state, load, load_adam_state,
+                             load_module_state, save_atomic)
 from core.optim import Adam
 from models.adain import adain, content_loss, style_loss
 from models.layers import transpose
@@ -47,8 +49,12 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
     """Fine-tune `decoder` in place (or load the finished result); returns it."""
     final = os.path.join(expdir, "decoder.pkl")
     if os.path.exists(final):
-        load_module_state(decoder, load(final, required_keys=("decoder",))["decoder"], final)
-        return decoder
+        try:
+            load_module_state(decoder, load(final, required_keys=("decoder",))["decoder"], final)
+            return decoder
+        except CorruptCheckpoint as e:  # cut short: fine-tune again from the last checkpoint
+            os.replace(final, final + ".corrupt")
+            log(f"warning: {e}; kept it as {final}.corrupt; running the fine-tune again")
     if geo.n_views < 2:
         raise ValueError(f"the decoder fine-tune needs at least 2 geometry views, got {geo.n_views} "
                          f"(lower --gen_factor)")
@@ -57,9 +63,9 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
     opt = Adam(decoder.parameters(), lr=args.decoder_lrate)
     ckpts = CheckpointManager(expdir, "decoder_ft", keep=2)
     start = 0
-    step0, path = ckpts.latest()
-    if path is not None and not args.no_reload:
-        ck = load(path, required_keys=("decoder", "optimizer", "iter"))
+    _, path, ck = (None, None, None) if args.no_reload else \
+        ckpts.load_latest(("decoder", "optimizer", "iter"), log)
+    if path is not None:
         load_module_state(decoder, ck["decoder"], path)
         load_adam_state(opt, ck["optimizer"], path)
         start = int(ck["iter"])
@@ -74,7 +80,7 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
     bar = tqdm(range(start + 1, args.finetune_decoder_steps + 1), initial=start, total=args.finetune_decoder_steps,
                desc="decoder", dynamic_ncols=True)
     with StopRequest() as stop:
-        for it in bar:
+        for it in announce_long_runs(bar, "decoder fine-tune", args.decoder_step):
             rng = np.random.default_rng([args.seed, 3, it])
             views = rng.choice(geo.n_views, n_batch, replace=False)
             si = int(rng.integers(len(style_images)))

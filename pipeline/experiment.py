@@ -14,3 +14,14 @@ def experiment_dir(args, create=True):
         if args.config:
             shutil.copyfile(args.config, os.path.join(path, "config.txt"))
     return path
+
+
+def remove_partial_files(folder):
+    """Delete `*.tmp` / `*.tmp.npz` files a kill left mid-write (decoder.pkl.tmp, the VAE's
+    statistics cache, ...); finished files are never named so.  Training runs only: a render
+    beside a training run must not delete the file it is writing."""
+    for name in os.listdir(folder):
+        if name.endswith(".tmp") or ".tmp." in name:
+            p = os.path.join(folder, name)
+            if os.path.isfile(p):
+                os.remove(p)

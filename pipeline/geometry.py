@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from core.oserrors import remove_quietly, writing
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
 from render.options import RenderOptions
@@ -60,42 +61,87 @@ def _meta(args, scene, nerf_step, poses):
             "poses_sum": round(float(np.abs(poses).sum()), 4)}
 
 
+def _read_meta(path, log):
+    """The cache's meta.json, or None if missing or unreadable (then the cache is rebuilt)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        log(f"warning: geometry cache {path} is unreadable ({e}); regenerating the geometry data")
+        return {}
+
+
+def _read_view(path, H, W, log):
+    """(rgb, depth, points) of a cached view, or None when it is missing or damaged (then it
+    is rendered again: a file cut short by a full disk or a kill must not block every rerun)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as z:
+            rgb, depth, points = z["rgb"].astype(np.float32), z["depth"], z["points"]
+        if rgb.shape != (H, W, 3) or depth.shape != (H, W) or points.shape != (H, W, 3):
+            raise ValueError(f"shapes {rgb.shape}, {depth.shape}, {points.shape} for a {W}x{H} view")
+    except Exception as e:  # zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError, ...
+        log(f"warning: damaged geometry view {path} ({type(e).__name__}: {e}); rendering it again")
+        remove_quietly(path)
+        return None
+    return rgb, depth, points
+
+
+def _write_view(folder, v, rgb, depth, points):
+    final = os.path.join(folder, f"view_{v:03d}.npz")
+    tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")
+    try:
+        with writing(final):
+            np.savez(tmp, rgb=rgb.astype(np.float16), depth=depth.astype(np.float32),
+                     points=points.astype(np.float32))
+            os.replace(tmp, final)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
 def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
-    """Cached geometry data for the current NeRF, rendering what is missing."""
+    """Cached geometry data for the current NeRF, rendering what is missing or damaged."""
     folder = os.path.join(expdir, "geometry")
     os.makedirs(folder, exist_ok=True)
     poses = geometry_poses(args, scene)
     meta = _meta(args, scene, nerf_step, poses)
     meta_path = os.path.join(folder, "meta.json")
-    old = json.load(open(meta_path)) if os.path.exists(meta_path) else None
+    old = _read_meta(meta_path, log)
+    for f in os.listdir(folder):
+        if f.endswith(".tmp.npz") or (old != meta and f.startswith("view_")):
+            os.remove(os.path.join(folder, f))  # partial writes; views of another NeRF or pose set
     if old != meta:
-        if old is not None:
+        if old:
             log(f"geometry cache is stale (was {old}); regenerating")
-        for f in os.listdir(folder):
-            if f.startswith("view_"):
-                os.remove(os.path.join(folder, f))
-        with open(meta_path, "w") as f:
+        with writing(meta_path), open(meta_path, "w") as f:
             json.dump(meta, f)
     H, W, focal = int(meta["H"]), int(meta["W"]), meta["focal"]
-    coarse_field, fine_field = system.fields()
-    opts = RenderOptions.from_args(args, scene, "eval")
     rgb = np.zeros((len(poses), H, W, 3), np.float32)
     depth = np.zeros((len(poses), H, W), np.float32)
     points = np.zeros((len(poses), H, W, 3), np.float32)
-    todo = [v for v in range(len(poses)) if not os.path.exists(os.path.join(folder, f"view_{v:03d}.npz"))]
+    todo = []
+    for v in range(len(poses)):
+        got = _read_view(os.path.join(folder, f"view_{v:03d}.npz"), H, W, log)
+        if got is None:
+            todo.append(v)
+        else:
+            rgb[v], depth[v], points[v] = got
     if todo:
         log(f"geometry: rendering {len(todo)} of {len(poses)} views into {folder}")
+    coarse_field, fine_field = system.fields()
+    opts = RenderOptions.from_args(args, scene, "eval")
     for v in tqdm(todo, desc="geometry", dynamic_ncols=True, disable=not todo):
         ro, rd, vd = image_rays(H, W, focal, poses[v], ndc=not args.no_ndc)
         out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts,
                            coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False)
         res = out["fine" if "fine" in out else "coarse"]
         p = surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc)
-        tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")
-        np.savez(tmp, rgb=res["rgb"].astype(np.float16), depth=res["depth"].astype(np.float32),
-                 points=p.astype(np.float32))
-        os.replace(tmp, os.path.join(folder, f"view_{v:03d}.npz"))
-    for v in range(len(poses)):
-        with np.load(os.path.join(folder, f"view_{v:03d}.npz")) as z:
-            rgb[v], depth[v], points[v] = z["rgb"].astype(np.float32), z["depth"], z["points"]
+        _write_view(folder, v, res["rgb"], res["depth"], p)
+        # what later stages read: the float16-rounded colours, as a cached view gives them
+        rgb[v] = res["rgb"].astype(np.float16).astype(np.float32)
+        depth[v], points[v] = res["depth"], p
     return GeometryData(rgb=rgb, depth=depth, points=points, c2ws=poses, hwf=(H, W, focal))

@@ -13,8 +13,9 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.eta import announce_long_runs
 from core.interrupt import StopRequest, TrainingInterrupted
-from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
+from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load_module_state
 from core.media import write_png
 from core.optim import Adam
 from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
@@ -63,12 +64,12 @@ def nerf_checkpoints(expdir, args):
 
 def load_trained_nerf(args, expdir):
     """The NeRF of the newest checkpoint; a clear error if none exists."""
-    step, path = nerf_checkpoints(expdir, args).latest()
+    step, path, ck = nerf_checkpoints(expdir, args).load_latest(("coarse", "fine", "step"), clean=False)
     if path is None:
         raise FileNotFoundError(f"no NeRF checkpoint (nerf_*.pkl) in {expdir}: train the NeRF stage first "
                                 f"(run_stylenerf.py --config ... without render options)")
     system = NeRFSystem(args)
-    system.load(load(path, required_keys=("coarse", "fine", "step")), path)
+    system.load(ck, path)
     return system, step, path
 
 
@@ -84,9 +85,9 @@ def train_nerf(args, scene, expdir, log=print):
     opt = Adam(params, lr=args.lrate, betas=(0.9, 0.999))
     ckpts = nerf_checkpoints(expdir, args)
     start = 0
-    latest_step, latest_path = ckpts.latest()
-    if latest_path is not None and not args.no_reload:
-        ck = load(latest_path, required_keys=("coarse", "fine", "step", "optimizer"))
+    _, latest_path, ck = (None, None, None) if args.no_reload else \
+        ckpts.load_latest(("coarse", "fine", "step", "optimizer"), log)
+    if latest_path is not None:
         system.load(ck, latest_path)
         load_adam_state(opt, ck["optimizer"], latest_path)
         start = int(ck["step"])
@@ -102,7 +103,7 @@ def train_nerf(args, scene, expdir, log=print):
                desc="NeRF", dynamic_ncols=True)
     t0 = time.time()
     with StopRequest() as stop:
-        for step in bar:
+        for step in announce_long_runs(bar, "NeRF", args.origin_step):
             rng = np.random.default_rng([args.seed, step])  # reproducible across resumes
             batch = rays.sample(args.batch_size, rng)
             target = jt.array(batch["rgb"])

@@ -55,9 +55,11 @@ def run(args, log=print):
     if args.render_train_style or args.render_valid_style:
         from pipeline import render_style
         return render_style.render(args, scene, expdir, log)
-    from pipeline import stylize
-    if args.total_step > args.origin_step:
-        stylize.select_styles(args)  # check the style folder before hours of NeRF training
+    from pipeline import preflight, stylize
+    from pipeline.experiment import remove_partial_files
+    remove_partial_files(expdir)  # left by a run killed mid-write
+    if args.total_step > args.origin_step:  # weights and style images, before hours of NeRF training
+        preflight.check_style_inputs(args, expdir, log)
     with timing.stage("1 NeRF"):
         nerf_stage.train_nerf(args, scene, expdir, log)
     return stylize.run_style_stages(args, scene, expdir, log)

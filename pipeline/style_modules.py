@@ -20,11 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from core import media
-from core.checkpoint import (CheckpointError, CheckpointManager, adam_state, load, load_adam_state,
+from core.checkpoint import (CheckpointError, CheckpointManager, adam_state, load_adam_state,
                              load_module_state)
+from core.eta import announce_long_runs
 from core.optim import Adam
 from core.pth import MissingWeightsError, PthError
-from dataset.image_folder import ImageFolderError, list_images, load_image, random_crop, resize_short_side
+from dataset.image_folder import (ImageFolderError, list_images, list_images_of, load_image, random_crop,
+                                  resize_short_side)
 from models.adain import stylize, training_losses
 from models.decoder import Decoder, resolve_decoder_path
 from models.vae import StyleVAE
@@ -87,18 +89,12 @@ def to_nchw(images):
     return jt.array(np.stack(images).transpose(0, 3, 1, 2).copy())
 
 
-def split_folders(spec):
-    """'a,b' -> ['a', 'b']: --content_dir may name several folders (e.g. a scene's views and the
-    style images themselves)."""
-    return [f.strip() for f in spec.split(",") if f.strip()]
-
-
 class ImagePool:
     """The images of one or more folders ('a,b'), resized (short side = image_size; 0 keeps the
     size) on first use and kept in memory as uint8 (up to `cache` of them: ~1 MB each at 512)."""
 
     def __init__(self, folders, image_size, cache=256):
-        self.paths = [p for folder in split_folders(folders) for p in list_images(folder)]
+        self.paths = list_images_of(folders)
         self.image_size, self.cache = image_size, cache
         self._images = {}
 
@@ -130,10 +126,9 @@ def sample_grid(contents, styles, outputs, rows=4):
 
 
 def _resume(ckpts, required, log):
-    step, path = ckpts.latest()
+    step, path, ck = ckpts.load_latest(required, log)
     if step is None:
         return None, None
-    ck = load(path, required_keys=required)
     log(f"resuming from {path} (iteration {ck['iter']})")
     return ck, path
 
@@ -165,7 +160,7 @@ def train_decoder(args, log=print):
     final = os.path.join(args.save_dir, DECODER_FINAL)
     bar = tqdm(range(start, args.max_iter), initial=start, total=args.max_iter, desc="decoder",
                dynamic_ncols=True, mininterval=1.0)
-    for it in bar:
+    for it in announce_long_runs(bar, "decoder training", args.max_iter):
         opt.lr = decayed_lr(args.lr, args.lr_decay, it)
         c_imgs = contents.random_crops(args.batch_size, args.crop_size, rng)
         s_imgs = styles.random_crops(args.batch_size, args.crop_size, rng)
@@ -295,6 +290,8 @@ def stylize_image(args, log=print):
 def run(args, log=print):
     check_args(args)
     if args.task == "finetune_decoder":
+        from pipeline.preflight import check_decoder_training
+        check_decoder_training(args, log)  # every image and weight file, before iteration 1
         return train_decoder(args, log)
     if args.task == "vae":
         return train_vae(args, log)

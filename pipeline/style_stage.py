@@ -17,8 +17,9 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.eta import announce_long_runs
 from core.interrupt import StopRequest, TrainingInterrupted
-from core.checkpoint import CheckpointManager, adam_state, load, load_adam_state, load_module_state
+from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load_module_state
 from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
@@ -127,9 +128,9 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start = args.origin_step
-    step0, path = ckpts.latest()
-    if path is not None and not args.no_reload:
-        ck = load(path, required_keys=("step", "style_mlp", "latents", "optimizer", "style_names"))
+    step0, path, ck = (None, None, None) if args.no_reload else \
+        ckpts.load_latest(("step", "style_mlp", "latents", "optimizer", "style_names"), log)
+    if path is not None:
         if list(ck["style_names"]) != list(style_names):
             raise ValueError(f"{path} was trained on styles {list(ck['style_names'])}, now asked for "
                              f"{list(style_names)}: use another --expname or --no_reload")
@@ -145,7 +146,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
                total=args.total_step - args.origin_step, desc="style", dynamic_ncols=True)
     t0 = time.time()
     with StopRequest() as stop:
-        for step in bar:
+        for step in announce_long_runs(bar, "style training", args.total_step):
             loss_f, logp = step_fn(step)
             if step % args.i_print == 0 or step == args.total_step:
                 bar.set_postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}",
@@ -200,11 +201,11 @@ def style_step(args, system, geo, targets, model, opts, share_color=True):
 
 def load_style_model(args, system, expdir):
     """The newest style checkpoint as a StyleModel (its style names, priors and codes included)."""
-    step, path = style_checkpoints(expdir, args).latest()
+    step, path, ck = style_checkpoints(expdir, args).load_latest(
+        ("step", "style_mlp", "latents", "style_names", "mu", "logvar", "n_views"), clean=False)
     if path is None:
         raise FileNotFoundError(f"no style checkpoint (style_*.pkl) in {expdir}: train the style stage first "
                                 f"(run_stylenerf.py --config ... without render options)")
-    ck = load(path, required_keys=("step", "style_mlp", "latents", "style_names", "mu", "logvar", "n_views"))
     model = StyleModel(args, ck["mu"], ck["logvar"], int(ck["n_views"]), system.embed_xyz.out_dim,
                        ck["style_names"])
     model.load(ck, path, with_optim=False)

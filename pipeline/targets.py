@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.media import to8b
+from core.oserrors import remove_quietly, writing
 from models.adain import adain
 
 
@@ -31,6 +32,21 @@ def stylize_view(encoder, decoder, rgb, style_feat):
         return np.clip(out.numpy().transpose(1, 2, 0), 0, 1)
 
 
+def _read_cached(path, shape, log):
+    """A cached target array, or None if missing or damaged (cut short: made again)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r")
+        if arr.shape != tuple(shape) or arr.dtype != np.uint8:
+            raise ValueError(f"{arr.dtype} {arr.shape}, expected uint8 {tuple(shape)}")
+        return arr
+    except (OSError, ValueError, EOFError) as e:
+        log(f"warning: damaged stylized targets {path} ({e}); making them again")
+        remove_quietly(path)
+        return None
+
+
 def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print):
     """styles: list of (name, image [h,w,3]); returns list of uint8 arrays [V,H,W,3], one per style."""
     folder = os.path.join(expdir, "targets")
@@ -39,25 +55,35 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
            "geometry": _stamp(os.path.join(expdir, "geometry", "meta.json")),
            "style_size": args.style_size}
     meta_path = os.path.join(folder, "meta.json")
-    old = json.load(open(meta_path)) if os.path.exists(meta_path) else None
+    try:
+        with open(meta_path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):  # missing or damaged: rebuild
+        old = None
+    for f in os.listdir(folder):
+        if f.endswith(".tmp.npy") or (old != key and f.endswith(".npy")):
+            os.remove(os.path.join(folder, f))  # partial writes; targets of another decoder
     if old != key:
-        for f in os.listdir(folder):
-            if f.endswith(".npy"):
-                os.remove(os.path.join(folder, f))
-        with open(meta_path, "w") as f:
+        with writing(meta_path), open(meta_path, "w") as f:
             json.dump(key, f)
     targets = []
     for k, (name, img) in enumerate(styles):
         path = os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.npy")
-        if os.path.exists(path):
-            targets.append(np.load(path, mmap_mode="r"))
+        cached = _read_cached(path, geo.rgb.shape, log)
+        if cached is not None:
+            targets.append(cached)
             continue
         with jt.no_grad():
             s_feat = encoder.encode(jt.array(img.transpose(2, 0, 1)[None]))
         out = np.zeros(geo.rgb.shape, np.uint8)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
             out[v] = to8b(stylize_view(encoder, decoder, geo.rgb[v], s_feat))
-        np.save(path + ".tmp.npy", out)
-        os.replace(path + ".tmp.npy", path)
+        try:
+            with writing(path):
+                np.save(path + ".tmp.npy", out)
+                os.replace(path + ".tmp.npy", path)
+        except BaseException:
+            remove_quietly(path + ".tmp.npy")
+            raise
         targets.append(np.load(path, mmap_mode="r"))
     return targets

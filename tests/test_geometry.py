@@ -215,3 +215,56 @@ def test_cache_follows_the_pose_set(tmp_path, count_renders):
     geo = load_or_generate(make_args(), scene, expdir, system, nerf_step=10, log=quiet)
     assert len(count_renders) == 3 and geo.n_views == 3
     assert len([f for f in os.listdir(os.path.join(expdir, "geometry")) if f.startswith("view_")]) == 3
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong_shape", "meta"])
+def test_a_damaged_cache_file_is_rendered_again_with_a_warning(tmp_path, count_renders, damage):
+    """A view cut short (full disk, kill) used to stop every rerun with a traceback."""
+    scene, args, system, expdir = fake_scene(), make_args(), SlabSystem(True), str(tmp_path)
+    first = load_or_generate(args, scene, expdir, system, nerf_step=10, log=quiet)
+    folder = os.path.join(expdir, "geometry")
+    view = os.path.join(folder, "view_001.npz")
+    if damage == "truncated":
+        data = open(view, "rb").read()
+        open(view, "wb").write(data[:len(data) // 2])
+    elif damage == "garbage":
+        open(view, "wb").write(b"\0" * 100)
+    elif damage == "wrong_shape":
+        np.savez(view, rgb=np.zeros((2, 2, 3), np.float16), depth=np.zeros((2, 2)), points=np.zeros((2, 2, 3)))
+    else:
+        open(os.path.join(folder, "meta.json"), "w").write('{"nerf_step": 1')
+    open(os.path.join(folder, "view_002.tmp.npz"), "wb").write(b"partial")  # a kill mid-write
+    count_renders.clear()
+    logs = []
+    again = load_or_generate(args, scene, expdir, system, nerf_step=10, log=logs.append)
+    warnings = [line for line in logs if line.startswith("warning:")]
+    assert len(warnings) == 1
+    if damage == "meta":
+        assert "meta.json" in warnings[0] and len(count_renders) == 3
+    else:
+        assert view in warnings[0] and len(count_renders) == 1
+    for name in ("rgb", "depth", "points"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
+    assert "view_002.tmp.npz" not in os.listdir(folder)
+    count_renders.clear()
+    load_or_generate(args, scene, expdir, system, nerf_step=10, log=quiet)
+    assert count_renders == []
+
+
+def test_a_full_disk_while_writing_a_view_names_it_and_leaves_no_partial_file(tmp_path, monkeypatch,
+                                                                               count_renders):
+    import errno
+    scene, args, system, expdir = fake_scene(), make_args(), SlabSystem(True), str(tmp_path)
+    real_savez = np.savez
+
+    def full(file, **arrays):  # part of the file written, then write() fails (no file name)
+        with open(file, "wb") as f:
+            f.write(b"PK\x03\x04 part of a view")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError) as e:
+        load_or_generate(args, scene, expdir, system, nerf_step=10, log=quiet)
+    assert e.value.filename == os.path.join(expdir, "geometry", "view_000.npz")
+    assert sorted(os.listdir(os.path.join(expdir, "geometry"))) == ["meta.json"]
+    monkeypatch.setattr(np, "savez", real_savez)
+    assert load_or_generate(args, scene, expdir, system, nerf_step=10, log=quiet).n_views == 3

@@ -128,3 +128,12 @@ def test_random_crop_in_image_and_on_small_images():
     assert crop.shape == (16, 12, 3) and crop.dtype == np.float32
     assert 0.0 <= crop.min() and crop.max() <= 1.0
     assert random_crop(tiny, 6, np.random.RandomState(0)).shape == (6, 6, 3)
+
+
+def test_a_cut_short_jpeg_is_not_decoded_grey(tmp_path, styles_dir):
+    """OpenCV's imread gives such a file back half grey with a warning only."""
+    data = open(os.path.join(styles_dir, "la_muse.jpg"), "rb").read()
+    cut = tmp_path / "la_muse.jpg"
+    cut.write_bytes(data[:int(len(data) * 0.7)])
+    with pytest.raises(ImageFolderError, match="cannot decode image"):
+        load_image(str(cut))

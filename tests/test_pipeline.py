@@ -529,3 +529,104 @@ def test_checkpoint_evaluation_script_on_the_committed_nerf(fern_dir, fern_long_
         assert run(*views, expdir=expdir) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and msg in err and "Traceback" not in err, err
+
+
+# ---- faults: bad inputs found before the NeRF stage, OS failures, damaged checkpoints ----------
+
+@pytest.mark.parametrize("fault", ["style_image", "vgg", "decoder", "vae", "vae_training_style"])
+def test_bad_inputs_of_later_stages_stop_the_run_before_the_nerf_stage(
+        fault, tiny_scene, tiny_styles, tmp_path, monkeypatch, capsys, vgg_relu3_path, decoder_relu3_path):
+    import shutil
+    styles, vae_styles = tmp_path / "styles", tmp_path / "vae_styles"
+    shutil.copytree(tiny_styles, styles)
+    shutil.copytree(tiny_styles, vae_styles)
+    vgg, decoder, vae = vgg_relu3_path, decoder_relu3_path, str(tmp_path / "none.pkl")
+    if fault == "style_image":
+        bad = styles / "sketch.png"
+        bad.write_bytes(bad.read_bytes()[:100])
+    elif fault == "vae_training_style":
+        bad = vae_styles / "la_muse.jpg"
+        bad.write_bytes(b"\xff\xd8 not really a JPEG")
+    else:
+        src = {"vgg": vgg, "decoder": decoder}.get(fault, vgg)
+        bad = tmp_path / ("vae.pkl" if fault == "vae" else os.path.basename(src))
+        data = open(src, "rb").read()
+        bad.write_bytes(data[:len(data) // 2])
+        vgg, decoder, vae = {"vgg": (str(bad), decoder, vae), "decoder": (vgg, str(bad), vae),
+                             "vae": (vgg, decoder, str(bad))}[fault]
+    argv = tiny_argv(tiny_scene, str(styles), str(tmp_path / "logs"), vgg, decoder, vae_pth_path=vae,
+                     vae_style_dir=str(vae_styles))
+
+    def no_nerf(*a, **k):
+        raise AssertionError("the NeRF stage started")
+    monkeypatch.setattr(nerf_stage, "train_nerf", no_nerf)
+    assert run_stylenerf.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(bad) in err
+
+
+def test_a_full_disk_at_a_nerf_checkpoint_is_one_line_and_the_rerun_resumes(
+        tiny_scene, tiny_styles, tmp_path, monkeypatch, capsys, vgg_relu3_path, decoder_relu3_path):
+    import errno
+    import pickle
+
+    import core.checkpoint as ckmod
+    argv = tiny_argv(tiny_scene, tiny_styles, str(tmp_path), vgg_relu3_path, decoder_relu3_path,
+                     origin_step=12, total_step=12, i_weights=4)
+    exp = tmp_path / "tiny"
+    real_dump = pickle.dump
+
+    def dump(obj, f, protocol=None):
+        if obj.get("step") == 8:
+            f.write(b"\x80\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # from write(): no file name
+        return real_dump(obj, f, protocol=protocol)
+    monkeypatch.setattr(ckmod.pickle, "dump", dump)
+    assert run_stylenerf.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert err == (f"error: {exp / 'nerf_000008.pkl'}: No space left on device (ENOSPC); free some space "
+                   "or write elsewhere (--basedir, --save_dir, --output)")
+    assert sorted(f for f in os.listdir(exp) if f.startswith("nerf_")) == ["nerf_000004.pkl"]
+    monkeypatch.setattr(ckmod.pickle, "dump", real_dump)
+    assert run_stylenerf.main(argv) == 0
+    assert "resumed NeRF from" in capsys.readouterr().out
+    assert sorted(f for f in os.listdir(exp) if f.startswith("nerf_")) == \
+        ["nerf_000004.pkl", "nerf_000008.pkl", "nerf_000012.pkl"]
+
+
+def test_a_corrupt_newest_nerf_checkpoint_resumes_from_the_one_before(
+        tiny_scene, tiny_styles, tmp_path, capsys, vgg_relu3_path, decoder_relu3_path, count_steps):
+    argv = tiny_argv(tiny_scene, tiny_styles, str(tmp_path), vgg_relu3_path, decoder_relu3_path,
+                     origin_step=8, total_step=8, i_weights=4)
+    exp = tmp_path / "tiny"
+    assert run_stylenerf.main(argv) == 0
+    newest = exp / "nerf_000008.pkl"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    (exp / "nerf_000012.pkl.tmp").write_bytes(b"left by a kill")
+    (exp / "decoder.pkl.tmp").write_bytes(b"left by a kill")
+    count_steps.clear()
+    for _ in range(2):  # the rerun resumes; so does the one after it
+        assert run_stylenerf.main(argv) == 0
+    out = capsys.readouterr()
+    warning = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and str(newest) in warning[0] and str(exp / "nerf_000004.pkl") in warning[0]
+    assert len(count_steps) == 4  # steps 5..8 again, once
+    assert (exp / "nerf_000008.pkl.corrupt").exists() and not (exp / "nerf_000012.pkl.tmp").exists()
+    assert not (exp / "decoder.pkl.tmp").exists()
+    # a render may run beside a training run: it leaves the files being written alone
+    (exp / "nerf_000012.pkl.tmp").write_bytes(b"being written")
+    assert nerf_stage.load_trained_nerf(parse_args(argv), str(exp))[1] == 8
+    assert (exp / "nerf_000012.pkl.tmp").exists()
+
+
+def test_a_long_stage_says_how_long_and_names_the_quick_cpu_config(
+        tiny_scene, tiny_styles, tmp_path, monkeypatch, capsys, vgg_relu3_path, decoder_relu3_path):
+    from core import eta
+    monkeypatch.setattr(eta, "LONG_S", 0.0)  # tiny steps: make any remaining time "long"
+    monkeypatch.setattr(eta, "MEASURE_S", 0.0)
+    argv = tiny_argv(tiny_scene, tiny_styles, str(tmp_path), vgg_relu3_path, decoder_relu3_path,
+                     origin_step=8, total_step=8, i_weights=100)
+    assert run_stylenerf.main(argv) == 0
+    out = capsys.readouterr()
+    notes = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("note: the NeRF stage")]
+    assert len(notes) == 1 and "5 steps left" in notes[0] and "configs/fern_cpu.txt" in notes[0]

@@ -157,3 +157,24 @@ def test_rerun_leaves_target_files_untouched(setup):
     make(setup)
     after = {f: os.stat(os.path.join(folder, f)).st_mtime_ns for f in os.listdir(folder)}
     assert before == after
+
+
+def test_a_damaged_target_file_is_made_again_with_a_warning(setup):
+    _, _, _, expdir = setup
+    first, _ = make(setup)
+    first = [np.array(t) for t in first]
+    folder = os.path.join(expdir, "targets")
+    path = os.path.join(folder, "001_sketch.npy")
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])  # cut short by a full disk
+    with open(os.path.join(folder, "000_la_muse.npy.tmp.npy"), "wb") as f:
+        f.write(b"partial")  # a kill mid-write
+    args, geo, styles, _ = setup
+    logs, dec = [], IdentityDecoder()
+    again = load_or_make_targets(args, geo, IdentityEncoder(), dec, styles, expdir, log=logs.append)
+    assert dec.calls == V  # only the damaged style
+    assert len(logs) == 1 and logs[0].startswith("warning:") and path in logs[0]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not [f for f in os.listdir(folder) if ".tmp" in f]

@@ -161,3 +161,33 @@ def test_content_dir_takes_several_folders_and_the_recipe_config_parses(folders)
     args.gram_weight = -1.0
     with pytest.raises(StyleModulesError, match="--gram_weight must not be negative"):
         check_args(args)
+
+
+def test_decoder_training_checks_every_image_before_iteration_1(folders, tmp_path, capsys, count_steps):
+    """A corrupt image used to stop training at a random iteration, and again on every rerun."""
+    import shutil
+    contents = tmp_path / "contents"
+    shutil.copytree(folders / "contents", contents)
+    good = sorted(os.listdir(contents))[0]
+    data = (contents / good).read_bytes()
+    (contents / "cut_short.png").write_bytes(data[:len(data) // 2])
+    (contents / "not_an_image.jpg").write_bytes(b"<html>404</html>")
+    argv = ["--task", "finetune_decoder", "--max_iter", "50"] + _common(folders, tmp_path / "save")
+    argv[argv.index("--content_dir") + 1] = str(contents)
+    assert train_style_modules.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "2 of 4 content images" in err
+    assert str(contents / "cut_short.png") in err and str(contents / "not_an_image.jpg") in err
+    assert count_steps == [] and not (tmp_path / "save").exists()
+
+
+def test_decoder_training_checks_that_save_dir_is_writable_first(folders, tmp_path, monkeypatch, capsys,
+                                                                 count_steps):
+    from tests.faults import fail_writes_under
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    fail_writes_under(monkeypatch, ro)
+    assert train_style_modules.main(["--task", "finetune_decoder", "--max_iter", "50"]
+                                    + _common(folders, ro / "save")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {ro / 'save'}") and "Read-only file system" in err and count_steps == []

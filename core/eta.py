@@ -1,0 +1,81 @@
+"""Say once, early, when a training stage will take long at the rate it is running.
+
+The progress bar shows an ETA, but a CPU user starting fern.txt sees "345 hours" only if
+they look; a stage that would run longer than LONG_S gets one line with the estimate and,
+on the CPU, the quick CPU settings.  The rate is measured after the first WARMUP_STEPS
+(Jittor compiles its kernels then), over at least MEASURE_S seconds or MEASURE_STEPS steps.
+"""
+import sys
+import time
+
+LONG_S = 3600.0
+WARMUP_STEPS = 2
+MEASURE_S = 10.0
+MEASURE_STEPS = 200
+CPU_HINT = ("for a quick CPU run (17 minutes on 2 cores, a rough result) use configs/fern_cpu.txt: "
+            "bash scripts/setup_and_run.sh configs/fern_cpu.txt")
+
+
+def format_duration(seconds):
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f} hours" if seconds >= 10 * 3600 else f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+class LongRunNotice:
+    """notice = LongRunNotice("NeRF", last_step); notice.step(step) after every step."""
+
+    def __init__(self, stage, last_step, on_cpu=None, write=None, clock=time.monotonic):
+        self.stage, self.last_step, self.clock = stage, int(last_step), clock
+        self.on_cpu = on_cpu
+        self.write = write
+        self._t0 = self._s0 = None
+        self._seen = 0
+        self.done = False
+        self.message = None
+
+    def step(self, step):
+        if self.done:
+            return
+        self._seen += 1
+        if self._seen == WARMUP_STEPS:
+            self._t0, self._s0 = self.clock(), step
+            return
+        if self._t0 is None:
+            return
+        elapsed, steps = self.clock() - self._t0, step - self._s0
+        if steps <= 0 or (elapsed < MEASURE_S and steps < MEASURE_STEPS):
+            return
+        self.done = True
+        rate = steps / max(elapsed, 1e-9)
+        left = (self.last_step - step) / rate
+        if left > LONG_S:
+            self.message = self._line(rate, left, self.last_step - step)
+            self._emit(self.message)
+
+    def _line(self, rate, left, steps_left):
+        on_cpu = self.on_cpu
+        if on_cpu is None:
+            from backend import runtime
+            on_cpu = not runtime.use_cuda()
+        where = "on the CPU" if on_cpu else "on this GPU"
+        rate_text = f"{rate:.1f} steps/s" if rate >= 1 else f"{1 / rate:.1f} s a step"
+        line = (f"note: the {self.stage} stage needs about {format_duration(left)} more {where} "
+                f"({steps_left} steps left at the measured {rate_text})")
+        return line + ("; " + CPU_HINT if on_cpu else "")
+
+    def _emit(self, line):
+        if self.write is not None:
+            return self.write(line)
+        from tqdm import tqdm
+        tqdm.write(line, file=sys.stderr)
+
+
+def announce_long_runs(steps, stage, last_step):
+    """Iterate over `steps` (a training loop's range or progress bar), timing each loop body."""
+    notice = LongRunNotice(stage, last_step)
+    for s in steps:
+        yield s
+        notice.step(s)  # runs when the loop asks for the next step: after this one's body

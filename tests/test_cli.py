@@ -1,0 +1,77 @@
+"""core/cli.py: every failure a user can meet at the command line is one `error:` line."""
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+import run_stylenerf
+import train_style_modules
+from core import cli, runtime
+from tests.faults import fail_writes_under
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _one_error_line(err):
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("main, argv, expect", [
+    (run_stylenerf.main, ["--factor", "abc"], "argument --factor: invalid int value: 'abc'"),
+    (run_stylenerf.main, ["--device", "gpu"], "argument --device: invalid choice: 'gpu'"),
+    (train_style_modules.main, [], "the following arguments are required: --task"),
+])
+def test_option_errors_are_one_line_without_the_usage_dump(main, argv, expect, capsys):
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    line = _one_error_line(out.err)
+    assert expect in line and "--help" in line and "usage" not in out.err + out.out
+
+
+def test_os_errors_in_the_work_are_one_line_naming_the_path(capsys):
+    def work(args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/logs/exp/nerf_000010.pkl")
+    args = type("Args", (), {"device": None})()
+    assert cli.run_command(lambda: args, work, lambda: (ValueError,)) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "/logs/exp/nerf_000010.pkl" in line and "ENOSPC" in line and "free some space" in line
+
+
+def test_a_read_only_basedir_is_one_line_naming_it(tmp_path, monkeypatch, capsys, fern_dir):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    fail_writes_under(monkeypatch, ro)
+    argv = ["--datadir", fern_dir, "--basedir", str(ro), "--expname", "e", "--total_step", "0",
+            "--origin_step", "0", "--device", "cpu"]
+    assert run_stylenerf.main(argv) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(ro / "e") in line and "Read-only file system" in line and "--basedir" in line
+
+
+def test_a_device_that_cannot_be_set_up_is_one_line(monkeypatch, capsys):
+    """What Jittor gives on a machine without a GPU: a nested error ending in libcudart."""
+    def broken_setup(device=None, **k):
+        raise RuntimeError("Jittor failed to import on this machine:\nTraceback (most recent call last):\n"
+                           '  File "jittor/compiler.py", line 869\n'
+                           "OSError: /usr/local/lib64/libcudart.so: cannot open shared object file")
+    monkeypatch.setattr(runtime, "setup", broken_setup)
+    monkeypatch.setattr(runtime, "_gpu_present", lambda: False)
+    args = type("Args", (), {"device": "cuda"})()
+    assert cli.run_command(lambda: args, lambda a: None, lambda: ()) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--device cuda: no NVIDIA GPU" in line and "libcudart.so" in line and "--device cpu" in line
+
+
+@pytest.mark.skipif(runtime._gpu_present(), reason="this machine has a GPU: --device cuda works here")
+def test_device_cuda_on_a_machine_without_a_gpu(tmp_path):
+    """The real command, in a fresh process (Jittor is set up once per process)."""
+    env = dict(os.environ, STYLENERF_DEVICE="cuda")
+    out = subprocess.run([sys.executable, "train_style_modules.py", "--task", "stylize"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    line = _one_error_line(out.stderr)
+    assert "STYLENERF_DEVICE=cuda" in line and "no NVIDIA GPU" in line and "Traceback" not in out.stderr

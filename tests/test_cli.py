@@ -8,7 +8,8 @@ import pytest
 
 import run_stylenerf
 import train_style_modules
-from core import cli, runtime
+from backend import runtime
+from core import cli
 from tests.faults import fail_writes_under
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -197,7 +197,7 @@ def _signature(variant):
 
 def standalone_source(header_path, modes=("fp32",)):
     """The ops as plain C++ functions `sn_<variant>_<mode>(<Jittor's op parameters>)`, after the
-    header: for compile tests and bench/diag_cublaslt.py.  Put a stand-in for Jittor in front
+    header: for compile tests and bench/diag/diag_cublaslt.py.  Put a stand-in for Jittor in front
     (SN_STANDALONE_CHECK, LOGf, jittor::exe with a temp_allocator)."""
     fns = "".join(f"void sn_{v}_{m}({_signature(v)}) {{\n{op_source(v, m)}\n}}\n" for m in modes for v in VARIANTS)
     return header_source(header_path) + "namespace jittor {\n" + fns + "} // jittor\n"

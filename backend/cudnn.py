@@ -21,7 +21,7 @@ Measured on one H200 (2026-12-02, heuristic choice): the decoder training step, 
 256x256, 29.6 ms (relu3_1) / 35.7 ms (relu4_1) against PyTorch+cuDNN's 17.3 / 24.1 ms, where
 the gather + GEMM convolution took 63.4 / 84.6 ms.
 
-Where the H200 machine keeps cuDNN 9 (probed 2026-12-02, bench/results/s4_call1_probe.txt):
+Where the H200 machine keeps cuDNN 9 (probed 2026-12-02, bench/results/2026-12-02_h200_probe.txt):
 headers in /usr/include/x86_64-linux-gnu, libcudnn*.so.9 in /usr/lib/x86_64-linux-gnu.
 
 `available()` finds, loads and checks it once (a small convolution against NumPy, forward and

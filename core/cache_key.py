@@ -62,6 +62,11 @@ def _normal(inputs):
     return json.loads(json.dumps(inputs))  # tuples as lists, as they come back from the file
 
 
+def matches(key_path, inputs):
+    """True when the stored key equals `inputs` (read only; nothing is removed)."""
+    return read_key(key_path) == _normal(inputs)
+
+
 def refresh(key_path, inputs, clear=None, what="cache", log=print):
     """True when the stored key equals `inputs` (the output may be reused).  Otherwise run
     clear() (remove the old output and its partial files), store the new key, return False."""

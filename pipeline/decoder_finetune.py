@@ -20,7 +20,7 @@ import cv2
 import jittor as jt
 import numpy as np
 
-from core.cache_key import array_digest, file_stamp, refresh
+from core.cache_key import array_digest, file_stamp, matches, refresh
 from core.checkpoint import (CheckpointManager, CorruptCheckpoint, adam_state, load, load_adam_state,
                              load_module_state, save_atomic)
 from core.oserrors import remove_quietly
@@ -55,6 +55,12 @@ def finetune_inputs(args, expdir, style_images):
             "styles": array_digest(style_images),
             "options": [args.finetune_decoder_steps, args.finetune_size, args.decoder_lrate, args.geo_thresh,
                         args.content_loss_lambda, args.style_loss_lambda, args.seed]}
+
+
+def is_current(args, expdir, style_images):
+    """True when decoder.pkl exists and was made from these inputs."""
+    return (os.path.exists(os.path.join(expdir, "decoder.pkl"))
+            and matches(os.path.join(expdir, "decoder.key.json"), finetune_inputs(args, expdir, style_images)))
 
 
 def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=print):

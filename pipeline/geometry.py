@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from core.cache_key import refresh
+from core.cache_key import matches, refresh
 from core.oserrors import remove_quietly, writing
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
@@ -90,6 +90,15 @@ def _write_view(folder, v, rgb, depth, points):
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def is_current(args, scene, expdir, nerf_step):
+    """True when the cache holds every view of this NeRF step and pose set (nothing to render)."""
+    folder = os.path.join(expdir, "geometry")
+    poses = geometry_poses(args, scene)
+    if not matches(os.path.join(folder, "meta.json"), _meta(args, scene, nerf_step, poses)):
+        return False
+    return all(os.path.exists(os.path.join(folder, f"view_{v:03d}.npz")) for v in range(len(poses)))
 
 
 def load_or_generate(args, scene, expdir, system, nerf_step, log=print):

@@ -11,7 +11,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from core.cache_key import file_stamp, refresh
+from core.cache_key import file_stamp, matches, refresh
 from core.media import to8b
 from core.oserrors import remove_quietly, writing
 from models.adain import adain
@@ -41,13 +41,28 @@ def _read_cached(path, shape, log):
         return None
 
 
+def target_key(args, expdir):
+    return {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
+            "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
+            "style_size": args.style_size}
+
+
+def target_path(folder, k, name):
+    return os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.npy")
+
+
+def is_current(args, expdir, names):
+    """True when every style's targets exist for the current decoder and geometry."""
+    folder = os.path.join(expdir, "targets")
+    return (matches(os.path.join(folder, "meta.json"), target_key(args, expdir))
+            and all(os.path.exists(target_path(folder, k, n)) for k, n in enumerate(names)))
+
+
 def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print):
     """styles: list of (name, image [h,w,3]); returns list of uint8 arrays [V,H,W,3], one per style."""
     folder = os.path.join(expdir, "targets")
     os.makedirs(folder, exist_ok=True)
-    key = {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
-           "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
-           "style_size": args.style_size}
+    key = target_key(args, expdir)
     for f in os.listdir(folder):
         if f.endswith(".tmp.npy"):
             os.remove(os.path.join(folder, f))  # partial writes of a killed run
@@ -59,7 +74,7 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
     refresh(os.path.join(folder, "meta.json"), key, clear, "stylized targets", log)
     targets = []
     for k, (name, img) in enumerate(styles):
-        path = os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.npy")
+        path = target_path(folder, k, name)
         cached = _read_cached(path, geo.rgb.shape, log)
         if cached is not None:
             targets.append(cached)

@@ -24,7 +24,7 @@ def _one_error_line(err):
 @pytest.mark.parametrize("main, argv, expect", [
     (run_stylenerf.main, ["--factor", "abc"], "argument --factor: invalid int value: 'abc'"),
     (run_stylenerf.main, ["--device", "gpu"], "argument --device: invalid choice: 'gpu'"),
-    (train_style_modules.main, [], "the following arguments are required: --task"),
+    (train_style_modules.main, ["--task", "nope"], "argument --task: invalid choice: 'nope'"),
 ])
 def test_option_errors_are_one_line_without_the_usage_dump(main, argv, expect, capsys):
     assert main(argv) == 2

@@ -72,3 +72,24 @@ def test_train_style_modules_task_defaults_to_vae_and_takes_the_originals_names(
     args = train_style_modules.build_parser().parse_args(["--ckp_num", "5", "--log_dir", "x", "--print_interval",
                                                           "7", "--no_reload", "--no_ndc", "--nerf_content_dir", "y"])
     assert args.keep == 5
+
+
+def test_one_options_module_for_both_entry_points():
+    from core.config import ConfigError, parse_pretrain_args
+    a = parse_pretrain_args(["--task", "stylize", "--content", "c.png", "--style_image", "s.jpg", "--output", "o.png",
+                             "--time_limit", "5", "--cudnn_search", "0"])
+    assert (a.content, a.style_image, a.output, a.time_limit, a.cudnn_search) == ("c.png", "s.jpg", "o.png", 5.0, 0)
+    # --style means a style selection only (run_stylenerf.py); the old spelling says where to go
+    with pytest.raises(ConfigError, match="--style_image"):
+        parse_pretrain_args(["--task", "stylize", "--style", "s.jpg"])
+    assert parse_args(["--style", "la_muse"]).style == "la_muse"
+    shared = ("device", "time_limit", "cudnn_search", "cublaslt_bgrad")
+    r, p = parse_args([]), parse_pretrain_args([])
+    assert all(getattr(r, k) == getattr(p, k) for k in shared)
+
+
+def test_the_former_environment_switches_are_options(monkeypatch):
+    monkeypatch.setenv("STYLENERF_CUDNN_SEARCH", "0")
+    monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", "epilogue")
+    a = parse_args([])
+    assert (a.cudnn_search, a.cublaslt_bgrad) == (1, "kernel")  # the environment is not read

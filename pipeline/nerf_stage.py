@@ -71,8 +71,10 @@ def load_trained_nerf(args, expdir):
     return system, step, path
 
 
-def nerf_stage_done(args, expdir):
-    step, _ = nerf_checkpoints(expdir, args).latest()
+def nerf_stage_done(args, expdir, log=None):
+    """True when a readable checkpoint at step >= origin_step exists (a corrupt newest file is set
+    aside here, as a resume would, so that the one before it counts)."""
+    step, _, _ = nerf_checkpoints(expdir, args).load_latest(("step",), log, clean=False)
     return step is not None and step >= args.origin_step
 
 

@@ -151,7 +151,7 @@ def _style_done(run):
 STAGES = [
     # skipped, it still builds its model once: the same random draws as a run that resumed it, so
     # the later stages' models start from the same weights either way
-    Stage("1 NeRF", ("nerf",), lambda r: nerf_stage.nerf_stage_done(r.args, r.expdir), _nerf,
+    Stage("1 NeRF", ("nerf",), lambda r: nerf_stage.nerf_stage_done(r.args, r.expdir, r.log), _nerf,
           skip=lambda r: nerf_stage.NeRFSystem(r.args)),
     Stage("2 geometry", ("system", "geo"), _geometry_done, _geometry),
     Stage("3 decoder fine-tune", ("decoder",),

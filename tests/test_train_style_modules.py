@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import train_style_modules
+from core.config import parse_pretrain_args
 from core.checkpoint import load
 from dataset.image_folder import list_images, load_image
 from models.decoder import Decoder
@@ -154,7 +155,7 @@ def test_content_dir_takes_several_folders_and_the_recipe_config_parses(folders)
     pool = ImagePool(f"{folders / 'contents'},{folders / 'styles'}", 0)
     assert len(pool) == 4  # 2 fern views + 2 styles
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    args = train_style_modules.build_parser().parse_args(
+    args = parse_pretrain_args(
         ["--task", "finetune_decoder", "--config", os.path.join(root, "configs", "decoder_relu3_1.txt")])
     assert (args.content_dir, args.image_size, args.style_weight, args.max_iter) == \
         ("./all_contents/,./all_styles/", 256, 20.0, 2000)

@@ -8,7 +8,7 @@ can do those inside the GEMMs:
 - weight    dW[O,I] = gp^T x                     one matmul, no epilogue
 - input     dx[N,I] = gp W                       one matmul, no epilogue
   with gp = g * (y > 0) for a ReLU layer and db[O] = sum_n gp, both in one pass over g and the
-  saved y (backend/reductions.relu_grad_bias_sums).  STYLENERF_CUBLASLT_BGRAD=epilogue computes
+  saved y (backend/reductions.relu_grad_bias_sums).  --cublaslt_bgrad epilogue computes
   db in the weight-gradient matmul instead (epilogue BGRADB, two outputs; measured slower on the
   H200, 2026-12-03).
 
@@ -40,17 +40,21 @@ _state = {"checked": False, "ok": False, "why": "not checked", "header": None, "
           "fused_bgrad": True}
 # How a layer's bias gradient is computed: "kernel" (backend/reductions.relu_grad_bias_sums: in
 # the pass that applies ReLU's gradient; the default) or "epilogue" (cuBLASLt's BGRADB, in the
-# weight-gradient GEMM).  STYLENERF_CUBLASLT_BGRAD picks.  On one H200 (2026-12-03, diag_nerf) a
+# weight-gradient GEMM).  --cublaslt_bgrad picks (set_bias_grad_mode).  On one H200 (2026-12-03, diag_nerf) a
 # NeRF step took 17.0 ms with "kernel" and 19.9 ms with "epilogue": BGRADB slows the weight-
 # gradient GEMM more than the sums cost in the mask pass, which reads the gradient anyway.
 BIAS_GRAD_MODES = ("kernel", "epilogue")
+_bias_grad = {"mode": "kernel"}
+
+
+def set_bias_grad_mode(mode):
+    if mode not in BIAS_GRAD_MODES:
+        raise ValueError(f"--cublaslt_bgrad must be one of {', '.join(BIAS_GRAD_MODES)}, got {mode!r}")
+    _bias_grad["mode"] = mode
 
 
 def bias_grad_mode():
-    mode = os.environ.get("STYLENERF_CUBLASLT_BGRAD", "kernel")
-    if mode not in BIAS_GRAD_MODES:
-        raise ValueError(f"STYLENERF_CUBLASLT_BGRAD must be one of {', '.join(BIAS_GRAD_MODES)}, got {mode!r}")
-    return mode
+    return _bias_grad["mode"]
 
 
 # ---------------------------------------------------------------- finding cuBLASLt

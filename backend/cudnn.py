@@ -13,7 +13,7 @@ through that list and failed on cudnn_version.h without it, 2026-12-02), and lib
 into the process with RTLD_GLOBAL before the first op compiles, so the compiled op's undefined
 cuDNN symbols resolve when Jittor loads it.  The host code creates the descriptors per call
 (cheap), chooses the algorithm once per shape (timed by cudnnFind*, like torch's
-cudnn.benchmark, falling back to the heuristics; STYLENERF_CUDNN_SEARCH=0: heuristics only)
+cudnn.benchmark, falling back to the heuristics; --cudnn_search 0: heuristics only)
 and takes scratch memory from Jittor's allocator.  Ops run on the default stream, like
 Jittor's kernels.
 
@@ -240,10 +240,17 @@ def set_math(mode):
     _math["type"] = "fp32" if mode == "fp32" else "tf32"
 
 
+_search = {"on": True}
+
+
+def set_algorithm_search(on):
+    """--cudnn_search: time every algorithm once per shape (1, the default) or take cuDNN's
+    heuristic pick (0: no timing runs, possibly slower convolutions)."""
+    _search["on"] = bool(on)
+
+
 def algorithm_search():
-    """Time every algorithm once per shape (default) or take cuDNN's heuristic pick
-    (STYLENERF_CUDNN_SEARCH=0: no timing runs, possibly slower convolutions)."""
-    return os.environ.get("STYLENERF_CUDNN_SEARCH", "1") != "0"
+    return _search["on"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -182,7 +182,7 @@ def main():
         row = {"depth": depth}
         for conv in convs:
             # cudnn_heuristic: cuDNN with the heuristics' algorithms instead of timed ones
-            os.environ["STYLENERF_CUDNN_SEARCH"] = "0" if conv == "cudnn_heuristic" else "1"
+            layers.set_library_switches(cudnn_search=conv != "cudnn_heuristic")
             layers.set_conv_impl("cudnn" if conv.startswith("cudnn") else conv)
             step, sync, first_loss = jittor_step(vgg_sd, dec_sd, content, style)
             # the same loss from the same weights and images in both frameworks: a correctness check

@@ -109,7 +109,7 @@ def pretrain_vae(base):
     from core import timing
     from core.config import parse_args
     from pipeline.latents import vae_style_dir, vae_training_args
-    from pipeline.style_modules import train_vae
+    from pipeline.pretrain_2d import train_vae
     args = parse_args(base)
     if os.path.exists(args.vae_pth_path):
         return

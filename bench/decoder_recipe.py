@@ -60,7 +60,7 @@ def measure(encoder, decoder, views, style, batch=10):
     import jittor as jt
     import numpy as np
     from models.adain import mse, style_loss, stylize
-    from pipeline.style_modules import to_nchw
+    from pipeline.pretrain_2d import to_nchw
     h, w = views[0].shape[:2]
     with jt.no_grad():
         s = to_nchw([style])

@@ -2,7 +2,7 @@
 
 Parse the options (bad ones: one `error:` line, exit 2), set up Jittor through
 backend.runtime, run, and turn errors a user can cause into one `error:` line (exit 1)
-and a saved Ctrl-C stop into its resume hint (exit 130) - never a traceback.
+and a saved Ctrl-C stop into its resume hint (exit 130; 75 for --time_limit) - never a traceback.
 OS-level failures (a read-only folder, a full disk) and a device that cannot be set up
 are such errors too: one line naming the path or the device.
 """
@@ -59,6 +59,9 @@ def run_command(parse, work, user_errors_of):
         print(f"error: {_setup_error_line(e, device, source)}", file=sys.stderr)
         return 1
     from core.interrupt import TrainingInterrupted
+    from core.train_loop import TimeLimitReached
+    from core.train_loop import start_time_box
+    start_time_box(getattr(args, "time_limit", 0))  # the training loops' deadline (--time_limit)
     try:
         work(args)
     except OSError as e:  # before user errors: FileNotFoundError is one of them too
@@ -67,6 +70,9 @@ def run_command(parse, work, user_errors_of):
     except user_errors_of() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except TimeLimitReached as e:  # EX_TEMPFAIL: stopped on purpose, more to do
+        print(str(e), file=sys.stderr)
+        return 75
     except TrainingInterrupted as e:
         print(str(e), file=sys.stderr)
         return 130

@@ -1,7 +1,11 @@
-"""All options of run_stylenerf.py, in one place (names and defaults of the original).
+"""All options of both entry points, in one place (names and defaults of the original).
 
-`parse_args(argv)` parses a command line plus an optional `--config` file and
-checks the values; any problem is a `ConfigError` naming the option.
+`parse_args(argv)`: run_stylenerf.py; `parse_pretrain_args(argv)`: train_style_modules.py.
+Each parses a command line plus an optional `--config` file and checks the values; any
+problem is a `ConfigError` (or the parser's OptionError) naming the option.  Options both
+share (the device, the time box, the GPU library switches) come from add_common_options.
+Environment: STYLENERF_DEVICE is the default of --device (CI and tests set it); nothing
+else is read from the environment.
 """
 import os
 
@@ -20,6 +24,21 @@ def add_vae_options(add):
     add("--vae_kl_lambda", type=float, default=0.1, help="VAE KL weight")
 
 
+def add_common_options(add):
+    """What both entry points take: where to run, the time box, the GPU libraries' switches."""
+    add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
+        help="where to run (default: env STYLENERF_DEVICE or auto)")
+    add("--time_limit", type=float, default=0,
+        help="minutes after which every training loop saves a checkpoint and stops (exit 75; the same "
+             "command resumes); 0: no limit")
+    add("--cudnn_search", type=int, default=1, choices=[0, 1],
+        help="1: time cuDNN's algorithms once per training shape (like cudnn.benchmark); 0: take the "
+             "heuristics' choice")
+    add("--cublaslt_bgrad", type=str, default="kernel", choices=["kernel", "epilogue"],
+        help="where --gemm cublaslt sums the bias gradients: in the ReLU-gradient pass (kernel) or in "
+             "the weight-gradient GEMM (epilogue)")
+
+
 def build_parser():
     p = configargparse.ArgumentParser(
         description="StylizedNeRF in Jittor: NeRF pre-training, decoder consistency fine-tune, "
@@ -36,8 +55,7 @@ def build_parser():
     add("--vgg_pth_path", type=str, default="./pretrained/vgg_normalised.pth", help="normalised VGG-19 weights")
     add("--vae_pth_path", type=str, default="./pretrained/vae.pkl",
         help="style VAE weights (train_style_modules.py --task vae writes pretrained/vae.pkl); trained here if missing")
-    add("--device", type=str, default=None, choices=["auto", "cpu", "cuda"],
-        help="where to run (default: env STYLENERF_DEVICE or auto)")
+    add_common_options(add)
     add("--matmul", type=str, default="tf32", choices=["fp32", "tf32", "bf16", "fp16"],
         help="GPU matmul precision (bf16/fp16: tensor-core compute on fp32 data)")
     add("--gemm", type=str, default="cublaslt", choices=["jittor", "cublas", "cublaslt"],
@@ -205,15 +223,19 @@ def check_args(args):
     return args
 
 
-def parse_args(argv=None):
-    parser = build_parser()
-    import sys
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _check_config_file(argv):
     for i, a in enumerate(argv):  # check the config file first: configargparse would exit
         path = a.split("=", 1)[1] if a.startswith("--config=") else (
             argv[i + 1] if a == "--config" and i + 1 < len(argv) else None)
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"--config {path}: no such file")
+
+
+def parse_args(argv=None):
+    import sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    _check_config_file(argv)
     # configargparse reports unknown keys in a config file as unknown arguments:
     # turn argparse's SystemExit into an error that names them.
     args, unknown = parser.parse_known_args(argv)
@@ -221,3 +243,67 @@ def parse_args(argv=None):
         raise ConfigError("unknown option(s): " + " ".join(unknown)
                           + (f" (from the command line or {args.config})" if args.config else ""))
     return check_args(args)
+
+
+def build_pretrain_parser():
+    """train_style_modules.py: AdaIN decoder and style-VAE pre-training, stylizing one image."""
+    p = configargparse.ArgumentParser(description="Train or use the 2D style modules",
+                                      config_file_parser_class=configargparse.DefaultConfigFileParser)
+    add = p.add_argument
+    add("--config", is_config_file=True, help="config file path")
+    add("--task", type=str, default="vae", choices=["finetune_decoder", "vae", "stylize"],
+        help="what to do (default vae, as the original)")
+    add("--content_dir", type=str, default="./all_contents/",
+        help="content images (decoder training); several folders separated by commas")
+    add("--style_dir", type=str, default="./all_styles/", help="style images (decoder and VAE training)")
+    add("--vgg", type=str, default="./pretrained/vgg_normalised.pth",
+        help="normalised VGG-19 weights (the relu3_1 file beside it is used if this one is missing)")
+    add("--decoder", type=str, default="./pretrained/decoder.pth",
+        help="decoder weights: initialisation for training ('none': from scratch), required for stylize")
+    add("--save_dir", type=str, default="./pretrained/", help="checkpoints, samples and final weights")
+    add("--lr", type=float, default=1e-4, help="learning rate")
+    add("--lr_decay", type=float, default=5e-5, help="lr = lr / (1 + lr_decay * iteration)")
+    add("--max_iter", type=int, default=160000, help="training iterations")
+    add("--batch_size", type=int, default=8, help="images (decoder) or styles (VAE) per iteration")
+    add("--style_weight", type=float, default=2.0, help="style loss weight")
+    add("--content_weight", type=float, default=1.0, help="content loss weight")
+    add("--gram_weight", type=float, default=0.0,
+        help="weight of a Gram-matrix style term beside AdaIN's mean/std one (0: AdaIN's loss alone)")
+    add("--temporal_weight", type=float, default=50.0, help="accepted for compatibility (video option; unused)")
+    add("--save_model_interval", type=int, default=200, help="checkpoint (and sample grid) every N iterations")
+    add("--keep", "--ckp_num", dest="keep", type=int, default=3, help="checkpoints kept (--ckp_num: the original's name)")
+    add("--image_size", type=int, default=512, help="images resized so their short side is this (0: keep)")
+    add("--crop_size", type=int, default=256, help="random crop size for decoder training")
+    add("--n_threads", type=int, default=16, help="accepted for compatibility (ignored)")
+    add("--seed", type=int, default=0, help="random seed")
+    add_vae_options(add)
+    add("--content", "--content_image", dest="content", type=str, default=None, help="stylize: content image")
+    add("--style_image", type=str, default=None, help="stylize: style image")
+    add("--style", action=_Renamed, nargs="?", help=configargparse.SUPPRESS)
+    add("--output", type=str, default=None, help="stylize: output PNG")
+    add("--alpha", type=float, default=1.0, help="stylize: style strength in [0, 1]")
+    add_common_options(add)
+    noop = "accepted for compatibility with the original; no effect here (docs/ORIGINAL_COMPAT.md)"
+    add("--log_dir", type=str, default="./logs/stylenet/", help=noop)
+    add("--print_interval", type=int, default=20, help=noop)
+    add("--nerf_content_dir", type=str, default="./nerf_gen_data2/", help=noop)
+    add("--no_ndc", action="store_true", help=noop)
+    add("--no_reload", action="store_true", help=noop)
+    from core.cli import one_line_errors
+    return one_line_errors(p)
+
+
+class _Renamed(configargparse.Action):
+    """--style means a style selection in run_stylenerf.py; the stylize task's image is --style_image."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise ConfigError("--style is run_stylenerf.py's style selection; train_style_modules.py --task "
+                          "stylize takes the style image as --style_image")
+
+
+def parse_pretrain_args(argv=None):
+    """train_style_modules.py's options (values checked by pipeline/pretrain_2d.check_args)."""
+    import sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _check_config_file(argv)
+    return build_pretrain_parser().parse_args(argv)

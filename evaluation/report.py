@@ -106,7 +106,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
     of those and of the photoreal frames, and the picture strip.
     Returns (consistency rows, strength rows, {style: strip file name})."""
     from pipeline.style_stage import load_style_model, style_fields
-    from pipeline.stylize import load_style_images, load_style_networks, style_indices
+    from pipeline.style_selection import load_style_images, load_style_networks, style_indices
     from pipeline.targets import stylize_view
     from core.checkpoint import load, load_module_state
     try:

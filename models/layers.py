@@ -63,6 +63,12 @@ def on_gpu():
     return runtime.use_cuda()
 
 
+def set_library_switches(cudnn_search=True, cublaslt_bgrad="kernel"):
+    """--cudnn_search and --cublaslt_bgrad (both entry points)."""
+    cudnn.set_algorithm_search(cudnn_search)
+    cublaslt.set_bias_grad_mode(cublaslt_bgrad)
+
+
 def set_products(matmul, gemm, conv):
     """--matmul, --gemm and --conv: how products run (global, like the device).  --matmul and
     --conv change nothing on the CPU; --conv cudnn where cuDNN cannot be used is a ValueError."""

@@ -4,15 +4,16 @@ For each generated view (poses interpolated between the training poses with
 --gen_factor; 1 = the training poses themselves) the NeRF's fine RGB, expected
 depth and expected 3D point map (world coordinates) are rendered and cached in
 `<expdir>/geometry/`.  The cache is reused while the NeRF checkpoint step, the
-pose set and the image size stay the same, and regenerated otherwise.
+pose set and the image size stay the same (its key: geometry/meta.json, core/cache_key.py),
+and regenerated otherwise.
 """
-import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
+from core.cache_key import matches, refresh
 from core.oserrors import remove_quietly, writing
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
@@ -61,18 +62,6 @@ def _meta(args, scene, nerf_step, poses):
             "poses_sum": round(float(np.abs(poses).sum()), 4)}
 
 
-def _read_meta(path, log):
-    """The cache's meta.json, or None if missing or unreadable (then the cache is rebuilt)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        log(f"warning: geometry cache {path} is unreadable ({e}); regenerating the geometry data")
-        return {}
-
-
 def _read_view(path, H, W, log):
     """(rgb, depth, points) of a cached view, or None when it is missing or damaged (then it
     is rendered again: a file cut short by a full disk or a kill must not block every rerun)."""
@@ -103,22 +92,30 @@ def _write_view(folder, v, rgb, depth, points):
         raise
 
 
+def is_current(args, scene, expdir, nerf_step):
+    """True when the cache holds every view of this NeRF step and pose set (nothing to render)."""
+    folder = os.path.join(expdir, "geometry")
+    poses = geometry_poses(args, scene)
+    if not matches(os.path.join(folder, "meta.json"), _meta(args, scene, nerf_step, poses)):
+        return False
+    return all(os.path.exists(os.path.join(folder, f"view_{v:03d}.npz")) for v in range(len(poses)))
+
+
 def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
     """Cached geometry data for the current NeRF, rendering what is missing or damaged."""
     folder = os.path.join(expdir, "geometry")
     os.makedirs(folder, exist_ok=True)
     poses = geometry_poses(args, scene)
     meta = _meta(args, scene, nerf_step, poses)
-    meta_path = os.path.join(folder, "meta.json")
-    old = _read_meta(meta_path, log)
     for f in os.listdir(folder):
-        if f.endswith(".tmp.npz") or (old != meta and f.startswith("view_")):
-            os.remove(os.path.join(folder, f))  # partial writes; views of another NeRF or pose set
-    if old != meta:
-        if old:
-            log(f"geometry cache is stale (was {old}); regenerating")
-        with writing(meta_path), open(meta_path, "w") as f:
-            json.dump(meta, f)
+        if f.endswith(".tmp.npz"):
+            os.remove(os.path.join(folder, f))  # partial writes of a killed run
+
+    def clear():  # views of another NeRF or pose set
+        for f in os.listdir(folder):
+            if f.startswith("view_"):
+                os.remove(os.path.join(folder, f))
+    refresh(os.path.join(folder, "meta.json"), meta, clear, "geometry cache", log)
     H, W, focal = int(meta["H"]), int(meta["W"]), meta["focal"]
     rgb = np.zeros((len(poses), H, W, 3), np.float32)
     depth = np.zeros((len(poses), H, W), np.float32)

@@ -7,15 +7,13 @@ and at the end; a run resumes from the newest one.  The stage is finished once
 a checkpoint at step >= origin_step exists.
 """
 import os
-import time
 
 import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
-from core.eta import announce_long_runs
-from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load_module_state
+from core.train_loop import TrainLoop, resume
 from core.media import write_png
 from core.optim import Adam
 from dataset.camera_paths import circle_path, frames_per_interval, interpolate_poses, spiral_path
@@ -73,8 +71,10 @@ def load_trained_nerf(args, expdir):
     return system, step, path
 
 
-def nerf_stage_done(args, expdir):
-    step, _ = nerf_checkpoints(expdir, args).latest()
+def nerf_stage_done(args, expdir, log=None):
+    """True when a readable checkpoint at step >= origin_step exists (a corrupt newest file is set
+    aside here, as a resume would, so that the one before it counts)."""
+    step, _, _ = nerf_checkpoints(expdir, args).load_latest(("step",), log, clean=False)
     return step is not None and step >= args.origin_step
 
 
@@ -84,14 +84,11 @@ def train_nerf(args, scene, expdir, log=print):
     params = system.parameters()
     opt = Adam(params, lr=args.lrate, betas=(0.9, 0.999))
     ckpts = nerf_checkpoints(expdir, args)
-    start = 0
-    _, latest_path, ck = (None, None, None) if args.no_reload else \
-        ckpts.load_latest(("coarse", "fine", "step", "optimizer"), log)
+    start, latest_path, ck = resume(ckpts, ("coarse", "fine", "step", "optimizer"), "NeRF", log,
+                                    no_reload=args.no_reload, key="step")
     if latest_path is not None:
         system.load(ck, latest_path)
         load_adam_state(opt, ck["optimizer"], latest_path)
-        start = int(ck["step"])
-        log(f"resumed NeRF from {latest_path} (step {start})")
     if start >= args.origin_step:
         return system
 
@@ -99,31 +96,23 @@ def train_nerf(args, scene, expdir, log=print):
     coarse_field, fine_field = system.fields()
     opts = RenderOptions.from_args(args, scene, "train")
     log(f"NeRF stage: {len(scene.i_train)} training views, {len(rays)} rays, steps {start}..{args.origin_step}")
-    bar = tqdm(range(start + 1, args.origin_step + 1), initial=start, total=args.origin_step,
-               desc="NeRF", dynamic_ncols=True)
-    t0 = time.time()
-    with StopRequest() as stop:
-        for step in announce_long_runs(bar, "NeRF", args.origin_step):
-            rng = np.random.default_rng([args.seed, step])  # reproducible across resumes
-            batch = rays.sample(args.batch_size, rng)
-            target = jt.array(batch["rgb"])
-            out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]),
-                              jt.array(batch["viewdirs"]) if args.use_viewdir else None,
-                              coarse_field, fine_field, opts=opts)
-            loss_c = ((out["coarse"]["rgb"] - target) ** 2).mean()
-            loss_f = ((out["fine"]["rgb"] - target) ** 2).mean() if "fine" in out else loss_c * 0
-            loss = loss_c + loss_f
-            opt.lr = args.lrate * 0.1 ** (step / args.lrate_decay)
-            opt.step(loss)
-            if step % args.i_print == 0 or step == args.origin_step:
-                lf = float(loss_f.item()) if "fine" in out else float(loss_c.item())
-                bar.set_postfix(loss=f"{float(loss.item()):.4f}", psnr=f"{mse_to_psnr(lf):.2f}",
-                                it_s=f"{(step - start) / (time.time() - t0):.2f}", refresh=False)
-            if step % args.i_weights == 0 or step == args.origin_step or stop.requested:
-                path = ckpts.save(step, {"step": step, **system.state(), "optimizer": adam_state(opt)})
-                if stop.requested:
-                    raise TrainingInterrupted("NeRF", step, path)
-    bar.close()
+    loop = TrainLoop("NeRF", start, args.origin_step, every=args.i_weights,
+                     save=lambda s: ckpts.save(s, {"step": s, **system.state(), "optimizer": adam_state(opt)}))
+    for step in loop:
+        rng = np.random.default_rng([args.seed, step])  # reproducible across resumes
+        batch = rays.sample(args.batch_size, rng)
+        target = jt.array(batch["rgb"])
+        out = render_rays(jt.array(batch["rays_o"]), jt.array(batch["rays_d"]),
+                          jt.array(batch["viewdirs"]) if args.use_viewdir else None,
+                          coarse_field, fine_field, opts=opts)
+        loss_c = ((out["coarse"]["rgb"] - target) ** 2).mean()
+        loss_f = ((out["fine"]["rgb"] - target) ** 2).mean() if "fine" in out else loss_c * 0
+        loss = loss_c + loss_f
+        opt.lr = args.lrate * 0.1 ** (step / args.lrate_decay)
+        opt.step(loss)
+        if loop.due(args.i_print):
+            lf = float(loss_f.item()) if "fine" in out else float(loss_c.item())
+            loop.postfix(loss=f"{float(loss.item()):.4f}", psnr=f"{mse_to_psnr(lf):.2f}", it_s=f"{loop.rate():.2f}")
     return system
 
 

@@ -1,11 +1,19 @@
-"""Runs the stages of run_stylenerf.py in order, resuming at the first unfinished one.
+"""The stages of run_stylenerf.py, in one list, run in order from the first unfinished one.
 
-Stages: 1 NeRF pre-training -> 2 geometry data -> 3 decoder consistency fine-tune
--> 4 stylized targets -> 5 latent codes -> 6 style training.  Render options
-(--render_train, --render_valid, --render_train_style, --render_valid_style)
-render from the newest checkpoints and return.
+    1 NeRF pre-training -> 2 geometry data -> 3 decoder consistency fine-tune
+    -> 4 stylized targets -> 5 latent codes (VAE) -> 6 style training
+
+Each Stage has done(run) (its output exists and is current: a cheap look at files and cache
+keys) and run(run) (load or build its output, resuming where a killed run stopped).  A later
+stage asks the Run for what it needs (run.get("geo")), which runs the stage that makes it -
+for a finished stage that only loads its cache.  Render options (--render_train,
+--render_valid, --render_train_style, --render_valid_style) render from the newest
+checkpoints and return.
 """
 import random
+import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -13,8 +21,9 @@ from core import timing
 from core.checkpoint import CheckpointError
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
-from pipeline import nerf_stage, warm_start
+from pipeline import decoder_finetune, geometry, latents, nerf_stage, style_stage, targets, warm_start
 from pipeline.experiment import experiment_dir
+from render.options import RenderOptions
 
 # errors a user can cause: reported as one line by run_stylenerf.py
 UserError = (ValueError, FileNotFoundError, CheckpointError, LLFFError, ImageFolderError)
@@ -28,14 +37,158 @@ CPU_MAX_CHUNK = 4096
 
 
 def apply_compute_options(args):
-    """--matmul, --gemm and --conv: how products run on the GPU (global, like the device)."""
-    from models.layers import on_gpu, set_products
+    """--matmul, --gemm, --conv, --cudnn_search and --cublaslt_bgrad: how products run on the GPU
+    (global, like the device)."""
+    from models.layers import on_gpu, set_library_switches, set_products
     set_products(args.matmul, args.gemm, args.conv)
+    set_library_switches(args.cudnn_search, args.cublaslt_bgrad)
     if not on_gpu() and args.chunk > CPU_MAX_CHUNK:
         # Jittor's CPU executor holds several [chunk x samples x width] activations at once:
         # fern_quick's 32768 rays took 24 GB of host memory in a CPU render (killed, 2026-12-02)
         print(f"--chunk {args.chunk} -> {CPU_MAX_CHUNK} rays per render batch on the CPU (host memory)")
         args.chunk = CPU_MAX_CHUNK
+
+
+@dataclass
+class Stage:
+    name: str                      # "3 decoder fine-tune": number and name, as the stage time lines
+    makes: tuple                   # what run() puts into the Run (run.get names)
+    done: Callable                 # done(run) -> bool
+    run: Callable                  # run(run) -> dict of `makes`
+    skip: Callable = None          # skip(run): what a finished stage still does when skipped
+
+
+class Run:
+    """One run_stylenerf.py training run: its options, scene, folder, and the stages' products."""
+
+    def __init__(self, args, scene, expdir, log=print):
+        self.args, self.scene, self.expdir, self.log = args, scene, expdir, log
+        self.products = {}
+
+    def get(self, name):
+        if name not in self.products:
+            stage = next(s for s in STAGES + [NETWORKS] if name in s.makes)
+            self.products.update(stage.run(self))
+        return self.products[name]
+
+    def styles(self):
+        """(names, paths, images at --style_size) of the selected styles, loaded once."""
+        if "styles" not in self.products:
+            from pipeline.style_selection import load_style_images, select_styles
+            names, paths = select_styles(self.args)
+            self.products["styles"] = (names, paths, load_style_images(paths, self.args.style_size))
+        return self.products["styles"]
+
+    def finetune_styles(self):
+        """The style images at the fine-tune's size (its style losses), loaded once."""
+        if "finetune_styles" not in self.products:
+            from pipeline.style_selection import load_style_images
+            self.products["finetune_styles"] = load_style_images(self.styles()[1], self.args.finetune_size // 2)
+        return self.products["finetune_styles"]
+
+    def nerf_step(self):
+        return nerf_stage.nerf_checkpoints(self.expdir, self.args).latest()[0]
+
+
+def _nerf(run):
+    return {"nerf": nerf_stage.train_nerf(run.args, run.scene, run.expdir, run.log)}
+
+
+def _geometry(run):
+    system, step, _ = nerf_stage.load_trained_nerf(run.args, run.expdir)
+    geo = geometry.load_or_generate(run.args, run.scene, run.expdir, system, step, run.log)
+    return {"system": system, "geo": geo}
+
+
+def _networks(run):
+    from pipeline.style_selection import load_style_networks
+    encoder, decoder = load_style_networks(run.args, run.log)
+    return {"encoder": encoder, "pretrained_decoder": decoder}
+
+
+def _decoder(run):
+    decoder = decoder_finetune.finetune_decoder(run.args, run.get("geo"), run.get("encoder"),
+                                                run.get("pretrained_decoder"), run.finetune_styles(),
+                                                run.expdir, run.log)
+    return {"decoder": decoder}
+
+
+def _targets(run):
+    names, _, images = run.styles()
+    tgts = targets.load_or_make_targets(run.args, run.get("geo"), run.get("encoder"), run.get("decoder"),
+                                        list(zip(names, images)), run.expdir, run.log)
+    return {"targets": tgts}
+
+
+def _latents(run):
+    # statistics at --style_size, as train_style_modules.py --task vae computes them
+    encoder = run.get("encoder")
+    vae = latents.load_or_train_vae(run.args, encoder, run.expdir, run.log)
+    mu, logvar = latents.style_priors(vae, encoder, run.styles()[2])
+    return {"mu": mu, "logvar": logvar}
+
+
+def _style(run):
+    args = run.args
+    opts = RenderOptions.from_args(args, run.scene, "frozen_geometry")  # no density noise on a frozen NeRF
+    names = run.styles()[0]
+    model = style_stage.train_style(args, run.get("system"), run.get("geo"), run.get("targets"), run.get("mu"),
+                                    run.get("logvar"), names, run.expdir, opts, run.log)
+    run.log(f"style training finished at step {args.total_step}; styles: {', '.join(names)}")
+    return {"style_model": model}
+
+
+def _geometry_done(run):
+    step = run.nerf_step()
+    return step is not None and geometry.is_current(run.args, run.scene, run.expdir, step)
+
+
+def _style_done(run):
+    step, _ = style_stage.style_checkpoints(run.expdir, run.args).latest()
+    return step is not None and step >= run.args.total_step
+
+
+STAGES = [
+    # skipped, it still builds its model once: the same random draws as a run that resumed it, so
+    # the later stages' models start from the same weights either way
+    Stage("1 NeRF", ("nerf",), lambda r: nerf_stage.nerf_stage_done(r.args, r.expdir, r.log), _nerf,
+          skip=lambda r: nerf_stage.NeRFSystem(r.args)),
+    Stage("2 geometry", ("system", "geo"), _geometry_done, _geometry),
+    Stage("3 decoder fine-tune", ("decoder",),
+          lambda r: decoder_finetune.is_current(r.args, r.expdir, r.finetune_styles()), _decoder),
+    Stage("4 stylized targets", ("targets",),
+          lambda r: targets.is_current(r.args, r.expdir, r.styles()[0]), _targets),
+    Stage("5 latents (VAE)", ("mu", "logvar"), lambda r: latents.vae_file(r.args, r.expdir) is not None, _latents),
+    Stage("6 style training", ("style_model",), _style_done, _style),
+]
+# the 2D networks are no stage of their own: loaded on first use
+NETWORKS = Stage("2D networks", ("encoder", "pretrained_decoder"), lambda r: True, _networks)
+
+
+def stages_for(args):
+    """The stages this run asks for: all six, or only the NeRF when total_step <= origin_step."""
+    return STAGES if args.total_step > args.origin_step else STAGES[:1]
+
+
+def run_stages(run, stages, log=print):
+    """Run `stages` in order from the first unfinished one; one line per stage with its state
+    (done, or run with its elapsed time - the stage's own progress bar below it)."""
+    first = next((i for i, s in enumerate(stages) if not s.done(run)), None)
+    for i, s in enumerate(stages):
+        state = "done" if first is None or i < first else "to run"
+        log(f"stage {s.name}: {state}")
+    if first is None:
+        return first
+    for s in stages[:first]:
+        if s.skip is not None:
+            s.skip(run)
+    for s in stages[first:]:
+        log(f"stage {s.name} ({stages.index(s) + 1}/{len(stages)})")
+        t0 = time.time()
+        with timing.stage(s.name):
+            run.products.update(s.run(run))
+        log(f"stage {s.name}: finished in {time.time() - t0:.1f} s")
+    return first
 
 
 def run(args, log=print):
@@ -53,13 +206,16 @@ def run(args, log=print):
     if args.render_valid:
         return nerf_stage.render_valid(args, scene, expdir, log)
     if args.render_train_style or args.render_valid_style:
-        from pipeline import render_style
-        return render_style.render(args, scene, expdir, log)
-    from pipeline import preflight, stylize
+        from pipeline import stylized_render
+        return stylized_render.render(args, scene, expdir, log)
+    from pipeline import preflight
     from pipeline.experiment import remove_partial_files
     remove_partial_files(expdir)  # left by a run killed mid-write
-    if args.total_step > args.origin_step:  # weights and style images, before hours of NeRF training
+    stages = stages_for(args)
+    if len(stages) > 1:  # weights and style images, before hours of NeRF training
         preflight.check_style_inputs(args, expdir, log)
-    with timing.stage("1 NeRF"):
-        nerf_stage.train_nerf(args, scene, expdir, log)
-    return stylize.run_style_stages(args, scene, expdir, log)
+    else:
+        log("total_step <= origin_step: no style training asked for")
+    r = Run(args, scene, expdir, log)
+    run_stages(r, stages, log)
+    return r.products.get("style_model")

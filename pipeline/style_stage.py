@@ -11,15 +11,11 @@ builds their rays in closed form, and minimises
 Checkpoints `style_<step>.pkl` (style MLP, latents, optimizers) every
 --i_weights steps, newest --ckp_num kept; resumes from the newest.
 """
-import time
-
 import jittor as jt
 import numpy as np
-from tqdm import tqdm
 
-from core.eta import announce_long_runs
-from core.interrupt import StopRequest, TrainingInterrupted
 from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load_module_state
+from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
@@ -127,35 +123,26 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
-    start = args.origin_step
-    step0, path, ck = (None, None, None) if args.no_reload else \
-        ckpts.load_latest(("step", "style_mlp", "latents", "optimizer", "style_names"), log)
+    start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
+                             "style training", log, no_reload=args.no_reload, key="step")
     if path is not None:
         if list(ck["style_names"]) != list(style_names):
             raise ValueError(f"{path} was trained on styles {list(ck['style_names'])}, now asked for "
                              f"{list(style_names)}: use another --expname or --no_reload")
         model.load(ck, path)
-        start = int(step0)
-        log(f"resumed style training from {path} (step {start})")
+    else:
+        start = args.origin_step
     if start >= args.total_step:
         return model
     for p in system.parameters():
         p.stop_grad()
     step_fn = style_step(args, system, geo, targets, model, opts)
-    bar = tqdm(range(start + 1, args.total_step + 1), initial=start - args.origin_step,
-               total=args.total_step - args.origin_step, desc="style", dynamic_ncols=True)
-    t0 = time.time()
-    with StopRequest() as stop:
-        for step in announce_long_runs(bar, "style training", args.total_step):
-            loss_f, logp = step_fn(step)
-            if step % args.i_print == 0 or step == args.total_step:
-                bar.set_postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}",
-                                it_s=f"{(step - start) / (time.time() - t0):.2f}", refresh=False)
-            if step % args.i_weights == 0 or step == args.total_step or stop.requested:
-                path = ckpts.save(step, model.state(step))
-                if stop.requested:
-                    raise TrainingInterrupted("style training", step, path)
-    bar.close()
+    loop = TrainLoop("style training", start, args.total_step, every=args.i_weights, desc="style",
+                     bar_base=args.origin_step, save=lambda s: ckpts.save(s, model.state(s)))
+    for step in loop:
+        loss_f, logp = step_fn(step)
+        if loop.due(args.i_print):
+            loop.postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}", it_s=f"{loop.rate():.2f}")
     return model
 
 

@@ -3,24 +3,18 @@
 The fine-tuned decoder stylizes the NeRF render of each view (AdaIN with the
 style image resized so its short side is --style_size).  Targets are cached as
 uint8 `<expdir>/targets/<k>_<style name>.npy` [V,H,W,3], keyed by the decoder
-file and the geometry cache so they are rebuilt when either changes.
+file and the geometry cache (core/cache_key.py) so they are rebuilt when either changes.
 """
-import json
 import os
 
 import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.cache_key import file_stamp, matches, refresh
 from core.media import to8b
 from core.oserrors import remove_quietly, writing
 from models.adain import adain
-
-
-def _stamp(path):
-    # nanosecond mtime: a same-size file rewritten within the same second must still count as new
-    st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def stylize_view(encoder, decoder, rgb, style_feat):
@@ -47,28 +41,40 @@ def _read_cached(path, shape, log):
         return None
 
 
+def target_key(args, expdir):
+    return {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
+            "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
+            "style_size": args.style_size}
+
+
+def target_path(folder, k, name):
+    return os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.npy")
+
+
+def is_current(args, expdir, names):
+    """True when every style's targets exist for the current decoder and geometry."""
+    folder = os.path.join(expdir, "targets")
+    return (matches(os.path.join(folder, "meta.json"), target_key(args, expdir))
+            and all(os.path.exists(target_path(folder, k, n)) for k, n in enumerate(names)))
+
+
 def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print):
     """styles: list of (name, image [h,w,3]); returns list of uint8 arrays [V,H,W,3], one per style."""
     folder = os.path.join(expdir, "targets")
     os.makedirs(folder, exist_ok=True)
-    key = {"decoder": _stamp(os.path.join(expdir, "decoder.pkl")),
-           "geometry": _stamp(os.path.join(expdir, "geometry", "meta.json")),
-           "style_size": args.style_size}
-    meta_path = os.path.join(folder, "meta.json")
-    try:
-        with open(meta_path) as f:
-            old = json.load(f)
-    except (OSError, ValueError):  # missing or damaged: rebuild
-        old = None
+    key = target_key(args, expdir)
     for f in os.listdir(folder):
-        if f.endswith(".tmp.npy") or (old != key and f.endswith(".npy")):
-            os.remove(os.path.join(folder, f))  # partial writes; targets of another decoder
-    if old != key:
-        with writing(meta_path), open(meta_path, "w") as f:
-            json.dump(key, f)
+        if f.endswith(".tmp.npy"):
+            os.remove(os.path.join(folder, f))  # partial writes of a killed run
+
+    def clear():  # targets of another decoder or geometry
+        for f in os.listdir(folder):
+            if f.endswith(".npy"):
+                os.remove(os.path.join(folder, f))
+    refresh(os.path.join(folder, "meta.json"), key, clear, "stylized targets", log)
     targets = []
     for k, (name, img) in enumerate(styles):
-        path = os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.npy")
+        path = target_path(folder, k, name)
         cached = _read_cached(path, geo.rgb.shape, log)
         if cached is not None:
             targets.append(cached)

@@ -4,7 +4,7 @@ import os
 import pytest
 
 import train_style_modules
-from core.config import ConfigError, build_parser, parse_args
+from core.config import ConfigError, build_parser, parse_args, parse_pretrain_args
 
 ORIGINAL_FERN = """expname = fern_style
 basedir = ./logs
@@ -57,7 +57,7 @@ def test_the_originals_config_and_its_other_options_are_accepted(tmp_path):
     assert args.use_viewdir and args.nerf_type == "style_nerf" and args.num_workers == 4
     with pytest.raises(ConfigError, match="--pixel_alignment is not supported"):
         parse_args(["--pixel_alignment"])
-    with pytest.raises(SystemExit):  # argparse: only the original's one sampler
+    with pytest.raises(ValueError):  # OptionError: one line, no usage dump  # argparse: only the original's one sampler
         build_parser().parse_args(["--sample_type", "cone"])
 
 
@@ -67,8 +67,29 @@ def test_warm_start_option():
 
 
 def test_train_style_modules_task_defaults_to_vae_and_takes_the_originals_names():
-    args = train_style_modules.build_parser().parse_args([])
+    args = parse_pretrain_args([])
     assert args.task == "vae"
-    args = train_style_modules.build_parser().parse_args(["--ckp_num", "5", "--log_dir", "x", "--print_interval",
+    args = parse_pretrain_args(["--ckp_num", "5", "--log_dir", "x", "--print_interval",
                                                           "7", "--no_reload", "--no_ndc", "--nerf_content_dir", "y"])
     assert args.keep == 5
+
+
+def test_one_options_module_for_both_entry_points():
+    from core.config import ConfigError, parse_pretrain_args
+    a = parse_pretrain_args(["--task", "stylize", "--content", "c.png", "--style_image", "s.jpg", "--output", "o.png",
+                             "--time_limit", "5", "--cudnn_search", "0"])
+    assert (a.content, a.style_image, a.output, a.time_limit, a.cudnn_search) == ("c.png", "s.jpg", "o.png", 5.0, 0)
+    # --style means a style selection only (run_stylenerf.py); the old spelling says where to go
+    with pytest.raises(ConfigError, match="--style_image"):
+        parse_pretrain_args(["--task", "stylize", "--style", "s.jpg"])
+    assert parse_args(["--style", "la_muse"]).style == "la_muse"
+    shared = ("device", "time_limit", "cudnn_search", "cublaslt_bgrad")
+    r, p = parse_args([]), parse_pretrain_args([])
+    assert all(getattr(r, k) == getattr(p, k) for k in shared)
+
+
+def test_the_former_environment_switches_are_options(monkeypatch):
+    monkeypatch.setenv("STYLENERF_CUDNN_SEARCH", "0")
+    monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", "epilogue")
+    a = parse_args([])
+    assert (a.cudnn_search, a.cublaslt_bgrad) == (1, "kernel")  # the environment is not read

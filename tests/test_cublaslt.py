@@ -115,7 +115,7 @@ def test_layer_backward_in_each_bias_gradient_mode(mode, relu, monkeypatch):
     backend/reductions) with its cuBLASLt calls stood in for by Jittor matmuls, against NumPy."""
     monkeypatch.setattr(cublaslt, "_code", _fake_code)
     monkeypatch.setitem(cublaslt._state, "ok", True)
-    monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", mode)
+    monkeypatch.setitem(cublaslt._bias_grad, "mode", mode)
     rng = np.random.default_rng(7)
     x, w, b, g = (rng.standard_normal(s) for s in ((2100, 19), (13, 19), (13,), (2100, 13)))
     xv, wv, bv = (jt.array(a.astype(np.float32)) for a in (x, w, b))
@@ -126,9 +126,8 @@ def test_layer_backward_in_each_bias_gradient_mode(mode, relu, monkeypatch):
 
 
 def test_bias_gradient_mode_is_checked(monkeypatch):
-    monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", "atomics")
-    with pytest.raises(ValueError, match="STYLENERF_CUBLASLT_BGRAD must be one of kernel, epilogue"):
-        cublaslt.bias_grad_mode()
+    with pytest.raises(ValueError, match="--cublaslt_bgrad must be one of kernel, epilogue"):
+        cublaslt.set_bias_grad_mode("atomics")
 
 
 def test_check_shapes_cover_the_models_layers():
@@ -181,9 +180,9 @@ def test_defaults_are_the_fastest_measured(monkeypatch):
     """--gemm cublaslt with the bias gradients in ReLU's mask pass: 17.0 ms a NeRF step on the
     H200 against 19.9 ms (BGRADB epilogue) and 22.2 ms (Jittor's matmul), measured 2026-12-03."""
     from core.config import parse_args
-    monkeypatch.delenv("STYLENERF_CUBLASLT_BGRAD", raising=False)
-    assert cublaslt.bias_grad_mode() == "kernel"
-    assert parse_args([]).gemm == "cublaslt"
+    args = parse_args([])
+    assert cublaslt.bias_grad_mode() == "kernel" and args.cublaslt_bgrad == "kernel"
+    assert args.gemm == "cublaslt"
 
 
 def _same_models_under(monkeypatch, impl_a, impl_b, rtol, atol, seed=0):

@@ -107,7 +107,7 @@ def test_vae_training_lowers_its_loss(tmp_path, encoder, style_images, style_dir
             return float(model.loss(jt.array(stats), noise)[2].item())
     before = loss(vae)
     # the in-pipeline trainer is train_style_modules' (same options, written into expdir)
-    from pipeline.style_modules import train_vae
+    from pipeline.pretrain_2d import train_vae
     targs = latents.vae_training_args(vae_args(tmp_path, vgg_relu3_path, style_dir, vae_steps=150),
                                       style_dir, str(tmp_path / "exp"))
     targs.lr, targs.lr_decay = 1e-3, 0.0

@@ -242,7 +242,7 @@ def _check_style_strength(argv, out, report):
     import csv
     import imageio.v2 as imageio
     from evaluation.figures import GAP
-    from pipeline.stylize import load_style_images
+    from pipeline.style_selection import load_style_images
     args = parse_args(argv)
     with open(os.path.join(out, "style_strength.csv")) as f:
         rows = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
@@ -338,8 +338,15 @@ def test_compute_options_reach_the_layers(monkeypatch):
     assert layers.LINEAR_IMPL == "cublas"
     apply_compute_options(parse_args([]))
     assert layers.LINEAR_IMPL == "cublaslt"  # the default (Jittor's matmul where unusable)
-    with pytest.raises(SystemExit):
+    from core.cli import OptionError
+    with pytest.raises(OptionError, match="--gemm"):
         parse_args(["--gemm", "tensor"])
+    # the former environment switches are options now
+    from backend import cublaslt, cudnn
+    apply_compute_options(parse_args(["--cudnn_search", "0", "--cublaslt_bgrad", "epilogue"]))
+    assert not cudnn.algorithm_search() and cublaslt.bias_grad_mode() == "epilogue"
+    apply_compute_options(parse_args([]))
+    assert cudnn.algorithm_search() and cublaslt.bias_grad_mode() == "kernel"
 
 
 def test_fine_sampling_option_randomises_training_samples_only():
@@ -359,7 +366,7 @@ def test_fine_sampling_option_randomises_training_samples_only():
         z = [render_rays(rays_o, rays_d, None, field, opts=opts)["fine"]["z_vals"].numpy() for _ in range(2)]
         assert np.array_equal(z[0], z[1]) == same, (opt, phase)
     assert parse_args([]).fine_sampling == "det"
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError):  # OptionError: one line, no usage dump
         parse_args(["--fine_sampling", "uniform"])
 
 

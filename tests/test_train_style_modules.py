@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import train_style_modules
+from core.config import parse_pretrain_args
 from core.checkpoint import load
 from dataset.image_folder import list_images, load_image
 from models.decoder import Decoder
@@ -97,7 +98,7 @@ def test_stylize_moves_colours_toward_the_style(folders, tmp_path, capsys):
     content = sorted((folders / "contents").iterdir())[0]
     style = folders / "styles" / "mondrian.png"
     out = tmp_path / "out.png"
-    argv = ["--task", "stylize", "--content", str(content), "--style", str(style), "--output", str(out),
+    argv = ["--task", "stylize", "--content", str(content), "--style_image", str(style), "--output", str(out),
             "--image_size", "48"] + _common(folders, tmp_path)[:8]
     assert train_style_modules.main(argv) == 0
     img = imageio.imread(out).astype(np.float32) / 255
@@ -150,11 +151,11 @@ def test_decoder_from_scratch_and_nothing_left_to_train(folders, tmp_path, capsy
 
 
 def test_content_dir_takes_several_folders_and_the_recipe_config_parses(folders):
-    from pipeline.style_modules import ImagePool, StyleModulesError, check_args
+    from pipeline.pretrain_2d import ImagePool, StyleModulesError, check_args
     pool = ImagePool(f"{folders / 'contents'},{folders / 'styles'}", 0)
     assert len(pool) == 4  # 2 fern views + 2 styles
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    args = train_style_modules.build_parser().parse_args(
+    args = parse_pretrain_args(
         ["--task", "finetune_decoder", "--config", os.path.join(root, "configs", "decoder_relu3_1.txt")])
     assert (args.content_dir, args.image_size, args.style_weight, args.max_iter) == \
         ("./all_contents/,./all_styles/", 256, 20.0, 2000)

@@ -9,7 +9,7 @@ step (the most expensive Jittor ops; a warning for any op that ran on the CPU).
 that crashes - `--gemm cublas` segfaulted on one H200 on 2026-12-02 - costs only its own row;
 the kernels they share compile once, into Jittor's cache); "cublaslt:epilogue" is cuBLASLt with
 the bias gradients in the weight-gradient GEMM's BGRADB epilogue
-(STYLENERF_CUBLASLT_BGRAD=epilogue) instead of the ReLU-gradient pass (the default, "kernel").
+(--cublaslt_bgrad epilogue) instead of the ReLU-gradient pass (the default, "kernel").
 """
 import argparse
 import json
@@ -46,9 +46,7 @@ def main():
     options = []
     if a.gemms:
         gemm, _, bgrad = a.gemms[0].partition(":")
-        if bgrad:
-            os.environ["STYLENERF_CUBLASLT_BGRAD"] = bgrad
-        options = ["--gemm", gemm]
+        options = ["--gemm", gemm] + (["--cublaslt_bgrad", bgrad] if bgrad else [])
     ms = time_variant(jt, a, scene, options)
     if a.ms_out:
         with open(a.ms_out, "w") as f:

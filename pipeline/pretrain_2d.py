@@ -7,12 +7,11 @@ Files written to --save_dir (default ./pretrained/):
   content | style | output) at each checkpoint, and the final `decoder_finetuned.pkl`
   (load with `models.decoder.Decoder.load` / `Decoder.from_file`).
 - VAE: `vae_style_stats.npz` (per-channel statistics of the style folder, reused while
-  the folder, VGG file and --image_size are unchanged), `vae_train_<iter>.pkl`
+  the folder, VGG file and --image_size are unchanged: the key in `vae_style_stats.npz.key.json`), `vae_train_<iter>.pkl`
   checkpoints, and the final `vae.pkl` (`models.vae.StyleVAE.load`; the layout that
   pipeline/latents.py reads).
 Learning rate: lr / (1 + lr_decay * iter), as the original.
 """
-import json
 import os
 
 import jittor as jt
@@ -20,10 +19,12 @@ import numpy as np
 from tqdm import tqdm
 
 from core import media
+from core.cache_key import file_stamp, refresh
 from core.checkpoint import (CheckpointError, CheckpointManager, adam_state, load_adam_state,
                              load_module_state)
-from core.eta import announce_long_runs
 from core.optim import Adam
+from core.oserrors import remove_quietly
+from core.train_loop import TrainLoop, resume
 from core.pth import MissingWeightsError, PthError
 from dataset.image_folder import (ImageFolderError, list_images, list_images_of, load_image, random_crop,
                                   resize_short_side)
@@ -125,11 +126,8 @@ def sample_grid(contents, styles, outputs, rows=4):
     return np.concatenate(lines, axis=0)
 
 
-def _resume(ckpts, required, log):
-    step, path, ck = ckpts.load_latest(required, log)
-    if step is None:
-        return None, None
-    log(f"resuming from {path} (iteration {ck['iter']})")
+def _resume(ckpts, required, stage, log):
+    _, path, ck = resume(ckpts, required, stage, log, unit="iteration", key="iter")
     return ck, path
 
 
@@ -144,7 +142,7 @@ def train_decoder(args, log=print):
     log(f"decoder training: {len(contents)} content images ({args.content_dir}), {len(styles)} styles "
         f"({args.style_dir}), batch {args.batch_size}, crop {args.crop_size}, up to iteration {args.max_iter}")
     ckpts = CheckpointManager(args.save_dir, "decoder_train", keep=args.keep)
-    ck, ck_path = _resume(ckpts, ("iter", "decoder", "optimizer", "rng", "deepest_channels"), log)
+    ck, ck_path = _resume(ckpts, ("iter", "decoder", "optimizer", "rng", "deepest_channels"), "decoder training", log)
     if ck is not None and ck["deepest_channels"] != channels:
         raise CheckpointError(f"{ck_path} was trained with a relu{3 if ck['deepest_channels'] == 256 else 4}_1 "
                               f"encoder, but {args.vgg} gives {channels} channels; use another --save_dir")
@@ -158,27 +156,29 @@ def train_decoder(args, log=print):
         rng.bit_generator.state = ck["rng"]
         start = int(ck["iter"])
     final = os.path.join(args.save_dir, DECODER_FINAL)
-    bar = tqdm(range(start, args.max_iter), initial=start, total=args.max_iter, desc="decoder",
-               dynamic_ncols=True, mininterval=1.0)
-    for it in announce_long_runs(bar, "decoder training", args.max_iter):
+    last = {}  # the newest step's images and losses, for its checkpoint and sample grid
+
+    def save(done):
+        path = ckpts.save(done, {"iter": done, "decoder": decoder.weights(), "deepest_channels": channels,
+                                 "optimizer": adam_state(opt), "rng": rng.bit_generator.state,
+                                 "loss_content": last["loss_c"].item(), "loss_style": last["loss_s"].item()})
+        outs = last["out"].numpy().transpose(0, 2, 3, 1)[:, :args.crop_size, :args.crop_size]
+        media.write_png(os.path.join(args.save_dir, "decoder_samples", f"decoder_{done:06d}.png"),
+                        sample_grid(last["c_imgs"], last["s_imgs"], outs))
+        return path
+    loop = TrainLoop("decoder training", start, args.max_iter, save=save, every=args.save_model_interval,
+                     desc="decoder", bar_kwargs={"mininterval": 1.0})
+    for done in loop:
+        it = done - 1
         opt.lr = decayed_lr(args.lr, args.lr_decay, it)
         c_imgs = contents.random_crops(args.batch_size, args.crop_size, rng)
         s_imgs = styles.random_crops(args.batch_size, args.crop_size, rng)
         out, loss_c, loss_s = training_losses(encoder, decoder, to_nchw(c_imgs), to_nchw(s_imgs),
                                               gram_weight=args.gram_weight)
         opt.step(args.content_weight * loss_c + args.style_weight * loss_s)
-        done = it + 1
-        if done % 10 == 0 or done == args.max_iter:  # .item() waits for the GPU: not every step
-            bar.set_postfix(content=f"{loss_c.item():.3f}", style=f"{loss_s.item():.3f}", lr=f"{opt.lr:.2e}",
-                            refresh=False)
-        if done % args.save_model_interval == 0 or done == args.max_iter:
-            ckpts.save(done, {"iter": done, "decoder": decoder.weights(), "deepest_channels": channels,
-                              "optimizer": adam_state(opt), "rng": rng.bit_generator.state,
-                              "loss_content": loss_c.item(), "loss_style": loss_s.item()})
-            outs = out.numpy().transpose(0, 2, 3, 1)[:, :args.crop_size, :args.crop_size]
-            media.write_png(os.path.join(args.save_dir, "decoder_samples", f"decoder_{done:06d}.png"),
-                            sample_grid(c_imgs, s_imgs, outs))
-    bar.close()
+        last.update(out=out, loss_c=loss_c, loss_s=loss_s, c_imgs=c_imgs, s_imgs=s_imgs)
+        if loop.due(10):  # .item() waits for the GPU: not every step
+            loop.postfix(content=f"{loss_c.item():.3f}", style=f"{loss_s.item():.3f}", lr=f"{opt.lr:.2e}")
     if start >= args.max_iter:
         log(f"already trained to iteration {start} (>= --max_iter {args.max_iter}): nothing to train")
     decoder.save(final, extra={"iter": max(start, args.max_iter)})
@@ -186,25 +186,23 @@ def train_decoder(args, log=print):
     return final
 
 
-def _file_key(path):
-    st = os.stat(path)
-    return [os.path.basename(path), st.st_size, int(st.st_mtime)]
-
-
 def style_statistics(encoder, style_dir, image_size, vgg_path, cache_path, log=print):
     """(stats [S, 2C], names): per-channel mean/std of the deepest tap of every style image
-    (short side resized to image_size), cached in cache_path while nothing changed."""
+    (short side resized to image_size), cached in cache_path while its inputs (the key beside
+    it, <cache>.key.json: the images, the VGG file, the size) are unchanged."""
     paths = list_images(style_dir)
-    key = json.dumps({"vgg": [os.path.abspath(vgg_path)] + _file_key(vgg_path), "image_size": image_size,
-                      "channels": encoder.deepest_channels, "files": [_file_key(p) for p in paths]})
-    if os.path.isfile(cache_path):
+    names = [os.path.basename(p) for p in paths]
+    inputs = {"vgg": [os.path.abspath(vgg_path), file_stamp(vgg_path)], "image_size": image_size,
+              "channels": encoder.deepest_channels, "files": [[n, file_stamp(p)] for n, p in zip(names, paths)]}
+    if refresh(cache_path + ".key.json", inputs, lambda: remove_quietly(cache_path), "style statistics", log):
         try:
-            cached = np.load(cache_path)
-            if str(cached["key"]) == key:
-                log(f"style statistics: {cache_path} ({len(paths)} styles)")
-                return cached["stats"], [os.path.basename(p) for p in paths]
+            with np.load(cache_path) as cached:
+                stats = cached["stats"]
+            log(f"style statistics: {cache_path} ({len(paths)} styles)")
+            return stats, names
         except (OSError, KeyError, ValueError):
-            pass  # unreadable or old cache: recompute
+            pass  # missing or unreadable: recompute
+
     def images():
         for p in tqdm(paths, desc="style statistics", dynamic_ncols=True):
             img = load_image(p)
@@ -213,9 +211,9 @@ def style_statistics(encoder, style_dir, image_size, vgg_path, cache_path, log=p
     stats = vae_style_statistics(encoder, images())
     os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
     tmp = cache_path + ".tmp.npz"
-    np.savez(tmp, stats=stats, key=np.array(key))
+    np.savez(tmp, stats=stats)
     os.replace(tmp, cache_path)
-    return stats, [os.path.basename(p) for p in paths]
+    return stats, names
 
 
 def train_vae(args, log=print):
@@ -233,7 +231,7 @@ def train_vae(args, log=print):
     opt = Adam(vae.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     ckpts = CheckpointManager(args.save_dir, "vae_train", keep=args.keep)
-    ck, ck_path = _resume(ckpts, ("iter", "vae", "optimizer", "rng", "config"), log)
+    ck, ck_path = _resume(ckpts, ("iter", "vae", "optimizer", "rng", "config"), "VAE training", log)
     start = 0
     if ck is not None:
         if ck["config"] != vae.config:
@@ -244,21 +242,22 @@ def train_vae(args, log=print):
         rng.bit_generator.state = ck["rng"]
         start = int(ck["iter"])
     batch = min(args.batch_size, len(stats))
-    bar = tqdm(range(start, args.max_iter), initial=start, total=args.max_iter, desc="vae",
-               dynamic_ncols=True, mininterval=1.0)
-    for it in bar:
-        opt.lr = decayed_lr(args.lr, args.lr_decay, it)
+    last = {}
+
+    def save(done):
+        return ckpts.save(done, {"iter": done, "vae": vae.state_dict(), "config": dict(vae.config),
+                                 "optimizer": adam_state(opt), "rng": rng.bit_generator.state,
+                                 "recon": last["recon"].item(), "kl": last["kl"].item()})
+    loop = TrainLoop("VAE training", start, args.max_iter, save=save, every=args.save_model_interval,
+                     desc="vae", bar_kwargs={"mininterval": 1.0})
+    for done in loop:
+        opt.lr = decayed_lr(args.lr, args.lr_decay, done - 1)
         idx = rng.choice(len(stats), size=batch, replace=False)
         recon, kl, total = vae.loss(jt.array(stats[idx]))
         opt.step(total)
-        done = it + 1
-        if done % 10 == 0 or done == args.max_iter:  # .item() waits for the GPU: not every step
-            bar.set_postfix(recon=f"{recon.item():.3f}", kl=f"{kl.item():.3f}", refresh=False)
-        if done % args.save_model_interval == 0 or done == args.max_iter:
-            ckpts.save(done, {"iter": done, "vae": vae.state_dict(), "config": dict(vae.config),
-                              "optimizer": adam_state(opt), "rng": rng.bit_generator.state,
-                              "recon": recon.item(), "kl": kl.item()})
-    bar.close()
+        last.update(recon=recon, kl=kl)
+        if loop.due(10):  # .item() waits for the GPU: not every step
+            loop.postfix(recon=f"{recon.item():.3f}", kl=f"{kl.item():.3f}")
     final = os.path.join(args.save_dir, VAE_FINAL)
     vae.save(final, extra={"iter": max(start, args.max_iter), "styles": names})
     log(f"VAE weights: {final} (iteration {max(start, args.max_iter)}; load with StyleVAE.load)")
@@ -266,8 +265,8 @@ def train_vae(args, log=print):
 
 
 def stylize_image(args, log=print):
-    """--content + --style -> --output PNG (AdaIN with the given decoder); returns the path."""
-    for name in ("content", "style", "output"):
+    """--content + --style_image -> --output PNG (AdaIN with the given decoder); returns the path."""
+    for name in ("content", "style_image", "output"):
         if not getattr(args, name):
             raise StyleModulesError(f"--task stylize needs --{name}")
     encoder = load_encoder(args.vgg)
@@ -275,7 +274,7 @@ def stylize_image(args, log=print):
         raise StyleModulesError("--task stylize needs --decoder weights")
     decoder = Decoder.from_file(resolve_decoder_path(args.decoder, encoder.deepest_channels),
                                 encoder.deepest_channels)
-    content, style = load_image(args.content), load_image(args.style)
+    content, style = load_image(args.content), load_image(args.style_image)
     if args.image_size:  # like AdaIN's test: both short sides to the given size
         content, style = resize_short_side(content, args.image_size), resize_short_side(style, args.image_size)
     h, w = content.shape[:2]
@@ -283,12 +282,14 @@ def stylize_image(args, log=print):
         out = stylize(encoder, decoder, to_nchw([content]), to_nchw([style]), alpha=args.alpha)
         img = out.numpy()[0].transpose(1, 2, 0)[:h, :w]
     media.write_png(args.output, np.clip(img, 0, 1))
-    log(f"stylized {args.content} with {args.style} (alpha {args.alpha}): {args.output} ({w}x{h})")
+    log(f"stylized {args.content} with {args.style_image} (alpha {args.alpha}): {args.output} ({w}x{h})")
     return args.output
 
 
 def run(args, log=print):
     check_args(args)
+    from models.layers import set_library_switches
+    set_library_switches(args.cudnn_search, args.cublaslt_bgrad)
     if args.task == "finetune_decoder":
         from pipeline.preflight import check_decoder_training
         check_decoder_training(args, log)  # every image and weight file, before iteration 1

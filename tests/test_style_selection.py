@@ -1,7 +1,7 @@
-"""pipeline.stylize: --style selection (one style, several, errors)."""
+"""pipeline.style_selection: --style selection (one style, several, errors)."""
 import pytest
 
-from pipeline.stylize import style_indices
+from pipeline.style_selection import style_indices
 
 NAMES = ["la_muse.jpg", "mondrian.jpg", "sketch.png"]
 

@@ -1,9 +1,9 @@
-"""pipeline/render_style.py: the latent schedule of --style_interp (the rendering itself is
+"""pipeline/stylized_render.py: the latent schedule of --style_interp (the rendering itself is
 tested end to end in tests/test_pipeline.py)."""
 import numpy as np
 import pytest
 
-from pipeline.render_style import interpolated_latents
+from pipeline.stylized_render import interpolated_latents
 
 
 def test_two_styles_go_linearly_from_the_first_to_the_second():

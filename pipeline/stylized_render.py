@@ -30,7 +30,7 @@ from dataset.rays import image_rays, scaled_hwf
 from pipeline import geometry, render_files
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
-from pipeline.stylize import style_indices
+from pipeline.style_selection import style_indices
 from render.options import RenderOptions
 from render.renderer import render_image, render_image_colors
 

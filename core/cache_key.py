@@ -1,0 +1,82 @@
+"""One rule for every cached output: its inputs make a key, stored beside it; the output is
+rebuilt exactly when the key changed.
+
+    inputs = {"nerf_step": 120000, "decoder": file_stamp(path), "styles": array_digest(images)}
+    if not refresh(key_path, inputs, clear=remove_old_outputs, what="geometry", log=log):
+        ...the stored key differed (or was missing): clear() ran, the new key is stored; build...
+
+A key is a JSON object.  Files that are themselves outputs of an earlier stage enter it as
+file_stamp (size and nanosecond mtime: a same-size rewrite within a second still counts);
+arrays (style images) as a digest of their bytes.  The key is written *before* the output is
+built, so a rebuild cut short resumes under the same key (its partial files and checkpoints
+still belong to it); a changed key removes them first (clear).
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from core.oserrors import writing
+
+
+def file_stamp(path):
+    """'size:mtime_ns' of a file, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def array_digest(arrays):
+    """A short digest of a list of arrays (shape, dtype and bytes)."""
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def read_key(key_path, log=None, what="cache"):
+    """The stored key, None when missing, {} when unreadable (warned: then rebuilt)."""
+    if not os.path.exists(key_path):
+        return None
+    try:
+        with open(key_path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        if log:
+            log(f"warning: {what} key {key_path} is unreadable ({e}); rebuilding the {what}")
+        return {}
+
+
+def write_key(key_path, inputs):
+    os.makedirs(os.path.dirname(os.path.abspath(key_path)), exist_ok=True)
+    with writing(key_path), open(key_path, "w") as f:
+        json.dump(inputs, f)
+
+
+def _normal(inputs):
+    return json.loads(json.dumps(inputs))  # tuples as lists, as they come back from the file
+
+
+def matches(key_path, inputs):
+    """True when the stored key equals `inputs` (read only; nothing is removed)."""
+    return read_key(key_path) == _normal(inputs)
+
+
+def refresh(key_path, inputs, clear=None, what="cache", log=print):
+    """True when the stored key equals `inputs` (the output may be reused).  Otherwise run
+    clear() (remove the old output and its partial files), store the new key, return False."""
+    old = read_key(key_path, log, what)
+    if old == _normal(inputs):
+        return True
+    if old:
+        changed = sorted(k for k in set(old) | set(inputs) if old.get(k) != _normal(inputs).get(k))
+        log(f"{what} is stale ({', '.join(changed)} changed; was {old}); rebuilding")
+    if clear is not None:
+        clear()
+    write_key(key_path, inputs)
+    return False

@@ -1,0 +1,51 @@
+"""core/cache_key: an output is rebuilt exactly when one of its inputs changed."""
+import json
+import os
+import time
+
+import numpy as np
+
+from core.cache_key import array_digest, file_stamp, matches, refresh
+
+
+def _build(key_path, inputs, built):
+    def clear():
+        built.append("clear")
+    return refresh(key_path, inputs, clear, "toy", log=lambda *_: None)
+
+
+def test_same_inputs_reuse_changed_inputs_rebuild(tmp_path):
+    key = str(tmp_path / "out" / "key.json")
+    src = tmp_path / "input.bin"
+    src.write_bytes(b"v1")
+    built = []
+    inputs = lambda: {"n": 3, "file": file_stamp(str(src)), "list": (1, 2)}  # noqa: E731
+    assert not _build(key, inputs(), built) and built == ["clear"]  # first time: built
+    assert _build(key, inputs(), built) and built == ["clear"]       # unchanged: reused
+    assert matches(key, inputs())
+    time.sleep(0.01)
+    src.write_bytes(b"v2")  # same size, new content
+    assert not matches(key, inputs())
+    assert not _build(key, inputs(), built) and built == ["clear", "clear"]
+    assert _build(key, inputs(), built)
+    assert not _build(key, dict(inputs(), n=4), built)  # an option changed
+    with open(key) as f:
+        assert json.load(f)["n"] == 4
+
+
+def test_an_unreadable_key_rebuilds_with_a_warning(tmp_path):
+    key = tmp_path / "key.json"
+    key.write_text('{"n": 1')
+    logs = []
+    assert not refresh(str(key), {"n": 1}, None, "toy", log=logs.append)
+    assert len(logs) == 1 and "unreadable" in logs[0] and str(key) in logs[0]
+    assert refresh(str(key), {"n": 1}, None, "toy", log=logs.append)
+
+
+def test_stamps_and_digests():
+    assert file_stamp("/nonexistent/file") is None
+    a = [np.zeros((2, 2), np.float32)]
+    assert array_digest(a) == array_digest([np.zeros((2, 2), np.float32)])
+    assert array_digest(a) != array_digest([np.zeros((2, 2), np.float64)])
+    assert array_digest(a) != array_digest([np.ones((2, 2), np.float32)])
+    assert os.path.sep not in array_digest(a)

@@ -13,6 +13,7 @@ import jittor as jt
 import numpy as np
 
 from models.vae import StyleVAE, style_statistics
+from pipeline.style_selection import vae_style_dir  # noqa: F401 (also read from here)
 
 
 def vae_training_args(args, style_dir, save_dir):
@@ -24,11 +25,6 @@ def vae_training_args(args, style_dir, save_dir):
             "vae_latent": args.vae_latent, "vae_w": args.vae_w, "vae_d": args.vae_d,
             "vae_kl_lambda": args.vae_kl_lambda}
     return parse_pretrain_args(["--task", "vae"] + [x for k, v in opts.items() for x in (f"--{k}", str(v))])
-
-
-def vae_style_dir(args):
-    """The styles a VAE (and a pre-trained decoder) learn from: --vae_style_dir, else --styledir."""
-    return args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir
 
 
 def vae_file(args, expdir):

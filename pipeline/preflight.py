@@ -78,7 +78,7 @@ def check_writable(folder):
 
 def check_style_inputs(args, expdir, log=print):
     """run_stylenerf.py: everything stages 3-6 read from outside the experiment folder."""
-    from pipeline.latents import vae_style_dir
+    from pipeline.style_selection import vae_style_dir
     from pipeline.style_selection import select_styles
     names, paths = select_styles(args)
     check_images(paths, "style images")

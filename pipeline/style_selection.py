@@ -55,3 +55,8 @@ def load_style_networks(args, log=print):
     decoder = Decoder.from_file(resolve_decoder_path(args.decoder_pth_path, encoder.deepest_channels),
                                 encoder.deepest_channels)
     return encoder, decoder
+
+
+def vae_style_dir(args):
+    """The styles a VAE (and a pre-trained decoder) learn from: --vae_style_dir, else --styledir."""
+    return args.vae_style_dir if os.path.isdir(args.vae_style_dir) else args.styledir

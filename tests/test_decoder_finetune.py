@@ -154,3 +154,21 @@ def test_finetune_needs_two_views(tmp_path, networks, style_images):
     geo = plane_geometry(n_views=1)
     with pytest.raises(ValueError, match="gen_factor"):
         finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, str(tmp_path), log=lambda *_: None)
+
+
+def test_a_damaged_result_is_set_aside_and_the_fine_tune_runs_again(tmp_path, networks, style_images, count_steps):
+    from pipeline.decoder_finetune import finetune_decoder
+    encoder, new_decoder = networks
+    geo = plane_geometry(n_views=3, H=24, W=32)
+    expdir = str(tmp_path)
+    finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, expdir, log=lambda *_: None)
+    final = os.path.join(expdir, "decoder.pkl")
+    data = open(final, "rb").read()
+    with open(final, "wb") as f:
+        f.write(data[:len(data) // 2])  # cut short
+    count_steps.clear()
+    logs = []
+    finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, expdir, log=logs.append)
+    assert len(count_steps) == 1  # from the iteration-1 checkpoint
+    assert logs[0].startswith("warning:") and final in logs[0] and os.path.exists(final + ".corrupt")
+    assert os.path.getsize(final) == len(data)  # written again, whole

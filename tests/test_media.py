@@ -1,6 +1,7 @@
 """core/media.py: PNG and mp4 writing round-trips through real decoders."""
 import imageio.v2 as imageio
 import numpy as np
+import pytest
 
 from core.media import depth_to_image, to8b, write_png, write_video
 
@@ -32,3 +33,15 @@ def test_video_has_all_frames(tmp_path):
     got = [f for f in reader]
     assert len(got) == 6 and got[0].shape == (16, 24, 3)
     assert abs(int(got[3].mean()) - 60) <= 3
+
+
+def test_a_failed_png_write_names_the_file(tmp_path, monkeypatch):
+    """--output on a full or read-only disk: imageio's error carries no file name."""
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(imageio, "imwrite", full)
+    with pytest.raises(OSError) as e:
+        write_png(str(tmp_path / "out.png"), np.zeros((4, 4, 3), np.float32))
+    assert e.value.filename == str(tmp_path / "out.png") and e.value.errno == errno.ENOSPC

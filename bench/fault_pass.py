@@ -153,7 +153,7 @@ def input_cases():
                        ("option value not a choice", ["run_stylenerf.py", "--device", "gpu"]),
                        ("unknown option", ["run_stylenerf.py", "--nonsense", "1"]),
                        ("--config missing", ["run_stylenerf.py", "--config", f"{bad}/none.txt"]),
-                       ("required option missing", ["train_style_modules.py"])]:
+                       ("task not a choice", ["train_style_modules.py", "--task", "nope"])]:
         rc, out, err = run(argv)
         lines = len([ln for ln in err.splitlines() if ln.strip()])
         row(name, " ".join(argv), rc, f"{lines} line(s): {last_line(err)}")

@@ -10,7 +10,9 @@ hierarchical sampling is unchanged) and evaluates the MLPs at a sample only if
 The samples that pass are compacted into one dense batch per round and their results
 scattered back; samples not evaluated get sigma 0 (and colour 0, which their zero weight
 ignores), and the exact compositing kernel composites the full rows.  A ray's occupied samples
-are evaluated `per_round` at a time, front to back, and only rays still visible go on.
+are evaluated in rounds, front to back, and only rays still visible go on to the next: the
+fine level first evaluates all those in front of where the coarse level turned opaque (usually
+all it needs), then, as the coarse level from the start, `per_round` more a round.
 
 Colour (share_color: the style MLP, one pass per style) is evaluated only at samples with a
 non-zero weight in front of the termination point, at either level.  The coarse weights
@@ -25,59 +27,23 @@ import collections
 import jittor as jt
 import numpy as np
 
-from backend.kernels import elementwise_kernel, per_row_kernel
 from render.compositing import composite
+from render.march_kernels import colour_mask, occupancy, padded_size, select, transmittance
 from render.samplers import hierarchical_z, stratified_samples
 
 STOP = 1e-4       # early termination: transmittance below which a ray is finished
-PER_ROUND = 16    # occupied samples per ray evaluated per round
-
-_LOOKUP = elementwise_kernel("""
-    const double x = in0_p[3 * i], y = in0_p[3 * i + 1], z = in0_p[3 * i + 2];
-    const double fx = (x - in2_p[0]) / ((double)in2_p[3] - in2_p[0]) * in1_shape0;
-    const double fy = (y - in2_p[1]) / ((double)in2_p[4] - in2_p[1]) * in1_shape1;
-    const double fz = (z - in2_p[2]) / ((double)in2_p[5] - in2_p[2]) * in1_shape2;
-    unsigned char occ = 1;  // outside the box (or NaN): occupied
-    if (fx >= 0 && fx < in1_shape0 && fy >= 0 && fy < in1_shape1 && fz >= 0 && fz < in1_shape2)
-        occ = in1_p[((long long)fx * in1_shape1 + (long long)fy) * in1_shape2 + (long long)fz] ? 1 : 0;
-    out0_p[i] = occ;
-""", "occupancy_lookup", ndim=1)
-
-# transmittance in front of each sample (T[0] = 1) and behind the last (T[S]), as compositing
-_TRANSMITTANCE = per_row_kernel("""
-    const long long S = in0_shape1;
-    const in0_type* sig = in0_p + r * S;
-    const in1_type* z = in1_p + r * S;
-    const in2_type* d = in2_p + 3 * r;
-    out0_type* T = out0_p + r * (S + 1);
-    const double len = sqrt((double)d[0] * d[0] + (double)d[1] * d[1] + (double)d[2] * d[2]);
-    double t = 1.0;
-    T[0] = 1.f;
-    for (long long i = 0; i < S; i++) {
-        const double delta = (i < S - 1 ? (double)z[i + 1] - z[i] : 1e10) * len;
-        t *= exp(-(sig[i] > 0 ? sig[i] * delta : 0.0));
-        T[i + 1] = (float)t;
-    }
-""", "transmittance", "in0_shape0")
-
-
-def transmittance(sigma, z, rays_d):
-    """sigma_raw [R,S], z [R,S], rays_d [R,3] -> T [R,S+1]: before each sample, then behind all."""
-    cpu, cuda = _TRANSMITTANCE
-    n, s = sigma.shape
-    return jt.code([n, s + 1], "float32", [sigma.float32(), z.float32(), rays_d.float32()],
-                   cpu_src=cpu, cuda_src=cuda, cpu_header="#include <cmath>", cuda_header="#include <cmath>")
-
-
-def padded_size(n):
-    """n rounded up to a multiple of 1/16 of its power of two (at least 16): few distinct shapes."""
-    g = max(16, 1 << max(int(n).bit_length() - 5, 0))
-    return -(-int(n) // g) * g
+PER_ROUND = 16    # occupied samples per ray evaluated per round (after the fine level's first)
+_ALL = 1e9        # no quota
 
 
 def _scatter(values, index, size):
     """values [m, C] into zeros [size, C] at rows index (jt int32 [m], distinct but for padding rows)."""
     return values.reindex_reduce("add", [size, values.shape[1]], ["@e0(i0)", "i1"], extras=[index])
+
+
+def _gather(x, index):
+    """Rows index (int32 [m]; len(x) = padding) of x [n, C] and a zero row after it."""
+    return jt.concat([x, jt.zeros((1, x.shape[1]))])[index]
 
 
 def _checked(opts):
@@ -101,78 +67,71 @@ class Skipping:
         return 1.0 - self.stats[f"{kind}_evaluated"] / total if total else 0.0
 
     def occupied(self, level, pts):
-        """bool NumPy [R,S] for points jt [R,S,3]: their cell is occupied (or outside the grid)."""
+        """uint8 [R,S] for points jt [R,S,3]: their cell is occupied (or outside the grid)."""
         if level not in self._vars:
             g = self.grid
             self._vars[level] = (jt.array(g.occupied[level].astype(np.uint8)),
                                  jt.array(np.concatenate([g.lo, g.hi]).astype(np.float32)))
-        occ, box = self._vars[level]
         n_rays, n_samples = pts.shape[0], pts.shape[1]
-        cpu, cuda = _LOOKUP
-        mask = jt.code([n_rays * n_samples], "uint8", [pts.reshape((n_rays * n_samples, 3)).float32(), occ, box],
-                       cpu_src=cpu, cuda_src=cuda)
-        return mask.numpy().reshape(n_rays, n_samples).astype(bool)
+        return occupancy(*self._vars[level], pts.reshape((n_rays * n_samples, 3))).reshape((n_rays, n_samples))
 
-    def march(self, level, evaluate, pts, z, rays_d, viewdirs=None, with_rgb=True):
+    def march(self, level, evaluate, pts, z, rays_d, viewdirs=None, with_rgb=True, limit=None):
         """sigma_raw [R,S] (and rgb [R,S,3] with with_rgb, else None) of the samples pts [R,S,3]
         at depths z, zero where not evaluated.  evaluate(pts [m,1,3], viewdirs [m,3] | None) ->
-        (rgb [m,1,3] | None, sigma_raw [m,1])."""
+        (rgb [m,1,3] | None, sigma_raw [m,1]).  limit [R]: the first round evaluates every
+        occupied sample in front of it (the fine level: where the coarse level turned opaque)."""
         n_rays, n_samples = z.shape
         size = n_rays * n_samples
         occ = self.occupied(level, pts)
-        occ[:, -1] = True  # its step is 1e10: any density there is opaque
-        flat = np.flatnonzero(occ)
-        rows = flat // n_samples
-        counts = np.bincount(rows, minlength=n_rays)
-        rank = (np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)).astype(np.int16)
-        order = np.argsort(rank, kind="stable")  # radix sort: by rank, rows ascending within
-        ends = np.searchsorted(rank[order], np.arange(self.per_round, n_samples + self.per_round, self.per_round))
-        pts_ext = jt.concat([pts.reshape((size, 3)), jt.zeros((1, 3))])  # row `size`: padding
-        vd_ext = None if viewdirs is None else jt.concat([viewdirs, jt.zeros((1, 3))])
+        pts_flat = pts.reshape((size, 3))
         sigma = jt.zeros((size + 1, 1))
         rgb = jt.zeros((size + 1, 3)) if with_rgb else None
-        alive = np.ones(n_rays, bool)
+        cursor = jt.zeros((n_rays,), dtype="int32")
+        visible = jt.ones((n_rays,))
+        no_limit = jt.full((n_rays,), float("inf"))
         self.stats[f"{level}_total"] += size
-        begin = 0
-        for end in ends:
-            pick = order[begin:end]
-            begin = end
-            pick = pick[alive[rows[pick]]]
-            if len(pick) == 0:
-                continue
-            m = padded_size(len(pick))
-            index = np.full(m, size, np.int32)
-            index[:len(pick)] = flat[pick]
-            ray_index = np.full(m, n_rays, np.int32)
-            ray_index[:len(pick)] = rows[pick]
-            idx = jt.array(index)
-            vd = None if vd_ext is None else vd_ext[jt.array(ray_index)]
-            out_rgb, out_sigma = evaluate(pts_ext[idx].reshape((m, 1, 3)), vd)
-            sigma = sigma + _scatter(out_sigma.reshape((m, 1)), idx, size + 1)
+        for k in range(n_samples + 1):
+            first = k == 0 and limit is not None
+            index, ray, n, cursor = select(occ, cursor, limit if first else no_limit, z, visible,
+                                           _ALL if first else self.per_round, self.stop, force_last=True)
+            if n == 0:
+                if first:
+                    continue
+                break
+            m = index.shape[0]
+            vd = None if viewdirs is None else _gather(viewdirs, ray)
+            out_rgb, out_sigma = evaluate(_gather(pts_flat, index).reshape((m, 1, 3)), vd)
+            sigma = sigma + _scatter(out_sigma.reshape((m, 1)), index, size + 1)
             if with_rgb:
-                rgb = rgb + _scatter(out_rgb.reshape((m, 3)), idx, size + 1)
+                rgb = rgb + _scatter(out_rgb.reshape((m, 3)), index, size + 1)
             self.stats[f"{level}_evaluated"] += m
-            if end < len(flat):  # another round: which rays are still visible
-                dense = sigma[:size].reshape((n_rays, n_samples))
-                alive = transmittance(dense, z, rays_d)[:, n_samples].numpy() > self.stop
-                if not alive.any():
-                    break
+            # which rays are still visible (a ray's last sample, step 1e10, makes it opaque)
+            visible = transmittance(sigma[:size].reshape((n_rays, n_samples)), z, rays_d)[:, n_samples]
         sigma = sigma[:size].reshape((n_rays, n_samples))
         return sigma, (rgb[:size].reshape((n_rays, n_samples, 3)) if with_rgb else None)
 
-    def level(self, name, field, rays_o, rays_d, viewdirs, z, with_rgb, white_bkgd):
-        """One level of render_rays: colour and density from field (plain callable), or the
-        density alone (field.density) without with_rgb (no "rgb" key then)."""
+    def front(self, sigma_c, z_vals, rays_d):
+        """[R]: the depth of each ray's first coarse sample behind which the coarse level's
+        transmittance is below stop (inf where it never is): the fine level's first round."""
+        n_rays, n_samples = z_vals.shape
+        visible = (transmittance(sigma_c, z_vals, rays_d)[:, :n_samples] >= self.stop).int32().sum(1)
+        z_ext = jt.concat([z_vals, jt.full((n_rays, 1), float("inf"))], 1)
+        return z_ext.reindex([n_rays], ["i0", "@e0(i0)"], extras=[visible])
+
+    def level(self, name, field, rays_o, rays_d, viewdirs, z, with_rgb, white_bkgd, limit=None):
+        """One level of render_rays and its sigma_raw: colour and density from field (plain
+        callable), or the density alone (field.density) without with_rgb (no "rgb" key then)."""
         pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z.unsqueeze(-1)
         if with_rgb:
-            sigma, rgb = self.march(name, field, pts, z, rays_d, viewdirs)
+            sigma, rgb = self.march(name, field, pts, z, rays_d, viewdirs, limit=limit)
             out = composite(rgb, sigma, z, rays_d, white_bkgd=white_bkgd)
         else:
-            sigma, _ = self.march(name, lambda p, v: (None, field.density(p)), pts, z, rays_d, with_rgb=False)
+            sigma, _ = self.march(name, lambda p, v: (None, field.density(p)), pts, z, rays_d, with_rgb=False,
+                                  limit=limit)
             out = composite(jt.zeros(tuple(sigma.shape) + (3,)), sigma, z, rays_d)
             del out["rgb"]
         out["z_vals"] = z
-        return out
+        return out, sigma
 
     def render_rays(self, rays_o, rays_d, viewdirs, coarse_field, fine_field, opts, share_color=False,
                     coarse_rgb=True):
@@ -186,17 +145,19 @@ class Skipping:
                 geo = self.shared_geometry(coarse_field, fine_field, rays_o, rays_d, z_vals, o)
                 return self.shared_colour(geo, lambda p, v: fine_field(p, v)[0], rays_d, viewdirs, o.white_bkgd)
             lean = not coarse_rgb and o.n_fine > 0 and hasattr(coarse_field, "density")
-            out = {"coarse": self.level("coarse", coarse_field, rays_o, rays_d, viewdirs, z_vals, not lean,
-                                        o.white_bkgd)}
+            coarse, sigma_c = self.level("coarse", coarse_field, rays_o, rays_d, viewdirs, z_vals, not lean,
+                                         o.white_bkgd)
+            out = {"coarse": coarse}
             if o.n_fine > 0:
-                z_all = hierarchical_z(z_vals, out["coarse"]["weights"], o.n_fine, deterministic=o.deterministic_fine)
-                out["fine"] = self.level("fine", fine_field, rays_o, rays_d, viewdirs, z_all, True, o.white_bkgd)
+                z_all = hierarchical_z(z_vals, coarse["weights"], o.n_fine, deterministic=o.deterministic_fine)
+                out["fine"], _ = self.level("fine", fine_field, rays_o, rays_d, viewdirs, z_all, True, o.white_bkgd,
+                                            limit=self.front(sigma_c, z_vals, rays_d))
             return out
 
-    def _visible(self, sigma, z, rays_d):
-        """bool NumPy [R,S]: samples with a non-zero weight in front of the termination point."""
+    def _seen(self, sigma, z, rays_d):
+        """uint8 [R,S]: samples with a non-zero weight in front of the termination point."""
         T = transmittance(sigma, z, rays_d)[:, :-1]
-        return ((sigma > 0) & (T >= self.stop)).numpy()
+        return ((sigma > 0) & (T >= self.stop)).uint8()
 
     def shared_geometry(self, coarse_field, fine_field, rays_o, rays_d, z_vals, opts):
         """What every colour of a share_color render shares (renderer._shared_depths, plus the
@@ -210,13 +171,14 @@ class Skipping:
                                           with_coarse_index=True)
         pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_all.unsqueeze(-1)
         sigma_f, _ = self.march("fine", lambda p, v: (None, fine_field.density(p)), pts, z_all, rays_d,
-                                with_rgb=False)
-        need = self._visible(sigma_f, z_all, rays_d)
-        need_c = self._visible(sigma_c, z_vals, rays_d)
-        rows, cols = np.nonzero(need_c)
-        need[rows, coarse_at.numpy()[rows, cols]] = True  # the coarse colours are read from there
+                                with_rgb=False, limit=self.front(sigma_c, z_vals, rays_d))
+        # the coarse colours are read at coarse_at: those samples need one too
+        need = colour_mask(self._seen(sigma_f, z_all, rays_d), self._seen(sigma_c, z_vals, rays_d), coarse_at)
+        n_rays = need.shape[0]
+        index, ray, n, _ = select(need, jt.zeros((n_rays,), dtype="int32"), jt.full((n_rays,), float("inf")), z_all,
+                                  jt.ones((n_rays,)), _ALL, -1.0, force_last=False)
         return dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts, sigma_f=sigma_f,
-                    colour_at=np.flatnonzero(need))
+                    colour_index=index, colour_ray=ray)
 
     def shared_colour(self, geo, colour, rays_d, viewdirs, white_bkgd):
         """{"coarse", "fine"} of one colour(pts [m,1,3], viewdirs [m,3] | None) -> rgb [m,1,3]
@@ -225,24 +187,28 @@ class Skipping:
         n_rays, n_samples = geo["z_all"].shape
         size = n_rays * n_samples
         self.stats["colour_total"] += size
-        m = padded_size(max(len(geo["colour_at"]), 1))
-        index = np.full(m, size, np.int32)
-        index[:len(geo["colour_at"])] = geo["colour_at"]
-        idx = jt.array(index)
-        pts = jt.concat([geo["pts"].reshape((size, 3)), jt.zeros((1, 3))])[idx].reshape((m, 1, 3))
-        vd = None
-        if viewdirs is not None:
-            ray_index = np.minimum(index // n_samples, n_rays)
-            vd = jt.concat([viewdirs, jt.zeros((1, 3))])[jt.array(ray_index.astype(np.int32))]
-        rgb = _scatter(colour(pts, vd).reshape((m, 3)), idx, size + 1)[:size].reshape((n_rays, n_samples, 3))
-        self.stats["colour_evaluated"] += m
+        rgb = jt.zeros((n_rays, n_samples, 3))
+        index = geo["colour_index"]
+        if index is not None:  # else no sample of the chunk is seen
+            m = index.shape[0]
+            vd = None if viewdirs is None else _gather(viewdirs, geo["colour_ray"])
+            values = colour(_gather(geo["pts"].reshape((size, 3)), index).reshape((m, 1, 3)), vd)
+            rgb = _scatter(values.reshape((m, 3)), index, size + 1)[:size].reshape((n_rays, n_samples, 3))
+            self.stats["colour_evaluated"] += m
         return composite_shared(geo, rgb, rays_d, white_bkgd)
+
+
+def grid_resolution(n_samples):
+    """Cells per axis: about half the coarse spacing of a ray crossing the box (fern: 64 samples,
+    128 cells), from 16 to 256."""
+    return int(min(max(2 * int(n_samples), 16), 256))
 
 
 def fast_options(opts, args, scene, fields, expdir, step, settings=None, log=print):
     """opts with the fast renderer when args.render_mode is "fast" (else opts unchanged): the
-    occupancy grid of the NeRF checkpoint `step` in expdir (cached there), fields = the
-    (coarse, fine) NeRFFields of that checkpoint."""
+    occupancy grid of the NeRF checkpoint `step` in expdir (cached there; settings default:
+    GridSettings at grid_resolution(opts.n_samples)), fields = the (coarse, fine) NeRFFields of
+    that checkpoint."""
     import dataclasses
 
     from render.occupancy import GridSettings, load_or_build, scene_box
@@ -250,5 +216,6 @@ def fast_options(opts, args, scene, fields, expdir, step, settings=None, log=pri
         return opts
     lo, hi = scene_box(scene.hwf, scene.poses, opts.near, opts.far, ndc=not args.no_ndc)
     densities = {"coarse": fields[0].density, "fine": fields[1].density}
-    grid = load_or_build(expdir, step, densities, lo, hi, opts.n_samples, settings or GridSettings(), log=log)
+    settings = settings or GridSettings(resolution=grid_resolution(opts.n_samples))
+    grid = load_or_build(expdir, step, densities, lo, hi, opts.n_samples, settings, log=log)
     return dataclasses.replace(opts, skip=Skipping(grid))

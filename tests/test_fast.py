@@ -1,6 +1,5 @@
 """render/fast.py: the fast renderer gives the exact renderer's images (tiny synthetic scene, a
-real tiny NeRF, the stylized multi-colour path) while skipping most MLP evaluations; its
-kernels against NumPy."""
+real tiny NeRF, the stylized multi-colour path) while skipping most MLP evaluations."""
 import dataclasses
 
 import jittor as jt
@@ -11,8 +10,8 @@ from models.embedder import PositionalEncoding
 from models.nerf import NeRF
 from models.style_mlp import StyleMLP
 from pipeline.style_stage import StyleColors, StyleField
-from render.fast import Skipping, padded_size, transmittance
-from render.occupancy import GridSettings, OccupancyGrid, build_grid, scene_box
+from render.fast import Skipping
+from render.occupancy import GridSettings, build_grid, scene_box
 from render.options import RenderOptions
 from render.renderer import NeRFField, render_image, render_image_colors
 from tests.synthetic_scene import Plane, pose, render
@@ -53,27 +52,6 @@ def camera_rays(c2w, H=12, W=16, focal=14.0):
     j, i = np.mgrid[0:H, 0:W].astype(np.float64)
     d = np.stack([(i - W / 2) / focal, -(j - H / 2) / focal, -np.ones_like(i)], -1) @ c2w[:, :3].T
     return np.broadcast_to(c2w[:, 3], d.shape).astype(np.float32), d.astype(np.float32)
-
-
-def test_kernels_against_numpy():
-    rng = np.random.default_rng(0)
-    occ = rng.random((5, 6, 7)) < 0.4
-    grid = OccupancyGrid(np.array([-1, -2, 0], np.float32), np.array([1, 1, 3], np.float32), {"coarse": occ})
-    pts = rng.uniform(-2.5, 3.5, (40, 9, 3)).astype(np.float32)  # inside and outside the box
-    got = Skipping(grid).occupied("coarse", jt.array(pts))
-    assert got.shape == (40, 9) and 0.1 < got.mean() < 0.95
-    np.testing.assert_array_equal(got, grid.lookup("coarse", pts))
-    sigma = rng.normal(0, 3, (6, 10)).astype(np.float32)
-    z = np.sort(rng.uniform(0, 2, (6, 10)), -1).astype(np.float32)
-    d = rng.normal(size=(6, 3)).astype(np.float32)
-    T = transmittance(jt.array(sigma), jt.array(z), jt.array(d)).numpy()
-    delta = np.concatenate([np.diff(z, axis=-1), np.full((6, 1), 1e10)], -1) * np.linalg.norm(d, axis=-1)[:, None]
-    ref = np.concatenate([np.ones((6, 1)), np.exp(-np.cumsum(np.maximum(sigma, 0) * delta, -1))], -1)
-    np.testing.assert_allclose(T, ref, rtol=1e-5, atol=1e-7)
-    for n in (1, 16, 17, 100, 1000, 4097, 123456):
-        m = padded_size(n)
-        assert n <= m < n + max(16, n / 16)
-    assert len({padded_size(n) for n in range(20000, 40000)}) <= 32  # few distinct batch shapes
 
 
 def test_synthetic_scene_fast_equals_exact_and_skips():

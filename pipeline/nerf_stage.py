@@ -21,6 +21,7 @@ from dataset.camera_paths import circle_path, frames_per_interval, interpolate_p
 from dataset.rays import PixelRays, image_rays, scaled_hwf
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
+from render.fast import fast_options
 from render.options import RenderOptions
 from render.renderer import NeRFField, render_image, render_rays
 
@@ -125,14 +126,15 @@ def train_nerf(args, scene, expdir, log=print):
     return system
 
 
-def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=None):
+def render_views(system, args, scene, poses, outdir, gt=None, names=None, video=None, opts=None):
     """Render poses with the fine (or coarse) net; write PNGs (rgb, depth, gt) and optional videos.
+    opts: a RenderOptions (default: the exact "eval" renderer).
 
     Returns (rgbs [N,H,W,3], depths [N,H,W]) as NumPy.
     """
     H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     coarse_field, fine_field = system.fields()
-    opts = RenderOptions.from_args(args, scene, "eval")
+    opts = opts or RenderOptions.from_args(args, scene, "eval")
     os.makedirs(outdir, exist_ok=True)
     rgbs, depths = [], []
     for i, c2w in enumerate(tqdm(poses, desc=f"render {os.path.basename(outdir)}", dynamic_ncols=True)):
@@ -219,10 +221,11 @@ def valid_poses(args, scene):
 
 
 def render_valid(args, scene, expdir, log=print):
-    """--render_valid: the novel-view path, PNGs and rgb/depth mp4 videos."""
+    """--render_valid: the novel-view path, PNGs and rgb/depth mp4 videos (--render_mode)."""
     system, step, _ = load_trained_nerf(args, expdir)
     poses = valid_poses(args, scene)
     outdir = os.path.join(expdir, f"render_valid_{step:06d}")
-    render_views(system, args, scene, poses, outdir, video=True)
+    opts = fast_options(RenderOptions.from_args(args, scene, "eval"), args, scene, system.fields(), expdir, step, log)
+    render_views(system, args, scene, poses, outdir, video=True, opts=opts)
     log(f"wrote {len(poses)} frames and videos to {outdir}")
     return outdir

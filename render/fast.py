@@ -204,7 +204,7 @@ def grid_resolution(n_samples):
     return int(min(max(2 * int(n_samples), 16), 256))
 
 
-def fast_options(opts, args, scene, fields, expdir, step, settings=None, log=print):
+def fast_options(opts, args, scene, fields, expdir, step, log=print, *, settings=None):
     """opts with the fast renderer when args.render_mode is "fast" (else opts unchanged): the
     occupancy grid of the NeRF checkpoint `step` in expdir (cached there; settings default:
     GridSettings at grid_resolution(opts.n_samples)), fields = the (coarse, fine) NeRFFields of

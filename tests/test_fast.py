@@ -157,3 +157,25 @@ def test_stylized_colours_fast_equal_exact():
                          share_color=True)
     for level in ("coarse", "fine"):
         np.testing.assert_allclose(alone[level]["rgb"], fast[1][level]["rgb"], atol=1e-5)
+
+
+def test_fast_options_follow_render_mode(tmp_path):
+    """--render_mode: fast (the default) adds the grid of the checkpoint (built at
+    grid_resolution(N_samples) and cached in the experiment folder), exact leaves opts alone."""
+    from types import SimpleNamespace
+
+    from core.config import parse_args
+    from render.fast import fast_options, grid_resolution
+    from render.occupancy import cache_path, load_grid
+    assert parse_args([]).render_mode == "fast" and parse_args(["--render_mode", "exact"]).render_mode == "exact"
+    _, _, fields = biased_nerf_fields(14)
+    scene = SimpleNamespace(hwf=(6, 8, 7.0), poses=np.stack([pose(tz=2.0), pose(0.2, 0.0, 2.0)])[:, :3])
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=8)
+    exact = fast_options(opts, parse_args(["--render_mode", "exact"]), scene, fields, str(tmp_path), 7)
+    assert exact is opts and not list(tmp_path.iterdir())
+    logs = []
+    fast = fast_options(opts, parse_args([]), scene, fields, str(tmp_path), 7, logs.append)
+    assert isinstance(fast.skip, Skipping) and fast == opts  # the skipping is not a sampling option
+    grid = load_grid(cache_path(str(tmp_path), 7))
+    assert grid.resolution == (grid_resolution(8),) * 3 == (16, 16, 16) and len(logs) == 1
+    assert grid_resolution(64) == 128 and grid_resolution(1000) == 256

@@ -28,7 +28,7 @@ import jittor as jt
 import numpy as np
 
 from render.compositing import composite
-from render.march_kernels import colour_mask, occupancy, padded_size, select, transmittance
+from render.march_kernels import colour_mask, occupancy, select, transmittance
 from render.samplers import hierarchical_z, stratified_samples
 
 STOP = 1e-4       # early termination: transmittance below which a ray is finished
@@ -59,21 +59,21 @@ class Skipping:
         if not 0.0 <= stop < 1.0 or per_round < 1:
             raise ValueError(f"Skipping: need 0 <= stop < 1 and per_round >= 1, got {stop}, {per_round}")
         self.grid, self.stop, self.per_round = grid, float(stop), int(per_round)
-        self._vars = {}
+        self._grid_vars = None
         self.stats = collections.Counter()  # "<level>_evaluated" / "<level>_total" MLP rows
 
     def skipped_fraction(self, kind):
         total = self.stats[f"{kind}_total"]
         return 1.0 - self.stats[f"{kind}_evaluated"] / total if total else 0.0
 
-    def occupied(self, level, pts):
+    def occupied(self, pts):
         """uint8 [R,S] for points jt [R,S,3]: their cell is occupied (or outside the grid)."""
-        if level not in self._vars:
+        if self._grid_vars is None:
             g = self.grid
-            self._vars[level] = (jt.array(g.occupied[level].astype(np.uint8)),
-                                 jt.array(np.concatenate([g.lo, g.hi]).astype(np.float32)))
+            self._grid_vars = (jt.array(g.occupied.astype(np.uint8)),
+                               jt.array(np.concatenate([g.lo, g.hi]).astype(np.float32)))
         n_rays, n_samples = pts.shape[0], pts.shape[1]
-        return occupancy(*self._vars[level], pts.reshape((n_rays * n_samples, 3))).reshape((n_rays, n_samples))
+        return occupancy(*self._grid_vars, pts.reshape((n_rays * n_samples, 3))).reshape((n_rays, n_samples))
 
     def march(self, level, evaluate, pts, z, rays_d, viewdirs=None, with_rgb=True, limit=None):
         """sigma_raw [R,S] (and rgb [R,S,3] with with_rgb, else None) of the samples pts [R,S,3]
@@ -82,7 +82,7 @@ class Skipping:
         occupied sample in front of it (the fine level: where the coarse level turned opaque)."""
         n_rays, n_samples = z.shape
         size = n_rays * n_samples
-        occ = self.occupied(level, pts)
+        occ = self.occupied(pts)
         pts_flat = pts.reshape((size, 3))
         sigma = jt.zeros((size + 1, 1))
         rgb = jt.zeros((size + 1, 3)) if with_rgb else None
@@ -215,7 +215,7 @@ def fast_options(opts, args, scene, fields, expdir, step, log=print, *, settings
     if getattr(args, "render_mode", "exact") != "fast":
         return opts
     lo, hi = scene_box(scene.hwf, scene.poses, opts.near, opts.far, ndc=not args.no_ndc)
-    densities = {"coarse": fields[0].density, "fine": fields[1].density}
+    densities = [field.density for field in fields]
     settings = settings or GridSettings(resolution=grid_resolution(opts.n_samples))
     grid = load_or_build(expdir, step, densities, lo, hi, opts.n_samples, settings, log=log)
     return dataclasses.replace(opts, skip=Skipping(grid))

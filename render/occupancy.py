@@ -6,8 +6,10 @@ every ray segment [near, far] of the scene's cameras (scene_box: the NDC volume 
 through for LLFF scenes, the near/far frustums with --no_ndc); a point outside the box counts as
 occupied, so a camera far from the captured ones is still rendered exactly.
 
-Construction (build_grid), once per trained NeRF and level (the coarse and the fine MLP each
-get their own grid, as each is evaluated at its own level):
+Construction (build_grid), once per trained NeRF, from both of its MLPs: a cell is empty only
+when neither the coarse nor the fine MLP has density there (the fine MLP's thin surfaces,
+which its own probes can miss, sit where the coarse MLP has density: the fine samples are
+placed there):
 - each of res^3 cells is probed at its centre and at samples_per_cell - 1 jittered points;
 - a cell is occupied when a probe's raw density exceeds sigma_threshold: the density whose
   opacity over the largest step a render takes (the box diagonal over n_samples - 1, the coarse
@@ -24,8 +26,6 @@ import math
 import os
 
 import numpy as np
-
-LEVELS = ("coarse", "fine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,23 +49,24 @@ class GridSettings:
 class OccupancyGrid:
     lo: np.ndarray        # [3] float32: the box's lower corner
     hi: np.ndarray        # [3] float32: its upper corner
-    occupied: dict        # level -> bool [res, res, res] (x, y, z)
+    occupied: np.ndarray  # bool [res, res, res] (x, y, z)
     key: str = ""         # what it was built from (the cache key)
 
     @property
     def resolution(self):
-        return next(iter(self.occupied.values())).shape
+        return self.occupied.shape
 
-    def fraction(self, level):
-        return float(self.occupied[level].mean())
+    @property
+    def fraction(self):
+        return float(self.occupied.mean())
 
-    def lookup(self, level, pts):
+    def lookup(self, pts):
         """NumPy reference: bool [...] for points [..., 3] (outside the box: True)."""
-        res = np.array(self.occupied[level].shape)
+        res = np.array(self.occupied.shape)
         cell = np.floor((np.asarray(pts, np.float64) - self.lo) / (self.hi - self.lo) * res).astype(np.int64)
         inside = np.all((cell >= 0) & (cell < res), axis=-1)
         c = np.clip(cell, 0, res - 1)
-        return ~inside | self.occupied[level][c[..., 0], c[..., 1], c[..., 2]]
+        return ~inside | self.occupied[c[..., 0], c[..., 1], c[..., 2]]
 
 
 def sigma_threshold(alpha, lo, hi, n_samples):
@@ -110,15 +111,17 @@ def max_density(density, lo, hi, settings):
 
 
 def build_grid(densities, lo, hi, n_samples, settings=GridSettings(), key=""):
-    """densities: {level: callable(pts [B,K,3]) -> sigma_raw [B,K]} -> OccupancyGrid."""
+    """densities: callables pts [B,K,3] -> sigma_raw [B,K] (a NeRF's MLPs) -> OccupancyGrid of
+    the cells where any of them has density."""
     settings.check()
     lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
     if lo.shape != (3,) or hi.shape != (3,) or not np.all(hi > lo):
         raise ValueError(f"build_grid: need a box with hi > lo in every axis, got {lo} .. {hi}")
     threshold = sigma_threshold(settings.alpha, lo, hi, n_samples)
-    occupied = {level: dilate(max_density(fn, lo, hi, settings) > threshold, settings.dilate)
-                for level, fn in densities.items()}
-    return OccupancyGrid(lo, hi, occupied, key)
+    if not densities:
+        raise ValueError("build_grid: no density to probe")
+    sigma = np.max([max_density(fn, lo, hi, settings) for fn in densities], axis=0)
+    return OccupancyGrid(lo, hi, dilate(sigma > threshold, settings.dilate), key)
 
 
 def scene_box(hwf, poses, near, far, ndc, margin=0.02, n_edge=5):
@@ -154,10 +157,9 @@ def grid_key(step, lo, hi, n_samples, settings):
 
 
 def save_grid(grid, path):
-    arrays = {f"occupied_{level}": np.packbits(occ.reshape(-1)) for level, occ in grid.occupied.items()}
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, lo=grid.lo, hi=grid.hi, key=np.array(grid.key), shape=np.array(grid.resolution),
-                        levels=np.array(list(grid.occupied)), **arrays)
+                        occupied=np.packbits(grid.occupied.reshape(-1)))
     os.replace(tmp, path)
 
 
@@ -167,23 +169,21 @@ def load_grid(path):
         with np.load(path) as f:
             shape = tuple(int(v) for v in f["shape"])
             n = int(np.prod(shape))
-            occupied = {str(level): np.unpackbits(f[f"occupied_{level}"])[:n].astype(bool).reshape(shape)
-                        for level in f["levels"]}
+            occupied = np.unpackbits(f["occupied"])[:n].astype(bool).reshape(shape)
             return OccupancyGrid(f["lo"], f["hi"], occupied, str(f["key"]))
     except (OSError, KeyError, ValueError):
         return None
 
 
 def load_or_build(folder, step, densities, lo, hi, n_samples, settings=GridSettings(), log=print):
-    """The cached grid of this checkpoint step when its key matches, else a new one (saved)."""
+    """The cached grid of this checkpoint step when its key matches, else a new one (saved);
+    densities as build_grid."""
     key = grid_key(step, lo, hi, n_samples, settings)
     path = cache_path(folder, step)
     grid = load_grid(path) if os.path.exists(path) else None
-    if grid is not None and grid.key == key and set(grid.occupied) == set(densities):
+    if grid is not None and grid.key == key:
         return grid
     grid = build_grid(densities, lo, hi, n_samples, settings, key=key)
     save_grid(grid, path)
-    log(f"occupancy grid {grid.resolution[0]}^3 of NeRF step {step}: "
-        + ", ".join(f"{level} {100 * grid.fraction(level):.1f}% occupied" for level in grid.occupied)
-        + f" ({path})")
+    log(f"occupancy grid {grid.resolution[0]}^3 of NeRF step {step}: {100 * grid.fraction:.1f}% occupied ({path})")
     return grid

@@ -58,9 +58,9 @@ def test_synthetic_scene_fast_equals_exact_and_skips():
     scene = SlabScene()
     poses = [pose(tz=2.0), pose(0.3, -0.2, 2.2, yaw_deg=8.0)]
     lo, hi = scene_box((12, 16, 14.0), np.stack(poses), 0.5, 4.0, ndc=False)
-    grid = build_grid({"coarse": scene.density, "fine": scene.density}, lo, hi, 48,
+    grid = build_grid([scene.density], lo, hi, 48,
                       GridSettings(resolution=32, samples_per_cell=4))
-    assert 0.0 < grid.fraction("coarse") < 0.2
+    assert 0.0 < grid.fraction < 0.2
     opts = RenderOptions(near=0.5, far=4.0, n_samples=48, n_fine=48, white_bkgd=True)
     skip = Skipping(grid)
     for c2w in poses:
@@ -93,7 +93,7 @@ def biased_nerf_fields(seed, use_viewdirs=True):
 
 
 def nerf_grid(fields, lo, hi, n_samples, resolution=24):
-    return build_grid({"coarse": fields[0].density, "fine": fields[1].density}, lo, hi, n_samples,
+    return build_grid([f.density for f in fields], lo, hi, n_samples,
                       GridSettings(resolution=resolution, samples_per_cell=6))
 
 
@@ -179,3 +179,68 @@ def test_fast_options_follow_render_mode(tmp_path):
     grid = load_grid(cache_path(str(tmp_path), 7))
     assert grid.resolution == (grid_resolution(8),) * 3 == (16, 16, 16) and len(logs) == 1
     assert grid_resolution(64) == 128 and grid_resolution(1000) == 256
+
+
+@pytest.fixture(scope="module")
+def fern_long_expdir(tmp_path_factory):
+    """bench/checkpoints/fern_long.tgz unpacked: fern.txt's NeRF after 120,001 steps."""
+    import os
+    import tarfile
+    root = tmp_path_factory.mktemp("fern_long")
+    tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "checkpoints", "fern_long.tgz")
+    with tarfile.open(tgz) as t:
+        t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
+    return str(root / "logs" / "fern_long" / "bench")
+
+
+def test_trained_fern_nerf_fast_equals_exact(fern_dir, fern_long_expdir):
+    """The committed fern NeRF: random held-out pixels, fast (a 32^3 grid of its own density)
+    against exact, both levels, with view directions."""
+    from core.config import parse_args
+    from dataset.rays import image_rays
+    from pipeline import nerf_stage
+    from pipeline.stages import load_scene
+    from render.fast import fast_options
+    args = parse_args(["--config", "configs/fern.txt", "--datadir", fern_dir, "--device", "cpu", "--matmul", "fp32"])
+    scene = load_scene(args)
+    system, step, _ = nerf_stage.load_trained_nerf(args, fern_long_expdir)
+    fields = system.fields()
+    exact = RenderOptions.from_args(args, scene, "eval")
+    fast = fast_options(exact, args, scene, fields, fern_long_expdir, step,
+                        settings=GridSettings(resolution=32, samples_per_cell=2))
+    H, W, focal = scene.hwf
+    rng = np.random.default_rng(0)
+    for i in scene.i_test:
+        ro, rd, vd = image_rays(int(H), int(W), focal, scene.poses[i], ndc=True)
+        px = rng.choice(len(ro), 300, replace=False)
+        out = {name: render_image(ro[px], rd[px], vd[px], 1, len(px), 4096, opts=opts, coarse_field=fields[0],
+                                  fine_field=fields[1])
+               for name, opts in (("exact", exact), ("fast", fast))}
+        for level in ("coarse", "fine"):
+            assert psnr(out["fast"][level]["rgb"], out["exact"][level]["rgb"]) > 40, (i, level)
+        gt = scene.images[i].reshape(-1, 3)[px]
+        assert psnr(out["fast"]["fine"]["rgb"].reshape(-1, 3), gt) > 21  # and both are fern
+    assert fast.skip.skipped_fraction("coarse") > 0.4 and fast.skip.skipped_fraction("fine") > 0.15, fast.skip.stats
+
+
+def test_render_benchmark_runs_on_the_committed_nerf(fern_dir, fern_long_expdir, capsys):
+    """bench/bench_render.py at a tiny scale (the previous test's grid, read from the cache; a
+    16^3 grid with one probe a cell misses some of fern's density: 37 dB on view 8):
+    both paths' frames/s, the skipped rows, the PSNR."""
+    import os
+    import re
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import bench_render
+    assert bench_render.main(["--expdir", fern_long_expdir, "--datadir", fern_dir, "--stride", "64",
+                              "--resolution", "32", "--samples_per_cell", "2", "--path_frames", "1",
+                              "--extra", "--device", "cpu", "--matmul", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "(ready in" in out and "occupancy grid" not in out  # not built again
+    photo = re.search(r"^photoreal: exact ([\d.]+) frames/s, fast ([\d.]+).*fine ([\d.]+), coarse ([\d.]+)$", out, re.M)
+    styled = re.search(r"^stylized \(2 styles.*colour ([\d.]+); worst PSNR fast vs exact ([\d.]+)$", out, re.M)
+    assert photo and styled, out
+    assert float(photo.group(3)) > 40 and float(photo.group(4)) > 40 and float(styled.group(2)) > 40, out
+    assert 0 < float(styled.group(1)) < 1
+    assert bench_render.main(["--expdir", fern_long_expdir, "--stride", "0"]) == 2
+    assert "--stride must be >= 1" in capsys.readouterr().err

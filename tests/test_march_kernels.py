@@ -10,11 +10,11 @@ from render.occupancy import OccupancyGrid
 def test_occupancy_lookup_matches_the_grid():
     rng = np.random.default_rng(0)
     occ = rng.random((5, 6, 7)) < 0.4
-    grid = OccupancyGrid(np.array([-1, -2, 0], np.float32), np.array([1, 1, 3], np.float32), {"coarse": occ})
+    grid = OccupancyGrid(np.array([-1, -2, 0], np.float32), np.array([1, 1, 3], np.float32), occ)
     pts = rng.uniform(-2.5, 3.5, (40, 9, 3)).astype(np.float32)  # inside and outside the box
-    got = Skipping(grid).occupied("coarse", jt.array(pts)).numpy().astype(bool)
+    got = Skipping(grid).occupied(jt.array(pts)).numpy().astype(bool)
     assert got.shape == (40, 9) and 0.1 < got.mean() < 0.95
-    np.testing.assert_array_equal(got, grid.lookup("coarse", pts))
+    np.testing.assert_array_equal(got, grid.lookup(pts))
 
 
 def test_transmittance():

@@ -34,9 +34,9 @@ def cell_corner_radii(n):
 
 def test_sphere_cells_inside_occupied_far_cells_empty():
     n = 16
-    grid = build_grid({"coarse": sphere()}, LO, HI, 64, GridSettings(resolution=n, samples_per_cell=3, dilate=0))
+    grid = build_grid([sphere()], LO, HI, 64, GridSettings(resolution=n, samples_per_cell=3, dilate=0))
     near, far = cell_corner_radii(n)
-    occ = grid.occupied["coarse"]
+    occ = grid.occupied
     assert occ.shape == (n, n, n) and occ.dtype == bool
     assert occ[far < 0.5].all()        # wholly inside: every probe sees the density
     assert not occ[near >= 0.5].any()  # wholly outside: no probe can
@@ -44,9 +44,22 @@ def test_sphere_cells_inside_occupied_far_cells_empty():
     cut = (near < 0.5) & (far >= 0.5)
     assert 0.3 < occ[cut].mean() < 1.0
     pts = np.random.default_rng(0).uniform(-1.2, 1.2, (500, 3))
-    looked = grid.lookup("coarse", pts)
+    looked = grid.lookup(pts)
     assert looked[np.abs(pts).max(-1) > 1.0].all()  # outside the box: occupied
     assert looked[np.linalg.norm(pts, axis=-1) < 0.5 - 2 * math.sqrt(3) / n].all()
+
+
+def test_a_cell_is_empty_only_where_every_network_is():
+    """The grid of two densities (a NeRF's coarse and fine MLPs) is the union of their grids."""
+    def shifted(pts):
+        return sphere(radius=0.3)(pts - jt.array(np.array([0.5, 0.0, 0.0], np.float32)))
+    settings = GridSettings(resolution=10, samples_per_cell=2)
+    both = build_grid([sphere(), shifted], LO, HI, 64, settings).occupied
+    one, other = (build_grid([fn], LO, HI, 64, settings).occupied for fn in (sphere(), shifted))
+    np.testing.assert_array_equal(both, one | other)
+    assert (one & ~other).any() and (other & ~one).any()
+    with pytest.raises(ValueError, match="no density"):
+        build_grid([], LO, HI, 64, settings)
 
 
 def test_dilation_keeps_thin_structure():
@@ -56,14 +69,14 @@ def test_dilation_keeps_thin_structure():
         r = (pts ** 2).sum(-1).sqrt()
         return jt.ternary((r - 0.6).abs() < 0.02, jt.full(r.shape, 100.0), jt.full(r.shape, -1.0))
     n = 12
-    thin = build_grid({"fine": shell}, LO, HI, 64, GridSettings(resolution=n, samples_per_cell=4, dilate=0))
-    kept = build_grid({"fine": shell}, LO, HI, 64, GridSettings(resolution=n, samples_per_cell=4, dilate=1))
-    np.testing.assert_array_equal(kept.occupied["fine"],
-                                  ndimage.binary_dilation(thin.occupied["fine"], np.ones((3, 3, 3), bool)))
+    thin = build_grid([shell], LO, HI, 64, GridSettings(resolution=n, samples_per_cell=4, dilate=0))
+    kept = build_grid([shell], LO, HI, 64, GridSettings(resolution=n, samples_per_cell=4, dilate=1))
+    np.testing.assert_array_equal(kept.occupied,
+                                  ndimage.binary_dilation(thin.occupied, np.ones((3, 3, 3), bool)))
     near, far = cell_corner_radii(n)
     on_shell = (near < 0.6) & (far > 0.6)
-    assert thin.occupied["fine"][on_shell].mean() < 0.6  # the probes miss much of it...
-    assert kept.occupied["fine"][on_shell].all()         # ...the dilated grid none
+    assert thin.occupied[on_shell].mean() < 0.6  # the probes miss much of it...
+    assert kept.occupied[on_shell].all()         # ...the dilated grid none
     rng = np.random.default_rng(1)
     occ = rng.random((7, 8, 9)) < 0.05
     for cells in (1, 2):
@@ -80,12 +93,12 @@ def test_threshold_is_the_opacity_bound():
     for scale, full in ((0.99, False), (1.01, True)):
         def const(pts, s=scale):
             return jt.full(tuple(pts.shape[:-1]), thr * s)
-        grid = build_grid({"coarse": const}, LO, HI, 64, GridSettings(resolution=4, samples_per_cell=1))
-        assert grid.occupied["coarse"].all() == full and grid.occupied["coarse"].any() == full
+        grid = build_grid([const], LO, HI, 64, GridSettings(resolution=4, samples_per_cell=1))
+        assert grid.occupied.all() == full and grid.occupied.any() == full
     with pytest.raises(ValueError, match="alpha"):
-        build_grid({"coarse": const}, LO, HI, 64, GridSettings(alpha=0.0))
+        build_grid([const], LO, HI, 64, GridSettings(alpha=0.0))
     with pytest.raises(ValueError, match="box"):
-        build_grid({"coarse": const}, HI, LO, 64)
+        build_grid([const], HI, LO, 64)
 
 
 def test_scene_box_holds_every_ray_segment():
@@ -115,17 +128,17 @@ def test_cache_reused_and_rebuilt(tmp_path):
 
     settings = GridSettings(resolution=8, samples_per_cell=2)
     logs = []
-    a = load_or_build(str(tmp_path), 500, {"coarse": counted}, LO, HI, 64, settings, log=logs.append)
+    a = load_or_build(str(tmp_path), 500, [counted], LO, HI, 64, settings, log=logs.append)
     assert sum(calls) == 8 ** 3 * 2 and len(logs) == 1 and "occupancy_000500.npz" in logs[0]
-    b = load_or_build(str(tmp_path), 500, {"coarse": counted}, LO, HI, 64, settings, log=logs.append)
+    b = load_or_build(str(tmp_path), 500, [counted], LO, HI, 64, settings, log=logs.append)
     assert sum(calls) == 8 ** 3 * 2 and len(logs) == 1  # read back, nothing evaluated
-    np.testing.assert_array_equal(a.occupied["coarse"], b.occupied["coarse"])
+    np.testing.assert_array_equal(a.occupied, b.occupied)
     np.testing.assert_array_equal(b.lo, LO)
     # another setting, sample count, box or step: built again
     for step, kw, n_samples, hi in ((500, {"samples_per_cell": 3}, 64, HI), (500, {}, 32, HI),
                                     (500, {}, 64, HI * 2), (600, {}, 64, HI)):
         before = len(calls)
-        load_or_build(str(tmp_path), step, {"coarse": counted}, LO, hi, n_samples,
+        load_or_build(str(tmp_path), step, [counted], LO, hi, n_samples,
                       dataclasses.replace(settings, **kw), log=logs.append)
         assert len(calls) > before, (step, kw, n_samples)
     assert load_grid(cache_path(str(tmp_path), 600)).key == grid_key(600, LO, HI, 64, settings)
@@ -133,5 +146,5 @@ def test_cache_reused_and_rebuilt(tmp_path):
     open(cache_path(str(tmp_path), 500), "wb").write(b"not a grid")
     assert load_grid(cache_path(str(tmp_path), 500)) is None
     before = len(calls)
-    c = load_or_build(str(tmp_path), 500, {"coarse": counted}, LO, HI, 64, settings, log=logs.append)
-    assert len(calls) > before and c.occupied["coarse"].sum() == a.occupied["coarse"].sum()
+    c = load_or_build(str(tmp_path), 500, [counted], LO, HI, 64, settings, log=logs.append)
+    assert len(calls) > before and c.occupied.sum() == a.occupied.sum()

@@ -7,8 +7,8 @@ hierarchical sampling is unchanged) and evaluates the MLPs at a sample only if
   (the last sample of a ray, whose step is 1e10, is always evaluated); and
 - the ray's transmittance in front of it is still above `stop` (1e-4; early ray termination:
   everything behind carries less than that weight in total).
-The samples that pass are compacted into one dense batch per round and their results
-scattered back; samples not evaluated get sigma 0 (and colour 0, which their zero weight
+The samples that pass are compacted into one dense batch per round, on the device (the host
+reads only each ray's count: render/march_kernels.py), and their results scattered back; samples not evaluated get sigma 0 (and colour 0, which their zero weight
 ignores), and the exact compositing kernel composites the full rows.  A ray's occupied samples
 are evaluated in rounds, front to back, and only rays still visible go on to the next: the
 fine level first evaluates all those in front of where the coarse level turned opaque (usually

@@ -16,9 +16,13 @@ placed there):
   spacing of a segment inside the box; fine steps are shorter) is `alpha` (1e-4): a skipped
   sample would have added less than that opacity;
 - the occupied set is dilated by `dilate` cells, so that thin structure between probes is kept.
+The probes sample the density, so the grid is only as conservative as they are dense: on fern
+the default (128^3 cells, 4 probes) keeps the images within 69 dB of the exact ones, a 16^3 grid
+with one probe a cell lost a leaf (37 dB on a held-out view).
 
 Grids are cached next to the checkpoint as occupancy_<step>.npz, keyed by the step, the
-settings, the box and n_samples; another key rebuilds it (grid_for_run).
+settings, the box and n_samples; another key rebuilds it (load_or_build; a run's grid:
+render.fast.fast_options).
 """
 import dataclasses
 import json

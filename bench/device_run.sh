@@ -11,6 +11,7 @@
 #   | cublaslt (the stand-alone cuBLASLt check)
 #   | fernlong <seconds> [bench_nerf args] (fern.txt's NeRF stage over several runs, resumed)
 #   | fernstyle <seconds> [run_stylenerf options] (fern_quick's stylization on fernlong's NeRF)
+#   | render <seconds> [bench_render args] (fast against exact renderer on fern.txt's NeRF)
 # <seconds> is a time limit (a job scheduler's, say): the long steps save their newest
 # checkpoints into $OUT as archives, and with those archives in .offline/resume/ the same step
 # continues on a fresh machine where the last run stopped.
@@ -137,5 +138,16 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle)" >&2; exit 2 ;;
+  render)  # the fast renderer against the exact one (bench_render.py, default every 2nd pixel:
+           # 504x378) on fern.txt's trained NeRF, with fernstyle's style model when an archive of
+           # it is in $resume (exp_fern_quick_nerf120k_rest.tgz), else a random style MLP:
+           # render <seconds> [bench_render args, e.g. --styles 3 --path_frames 10 --extra --matmul fp16]
+    budget=$1; shift
+    for f in "$resume"/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
+    exp=logs/fern_quick_nerf120k
+    [ -n "$(newest $exp style)" ] || exp=logs/fern_long/bench
+    mkdir -p $exp
+    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
+    boxed bench_render.py render.log "$budget" --expdir $exp "$@" ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render)" >&2; exit 2 ;;
 esac

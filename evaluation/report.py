@@ -32,6 +32,7 @@ from evaluation.style_strength import loss_from_stats, measure, path_sharpness, 
 from evaluation.tables import ADAIN, NERF, PHOTO, write_report
 from pipeline.geometry import surface_points
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
+from render.fast import fast_options
 from render.options import RenderOptions
 from render.renderer import render_image
 
@@ -84,8 +85,12 @@ def evaluate(args, scene, expdir, log=print):
     opts = RenderOptions.from_args(args, scene, "eval")
     photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path")
     table = [_row("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)]
+    from pipeline.style_stage import style_checkpoints
+    style_opts = opts  # the stylized path renders as --render_mode says (the photoreal ones exactly)
+    if style_checkpoints(expdir, args).latest()[1] is not None:
+        style_opts = fast_options(opts, args, scene, system.fields(), expdir, nerf_step, log)
     rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
-                                           ks, opts, out_dir, log)
+                                           ks, style_opts, out_dir, log)
     table += rows
     write_report(out_dir, nerf_step, photo, table, ks, len(poses), (H, W), strength, strips, args.style_size)
     if table:

@@ -21,6 +21,7 @@ from dataset.rays import PixelRays, image_rays, scaled_hwf
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
 from pipeline import render_files
+from render.fast import fast_options
 from render.options import RenderOptions
 from render.renderer import NeRFField, render_image, render_rays
 
@@ -116,15 +117,16 @@ def train_nerf(args, scene, expdir, log=print):
     return system
 
 
-def render_views(system, args, scene, poses, outdir, gt=None, video=False):
+def render_views(system, args, scene, poses, outdir, gt=None, video=False, opts=None):
     """Render poses with both levels; write the original's PNGs (fine/coarse colour and depth, gt_
     where given, frames numbered by position in poses) and, with video, its four mp4s.
+    opts: a RenderOptions (default: the exact "eval" renderer).
 
     Returns the fine renders [N,H,W,3] as NumPy.
     """
     H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     coarse_field, fine_field = system.fields()
-    opts = RenderOptions.from_args(args, scene, "eval")
+    opts = opts or RenderOptions.from_args(args, scene, "eval")
     os.makedirs(outdir, exist_ok=True)
     rgbs, depths = [], render_files.DepthFrames()  # kept for the videos only
     for i, c2w in enumerate(tqdm(poses, desc=f"render {os.path.basename(outdir)}", dynamic_ncols=True)):
@@ -206,10 +208,11 @@ def valid_poses(args, scene):
 
 
 def render_valid(args, scene, expdir, log=print):
-    """--render_valid: the novel-view path, PNGs and the four mp4 videos."""
+    """--render_valid: the novel-view path, PNGs and the four mp4 videos (--render_mode)."""
     system, step, _ = load_trained_nerf(args, expdir)
     poses = valid_poses(args, scene)
     outdir = render_files.render_dir(expdir, "valid", step)
-    render_views(system, args, scene, poses, outdir, video=True)
+    opts = fast_options(RenderOptions.from_args(args, scene, "eval"), args, scene, system.fields(), expdir, step, log)
+    render_views(system, args, scene, poses, outdir, video=True, opts=opts)
     log(f"wrote {len(poses)} frames and videos to {outdir}")
     return outdir

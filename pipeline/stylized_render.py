@@ -13,7 +13,9 @@ running through the rendered styles in turn, and one folder per style with that 
 `fine_rgb.mp4` and `coarse_rgb.mp4`.
 
 Up to STYLES_PER_PASS styles are rendered together: each frame's densities and fine depths
-once, then the style MLP once per style (render_image_colors).
+once, then the style MLP once per style (render_image_colors).  With --render_mode fast (the
+default) the MLPs run only where the NeRF's occupancy grid holds density, in front of where
+each ray turns opaque (render/fast.py).
 
 --style_interp (novel views, two or more styles): one sequence in `<A>_to_<B>[_to_<C>...]/` whose
 latent code moves linearly from style A's mean (first frame) to B's (last frame, or on through
@@ -31,6 +33,7 @@ from pipeline import geometry, render_files
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
 from pipeline.style_selection import style_indices
+from render.fast import fast_options
 from render.options import RenderOptions
 from render.renderer import render_image, render_image_colors
 
@@ -88,10 +91,11 @@ def render_interpolation(args, system, model, styles, poses, root, opts, H, W, f
 
 
 def render(args, scene, expdir, log=print):
-    system, _, _ = load_trained_nerf(args, expdir)
+    system, nerf_step, _ = load_trained_nerf(args, expdir)
     model, step = load_style_model(args, system, expdir)
     styles = style_indices(args.style, model.style_names, "the trained style model")
-    opts = RenderOptions.from_args(args, scene, "eval")
+    opts = fast_options(RenderOptions.from_args(args, scene, "eval"), args, scene, system.fields(), expdir, nerf_step,
+                        log)  # --render_mode
     H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     if args.render_train_style:  # the style-training views: the geometry stage's poses
         poses, mode = geometry.geometry_poses(args, scene), "train"

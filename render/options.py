@@ -8,10 +8,13 @@ A run builds it from its options once per phase, RenderOptions.from_args(args, s
                      no jitter, no noise, deterministic fine samples
 - "frozen_geometry"  style training: "train" without the density noise (the NeRF is frozen)
 
+Inference renders may add the fast renderer (skip, render/fast.py: the same samples, the MLPs
+evaluated only in occupied cells in front of the termination point) with fast_options.
+
 The ray range is the scene's (LLFFScene.near_far): (0, 1) in NDC, else nerf-pytorch's
 (0.9 * nearest bound, farthest bound).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PHASES = ("train", "eval", "frozen_geometry")
 
@@ -27,6 +30,9 @@ class RenderOptions:
     white_bkgd: bool = False         # composite on white
     lindisp: bool = False            # coarse samples evenly spaced in inverse depth
     deterministic_fine: bool = True  # fine samples at fixed CDF positions (else stratified random)
+    # the fast renderer (render/fast.py: a Skipping - occupancy grid + early ray termination) for
+    # renders without gradients; None: the exact renderer.  Set by render.fast.fast_options.
+    skip: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_args(cls, args, scene, phase):

@@ -89,6 +89,9 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts
     n_rays = rays_o.shape[0]
     if tuple(rays_o.shape) != (n_rays, 3) or tuple(rays_d.shape) != (n_rays, 3):
         raise ValueError(f"render_rays: rays_o and rays_d must be [R,3], got {rays_o.shape} and {rays_d.shape}")
+    if o.skip is not None:  # the fast renderer (no gradients)
+        return o.skip.render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field, o, share_color=share_color,
+                                  coarse_rgb=coarse_rgb)
     z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp, n_rays=n_rays)
     if share_color and o.n_fine > 0:
         return _render_shared_color(coarse_field, fine_field or coarse_field, rays_o, rays_d, viewdirs, z_vals,
@@ -132,7 +135,7 @@ def _shared_depths(coarse_field, rays_o, rays_d, z_vals, n_fine, noise_std, dete
     return dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts)
 
 
-def _composite_shared(geo, samples_rgb, rays_d, white_bkgd):
+def composite_shared(geo, samples_rgb, rays_d, white_bkgd):
     """{"coarse", "fine"} levels of one colour (samples_rgb [R, S+n_fine, 3] at the fine depths) over
     _shared_depths and the fine sigma geo["sigma_f"]; the coarse colours are gathered from the
     fine samples at the coarse depths."""
@@ -151,7 +154,7 @@ def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_v
     geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, n_fine, noise_std, deterministic_fine)
     samples_rgb, sigma_f = fine_field(geo["pts"], viewdirs)
     geo["sigma_f"] = _noised(sigma_f, noise_std)
-    return _composite_shared(geo, samples_rgb, rays_d, white_bkgd)
+    return composite_shared(geo, samples_rgb, rays_d, white_bkgd)
 
 
 def _flat_rays(x, n_pix, name, where):
@@ -207,11 +210,18 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
             origins, d = jt.array(ro[start:end]), jt.array(rd[start:end])
             z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
                                         n_rays=end - start)
-            geo = _shared_depths(coarse_field, origins, d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
-            geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), o.noise_std)
-            jt.sync(list(geo.values()))  # once for every colour
+            if o.skip is not None:  # the fast renderer: colours only where they are seen
+                geo = o.skip.shared_geometry(coarse_field, fine_field, origins, d, z_vals, o)
+            else:
+                geo = _shared_depths(coarse_field, origins, d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
+                geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), o.noise_std)
+            jt.sync([v for v in geo.values() if isinstance(v, jt.Var)])  # once for every colour
             for k in range(n_colors):
-                out = _composite_shared(geo, fine_field.color(geo["pts"], k), d, o.white_bkgd)
+                if o.skip is not None:
+                    out = o.skip.shared_colour(geo, lambda pts, _, k=k: fine_field.color(pts, k), d, None,
+                                               o.white_bkgd)
+                else:
+                    out = composite_shared(geo, fine_field.color(geo["pts"], k), d, o.white_bkgd)
                 _store_chunk(results[k], out, keys, start, end, n_pix)
     return [_as_images(res, H, W) for res in results]
 

@@ -192,6 +192,30 @@ def test_style_interpolation_video_starts_and_ends_in_the_two_styles(trained):
         assert np.abs(got - want).mean() < np.abs(got - not_want).mean()  # the styles do differ
 
 
+def test_fast_renders_match_exact_ones(trained):
+    """--render_mode fast (for the novel-view and stylized renders) against exact (the default): the
+    same frames within 8-bit rounding; the NeRF's occupancy grid is built once, next to its
+    checkpoint, and reused."""
+    import imageio.v2 as imageio
+    argv, exp = trained
+    runs = (("--render_valid_style", "render_valid_style_000040/la_muse", ("fine", "coarse", "depth")),
+            ("--render_valid", "render_valid_000030", ("rgb", "coarse", "depth")))
+    frames = {}
+    for mode in ("exact", "fast"):
+        for flag, folder, kinds in runs:
+            assert run_stylenerf.main(argv + [flag, "--style", "0", "--render_mode", mode]) == 0
+            frames[mode, flag] = [imageio.imread(os.path.join(exp, folder, f"{i:03d}_{k}.png")).astype(int)
+                                  for i in (0, 3) for k in kinds]
+    grid = os.path.join(exp, "occupancy_000030.npz")
+    built = os.path.getmtime(grid)
+    for flag, _, _ in runs:
+        assert len(frames["exact", flag]) == len(frames["fast", flag]) == 6
+        for a, b in zip(frames["exact", flag], frames["fast", flag]):
+            assert np.abs(a - b).max() <= 1, flag  # 8-bit rounding at most
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "0"]) == 0
+    assert os.path.getmtime(grid) == built
+
+
 def test_style_interpolation_needs_two_styles_and_the_video_mode(trained, capsys):
     argv, _ = trained
     assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "la_muse", "--style_interp"]) == 2

@@ -201,7 +201,8 @@ def test_trained_fern_nerf_fast_equals_exact(fern_dir, fern_long_expdir):
     from pipeline import nerf_stage
     from pipeline.stages import load_scene
     from render.fast import fast_options
-    args = parse_args(["--config", "configs/fern.txt", "--datadir", fern_dir, "--device", "cpu", "--matmul", "fp32"])
+    args = parse_args(["--config", "configs/fern.txt", "--datadir", fern_dir, "--device", "cpu", "--matmul", "fp32",
+                       "--render_mode", "fast"])
     scene = load_scene(args)
     system, step, _ = nerf_stage.load_trained_nerf(args, fern_long_expdir)
     fields = system.fields()

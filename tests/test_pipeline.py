@@ -198,13 +198,13 @@ def test_fast_renders_match_exact_ones(trained):
     checkpoint, and reused."""
     import imageio.v2 as imageio
     argv, exp = trained
-    runs = (("--render_valid_style", "render_valid_style_000040/la_muse", ("fine", "coarse", "depth")),
-            ("--render_valid", "render_valid_000030", ("rgb", "coarse", "depth")))
+    kinds = ("fine", "coarse", "fine_depth")
+    runs = (("--render_valid_style", "render_valid_40", "style_00000_"), ("--render_valid", "render_valid_30", ""))
     frames = {}
     for mode in ("exact", "fast"):
-        for flag, folder, kinds in runs:
+        for flag, folder, prefix in runs:
             assert run_stylenerf.main(argv + [flag, "--style", "0", "--render_mode", mode]) == 0
-            frames[mode, flag] = [imageio.imread(os.path.join(exp, folder, f"{i:03d}_{k}.png")).astype(int)
+            frames[mode, flag] = [imageio.imread(os.path.join(exp, folder, f"{prefix}{k}_{i:05d}.png")).astype(int)
                                   for i in (0, 3) for k in kinds]
     grid = os.path.join(exp, "occupancy_000030.npz")
     built = os.path.getmtime(grid)
@@ -212,7 +212,7 @@ def test_fast_renders_match_exact_ones(trained):
         assert len(frames["exact", flag]) == len(frames["fast", flag]) == 6
         for a, b in zip(frames["exact", flag], frames["fast", flag]):
             assert np.abs(a - b).max() <= 1, flag  # 8-bit rounding at most
-    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "0"]) == 0
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "0", "--render_mode", "fast"]) == 0
     assert os.path.getmtime(grid) == built
 
 

@@ -13,7 +13,7 @@ Then those views' stylized targets are made again, for every style, with the upd
 in place in the target arrays the style stage samples from (the memory-mapped cache files on
 disk), so only one view at a time is ever on the GPU.
 
-Resuming: the decoder and its Adam state go into the style checkpoints (state/load).
+Resuming: the decoder and its Adam state go into the style checkpoints (state, resume).
 `targets/mimic.json` holds the last mimic step written into the cache: a resume from an
 earlier checkpoint makes the views of the steps after it again with the restored decoder
 (a run killed between checkpoints: those views then hold the checkpoint's decoder's

@@ -99,6 +99,9 @@ class Mimic:
         self.h, self.w, s = working_size(H, W, args.finetune_size)
         self.focal = focal * s
 
+    def due(self, step):
+        return is_mimic_step(self.args, step)
+
     def draw(self, step):
         """(views, style) of the mimic step at `step`."""
         rng = np.random.default_rng([self.args.seed, 7, step])

@@ -20,7 +20,6 @@ from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
-from pipeline.mimic import is_mimic_step
 from render.renderer import render_rays
 
 LATENT_LR = 1e-3
@@ -149,7 +148,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
                      bar_base=args.origin_step, save=lambda s: ckpts.save(s, state(s)))
     for step in loop:
         loss_f, logp = step_fn(step)
-        if mimic is not None and is_mimic_step(args, step):
+        if mimic is not None and mimic.due(step):
             mimic.step(step, model)
         if loop.due(args.i_print):
             loop.postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}", it_s=f"{loop.rate():.2f}")

@@ -110,9 +110,13 @@ def build_parser():
     add("--origin_step", type=int, default=250000, help="NeRF pre-training steps")
     add("--total_step", type=int, default=5000001, help="last step of style training")
     add("--decoder_step", type=int, default=3500000,
-        help="step from which the 2D<-3D mimic step trains the decoder towards the style NeRF's renders "
-             "(the original's meaning and default; accepted for that step, which this project does not "
-             "run yet: docs/ORIGINAL_COMPAT.md)")
+        help="style step (counted on from --origin_step, like the style stage's steps) from which the "
+             "2D<-3D mimic step trains the decoder towards the style NeRF's renders and makes the "
+             "stylized targets again (the original's meaning and default; pipeline/mimic.py)")
+    add("--mimic_every", type=int, default=50,
+        help="style steps between two mimic steps from --decoder_step on (0: no mimic step)")
+    add("--mimic_views", type=int, default=1,
+        help="geometry views per mimic step: rendered, learnt by the decoder, and their targets made again")
     add("--finetune_decoder_steps", type=int, default=1000,
         help="iterations of the decoder consistency fine-tune (stage 3; the original's fixed 1000)")
     add("--decoder_lrate", type=float, default=1e-4, help="decoder fine-tune learning rate (decays as 1/(1+5e-5 it))")
@@ -135,8 +139,7 @@ def build_parser():
     add("--logp_loss_lambda", type=float, default=0.1)
     add("--logp_loss_decay", type=float, default=1.0)
     add("--rgb_loss_lambda_2d", type=float, default=10.0,
-        help="weight of the 2D<-3D mimic loss from --decoder_step on (accepted for that step, which this "
-             "project does not run yet)")
+        help="weight of the 2D<-3D mimic loss MSE(decoder output, style NeRF render) from --decoder_step on")
     # logging
     add("--i_print", type=int, default=100, help="steps between log lines")
     add("--i_weights", type=int, default=5000, help="steps between checkpoints")
@@ -192,8 +195,9 @@ def add_original_only_options(add):
 _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
-                 "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long"]
-_NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps",
+                 "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long",
+                 "mimic_views"]
+_NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames"]
 

@@ -21,7 +21,7 @@ from core import timing
 from core.checkpoint import CheckpointError
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
-from pipeline import decoder_finetune, geometry, latents, nerf_stage, style_stage, targets, warm_start
+from pipeline import decoder_finetune, geometry, latents, mimic, nerf_stage, style_stage, targets, warm_start
 from pipeline.experiment import experiment_dir
 from render.options import RenderOptions
 
@@ -114,6 +114,7 @@ def _decoder(run):
 
 
 def _targets(run):
+    mimic.discard_stale_targets(run.args, run.expdir)  # changed by a style training not continued
     names, _, images = run.styles()
     tgts = targets.load_or_make_targets(run.args, run.get("geo"), run.get("encoder"), run.get("decoder"),
                                         list(zip(names, images)), run.expdir, run.log)
@@ -131,9 +132,13 @@ def _latents(run):
 def _style(run):
     args = run.args
     opts = RenderOptions.from_args(args, run.scene, "frozen_geometry")  # no density noise on a frozen NeRF
-    names = run.styles()[0]
-    model = style_stage.train_style(args, run.get("system"), run.get("geo"), run.get("targets"), run.get("mu"),
-                                    run.get("logvar"), names, run.expdir, opts, run.log)
+    names, _, images = run.styles()
+    tgts, mim = run.get("targets"), None
+    if mimic.enabled(args):  # the decoder keeps learning, from the style NeRF's renders
+        mim = mimic.Mimic(args, run.get("system"), run.get("geo"), run.get("encoder"), run.get("decoder"),
+                          run.finetune_styles(), images, tgts, opts, run.expdir)
+    model = style_stage.train_style(args, run.get("system"), run.get("geo"), tgts, run.get("mu"),
+                                    run.get("logvar"), names, run.expdir, opts, run.log, mimic=mim)
     run.log(f"style training finished at step {args.total_step}; styles: {', '.join(names)}")
     return {"style_model": model}
 
@@ -157,7 +162,8 @@ STAGES = [
     Stage("3 decoder fine-tune", ("decoder",),
           lambda r: decoder_finetune.is_current(r.args, r.expdir, r.finetune_styles()), _decoder),
     Stage("4 stylized targets", ("targets",),
-          lambda r: targets.is_current(r.args, r.expdir, r.styles()[0]), _targets),
+          lambda r: targets.is_current(r.args, r.expdir, r.styles()[0]) and not mimic.stale_targets(r.args, r.expdir),
+          _targets),
     Stage("5 latents (VAE)", ("mu", "logvar"), lambda r: latents.vae_file(r.args, r.expdir) is not None, _latents),
     Stage("6 style training", ("style_model",), _style_done, _style),
 ]

@@ -9,7 +9,8 @@ builds their rays in closed form, and minimises
     MSE(coarse, target) + MSE(fine, target) + logp_weight * logp(z)
 
 Checkpoints `style_<step>.pkl` (style MLP, latents, optimizers) every
---i_weights steps, newest --ckp_num kept; resumes from the newest.
+--i_weights steps, newest --ckp_num kept; resumes from the newest.  With a Mimic
+(pipeline/mimic.py) the 2D <- 3D mimic step runs too, its decoder kept in the checkpoints.
 """
 import jittor as jt
 import numpy as np
@@ -118,9 +119,10 @@ def style_checkpoints(expdir, args):
     return CheckpointManager(expdir, "style", keep=args.ckp_num)
 
 
-def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print):
+def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print, mimic=None):
     """Train from the newest style checkpoint (or origin_step) to total_step, rendering as opts (a
-    RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel."""
+    RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel.  mimic: a
+    pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step)."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
@@ -132,15 +134,22 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
         model.load(ck, path)
     else:
         start = args.origin_step
+    if mimic is not None:
+        mimic.resume(ck if path is not None else None, str(path), start)
     if start >= args.total_step:
         return model
     for p in system.parameters():
         p.stop_grad()
     step_fn = style_step(args, system, geo, targets, model, opts)
+
+    def state(s):
+        return {**model.state(s), **(mimic.state() if mimic is not None else {})}
     loop = TrainLoop("style training", start, args.total_step, every=args.i_weights, desc="style",
-                     bar_base=args.origin_step, save=lambda s: ckpts.save(s, model.state(s)))
+                     bar_base=args.origin_step, save=lambda s: ckpts.save(s, state(s)))
     for step in loop:
         loss_f, logp = step_fn(step)
+        if mimic is not None and mimic.due(step):
+            mimic.step(step, model)
         if loop.due(args.i_print):
             loop.postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}", it_s=f"{loop.rate():.2f}")
     return model

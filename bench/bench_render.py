@@ -30,7 +30,6 @@ Half precision: `--extra --matmul fp16` (or bf16) runs the products in half prec
 GPU (tensor cores, fp32 data); on the CPU Jittor 1.3.11's float16 matmul is a plain loop (360x
 slower than float32 on this machine), so the CPU figures are FP32.
 """
-import argparse
 import os
 import sys
 import time
@@ -38,29 +37,19 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import checkpoint_parser, parse_checkpoint_args  # noqa: E402
 from core.cli import run_command  # noqa: E402
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--expdir", required=True, help="experiment folder holding nerf_<step>.pkl (the newest is used)")
-    ap.add_argument("--config", default="configs/fern.txt")
-    ap.add_argument("--datadir", default="data/nerf_llff_data/fern")
-    ap.add_argument("--stride", type=int, default=2, help="every stride-th pixel in both directions")
+    ap = checkpoint_parser(stride_default=2)
     ap.add_argument("--path_frames", type=int, default=3, help="novel-view path frames (spread over the path)")
     ap.add_argument("--styles", type=int, default=2, help="styles rendered together on the path")
     ap.add_argument("--resolution", type=int, default=128, help="occupancy grid cells per axis")
     ap.add_argument("--samples_per_cell", type=int, default=4, help="density probes per grid cell")
     ap.add_argument("--repeat", type=int, default=1, help="renders of each frame per path; the fastest counts")
-    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
-    a = ap.parse_args(argv)
-    for name in ("stride", "path_frames", "styles", "resolution", "samples_per_cell", "repeat"):
-        if getattr(a, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(a, name)}")
-    from core.config import parse_args
-    a.args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
-    a.device = a.args.device  # for core.cli.run_command's runtime set-up
-    return a
+    return parse_checkpoint_args(ap, argv, ("stride", "path_frames", "styles", "resolution", "samples_per_cell",
+                                            "repeat"))
 
 
 def psnr(a, b):

@@ -104,3 +104,29 @@ struct Executor { Allocator* temp_allocator; };
 Allocator sn_alloc; Executor exe{&sn_alloc};
 }
 """
+
+
+def checkpoint_parser(stride_default):
+    """The options every benchmark of a trained NeRF checkpoint takes (eval_nerf, bench_render)."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--expdir", required=True, help="experiment folder holding nerf_<step>.pkl (the newest is used)")
+    ap.add_argument("--config", default="configs/fern.txt")
+    ap.add_argument("--datadir", default="data/nerf_llff_data/fern")
+    ap.add_argument("--stride", type=int, default=stride_default, help="every stride-th pixel in both directions")
+    return ap
+
+
+def parse_checkpoint_args(ap, argv, at_least_one=("stride",)):
+    """ap's options (each of at_least_one must be >= 1) plus .args, the run_stylenerf options of
+    --config, --datadir and --extra, and .device for core.cli.run_command's runtime set-up."""
+    import argparse
+    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
+    a = ap.parse_args(argv)
+    for name in at_least_one:
+        if getattr(a, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(a, name)}")
+    from core.config import parse_args
+    a.args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
+    a.device = a.args.device
+    return a

@@ -9,7 +9,6 @@ rather than an overfitted one.
     tar xzf bench/checkpoints/fern_long.tgz      # fern.txt's NeRF after 120,001 steps
     python bench/eval_nerf.py --expdir logs/fern_long/bench --stride 2 --views test train
 """
-import argparse
 import os
 import sys
 import time
@@ -18,25 +17,15 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import checkpoint_parser, parse_checkpoint_args  # noqa: E402
 from core.cli import run_command  # noqa: E402
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--expdir", required=True, help="experiment folder holding nerf_<step>.pkl (the newest is used)")
-    ap.add_argument("--config", default="configs/fern.txt")
-    ap.add_argument("--datadir", default="data/nerf_llff_data/fern")
-    ap.add_argument("--stride", type=int, default=1, help="every stride-th pixel in both directions")
+    ap = checkpoint_parser(stride_default=1)
     ap.add_argument("--views", nargs="+", default=["test", "train"],
                     help="groups: test (held-out), train (as many training views, spread), or ids such as 1,9,19")
-    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
-    a = ap.parse_args(argv)
-    if a.stride < 1:
-        raise ValueError(f"--stride must be >= 1, got {a.stride}")
-    from core.config import parse_args
-    a.args = parse_args(["--config", a.config, "--datadir", a.datadir] + a.extra)
-    a.device = a.args.device  # for core.cli.run_command's runtime set-up
-    return a
+    return parse_checkpoint_args(ap, argv)
 
 
 def evaluate(a):

@@ -92,6 +92,7 @@ def build_parser():
     add("--netdepth_fine", type=int, default=8, help="layers in the fine net")
     add("--netwidth_fine", type=int, default=256, help="channels per layer in the fine net")
     add("--style_D", type=int, default=8, help="layers of the style MLP")
+    add("--style_W", type=int, default=0, help="channels per layer of the style MLP (0: --netwidth, the original)")
     add("--embed_freq_coor", type=int, default=10, help="positional-encoding frequencies for xyz")
     add("--embed_freq_dir", type=int, default=4, help="positional-encoding frequencies for view directions")
     add_vae_options(add)
@@ -100,6 +101,12 @@ def build_parser():
     add("--batch_size_style", type=int, default=1024, help="rays per step, style stage")
     add("--lrate", type=float, default=5e-4, help="learning rate")
     add("--lrate_decay", type=int, default=100000, help="steps for the learning rate to fall 10x")
+    add("--style_lrate", type=float, default=0.0,
+        help="learning rate of the style MLP (0: --lrate, the original); decays as --lrate does, from --origin_step")
+    add("--target_factor", type=int, default=1,
+        help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
+             "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
+             "targets at the size the stylized NeRF is rendered at (--render_factor, evaluate.py's --eval_factor)")
     add("--chunk", type=int, default=32768, help="rays per rendering chunk")
     add("--N_samples", type=int, default=64, help="coarse samples per ray")
     add("--N_samples_fine", type=int, default=64, help="extra fine samples per ray")
@@ -196,10 +203,11 @@ _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fi
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
                  "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long",
-                 "mimic_views"]
+                 "mimic_views", "target_factor"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
-                 "vae_steps", "geo_thresh", "eval_frames"]
+                 "vae_steps", "geo_thresh", "eval_frames",
+                 "style_W", "style_lrate"]
 
 
 def check_args(args):

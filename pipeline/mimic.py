@@ -33,7 +33,7 @@ from core.media import to8b
 from core.optim import Adam
 from models.adain import adain, content_loss, mse, style_loss
 from pipeline.decoder_finetune import working_size
-from pipeline.targets import stylize_view
+from pipeline.targets import stylize_view, target_content
 
 
 def enabled(args):
@@ -140,7 +140,8 @@ class Mimic:
         """The targets of `views` for every style, from the current decoder (one view on the GPU)."""
         for k, feat in enumerate(self.target_feats):
             for v in views:
-                self.targets[k][v] = to8b(stylize_view(self.encoder, self.decoder, self.geo.rgb[v], feat))
+                self.targets[k][v] = to8b(stylize_view(self.encoder, self.decoder,
+                                                        target_content(self.args, self.geo, v), feat))
             if isinstance(self.targets[k], np.memmap):
                 self.targets[k].flush()
 

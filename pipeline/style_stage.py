@@ -20,6 +20,7 @@ from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
+from pipeline.targets import target_hwf
 from render.renderer import render_rays
 
 LATENT_LR = 1e-3
@@ -91,22 +92,36 @@ def sample_batch(rng, n_styles, n_views, H, W, batch):
             rng.integers(H, size=batch), rng.integers(W, size=batch))
 
 
-class StyleModel:
-    """Style MLP + latent codes, with their optimizers and checkpoint state."""
+def style_width(args):
+    """The style MLP's width: --style_W, or --netwidth (the original's) when it is 0."""
+    return args.style_W or args.netwidth
 
-    def __init__(self, args, mu, logvar, n_views, in_ch, style_names):
+
+def style_lrate(args, step):
+    """The style MLP's learning rate at `step`: --style_lrate (or --lrate) falling 10x every
+    --lrate_decay steps from --origin_step."""
+    return (args.style_lrate or args.lrate) * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
+
+
+class StyleModel:
+    """Style MLP + latent codes, with their optimizers and checkpoint state.  width: the MLP's
+    (a checkpoint's own when loading one; style_width(args) otherwise)."""
+
+    def __init__(self, args, mu, logvar, n_views, in_ch, style_names, width=None):
         self.style_names, self.mu, self.logvar, self.n_views = list(style_names), mu, logvar, n_views
-        self.mlp = StyleMLP(D=args.style_D, W=args.netwidth, input_ch=in_ch, latent_dim=mu.shape[1])
+        self.width = int(width or style_width(args))
+        self.mlp = StyleMLP(D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=mu.shape[1])
         self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale,
                                    rng=np.random.default_rng(args.seed))
-        # one Adam, two groups: the MLP at --lrate (decayed), the latent codes at 1e-3
-        self.opt = Adam([{"params": self.mlp.parameters(), "lr": args.lrate},
-                                  {"params": self.latents.parameters(), "lr": LATENT_LR}], lr=args.lrate)
+        # one Adam, two groups: the MLP at style_lrate (decayed), the latent codes at 1e-3
+        lr = style_lrate(args, args.origin_step)
+        self.opt = Adam([{"params": self.mlp.parameters(), "lr": lr},
+                         {"params": self.latents.parameters(), "lr": LATENT_LR}], lr=lr)
 
     def state(self, step):
         return {"step": step, "style_mlp": self.mlp.state_dict(), "latents": self.latents.state_dict(),
                 "optimizer": adam_state(self.opt), "style_names": self.style_names, "mu": self.mu,
-                "logvar": self.logvar, "n_views": self.n_views}
+                "logvar": self.logvar, "n_views": self.n_views, "width": self.width}
 
     def load(self, ck, source, with_optim=True):
         load_module_state(self.mlp, ck["style_mlp"], source + " (style MLP)")
@@ -164,7 +179,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks)."""
-    H, W, focal = geo.hwf
+    H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
 
     def step_fn(step):
@@ -189,7 +204,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True):
         logp_w = logp_weight(args, step)
         logp = model.latents.logp_loss(s_i, v_i)
         loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
-        model.opt.param_groups[0]["lr"] = args.lrate * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
+        model.opt.param_groups[0]["lr"] = style_lrate(args, step)
         model.opt.step(loss)
         return loss_f, logp
     return step_fn
@@ -202,7 +217,8 @@ def load_style_model(args, system, expdir):
     if path is None:
         raise FileNotFoundError(f"no style checkpoint (style_*.pkl) in {expdir}: train the style stage first "
                                 f"(run_stylenerf.py --config ... without render options)")
+    # the checkpoint's own width (files from before --style_W have --netwidth's)
     model = StyleModel(args, ck["mu"], ck["logvar"], int(ck["n_views"]), system.embed_xyz.out_dim,
-                       ck["style_names"])
+                       ck["style_names"], width=ck.get("width") or args.netwidth)
     model.load(ck, path, with_optim=False)
     return model, step

@@ -1,12 +1,15 @@
 """Stage 4: stylized targets - every geometry view stylized with every style.
 
 The fine-tuned decoder stylizes the NeRF render of each view (AdaIN with the
-style image resized so its short side is --style_size).  Targets are cached as
-uint8 `<expdir>/targets/<k>_<style name>.npy` [V,H,W,3], keyed by the decoder
-file and the geometry cache (core/cache_key.py) so they are rebuilt when either changes.
+style image resized so its short side is --style_size), at the view's size divided by
+--target_factor (target_hwf: the decoder's strokes have a size in pixels, so the targets are
+made at the size the stylized NeRF is rendered at).  Targets are cached as
+uint8 `<expdir>/targets/<k>_<style name>.npy` [V,h,w,3], keyed by the decoder
+file, the geometry cache and the size (core/cache_key.py) so they are rebuilt when one changes.
 """
 import os
 
+import cv2
 import jittor as jt
 import numpy as np
 from tqdm import tqdm
@@ -14,7 +17,23 @@ from tqdm import tqdm
 from core.cache_key import file_stamp, matches, refresh
 from core.media import to8b
 from core.oserrors import remove_quietly, writing
+from dataset.rays import scaled_hwf
 from models.adain import adain
+
+
+def target_hwf(args, geo):
+    """(h, w, focal) of the targets and of the style stage's rays: the geometry views' camera
+    --target_factor times smaller."""
+    return scaled_hwf(geo.hwf, args.target_factor)
+
+
+def target_content(args, geo, v):
+    """What the targets of view v stylize: its NeRF render [h,w,3] at target_hwf (area-averaged)."""
+    h, w, _ = target_hwf(args, geo)
+    rgb = geo.rgb[v]
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return cv2.resize(np.ascontiguousarray(rgb, np.float32), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def stylize_view(encoder, decoder, rgb, style_feat):
@@ -44,7 +63,7 @@ def _read_cached(path, shape, log):
 def target_key(args, expdir):
     return {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
             "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
-            "style_size": args.style_size}
+            "style_size": args.style_size, "target_factor": args.target_factor}
 
 
 def target_path(folder, k, name):
@@ -75,15 +94,17 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
     targets = []
     for k, (name, img) in enumerate(styles):
         path = target_path(folder, k, name)
-        cached = _read_cached(path, geo.rgb.shape, log)
+        h, w, _ = target_hwf(args, geo)
+        shape = (geo.n_views, h, w, 3)
+        cached = _read_cached(path, shape, log)
         if cached is not None:
             targets.append(cached)
             continue
         with jt.no_grad():
             s_feat = encoder.encode(jt.array(img.transpose(2, 0, 1)[None]))
-        out = np.zeros(geo.rgb.shape, np.uint8)
+        out = np.zeros(shape, np.uint8)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
-            out[v] = to8b(stylize_view(encoder, decoder, geo.rgb[v], s_feat))
+            out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
         try:
             with writing(path):
                 np.save(path + ".tmp.npy", out)

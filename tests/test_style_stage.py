@@ -257,3 +257,36 @@ def test_logp_weight_decays_once_per_1000_style_steps_as_the_original():
     np.testing.assert_allclose(got, [0.1, 0.1, 0.05, 0.0125])
     args.logp_loss_decay = 1.0  # the default: a constant weight
     assert style_stage.logp_weight(args, 5000001) == 0.1
+
+
+def test_target_factor_draws_pixels_of_the_smaller_targets_with_their_camera(style_setup, monkeypatch):
+    """--target_factor 2: half-size targets, rays through the pixels of the half-size camera."""
+    st = style_setup
+    st["targets"] = [np.broadcast_to(col, (3, H // 2, W // 2, 3)).copy() for col in STYLE_COLOURS]
+    seen = []
+
+    def spy(h, w, focal, c2ws, rows, cols, **kw):
+        seen.append((h, w, focal, rows.max(), cols.max()))
+        return pixel_rays(h, w, focal, c2ws, rows, cols, **kw)
+    monkeypatch.setattr(style_stage, "pixel_rays", spy)
+    run(st, total_step=2, target_factor=2)
+    assert len(seen) == 2
+    for h, w, focal, r, c in seen:
+        assert (h, w, focal) == (H // 2, W // 2, FOCAL / 2) and r < H // 2 and c < W // 2
+
+
+def test_style_width_and_learning_rate_options(style_setup):
+    st = style_setup
+    model = run(st, total_step=4, style_W=24, style_lrate=2e-3, lrate_decay=100)
+    assert model.width == 24 and model.mlp.hidden[0].weight.shape[0] == 24
+    assert model.opt.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.1 ** (4 / 100))
+    assert model.opt.param_groups[1]["lr"] == style_stage.LATENT_LR  # the codes' rate is its own
+    # rendering commands rebuild the checkpoint's width whatever --style_W says now
+    loaded, _ = load_style_model(style_args(total_step=4), st["system"], st["expdir"])
+    assert loaded.width == 24
+    for (k, a), b in zip(model.mlp.state_dict().items(), loaded.mlp.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    # without the options: --netwidth and --lrate, as the original
+    args = style_args(lrate_decay=100)
+    assert style_stage.style_width(args) == 16
+    assert style_stage.style_lrate(args, 100) == pytest.approx(3e-3 * 0.1)

@@ -59,7 +59,7 @@ def setup(tmp_path):
         f.write('{"nerf_step": 10}')
     with open(os.path.join(expdir, "decoder.pkl"), "wb") as f:
         f.write(b"decoder v1")
-    args = SimpleNamespace(style_size=32)
+    args = SimpleNamespace(style_size=32, target_factor=1)
     return args, geo, styles, expdir
 
 
@@ -178,3 +178,24 @@ def test_a_damaged_target_file_is_made_again_with_a_warning(setup):
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not [f for f in os.listdir(folder) if ".tmp" in f]
+
+
+def test_target_factor_stylizes_the_area_averaged_view_at_the_smaller_size(setup):
+    """--target_factor 2: each target is AdaIN of the view's 2x2 block means (NumPy reference)."""
+    args, geo, styles, expdir = setup
+    args.target_factor = 2
+    targets, calls = make(setup)
+    assert calls == 2 * V
+    for t, (_, style) in zip(targets, styles):
+        assert t.shape == (V, H // 2, W // 2, 3)
+        for v in range(V):
+            small = geo.rgb[v].reshape(H // 2, 2, W // 2, 2, 3).mean(axis=(1, 3))
+            assert np.abs(t[v].astype(int) - adain_rgb_reference(small, style)).max() <= 1
+
+
+def test_another_target_factor_makes_the_targets_again(setup):
+    args = setup[0]
+
+    def change():
+        args.target_factor = 2
+    assert _stylized_again(setup, change) == 2 * V

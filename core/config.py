@@ -103,6 +103,10 @@ def build_parser():
     add("--lrate_decay", type=int, default=100000, help="steps for the learning rate to fall 10x")
     add("--style_lrate", type=float, default=0.0,
         help="learning rate of the style MLP (0: --lrate, the original); decays as --lrate does, from --origin_step")
+    add("--style_patch_weight", type=float, default=0.0,
+        help="weight of the style stage's texture term: one rendered --style_patch window a step must have "
+             "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original)")
+    add("--style_patch", type=int, default=32, help="side in pixels of that window (at the targets' size)")
     add("--target_factor", type=int, default=1,
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
@@ -203,11 +207,11 @@ _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fi
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
                  "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long",
-                 "mimic_views", "target_factor"]
+                 "mimic_views", "target_factor", "style_patch"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
-                 "style_W", "style_lrate"]
+                 "style_W", "style_lrate", "style_patch_weight"]
 
 
 def check_args(args):

@@ -137,8 +137,10 @@ def _style(run):
     if mimic.enabled(args):  # the decoder keeps learning, from the style NeRF's renders
         mim = mimic.Mimic(args, run.get("system"), run.get("geo"), run.get("encoder"), run.get("decoder"),
                           run.finetune_styles(), images, tgts, opts, run.expdir)
+    encoder = run.get("encoder") if args.style_patch_weight > 0 else None  # the texture term's
     model = style_stage.train_style(args, run.get("system"), run.get("geo"), tgts, run.get("mu"),
-                                    run.get("logvar"), names, run.expdir, opts, run.log, mimic=mim)
+                                    run.get("logvar"), names, run.expdir, opts, run.log, mimic=mim,
+                                    encoder=encoder)
     run.log(f"style training finished at step {args.total_step}; styles: {', '.join(names)}")
     return {"style_model": model}
 
@@ -218,7 +220,8 @@ def run(args, log=print):
     from pipeline.experiment import remove_partial_files
     remove_partial_files(expdir)  # left by a run killed mid-write
     stages = stages_for(args)
-    if len(stages) > 1:  # weights and style images, before hours of NeRF training
+    if len(stages) > 1:  # weights, style images and sizes, before hours of NeRF training
+        preflight.check_target_size(args, scene.hwf)
         preflight.check_style_inputs(args, expdir, log)
     else:
         log("total_step <= origin_step: no style training asked for")

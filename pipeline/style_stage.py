@@ -20,6 +20,7 @@ from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
+from pipeline.style_patch import patch_pixels, patch_texture_loss
 from pipeline.targets import target_hwf
 from render.renderer import render_rays
 
@@ -134,10 +135,12 @@ def style_checkpoints(expdir, args):
     return CheckpointManager(expdir, "style", keep=args.ckp_num)
 
 
-def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print, mimic=None):
+def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print, mimic=None,
+                encoder=None):
     """Train from the newest style checkpoint (or origin_step) to total_step, rendering as opts (a
     RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel.  mimic: a
-    pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step)."""
+    pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step).  encoder: the VGG
+    encoder of the texture term (--style_patch_weight > 0)."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
@@ -155,7 +158,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
         return model
     for p in system.parameters():
         p.stop_grad()
-    step_fn = style_step(args, system, geo, targets, model, opts)
+    step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder)
 
     def state(s):
         return {**model.state(s), **(mimic.state() if mimic is not None else {})}
@@ -175,16 +178,24 @@ def logp_weight(args, step):
     return args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) // 1000)
 
 
-def style_step(args, system, geo, targets, model, opts, share_color=True):
+def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
-    the style MLP runs at both levels' depths (the same result, more work; for benchmarks)."""
+    the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
+    With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
+    render adds the texture term (pipeline/style_patch.py; needs the encoder)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
+    p = args.style_patch if args.style_patch_weight > 0 else 0
+    if p and encoder is None:
+        raise ValueError("--style_patch_weight > 0 needs the VGG encoder for the texture term")
 
     def step_fn(step):
         rng = np.random.default_rng([args.seed, 6, step])
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
+        if p:  # the texture window's rays go last
+            s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c),
+                                                         patch_pixels(rng, n_styles, geo.n_views, H, W, p)))
         target = np.empty((len(s), 3), np.uint8)
         for k in np.unique(s):  # gather from each style's (memory-mapped) target stack
             m = s == k
@@ -204,6 +215,10 @@ def style_step(args, system, geo, targets, model, opts, share_color=True):
         logp_w = logp_weight(args, step)
         logp = model.latents.logp_loss(s_i, v_i)
         loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
+        if p:
+            rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
+            n = args.batch_size_style
+            loss = loss + args.style_patch_weight * patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
         model.opt.param_groups[0]["lr"] = style_lrate(args, step)
         model.opt.step(loss)
         return loss_f, logp

@@ -95,3 +95,16 @@ def test_check_writable(tmp_path, monkeypatch):
     with pytest.raises(OSError) as e:
         preflight.check_writable(str(tmp_path / "full"))
     assert e.value.errno == errno.ENOSPC and str(tmp_path / "full") in e.value.filename
+
+
+def test_target_size_holds_the_texture_window():
+    from types import SimpleNamespace
+    hwf = (378, 504, 400.0)
+    ok = SimpleNamespace(target_factor=2, style_patch=64, style_patch_weight=0.1)
+    preflight.check_target_size(ok, hwf)  # 252x189 targets hold a 64 window
+    with pytest.raises(ValueError, match=r"--style_patch 64 is larger than the targets \(63x47"):
+        preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=64, style_patch_weight=0.1), hwf)
+    # without the texture term the window does not matter
+    preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=64, style_patch_weight=0.0), hwf)
+    with pytest.raises(ValueError, match="--target_factor 64: targets of 7x5 pixels from 504x378 views"):
+        preflight.check_target_size(SimpleNamespace(target_factor=64, style_patch=4, style_patch_weight=0.0), hwf)

@@ -1,0 +1,187 @@
+"""How closely the stylized NeRF follows its targets, for several style-stage settings side by
+side on one trained NeRF: style loss against per-frame AdaIN's, sharpness, consistency.
+
+    python bench/style_levers.py --config configs/fern_quick.txt \
+        --common "--expname fern_quick_nerf120k --origin_step 120001" \
+        --variant base="--total_step 123001" \
+        --variant f2="--target_factor 2 --total_step 123001" \
+        --variant f2_long="--target_factor 2 --total_step 150001" \
+        [--eval "--eval_frames 30"] [--parallel 2] [--out levers.json]
+
+1. The base experiment (--common's --expname) runs stages 1-5 (run_stylenerf.py with one style
+   step), or finds them done.
+2. Each variant gets a folder of its own, <expname>_<variant>, that shares the base's NeRF,
+   geometry, fine-tuned decoder and VAE (links; its targets are its own, as --target_factor may
+   change them), and runs stage 6 with the variant's options; --parallel of them at a time
+   (small style batches leave most of a GPU idle).
+3. evaluate.py measures each (its --eval options too), and the table gives per variant and style:
+   the stylized NeRF's style loss over per-frame AdaIN's (issue target <= 1.25x), the
+   sharpness of both relative to the photoreal frames (target: the NeRF within 20% of 1), the
+   consistency ratios (target k=7 <= 0.5), and the style stage's wall time.
+"""
+import argparse
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NERF = "stylized NeRF"
+ADAIN = "per-frame AdaIN"
+SHARED_DIRS = ("geometry",)
+SKIPPED = ("args.txt", "config.txt")
+
+
+def parse_variant(spec):
+    name, sep, opts = spec.partition("=")
+    if not sep or not name or not name.replace("_", "").isalnum():
+        raise SystemExit(f"error: --variant takes name=\"options\" (name: letters, digits, _), got {spec!r}")
+    return name, shlex.split(opts)
+
+
+def option(argv, name, default=None):
+    """The value of --name in argv (the last one), else default."""
+    value = default
+    for i, a in enumerate(argv[:-1]):
+        if a == f"--{name}":
+            value = argv[i + 1]
+    return value
+
+
+def experiment_dir(config, common):
+    """<basedir>/<expname> as run_stylenerf.py resolves them for these options."""
+    sys.path.insert(0, ROOT)
+    from core.config import parse_args
+    args = parse_args(["--config", config] + common)
+    return os.path.join(args.basedir, args.expname), args
+
+
+def share(base, dst):
+    """dst gets links to base's stages 1-5 outputs: top-level files but style checkpoints and
+    run records, and the geometry folder; its own targets/ and style_*.pkl stay its own."""
+    os.makedirs(dst, exist_ok=True)
+    for f in os.listdir(base):
+        src, out = os.path.join(base, f), os.path.join(dst, f)
+        if os.path.lexists(out) or f.startswith("style_") or f in SKIPPED:
+            continue
+        if f in SHARED_DIRS:
+            os.symlink(os.path.abspath(src), out)
+        elif os.path.isfile(src):
+            os.link(src, out)
+
+
+def run_logged(cmd, log_path):
+    log = open(log_path, "a")
+    log.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+    log.flush()
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log
+
+
+def run_all(jobs, parallel):
+    """jobs: [(name, cmd, log)] run at most `parallel` at a time; returns {name: (rc, seconds)}."""
+    pending, running, done = list(jobs), {}, {}
+    while pending or running:
+        while pending and len(running) < parallel:
+            name, cmd, log = pending.pop(0)
+            running[name] = (*run_logged(cmd, log), time.time())
+        time.sleep(1)
+        for name, (proc, log, t0) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                done[name] = (proc.returncode, time.time() - t0)
+                print(f"  {name}: exit {proc.returncode} after {done[name][1]:.0f} s", flush=True)
+                del running[name]
+    return done
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def variant_rows(name, expdir):
+    """Per style: style-loss ratio, sharpness (NeRF, AdaIN), consistency ratios, from eval/."""
+    strength = read_csv(os.path.join(expdir, "eval", "style_strength.csv"))
+    summary = {r["style"]: r for r in read_csv(os.path.join(expdir, "eval", "summary.csv"))}
+    rows = []
+    for s in sorted({r["style"] for r in strength if r["method"] == NERF}):
+        get = {r["method"]: r for r in strength if r["style"] == s}
+        key = os.path.splitext(s)[0]
+        nerf, adain = float(get[NERF]["style_loss"]), float(get[ADAIN]["style_loss"])
+        cons = {k: float(v) for k, v in summary.get(key, {}).items() if k.startswith("consistency_ratio")}
+        rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
+                     "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),
+                     "sharpness_adain": float(get[ADAIN]["sharpness"]), **cons})
+    return rows
+
+
+def table(rows, seconds):
+    ks = sorted({k for r in rows for k in r if k.startswith("consistency_ratio")})
+    lines = ["| variant | style | style loss NeRF / AdaIN | ratio | sharpness NeRF / AdaIN | "
+             + " | ".join(k.replace("consistency_ratio_", "consistency ") for k in ks) + " | style stage |",
+             "|---" * (6 + len(ks)) + "|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['style']} | {r['style_loss_nerf']:.3f} / {r['style_loss_adain']:.3f} | "
+                     f"{r['style_loss_ratio']:.2f}x | {r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
+                     + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in ks)
+                     + f" | {seconds.get(r['variant'], float('nan')):.0f} s |")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="configs/fern_quick.txt")
+    ap.add_argument("--common", default="", help="options of every run and evaluation (e.g. --expname, --origin_step)")
+    ap.add_argument("--variant", action="append", required=True, help='name="run_stylenerf.py options"')
+    ap.add_argument("--eval", default="", help="more evaluate.py options (e.g. --eval_frames 30)")
+    ap.add_argument("--parallel", type=int, default=1, help="variants trained at the same time")
+    ap.add_argument("--no_eval", action="store_true", help="train only (evaluate in a later run)")
+    ap.add_argument("--out", default=None, help="JSON of the rows")
+    a = ap.parse_args(argv)
+    common = shlex.split(a.common)
+    variants = [parse_variant(v) for v in a.variant]
+    base, args = experiment_dir(a.config, common)
+    py = [sys.executable]
+    t0 = time.time()
+    print(f"base experiment {base}: stages 1-5", flush=True)
+    prep = py + ["run_stylenerf.py", "--config", a.config] + common + ["--total_step", str(args.origin_step + 1)]
+    os.makedirs(base, exist_ok=True)
+    rc = run_all([("stages 1-5", prep, os.path.join(base, "levers_prepare.log"))], 1)["stages 1-5"][0]
+    if rc != 0:
+        raise SystemExit(f"error: stages 1-5 failed (exit {rc}): see {base}/levers_prepare.log")
+    jobs, evals, dirs = [], [], {}
+    for name, opts in variants:
+        exp = f"{args.expname}_{name}"
+        dirs[name] = os.path.join(args.basedir, exp)
+        share(base, dirs[name])
+        run = common + ["--expname", exp] + opts
+        jobs.append((name, py + ["run_stylenerf.py", "--config", a.config] + run,
+                     os.path.join(dirs[name], "levers_train.log")))
+        evals.append((name, py + ["evaluate.py", "--config", a.config] + run + shlex.split(a.eval),
+                      os.path.join(dirs[name], "levers_eval.log")))
+    print(f"style stage of {len(jobs)} variants, {a.parallel} at a time", flush=True)
+    trained = run_all(jobs, a.parallel)
+    seconds = {n: s for n, (rc, s) in trained.items() if rc == 0}
+    if a.no_eval:
+        return 0
+    print("evaluation", flush=True)
+    evaluated = run_all([e for e in evals if e[0] in seconds], a.parallel)
+    rows = [r for name, _ in variants if evaluated.get(name, (1,))[0] == 0
+            for r in variant_rows(name, dirs[name])]
+    print("\n".join(table(rows, seconds)))
+    print(f"{time.time() - t0:.0f} s in all", flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"config": a.config, "common": common, "variants": dict(variants), "eval": a.eval,
+                       "style_stage_s": seconds, "rows": rows}, f, indent=1)
+    failed = [n for n, _ in variants if trained.get(n, (1,))[0] != 0 or evaluated.get(n, (1,))[0] != 0]
+    if failed:
+        print(f"failed: {', '.join(failed)} (logs: {', '.join(dirs[n] + '/levers_*.log' for n in failed)})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@
 #   | fernlong <seconds> [bench_nerf args] (fern.txt's NeRF stage over several runs, resumed)
 #   | fernstyle <seconds> [run_stylenerf options] (fern_quick's stylization on fernlong's NeRF)
 #   | render <seconds> [bench_render args] (fast against exact renderer on fern.txt's NeRF)
+#   | levers <seconds> [style_levers args] (style-stage variants on fern.txt's NeRF, evaluated)
 # <seconds> is a time limit (a job scheduler's, say): the long steps save their newest
 # checkpoints into $OUT as archives, and with those archives in .offline/resume/ the same step
 # continues on a fresh machine where the last run stopped.
@@ -138,6 +139,19 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
+  levers)  # style-stage variants side by side on fern.txt's trained NeRF (bench/style_levers.py:
+           # stages 2-5 once, each variant's stage 6, evaluate.py of each, one table):
+           # levers <seconds> --variant name="options" ... [--parallel N] [--eval "--eval_frames 30"]
+           # A run cut by the time limit is continued by the same command on the same (warm)
+           # machine: finished stages and style steps are found, evaluate.py runs again.
+    budget=$1; shift
+    exp=logs/fern_quick_nerf120k
+    mkdir -p $exp
+    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
+    timeout "$budget" python3 bench/style_levers.py --config configs/fern_quick.txt \
+      --common "--expname $(basename $exp) --origin_step 120001" --out "$OUT/style_levers.json" "$@" 2>&1 \
+      | logged levers.log
+    tar czf "$OUT/levers_eval.tgz" $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log 2>/dev/null) ;;
   render)  # the fast renderer against the exact one (bench_render.py, default every 2nd pixel:
            # 504x378) on fern.txt's trained NeRF, with fernstyle's style model when an archive of
            # it is in $resume (exp_fern_quick_nerf120k_rest.tgz), else a random style MLP:
@@ -149,5 +163,5 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     boxed bench_render.py render.log "$budget" --expdir $exp "$@" ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers)" >&2; exit 2 ;;
 esac

@@ -65,7 +65,7 @@ def share(base, dst):
     os.makedirs(dst, exist_ok=True)
     for f in os.listdir(base):
         src, out = os.path.join(base, f), os.path.join(dst, f)
-        if os.path.lexists(out) or f.startswith("style_") or f in SKIPPED:
+        if os.path.lexists(out) or f.startswith("style_") or f in SKIPPED or f.endswith(".log"):
             continue
         if f in SHARED_DIRS:
             os.symlink(os.path.abspath(src), out)

@@ -33,6 +33,7 @@ NERF = "stylized NeRF"
 ADAIN = "per-frame AdaIN"
 SHARED_DIRS = ("geometry",)
 SKIPPED = ("args.txt", "config.txt")
+TIME_LIMIT_EXIT = 75  # run_stylenerf.py stopped by --time_limit, its steps saved
 
 
 def parse_variant(spec):
@@ -102,6 +103,13 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def style_steps(expdir, origin_step):
+    """Style steps trained: the newest style_<step>.pkl's step past origin_step."""
+    steps = [int(f[6:-4]) for f in os.listdir(expdir) if f.startswith("style_") and f.endswith(".pkl")
+             and f[6:-4].isdigit()]
+    return max(steps) - origin_step if steps else 0
+
+
 def variant_rows(name, expdir):
     """Per style: style-loss ratio, sharpness (NeRF, AdaIN), consistency ratios, from eval/."""
     strength = read_csv(os.path.join(expdir, "eval", "style_strength.csv"))
@@ -127,7 +135,7 @@ def table(rows, seconds):
         lines.append(f"| {r['variant']} | {r['style']} | {r['style_loss_nerf']:.3f} / {r['style_loss_adain']:.3f} | "
                      f"{r['style_loss_ratio']:.2f}x | {r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
                      + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in ks)
-                     + f" | {seconds.get(r['variant'], float('nan')):.0f} s |")
+                     + f" | {r.get('style_steps', 0)} steps, {seconds.get(r['variant'], float('nan')):.0f} s |")
     return lines
 
 
@@ -164,20 +172,21 @@ def main(argv=None):
                       os.path.join(dirs[name], "levers_eval.log")))
     print(f"style stage of {len(jobs)} variants, {a.parallel} at a time", flush=True)
     trained = run_all(jobs, a.parallel)
-    seconds = {n: s for n, (rc, s) in trained.items() if rc == 0}
+    # exit 75: the variant's own --time_limit stopped it, saved (equal-time comparisons)
+    seconds = {n: s for n, (rc, s) in trained.items() if rc in (0, TIME_LIMIT_EXIT)}
     if a.no_eval:
         return 0
     print("evaluation", flush=True)
     evaluated = run_all([e for e in evals if e[0] in seconds], a.parallel)
-    rows = [r for name, _ in variants if evaluated.get(name, (1,))[0] == 0
-            for r in variant_rows(name, dirs[name])]
+    rows = [{**r, "style_steps": style_steps(dirs[name], args.origin_step)}
+            for name, _ in variants if evaluated.get(name, (1,))[0] == 0 for r in variant_rows(name, dirs[name])]
     print("\n".join(table(rows, seconds)))
     print(f"{time.time() - t0:.0f} s in all", flush=True)
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"config": a.config, "common": common, "variants": dict(variants), "eval": a.eval,
                        "style_stage_s": seconds, "rows": rows}, f, indent=1)
-    failed = [n for n, _ in variants if trained.get(n, (1,))[0] != 0 or evaluated.get(n, (1,))[0] != 0]
+    failed = [n for n, _ in variants if n not in seconds or evaluated.get(n, (1,))[0] != 0]
     if failed:
         print(f"failed: {', '.join(failed)} (logs: {', '.join(dirs[n] + '/levers_*.log' for n in failed)})")
     return 1 if failed else 0

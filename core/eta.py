@@ -1,14 +1,16 @@
-"""Say once, early, when a training stage will take long at the rate it is running.
+"""Say once, early, how long a training stage will take at the rate it is running.
 
 The progress bar shows an ETA, but a CPU user starting fern.txt sees "345 hours" only if
-they look; a stage that would run longer than LONG_S gets one line with the estimate and,
-on the CPU, the quick CPU settings.  The rate is measured after the first WARMUP_STEPS
-(Jittor compiles its kernels then), over at least MEASURE_S seconds or MEASURE_STEPS steps.
+they look.  Every stage with at least EXPECT_S left gets one line with its expected time; one
+that would run longer than LONG_S gets a note instead, with, on the CPU, the quick CPU
+settings.  The rate is measured after the first WARMUP_STEPS (Jittor compiles its kernels
+then), over at least MEASURE_S seconds or MEASURE_STEPS steps.
 """
 import sys
 import time
 
 LONG_S = 3600.0
+EXPECT_S = 60.0
 WARMUP_STEPS = 2
 MEASURE_S = 10.0
 MEASURE_STEPS = 200
@@ -21,7 +23,9 @@ def format_duration(seconds):
         return f"{seconds / 86400:.0f} days"
     if seconds >= 3600:
         return f"{seconds / 3600:.0f} hours" if seconds >= 10 * 3600 else f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 60:.0f} minutes"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} s"
 
 
 class LongRunNotice:
@@ -53,6 +57,10 @@ class LongRunNotice:
         left = (self.last_step - step) / rate
         if left > LONG_S:
             self.message = self._line(rate, left, self.last_step - step)
+        elif left >= EXPECT_S:
+            self.message = (f"{self.stage}: about {format_duration(left)} more "
+                            f"({self.last_step - step} steps at the measured {_rate_text(rate)})")
+        if self.message:
             self._emit(self.message)
 
     def _line(self, rate, left, steps_left):
@@ -61,9 +69,8 @@ class LongRunNotice:
             from backend import runtime
             on_cpu = not runtime.use_cuda()
         where = "on the CPU" if on_cpu else "on this GPU"
-        rate_text = f"{rate:.1f} steps/s" if rate >= 1 else f"{1 / rate:.1f} s a step"
         line = (f"note: the {self.stage} stage needs about {format_duration(left)} more {where} "
-                f"({steps_left} steps left at the measured {rate_text})")
+                f"({steps_left} steps left at the measured {_rate_text(rate)})")
         return line + ("; " + CPU_HINT if on_cpu else "")
 
     def _emit(self, line):
@@ -71,6 +78,10 @@ class LongRunNotice:
             return self.write(line)
         from tqdm import tqdm
         tqdm.write(line, file=sys.stderr)
+
+
+def _rate_text(rate):
+    return f"{rate:.1f} steps/s" if rate >= 1 else f"{1 / rate:.1f} s a step"
 
 
 def announce_long_runs(steps, stage, last_step):

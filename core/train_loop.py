@@ -19,8 +19,11 @@ import time
 
 from tqdm import tqdm
 
-from core.eta import LongRunNotice
+from core.compile_count import jit_kernels
+from core.eta import LongRunNotice, format_duration
 from core.interrupt import StopRequest, TrainingInterrupted
+
+FIRST_STEP_NOTE_S = 5.0  # a first step this slow that compiled kernels gets its own line
 
 _deadline = None  # time.monotonic() by which every training loop of this run stops (None: none)
 _minutes = None   # the --time_limit behind it, for the message
@@ -93,16 +96,32 @@ class TrainLoop:
     def _timed_out(self):
         return self.deadline is not None and self.clock() >= self.deadline
 
+    def _first_step(self, seconds, kernels):
+        """After step 1: when it compiled kernels and took long, say so, and restart the bar's
+        clock so that its estimate is the steady rate's, not the compile's."""
+        if kernels <= 0 or seconds < FIRST_STEP_NOTE_S:
+            return
+        self.bar.write(f"{self.stage}: the first step took {format_duration(seconds)}: Jittor compiled "
+                       f"{kernels} kernels (kept in its cache, so a later run starts at once)")
+        n = self.bar.n
+        self.bar.reset()
+        self.bar.n = self.bar.last_print_n = self.bar.initial = n
+        self.bar.refresh()
+
     def __iter__(self):
-        self.bar = tqdm(range(self.start + 1, self.last + 1), initial=self.start - self.bar_base,
-                        total=self.last - self.bar_base, desc=self.desc, dynamic_ncols=True, **self.bar_kwargs)
+        self.bar = tqdm(initial=self.start - self.bar_base, total=self.last - self.bar_base, desc=self.desc,
+                        dynamic_ncols=True, **self.bar_kwargs)
         notice = LongRunNotice(self.stage, self.eta_last)
         self.t0 = self.clock()
+        kernels = jit_kernels()
         try:
             with StopRequest() as stop:
-                for step in self.bar:
+                for step in range(self.start + 1, self.last + 1):
                     self.step = step
                     yield step
+                    self.bar.update(1)
+                    if step == self.start + 1:
+                        self._first_step(self.clock() - self.t0, jit_kernels() - kernels)
                     notice.step(step)
                     timed_out = self._timed_out()
                     periodic = step % self.every == 0 and (step < self.last or self.save_last)

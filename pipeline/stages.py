@@ -19,6 +19,7 @@ import numpy as np
 
 from core import timing
 from core.checkpoint import CheckpointError
+from core.compile_count import jit_kernels
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
 from pipeline import decoder_finetune, geometry, latents, mimic, nerf_stage, style_stage, targets, warm_start
@@ -180,7 +181,8 @@ def stages_for(args):
 
 def run_stages(run, stages, log=print):
     """Run `stages` in order from the first unfinished one; one line per stage with its state
-    (done, or run with its elapsed time - the stage's own progress bar below it)."""
+    (done, or run with its elapsed time and the kernels Jittor compiled for it - the stage's own
+    progress bar below it, whose loop says its expected time once measured)."""
     first = next((i for i, s in enumerate(stages) if not s.done(run)), None)
     for i, s in enumerate(stages):
         state = "done" if first is None or i < first else "to run"
@@ -192,10 +194,12 @@ def run_stages(run, stages, log=print):
             s.skip(run)
     for s in stages[first:]:
         log(f"stage {s.name} ({stages.index(s) + 1}/{len(stages)})")
-        t0 = time.time()
+        t0, kernels = time.time(), jit_kernels()
         with timing.stage(s.name):
             run.products.update(s.run(run))
-        log(f"stage {s.name}: finished in {time.time() - t0:.1f} s")
+        compiled = jit_kernels() - kernels
+        log(f"stage {s.name}: finished in {time.time() - t0:.1f} s"
+            + (f" ({compiled} kernels compiled by Jittor)" if compiled > 0 else ""))
     return first
 
 

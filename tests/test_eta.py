@@ -35,15 +35,24 @@ def test_on_a_gpu_no_cpu_config_and_hours_in_steps_per_second():
     assert "100.0 steps/s" in lines[0] and "14 hours" in lines[0]
 
 
-def test_a_short_stage_says_nothing():
+def test_a_stage_under_an_hour_gets_its_expected_time_without_a_note():
     lines, clock = [], Clock()
     notice = eta.LongRunNotice("NeRF", 5000, on_cpu=True, write=lines.append, clock=clock)
     drive(notice, clock, 0.5, 300)  # 5000 steps at 2 steps/s: 42 minutes
+    # measured over steps 2..22 (10 s): 4978 steps left at 2 steps/s = 2489 s
+    assert lines == ["NeRF: about 41 minutes more (4978 steps at the measured 2.0 steps/s)"] and notice.done
+
+
+def test_a_stage_under_a_minute_says_nothing():
+    lines, clock = [], Clock()
+    notice = eta.LongRunNotice("VAE", 1000, on_cpu=True, write=lines.append, clock=clock)
+    drive(notice, clock, 0.02, 1000)  # 1000 steps at 50 steps/s: 20 s
     assert lines == [] and notice.done
 
 
 def test_durations():
     assert eta.format_duration(45 * 60) == "45 minutes"
+    assert eta.format_duration(75) == "75 s"
     assert eta.format_duration(3 * 3600) == "3.0 hours"
     assert eta.format_duration(40 * 3600) == "40 hours"
     assert eta.format_duration(10 * 86400) == "10 days"

@@ -42,3 +42,15 @@ def test_the_six_stages_in_order_and_what_each_makes():
     assert len(made) == len(set(made))
     assert stages.stages_for(SimpleNamespace(total_step=10, origin_step=10)) == STAGES[:1]
     assert stages.stages_for(SimpleNamespace(total_step=11, origin_step=10)) == STAGES
+
+
+def test_a_stage_line_counts_the_kernels_jittor_compiled_for_it(monkeypatch):
+    monkeypatch.setattr(stages.timing, "stage", lambda name: __import__("contextlib").nullcontext())
+    counts = iter([10, 52, 52, 52])  # stage 1 compiles 42 kernels, stage 2 none
+    monkeypatch.setattr(stages, "jit_kernels", lambda: next(counts))
+    logs = []
+    run_stages(FakeRun(), [_stage("1 a", False, logs), _stage("2 b", False, logs)], logs.append)
+    finished = [line for line in logs if "finished in" in line]
+    assert finished[0].startswith("stage 1 a: finished in") and finished[0].endswith("(42 kernels compiled by Jittor)")
+    assert finished[1].startswith("stage 2 b: finished in") and "kernels" not in finished[1]
+

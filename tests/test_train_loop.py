@@ -68,3 +68,38 @@ def test_the_time_box_saves_and_stops_then_the_rerun_finishes(tmp_path):
     start, _, ck = resume(ckpts, ("x",), "toy", log=lambda *_: None)
     total, _ = _train(ckpts, start, 6, every=1000)
     assert ck["x"] + total == sum(range(1, 7))  # steps 5 and 6 after the saved 1..4
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.mark.parametrize("compiled,first_s,said", [(37, 95.0, True), (0, 95.0, False), (37, 1.0, False)])
+def test_a_first_step_that_compiles_says_so_and_the_bar_restarts_its_clock(tmp_path, monkeypatch, compiled,
+                                                                           first_s, said):
+    """Step 1 that took long because Jittor compiled kernels gets a line with the count, and the
+    bar's estimate restarts after it; a slow step without compiling, or a quick one, says nothing."""
+    import core.train_loop as tl
+    counts = iter([100, 100 + compiled])
+    monkeypatch.setattr(tl, "jit_kernels", lambda: next(counts))
+    clock, written = FakeClock(), []
+    ckpts = CheckpointManager(str(tmp_path), "toy", keep=2)
+    loop = TrainLoop("style training", 10, 14, save=lambda s: ckpts.save(s, {"step": s}), every=100,
+                     clock=clock, bar_base=10)
+    for step in loop:
+        clock.t += first_s if step == 11 else 0.01
+        if step == 11:
+            monkeypatch.setattr(loop.bar, "write", written.append)
+        if step == 12:
+            bar_n, bar_initial = loop.bar.n, loop.bar.initial
+    wait_for_flushes()
+    if said:
+        assert written == [f"style training: the first step took 95 s: Jittor compiled {compiled} kernels "
+                           "(kept in its cache, so a later run starts at once)"]
+        assert (bar_n, bar_initial) == (1, 1)  # the rate counts from step 2
+    else:
+        assert written == [] and (bar_n, bar_initial) == (1, 0)

@@ -13,6 +13,7 @@
 #   | fernstyle <seconds> [run_stylenerf options] (fern_quick's stylization on fernlong's NeRF)
 #   | render <seconds> [bench_render args] (fast against exact renderer on fern.txt's NeRF)
 #   | levers <seconds> [style_levers args] (style-stage variants on fern.txt's NeRF, evaluated)
+#   | tidycheck <seconds> (fernstyle's frames against those of the code before the tidy-up)
 # <seconds> is a time limit (a job scheduler's, say): the long steps save their newest
 # checkpoints into $OUT as archives, and with those archives in .offline/resume/ the same step
 # continues on a fresh machine where the last run stopped.
@@ -152,6 +153,20 @@ case "$step" in
       --common "--expname $(basename $exp) --origin_step 120001" --out "$OUT/style_levers.json" "$@" 2>&1 \
       | logged levers.log
     tar czf "$OUT/levers_eval.tgz" $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log 2>/dev/null) ;;
+  tidycheck) # the same stylized frames as before the architecture tidy-up: fernstyle's run
+            # (stages 2-6 on fern.txt's NeRF, 3,000 style steps, the videos at half size) by this
+            # tree, then its frames 0 and 30 of each style against those commit 1427bdb rendered
+            # (bench/checkpoints/fern_quick_nerf120k_1427bdb_frames.tgz): >= 40 dB.  The held-out
+            # PSNR at 5k: FERN_LONG_RUN=fern_5k bash bench/device_run.sh fernlong 300 --eval_at 5000
+            # (21.27 dB on 2026-12-03, f4bc7ff).  tidycheck <seconds>
+    budget=$1; shift
+    exp=logs/fern_quick_nerf120k
+    mkdir -p $exp
+    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
+    run_pipeline $exp "$budget" 0 --no_eval --extra --expname "$(basename $exp)" --origin_step 120001 \
+      --total_step 123001 "$@"
+    python3 bench/compare_frames.py --ref bench/checkpoints/fern_quick_nerf120k_1427bdb_frames.tgz \
+      --new $exp/render_valid_123001 2>&1 | logged tidycheck.log ;;
   render)  # the fast renderer against the exact one (bench_render.py, default every 2nd pixel:
            # 504x378) on fern.txt's trained NeRF, with fernstyle's style model when an archive of
            # it is in $resume (exp_fern_quick_nerf120k_rest.tgz), else a random style MLP:
@@ -163,5 +178,5 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     boxed bench_render.py render.log "$budget" --expdir $exp "$@" ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers | tidycheck)" >&2; exit 2 ;;
 esac

@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -82,8 +83,30 @@ def run_logged(cmd, log_path):
 
 
 def run_all(jobs, parallel):
-    """jobs: [(name, cmd, log)] run at most `parallel` at a time; returns {name: (rc, seconds)}."""
+    """jobs: [(name, cmd, log)] run at most `parallel` at a time; returns {name: (rc, seconds)}.
+    SIGTERM or Ctrl-C (a job scheduler's time limit) passes SIGTERM on to the running jobs,
+    which save their step and stop (a rerun resumes them), and starts no more."""
     pending, running, done = list(jobs), {}, {}
+    stop = []
+
+    def on_signal(signum, frame):
+        stop.append(signum)
+        pending.clear()
+        for proc, _, _ in running.values():
+            proc.send_signal(signal.SIGTERM)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _run(pending, running, done, parallel)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if stop:
+        raise SystemExit(f"stopped by signal {stop[0]}: the jobs saved their steps; run the same command again "
+                         "to continue")
+    return done
+
+
+def _run(pending, running, done, parallel):
     while pending or running:
         while pending and len(running) < parallel:
             name, cmd, log = pending.pop(0)
@@ -95,7 +118,6 @@ def run_all(jobs, parallel):
                 done[name] = (proc.returncode, time.time() - t0)
                 print(f"  {name}: exit {proc.returncode} after {done[name][1]:.0f} s", flush=True)
                 del running[name]
-    return done
 
 
 def read_csv(path):

@@ -1,0 +1,46 @@
+"""bench/style_levers.py: its job runner and option parsing (the whole run on the tiny scene is in
+tests/test_pipeline.py)."""
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import style_levers  # noqa: E402
+
+WAITS_FOR_TERM = ("import signal, sys, time\n"
+                  "signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))\n"
+                  "time.sleep(60)\n")
+
+
+def test_jobs_run_at_most_n_at_a_time_and_report_exit_codes(tmp_path):
+    jobs = [(f"j{i}", [sys.executable, "-c", f"import time, sys; time.sleep(0.3); sys.exit({i})"],
+             str(tmp_path / f"j{i}.log")) for i in range(3)]
+    t0 = time.time()
+    done = style_levers.run_all(jobs, 2)
+    assert {n: rc for n, (rc, _) in done.items()} == {"j0": 0, "j1": 1, "j2": 2}
+    assert time.time() - t0 >= 1.0  # two rounds of one-second polls at least
+    assert "sys.exit(1)" in open(tmp_path / "j1.log").read()  # the command heads its log
+
+
+def test_a_term_signal_is_passed_on_to_the_running_jobs_and_no_more_start(tmp_path):
+    jobs = [(f"j{i}", [sys.executable, "-c", WAITS_FOR_TERM], str(tmp_path / f"j{i}.log")) for i in range(2)]
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    t0 = time.time()
+    with pytest.raises(SystemExit, match="run the same command again"):
+        style_levers.run_all(jobs, 1)
+    assert time.time() - t0 < 20  # the running job stopped at once; the second never started
+    assert not os.path.exists(tmp_path / "j1.log")
+
+
+def test_variant_specs():
+    assert style_levers.parse_variant('f2=--target_factor 2 --style "a b"') == \
+        ("f2", ["--target_factor", "2", "--style", "a b"])
+    assert style_levers.parse_variant("base=") == ("base", [])
+    with pytest.raises(SystemExit, match="name="):
+        style_levers.parse_variant("no equals sign")
+    with pytest.raises(SystemExit, match="name="):
+        style_levers.parse_variant("bad-name=--x 1")

@@ -17,7 +17,9 @@ side on one trained NeRF: style loss against per-frame AdaIN's, sharpness, consi
 3. evaluate.py measures each (its --eval options too), and the table gives per variant and style:
    the stylized NeRF's style loss over per-frame AdaIN's (issue target <= 1.25x), the
    sharpness of both relative to the photoreal frames (target: the NeRF within 20% of 1), the
-   consistency ratios (target k=7 <= 0.5), and the style stage's wall time.
+   content distance of both to the photoreal frames (a texture bought by losing the scene
+   shows there - and in the picture strips, eval/strip_<style>.png, which are worth a look),
+   the consistency ratios (target k=7 <= 0.5), and the style stage's steps and wall time.
 """
 import argparse
 import csv
@@ -144,18 +146,21 @@ def variant_rows(name, expdir):
         cons = {k: float(v) for k, v in summary.get(key, {}).items() if k.startswith("consistency_ratio")}
         rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
                      "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),
-                     "sharpness_adain": float(get[ADAIN]["sharpness"]), **cons})
+                     "sharpness_adain": float(get[ADAIN]["sharpness"]),
+                     "content_distance_nerf": float(get[NERF]["content_distance"]),
+                     "content_distance_adain": float(get[ADAIN]["content_distance"]), **cons})
     return rows
 
 
 def table(rows, seconds):
     ks = sorted({k for r in rows for k in r if k.startswith("consistency_ratio")})
-    lines = ["| variant | style | style loss NeRF / AdaIN | ratio | sharpness NeRF / AdaIN | "
+    lines = ["| variant | style | style loss NeRF / AdaIN | ratio | sharpness NeRF / AdaIN | content distance NeRF / AdaIN | "
              + " | ".join(k.replace("consistency_ratio_", "consistency ") for k in ks) + " | style stage |",
-             "|---" * (6 + len(ks)) + "|"]
+             "|---" * (7 + len(ks)) + "|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['style']} | {r['style_loss_nerf']:.3f} / {r['style_loss_adain']:.3f} | "
                      f"{r['style_loss_ratio']:.2f}x | {r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
+                     f"{r['content_distance_nerf']:.2f} / {r['content_distance_adain']:.2f} | "
                      + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in ks)
                      + f" | {r.get('style_steps', 0)} steps, {seconds.get(r['variant'], float('nan')):.0f} s |")
     return lines

@@ -25,6 +25,14 @@ from core.interrupt import StopRequest, TrainingInterrupted
 
 FIRST_STEP_NOTE_S = 5.0  # a first step this slow that compiled kernels gets its own line
 
+
+def sync():
+    """Wait for Jittor's queued work (where Jittor is loaded)."""
+    import sys
+    jt = sys.modules.get("jittor")
+    if jt is not None:
+        jt.sync_all()
+
 _deadline = None  # time.monotonic() by which every training loop of this run stops (None: none)
 _minutes = None   # the --time_limit behind it, for the message
 
@@ -121,6 +129,7 @@ class TrainLoop:
                     yield step
                     self.bar.update(1)
                     if step == self.start + 1:
+                        sync()  # Jittor runs (and compiles) a step's graph lazily: finish it first
                         self._first_step(self.clock() - self.t0, jit_kernels() - kernels)
                     notice.step(step)
                     timed_out = self._timed_out()

@@ -112,13 +112,17 @@ def check_decoder_training(args, log=print):
 
 def check_target_size(args, hwf):
     """The targets' size (the views' over --target_factor) holds the texture window
-    (--style_patch) and the encoder's three poolings."""
+    (--style_patch, turned by any angle) and the encoder's three poolings."""
     from dataset.rays import scaled_hwf
     h, w, _ = scaled_hwf(hwf, args.target_factor)
     H, W = int(hwf[0]), int(hwf[1])
     if min(h, w) < 8:
         raise ValueError(f"--target_factor {args.target_factor}: targets of {w}x{h} pixels from {W}x{H} views; "
                          "expected at least 8 pixels a side")
-    if args.style_patch_weight > 0 and args.style_patch > min(h, w):
-        raise ValueError(f"--style_patch {args.style_patch} is larger than the targets ({w}x{h} at "
-                         f"--target_factor {args.target_factor}): expected at most {min(h, w)}")
+    if args.style_patch_weight > 0:
+        import math
+        side = math.ceil((args.style_patch - 1) * math.sqrt(2.0)) + 1  # the window turns
+        if side > min(h, w):
+            raise ValueError(f"--style_patch {args.style_patch} is larger than the targets ({w}x{h} at "
+                             f"--target_factor {args.target_factor}) allow: a turned window needs {side} pixels "
+                             f"a side; expected at most {int((min(h, w) - 1) / math.sqrt(2.0)) + 1}")

@@ -7,7 +7,7 @@ to 1 pixel 2.0x (bench/diag/diag_target_scale.py).  The texture term asks instea
 rendered P x P patch has the channel means and stds of the encoder's taps (AdaIN's style-loss
 statistics) of the same patch of its target: the strokes' statistics without their exact
 positions, which one 3D field can give every view at once.  --style_patch_weight 0 (default):
-the original's objective, MSE only.
+the original's objective, MSE only.  The window is turned by a random angle (patch_pixels).
 """
 import numpy as np
 
@@ -16,15 +16,36 @@ from models.layers import transpose
 
 
 def patch_pixels(rng, n_styles, n_views, h, w, p):
-    """One random (style, view) and a p x p window inside its h x w target: (styles, views,
-    rows, cols), each [p*p] in row-major order of the window."""
-    if p > min(h, w):
-        raise ValueError(f"--style_patch {p} is larger than the targets ({w}x{h}): use a smaller patch "
-                         "or a smaller --target_factor")
+    """One random (style, view) and a p x p window of sample positions inside its h x w target,
+    turned by a random angle about a random centre: (styles, views, rows, cols), each [p*p] in
+    row-major order of the window, rows and cols as floats (pixel units; the rays go through
+    them and the target is read bilinearly, window_target).  The turn keeps the window's axes
+    off the pixel grid: axis-aligned windows taught a small style MLP a plaid of horizontal and
+    vertical strokes (README: Style strength)."""
+    half = (p - 1) / 2.0
+    reach = half * np.sqrt(2.0)  # the corners' distance from the centre, whatever the angle
+    if 2 * reach > min(h, w) - 1:
+        raise ValueError(f"--style_patch {p} is larger than the targets ({w}x{h}) allow: a turned window needs "
+                         f"{int(np.ceil(2 * reach)) + 1} pixels a side; use a smaller patch or a smaller --target_factor")
     s, v = rng.integers(n_styles), rng.integers(n_views)
-    r0, c0 = rng.integers(h - p + 1), rng.integers(w - p + 1)
-    rows, cols = np.meshgrid(np.arange(r0, r0 + p), np.arange(c0, c0 + p), indexing="ij")
+    cy, cx = rng.uniform(reach, h - 1 - reach), rng.uniform(reach, w - 1 - reach)
+    a = rng.uniform(0.0, 2.0 * np.pi)
+    i, j = np.meshgrid(np.arange(p) - half, np.arange(p) - half, indexing="ij")
+    rows = cy + i * np.cos(a) - j * np.sin(a)
+    cols = cx + i * np.sin(a) + j * np.cos(a)
     return np.full(p * p, s), np.full(p * p, v), rows.ravel(), cols.ravel()
+
+
+def window_target(image, rows, cols):
+    """Bilinear samples [n,3] float32 (the image's units) of image [h,w,3] at float rows, cols."""
+    h, w = image.shape[:2]
+    r0 = np.clip(np.floor(rows).astype(np.int64), 0, h - 2)
+    c0 = np.clip(np.floor(cols).astype(np.int64), 0, w - 2)
+    fr, fc = (rows - r0)[:, None], (cols - c0)[:, None]
+    img = np.asarray(image, np.float32)
+    top = img[r0, c0] * (1 - fc) + img[r0, c0 + 1] * fc
+    bottom = img[r0 + 1, c0] * (1 - fc) + img[r0 + 1, c0 + 1] * fc
+    return (top * (1 - fr) + bottom * fr).astype(np.float32)
 
 
 def as_image(rgb, p):

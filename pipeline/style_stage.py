@@ -20,7 +20,7 @@ from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import ndc_rays_np
 from models.style_mlp import LatentCodes, StyleMLP
-from pipeline.style_patch import patch_pixels, patch_texture_loss
+from pipeline.style_patch import patch_pixels, patch_texture_loss, window_target
 from pipeline.targets import target_hwf
 from render.renderer import render_rays
 
@@ -193,13 +193,14 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     def step_fn(step):
         rng = np.random.default_rng([args.seed, 6, step])
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
-        if p:  # the texture window's rays go last
-            s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c),
-                                                         patch_pixels(rng, n_styles, geo.n_views, H, W, p)))
-        target = np.empty((len(s), 3), np.uint8)
+        target = np.empty((len(s), 3), np.float32)
         for k in np.unique(s):  # gather from each style's (memory-mapped) target stack
             m = s == k
             target[m] = targets[k][v[m], r[m], c[m]]
+        if p:  # the texture window's rays go last, its target read bilinearly
+            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
+            target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
+            s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c), (ws, wv, wr, wc)))
         rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
                                     ndc=not args.no_ndc)
         # NumPy ids: the range checks read them on the host (Vars would be fetched back)
@@ -209,7 +210,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         # one style MLP for both levels: its colours evaluated once, at the fine depths
         out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, opts=opts,
                           share_color=share_color)
-        tgt = jt.array(target.astype(np.float32) / 255.0)
+        tgt = jt.array(target / 255.0)
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0
         logp_w = logp_weight(args, step)

@@ -104,6 +104,10 @@ def test_target_size_holds_the_texture_window():
     preflight.check_target_size(ok, hwf)  # 252x189 targets hold a 64 window
     with pytest.raises(ValueError, match=r"--style_patch 64 is larger than the targets \(63x47"):
         preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=64, style_patch_weight=0.1), hwf)
+    # turned by 45 degrees a 33 window spans 47 pixels: 63x47 targets hold it, not a 34 one
+    preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=33, style_patch_weight=0.1), hwf)
+    with pytest.raises(ValueError, match="a turned window needs 48 pixels a side; expected at most 33"):
+        preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=34, style_patch_weight=0.1), hwf)
     # without the texture term the window does not matter
     preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=64, style_patch_weight=0.0), hwf)
     with pytest.raises(ValueError, match="--target_factor 64: targets of 7x5 pixels from 504x378 views"):

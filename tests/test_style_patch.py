@@ -4,7 +4,7 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from pipeline.style_patch import as_image, patch_pixels, patch_texture_loss
+from pipeline.style_patch import as_image, patch_pixels, patch_texture_loss, window_target
 
 
 class TwoTapEncoder:
@@ -32,19 +32,35 @@ def texture_loss_np(a, b):
     return total
 
 
-def test_patch_pixels_is_one_window_of_one_view_in_row_major_order():
+def test_patch_pixels_is_one_turned_window_of_one_view_in_row_major_order():
     rng = np.random.default_rng(0)
+    angles = []
     for _ in range(20):
         s, v, r, c = patch_pixels(rng, 3, 5, 12, 17, 4)
         assert len(set(s)) == 1 and len(set(v)) == 1 and 0 <= s[0] < 3 and 0 <= v[0] < 5
-        assert r.min() >= 0 and r.max() < 12 and c.min() >= 0 and c.max() < 17
-        np.testing.assert_array_equal(r.reshape(4, 4), r[0] + np.arange(4)[:, None].repeat(4, 1))
-        np.testing.assert_array_equal(c.reshape(4, 4), c[0] + np.arange(4)[None, :].repeat(4, 0))
+        assert r.min() >= 0 and r.max() <= 11 and c.min() >= 0 and c.max() <= 16
+        r, c = r.reshape(4, 4), c.reshape(4, 4)
+        along = np.stack([np.diff(r, axis=1), np.diff(c, axis=1)], -1)   # one step along a window row
+        down = np.stack([np.diff(r, axis=0), np.diff(c, axis=0)], -1)    # one step down a column
+        np.testing.assert_allclose(np.linalg.norm(along, axis=-1), 1.0, atol=1e-9)
+        np.testing.assert_allclose(np.linalg.norm(down, axis=-1), 1.0, atol=1e-9)
+        np.testing.assert_allclose((along[:-1] * down[:, :-1]).sum(-1), 0.0, atol=1e-9)  # square
+        np.testing.assert_allclose(along, np.broadcast_to(along[0, 0], along.shape), atol=1e-9)  # straight rows
+        angles.append(np.arctan2(along[0, 0, 0], along[0, 0, 1]))
+    assert np.ptp(angles) > 1.0  # the turn varies from window to window
 
 
-def test_a_window_larger_than_the_targets_is_refused():
-    with pytest.raises(ValueError, match="--style_patch 16 is larger than the targets"):
-        patch_pixels(np.random.default_rng(0), 1, 1, 12, 30, 16)
+def test_window_target_is_bilinear():
+    img = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3) ** 1.5
+    rows, cols = np.array([0.0, 2.0, 1.25, 3.0, 0.5]), np.array([0.0, 4.0, 2.5, 1.75, 3.0])
+    got = window_target(img, rows, cols)
+    for k, (y, x) in enumerate(zip(rows, cols)):
+        y0, x0 = min(int(y), 2), min(int(x), 3)
+        fy, fx = y - y0, x - x0
+        ref = (img[y0, x0] * (1 - fy) * (1 - fx) + img[y0, x0 + 1] * (1 - fy) * fx
+               + img[y0 + 1, x0] * fy * (1 - fx) + img[y0 + 1, x0 + 1] * fy * fx)
+        np.testing.assert_allclose(got[k], ref, rtol=1e-5)
+    np.testing.assert_array_equal(window_target(img, np.array([2.0]), np.array([3.0]))[0], img[2, 3])
 
 
 def test_as_image_puts_window_pixel_ij_at_row_i_column_j():

@@ -293,30 +293,40 @@ def test_style_width_and_learning_rate_options(style_setup):
 
 
 def test_texture_term_judges_the_last_rows_against_their_target_window(style_setup, monkeypatch):
-    """--style_patch_weight > 0: the batch ends with one window whose target pixels reach the
-    texture term in row-major order, and its weight enters the loss."""
+    """--style_patch_weight > 0: the batch ends with one turned window whose bilinear target
+    reaches the texture term in row-major order, and its weight enters the loss."""
     st = style_setup
     rng = np.random.default_rng(3)
     st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
-    seen = []
-    real = style_stage.patch_texture_loss
+    windows, seen = [], []
+    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_texture_loss
 
-    def spy(encoder, rgb, tgt, p):
+    def window_spy(*a):
+        windows.append(real_window(*a))
+        return windows[-1]
+
+    def loss_spy(encoder, rgb, tgt, p):
         seen.append((rgb.shape, tgt.numpy().copy(), p))
-        return real(encoder, rgb, tgt, p)
-    monkeypatch.setattr(style_stage, "patch_texture_loss", spy)
+        return real_loss(encoder, rgb, tgt, p)
+    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
+    monkeypatch.setattr(style_stage, "patch_texture_loss", loss_spy)
     args = style_args(total_step=2, style_patch_weight=0.5, style_patch=4)
     from models.vgg import VGGEncoder
     encoder = VGGEncoder(deepest="relu1_1")
     train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
                 st["opts"], log=lambda *_: None, encoder=encoder)
-    assert len(seen) == 2
-    for shape, tgt, p in seen:
+    assert len(seen) == 2 and len(windows) == 2
+    for (shape, tgt, p), (ws, wv, wr, wc) in zip(seen, windows):
         assert p == 4 and shape == (16, 3)
-        windows = [t[v, r:r + 4, c:c + 4].reshape(16, 3) / 255.0 for t in st["targets"] for v in range(3)
-                   for r in range(H - 3) for c in range(W - 3)]
-        assert min(np.abs(w - tgt).max() for w in windows) < 1e-6
+        ref = window_target_reference(st["targets"][ws[0]][wv[0]].astype(np.float64), wr, wc) / 255.0
+        np.testing.assert_allclose(tgt, ref, atol=1e-5)
     with pytest.raises(ValueError, match="needs the VGG encoder"):
         train_style(style_args(total_step=4, style_patch_weight=0.5, style_patch=4),
                     st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
                     st["opts"], log=lambda *_: None)
+
+
+def window_target_reference(img, rows, cols):
+    """Bilinear interpolation, pixel by pixel (scipy's map_coordinates, order 1)."""
+    from scipy.ndimage import map_coordinates
+    return np.stack([map_coordinates(img[..., ch], [rows, cols], order=1) for ch in range(3)], -1)

@@ -63,6 +63,12 @@ def test_window_target_is_bilinear():
     np.testing.assert_array_equal(window_target(img, np.array([2.0]), np.array([3.0]))[0], img[2, 3])
 
 
+def test_a_window_larger_than_the_targets_is_refused():
+    with pytest.raises(ValueError, match=r"--style_patch 9 is larger than the targets \(30x12\) allow"):
+        patch_pixels(np.random.default_rng(0), 1, 1, 12, 30, 9)  # turned, 9 spans up to 12.3 pixels
+    patch_pixels(np.random.default_rng(0), 1, 1, 12, 30, 8)
+
+
 def test_as_image_puts_window_pixel_ij_at_row_i_column_j():
     p = 3
     rgb = np.arange(p * p * 3, dtype=np.float32).reshape(p * p, 3)

@@ -13,7 +13,8 @@ After each step the loop saves when `step % every == 0` (and at `last` with save
 when a stop was asked for (a signal, or the time box ran out): then it saves and raises
 TrainingInterrupted / TimeLimitReached, which the entry point turns into its resume hint.
 Step numbers count finished steps, so a checkpoint at step s resumes at step s + 1.
-The one-hour estimate line (core/eta.py) comes with it.
+The expected-time line (core/eta.py) comes with it, and a first step that compiled Jittor
+kernels gets a line of its own (core/compile_count.py), after which the bar's estimate restarts.
 """
 import time
 

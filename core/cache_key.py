@@ -53,9 +53,15 @@ def read_key(key_path, log=None, what="cache"):
 
 
 def write_key(key_path, inputs):
+    """Store the key as a new file that replaces the old one (os.replace): a kill mid-write leaves
+    the old key, and a key linked from another experiment folder (bench/style_levers.py) stays
+    that folder's."""
     os.makedirs(os.path.dirname(os.path.abspath(key_path)), exist_ok=True)
-    with writing(key_path), open(key_path, "w") as f:
-        json.dump(inputs, f)
+    tmp = key_path + ".tmp"
+    with writing(key_path):
+        with open(tmp, "w") as f:
+            json.dump(inputs, f)
+        os.replace(tmp, key_path)
 
 
 def _normal(inputs):

@@ -49,3 +49,16 @@ def test_stamps_and_digests():
     assert array_digest(a) != array_digest([np.zeros((2, 2), np.float64)])
     assert array_digest(a) != array_digest([np.ones((2, 2), np.float32)])
     assert os.path.sep not in array_digest(a)
+
+
+def test_a_new_key_replaces_the_file_and_leaves_a_linked_copy_alone(tmp_path):
+    """A key hard-linked into a second folder (bench/style_levers.py shares stages 1-5 that way)
+    keeps its value when the second folder's run stores another key."""
+    import os
+    from core.cache_key import read_key, write_key
+    first, second = tmp_path / "a.key.json", tmp_path / "b.key.json"
+    write_key(str(first), {"options": [50]})
+    os.link(first, second)
+    write_key(str(second), {"options": [500]})
+    assert read_key(str(first)) == {"options": [50]} and read_key(str(second)) == {"options": [500]}
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())

@@ -17,10 +17,13 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def psnr(a, b):
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255.0 ** 2
-    return float("inf") if mse == 0 else -10.0 * np.log10(mse)
+    """PSNR in dB of two 8-bit images (evaluation.metrics.psnr on [0, 1])."""
+    from evaluation.metrics import psnr as psnr01
+    return psnr01(a.astype(np.float64) / 255.0, b.astype(np.float64) / 255.0)
 
 
 def reference_frames(root):

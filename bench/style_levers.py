@@ -46,15 +46,6 @@ def parse_variant(spec):
     return name, shlex.split(opts)
 
 
-def option(argv, name, default=None):
-    """The value of --name in argv (the last one), else default."""
-    value = default
-    for i, a in enumerate(argv[:-1]):
-        if a == f"--{name}":
-            value = argv[i + 1]
-    return value
-
-
 def experiment_dir(config, common):
     """<basedir>/<expname> as run_stylenerf.py resolves them for these options."""
     sys.path.insert(0, ROOT)

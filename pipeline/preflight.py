@@ -121,7 +121,8 @@ def check_target_size(args, hwf):
                          "expected at least 8 pixels a side")
     if args.style_patch_weight > 0:
         import math
-        side = math.ceil((args.style_patch - 1) * math.sqrt(2.0)) + 1  # the window turns
+        from pipeline.style_patch import window_span
+        side = window_span(args.style_patch)  # the window turns
         if side > min(h, w):
             raise ValueError(f"--style_patch {args.style_patch} is larger than the targets ({w}x{h} at "
                              f"--target_factor {args.target_factor}) allow: a turned window needs {side} pixels "

@@ -15,6 +15,11 @@ from models.adain import style_loss
 from models.layers import transpose
 
 
+def window_span(p):
+    """Pixels a side that a p x p window needs to stay inside the target at any turn."""
+    return int(np.ceil((p - 1) * np.sqrt(2.0))) + 1
+
+
 def patch_pixels(rng, n_styles, n_views, h, w, p):
     """One random (style, view) and a p x p window of sample positions inside its h x w target,
     turned by a random angle about a random centre: (styles, views, rows, cols), each [p*p] in
@@ -24,9 +29,9 @@ def patch_pixels(rng, n_styles, n_views, h, w, p):
     vertical strokes (README: Style strength)."""
     half = (p - 1) / 2.0
     reach = half * np.sqrt(2.0)  # the corners' distance from the centre, whatever the angle
-    if 2 * reach > min(h, w) - 1:
+    if window_span(p) > min(h, w):
         raise ValueError(f"--style_patch {p} is larger than the targets ({w}x{h}) allow: a turned window needs "
-                         f"{int(np.ceil(2 * reach)) + 1} pixels a side; use a smaller patch or a smaller --target_factor")
+                         f"{window_span(p)} pixels a side; use a smaller patch or a smaller --target_factor")
     s, v = rng.integers(n_styles), rng.integers(n_views)
     cy, cx = rng.uniform(reach, h - 1 - reach), rng.uniform(reach, w - 1 - reach)
     a = rng.uniform(0.0, 2.0 * np.pi)

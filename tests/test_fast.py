@@ -181,18 +181,6 @@ def test_fast_options_follow_render_mode(tmp_path):
     assert grid_resolution(64) == 128 and grid_resolution(1000) == 256
 
 
-@pytest.fixture(scope="module")
-def fern_long_expdir(tmp_path_factory):
-    """bench/checkpoints/fern_long.tgz unpacked: fern.txt's NeRF after 120,001 steps."""
-    import os
-    import tarfile
-    root = tmp_path_factory.mktemp("fern_long")
-    tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "checkpoints", "fern_long.tgz")
-    with tarfile.open(tgz) as t:
-        t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
-    return str(root / "logs" / "fern_long" / "bench")
-
-
 def test_trained_fern_nerf_fast_equals_exact(fern_dir, fern_long_expdir):
     """The committed fern NeRF: random held-out pixels, fast (a 32^3 grid of its own density)
     against exact, both levels, with view directions."""

@@ -500,18 +500,6 @@ def test_spherified_capture_trains_and_renders_its_video(tmp_path, tiny_styles, 
         assert len(_frames(os.path.join(outdir, "fine_rgb.mp4"))) == n_frames
 
 
-@pytest.fixture(scope="module")
-def fern_long_expdir(tmp_path_factory):
-    """bench/checkpoints/fern_long.tgz unpacked: fern.txt's NeRF after 120,001 GPU steps (held-out PSNR
-    24.51 on the H200)."""
-    import tarfile
-    root = tmp_path_factory.mktemp("fern_long")
-    tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "checkpoints", "fern_long.tgz")
-    with tarfile.open(tgz) as t:
-        t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
-    return str(root / "logs" / "fern_long" / "bench")
-
-
 def test_committed_fern_nerf_renders_the_heldout_views(fern_dir, fern_long_expdir):
     """The committed NeRF loads with today's code and, rendered on the CPU, reproduces random
     held-out pixels of the real fern photos: the model, sampling and compositing end to end

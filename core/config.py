@@ -107,6 +107,10 @@ def build_parser():
         help="weight of the style stage's texture term: one rendered --style_patch window a step must have "
              "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original)")
     add("--style_patch", type=int, default=32, help="side in pixels of that window (at the targets' size)")
+    add("--style_samples", type=int, default=0,
+        help="style stage: render each step from every target pixel's K heaviest samples of the frozen "
+             "density, cached once (pipeline/style_samples.py): the style MLP at K points a ray instead of "
+             "the NeRF and the style MLP at every sample (0: the renderer at every step, the original)")
     add("--target_factor", type=int, default=1,
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
@@ -211,7 +215,7 @@ _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fi
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
-                 "style_W", "style_lrate", "style_patch_weight"]
+                 "style_W", "style_lrate", "style_patch_weight", "style_samples"]
 
 
 def check_args(args):
@@ -222,6 +226,11 @@ def check_args(args):
     for name in _NON_NEGATIVE:
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.style_samples > 0 and (args.N_samples_fine == 0
+                                   or args.style_samples > args.N_samples + args.N_samples_fine):
+        raise ConfigError(f"--style_samples {args.style_samples}: must be at most the samples a ray has "
+                          f"(--N_samples {args.N_samples} + --N_samples_fine {args.N_samples_fine}) and needs "
+                          f"--N_samples_fine > 0")
     if not args.lrate > 0:
         raise ConfigError(f"--lrate must be > 0, got {args.lrate}")
     for name in ("gen_factor", "valid_factor"):

@@ -81,6 +81,19 @@ def image_rays(H, W, focal, c2w, ndc=True, near=1.0):
     return rays_o, rays_d, viewdirs
 
 
+def pixel_rays(H, W, focal, c2ws, rows, cols, ndc=True, near=1.0):
+    """Rays through pixels (rows[i], cols[i]) of cameras c2ws[i] ([B,3,4]); float32 [B,3] each.
+
+    Same pixel convention as dataset.rays.camera_dirs, for a few pixels of many views.
+    """
+    dirs = np.stack([(cols - W * 0.5) / focal, -(rows - H * 0.5) / focal, -np.ones(len(cols))], -1)
+    rays_d = np.einsum("bij,bj->bi", c2ws[:, :3, :3], dirs).astype(np.float32)
+    rays_o = np.ascontiguousarray(c2ws[:, :3, 3], np.float32)
+    if ndc:
+        rays_o, rays_d = ndc_rays_np(H, W, focal, near, rays_o, rays_d)
+    return rays_o, rays_d
+
+
 class PixelRays:
     """Precomputed rays and target colours of every pixel of a set of views.
 

@@ -17,12 +17,13 @@ from typing import Callable
 
 import numpy as np
 
-from core import timing
+from core import stage_record, timing
 from core.checkpoint import CheckpointError
 from core.compile_count import jit_kernels
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
-from pipeline import decoder_finetune, geometry, latents, mimic, nerf_stage, style_stage, targets, warm_start
+from pipeline import (decoder_finetune, geometry, latents, mimic, nerf_stage, style_samples, style_stage, targets,
+                      warm_start)
 from pipeline.experiment import experiment_dir
 from render.options import RenderOptions
 
@@ -139,9 +140,13 @@ def _style(run):
         mim = mimic.Mimic(args, run.get("system"), run.get("geo"), run.get("encoder"), run.get("decoder"),
                           run.finetune_styles(), images, tgts, opts, run.expdir)
     encoder = run.get("encoder") if args.style_patch_weight > 0 else None  # the texture term's
+    samples = None
+    if args.style_samples > 0:  # the frozen density's weights, rendered once
+        samples = style_samples.load_or_build(args, run.get("geo"), run.get("system").fields(),
+                                              RenderOptions.from_args(args, run.scene, "eval"), run.expdir, run.log)
     model = style_stage.train_style(args, run.get("system"), run.get("geo"), tgts, run.get("mu"),
                                     run.get("logvar"), names, run.expdir, opts, run.log, mimic=mim,
-                                    encoder=encoder)
+                                    encoder=encoder, samples=samples)
     run.log(f"style training finished at step {args.total_step}; styles: {', '.join(names)}")
     return {"style_model": model}
 
@@ -181,8 +186,9 @@ def stages_for(args):
 
 def run_stages(run, stages, log=print):
     """Run `stages` in order from the first unfinished one; one line per stage with its state
-    (done, or run with its elapsed time and the kernels Jittor compiled for it - the stage's own
-    progress bar below it, whose loop says its expected time once measured)."""
+    (done, or run: what to expect before it starts (core/stage_record.py), its elapsed time and
+    the kernels Jittor compiled for it after - the stage's own progress bar between, whose loop
+    says its expected time once measured)."""
     first = next((i for i, s in enumerate(stages) if not s.done(run)), None)
     for i, s in enumerate(stages):
         state = "done" if first is None or i < first else "to run"
@@ -192,14 +198,19 @@ def run_stages(run, stages, log=print):
     for s in stages[:first]:
         if s.skip is not None:
             s.skip(run)
+    digest = stage_record.settings_digest(run.args)
+    from models.layers import on_gpu
+    on_cpu = not on_gpu()
     for s in stages[first:]:
-        log(f"stage {s.name} ({stages.index(s) + 1}/{len(stages)})")
+        log(f"stage {s.name} ({stages.index(s) + 1}/{len(stages)}): "
+            + stage_record.expectation(s.name, digest, on_cpu))
         t0, kernels = time.time(), jit_kernels()
         with timing.stage(s.name):
             run.products.update(s.run(run))
-        compiled = jit_kernels() - kernels
-        log(f"stage {s.name}: finished in {time.time() - t0:.1f} s"
+        compiled, seconds = jit_kernels() - kernels, time.time() - t0
+        log(f"stage {s.name}: finished in {seconds:.1f} s"
             + (f" ({compiled} kernels compiled by Jittor)" if compiled > 0 else ""))
+        stage_record.save(s.name, seconds, compiled, digest)
     return first
 
 

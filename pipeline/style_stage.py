@@ -18,10 +18,11 @@ import numpy as np
 from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load_module_state
 from core.train_loop import TrainLoop, resume
 from core.optim import Adam
-from dataset.rays import ndc_rays_np
+from dataset.rays import pixel_rays
 from models.style_mlp import LatentCodes, StyleMLP
 from pipeline.style_patch import patch_pixels, patch_texture_loss, window_target
 from pipeline.targets import target_hwf
+from render.cached_samples import cached_points, composite_cached
 from render.renderer import render_rays
 
 LATENT_LR = 1e-3
@@ -48,6 +49,10 @@ class StyleField:
         sigma, _ = self.nerf.density(x)
         return self._rgb(x, self.latent, R, S), sigma.stop_grad().reshape(R, S)
 
+    def colors(self, pts):
+        """The style MLP's colour [R,S,3] at points [R,S,3], without the density (cached samples)."""
+        return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latent, pts.shape[0], pts.shape[1])
+
     def _rgb(self, x, lat, R, S):
         """The style MLP's colour [R,S,3] at embedded points x [R*S,C] with latent [L] or [R,L]."""
         if lat.ndim == 1:
@@ -72,19 +77,6 @@ class StyleColors(StyleField):
 
     def color(self, pts, k):
         return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latents[k], pts.shape[0], pts.shape[1])
-
-
-def pixel_rays(H, W, focal, c2ws, rows, cols, ndc=True, near=1.0):
-    """Rays through pixels (rows[i], cols[i]) of cameras c2ws[i] ([B,3,4]); float32 [B,3] each.
-
-    Same pixel convention as dataset.rays.camera_dirs, for a few pixels of many views.
-    """
-    dirs = np.stack([(cols - W * 0.5) / focal, -(rows - H * 0.5) / focal, -np.ones(len(cols))], -1)
-    rays_d = np.einsum("bij,bj->bi", c2ws[:, :3, :3], dirs).astype(np.float32)
-    rays_o = np.ascontiguousarray(c2ws[:, :3, 3], np.float32)
-    if ndc:
-        rays_o, rays_d = ndc_rays_np(H, W, focal, near, rays_o, rays_d)
-    return rays_o, rays_d
 
 
 def sample_batch(rng, n_styles, n_views, H, W, batch):
@@ -136,11 +128,12 @@ def style_checkpoints(expdir, args):
 
 
 def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print, mimic=None,
-                encoder=None):
+                encoder=None, samples=None):
     """Train from the newest style checkpoint (or origin_step) to total_step, rendering as opts (a
     RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel.  mimic: a
     pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step).  encoder: the VGG
-    encoder of the texture term (--style_patch_weight > 0)."""
+    encoder of the texture term (--style_patch_weight > 0).  samples: a SampleCache
+    (pipeline/style_samples.py, --style_samples) to render the steps from, or None (the renderer)."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
@@ -158,7 +151,7 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
         return model
     for p in system.parameters():
         p.stop_grad()
-    step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder)
+    step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples)
 
     def state(s):
         return {**model.state(s), **(mimic.state() if mimic is not None else {})}
@@ -178,12 +171,14 @@ def logp_weight(args, step):
     return args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) // 1000)
 
 
-def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None):
+def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
     With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
-    render adds the texture term (pipeline/style_patch.py; needs the encoder)."""
+    render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
+    SampleCache - the style MLP runs only at each pixel's cached samples, and the texture
+    window's positions are rounded to whole pixels (the cache's)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -199,6 +194,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
             target[m] = targets[k][v[m], r[m], c[m]]
         if p:  # the texture window's rays go last, its target read bilinearly
             ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
+            if samples is not None:
+                wr, wc = np.rint(wr), np.rint(wc)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
             s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c), (ws, wv, wr, wc)))
         rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
@@ -207,9 +204,13 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         s_i, v_i = s.astype(np.int32), v.astype(np.int32)
         latent = model.latents.lookup(s_i, v_i)
         coarse_field, fine_field = style_fields(system, model.mlp, latent)
-        # one style MLP for both levels: its colours evaluated once, at the fine depths
-        out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, opts=opts,
-                          share_color=share_color)
+        if samples is not None:  # the frozen density's weights, cached: colours at K points a ray
+            z, w_c, w_f = samples.lookup(v, r.astype(np.int64), c.astype(np.int64))
+            colors = fine_field.colors(cached_points(rays_o, rays_d, z))
+            out = composite_cached(colors, w_c, w_f, opts.white_bkgd)
+        else:  # one style MLP for both levels: its colours evaluated once, at the fine depths
+            out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, opts=opts,
+                              share_color=share_color)
         tgt = jt.array(target / 255.0)
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0

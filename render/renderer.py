@@ -260,3 +260,30 @@ def expected_points(rays_o, rays_d, depth):
     if isinstance(depth, jt.Var):
         return _as_var(rays_o) + _as_var(rays_d) * depth.unsqueeze(-1)
     return np.asarray(rays_o) + np.asarray(rays_d) * np.asarray(depth)[..., None]
+
+
+def shared_weights(coarse_field, fine_field, rays_o, rays_d, opts):
+    """The compositing weights of a share_color render, without colour: (z_all [R, S+n_fine],
+    coarse weights [R, S+n_fine] (each coarse sample's weight at its place among the fine
+    depths, 0 elsewhere), fine weights [R, S+n_fine]) as NumPy float32.  A share_color render's
+    levels are then rgb = sum_i w_i c(o + z_i d) with these w and one colour per depth
+    (render/cached_samples.py).  Needs opts.n_fine > 0 and fields with `.density`."""
+    _check_options(opts, "shared_weights")
+    if opts.n_fine < 1:
+        raise ValueError("shared_weights: the shared-colour weights need fine samples (n_fine >= 1)")
+    rays_o, rays_d = _as_var(rays_o), _as_var(rays_d)
+    with jt.no_grad():
+        z_vals = stratified_samples(opts.near, opts.far, opts.n_samples, perturb=opts.perturb,
+                                    lindisp=opts.lindisp, n_rays=rays_o.shape[0])
+        geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, opts.n_fine, opts.noise_std,
+                             opts.deterministic_fine)
+        sigma_f = _noised(fine_field.density(geo["pts"]), opts.noise_std)
+        none = jt.zeros(tuple(sigma_f.shape) + (3,), dtype="float32")
+        w_f = composite(none, sigma_f, geo["z_all"], rays_d)["weights"]
+        w_c = composite(none[:, :opts.n_samples], geo["sigma_c"], geo["z_vals"], rays_d)["weights"]
+        jt.sync([w_f, w_c, geo["z_all"], geo["coarse_at"]])
+        z_all, w_f = geo["z_all"].numpy(), w_f.numpy()
+        w_c, at = w_c.numpy(), geo["coarse_at"].numpy()
+    w_c_all = np.zeros_like(w_f)
+    np.put_along_axis(w_c_all, at.astype(np.int64), w_c, axis=1)
+    return z_all, w_c_all, w_f

@@ -65,6 +65,13 @@ def fern_long_expdir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _stage_record(tmp_path, monkeypatch):
+    """Stage timings go to a file of the test's own, not beside the machine's Jittor kernels."""
+    from core import stage_record
+    monkeypatch.setattr(stage_record, "record_path", lambda: str(tmp_path / stage_record.RECORD))
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     import numpy as np
     np.random.seed(0)

@@ -6,8 +6,9 @@ from pipeline.stages import STAGES, Stage, run_stages
 
 
 class FakeRun:
-    def __init__(self):
+    def __init__(self, **args):
         self.products, self.calls = {}, []
+        self.args = SimpleNamespace(**args)
 
 
 def _stage(name, done, log):
@@ -54,3 +55,21 @@ def test_a_stage_line_counts_the_kernels_jittor_compiled_for_it(monkeypatch):
     assert finished[0].startswith("stage 1 a: finished in") and finished[0].endswith("(42 kernels compiled by Jittor)")
     assert finished[1].startswith("stage 2 b: finished in") and "kernels" not in finished[1]
 
+
+
+def test_a_stage_line_says_what_to_expect_before_the_stage_runs(monkeypatch):
+    """First with this Jittor cache: it will compile; run again with the same options: the last
+    time; with other options: compiled before (core/stage_record.py)."""
+    monkeypatch.setattr(stages.timing, "stage", lambda name: __import__("contextlib").nullcontext())
+    monkeypatch.setattr("models.layers.on_gpu", lambda: False)
+
+    def lines(**args):
+        logs = []
+        run_stages(FakeRun(**args), [_stage("3 decoder fine-tune", False, logs)], logs.append)
+        return [line for line in logs if line.startswith("stage 3 decoder fine-tune (1/1)")]
+    first = lines(total_step=5)
+    assert len(first) == 1 and "first run with this Jittor cache" in first[0] and "38 s on a 2-core CPU" in first[0]
+    again = lines(total_step=5)
+    assert "as the last run with these options here" in again[0]
+    other = lines(total_step=6)
+    assert "compiled by an earlier run here" in other[0]

@@ -18,7 +18,8 @@ from models.nerf import NeRF
 from models.style_mlp import StyleMLP
 from pipeline import style_stage
 from pipeline.nerf_stage import NeRFSystem
-from pipeline.style_stage import StyleField, load_style_model, pixel_rays, sample_batch, style_fields, train_style
+from dataset.rays import pixel_rays
+from pipeline.style_stage import StyleField, load_style_model, sample_batch, style_fields, train_style
 from render.options import RenderOptions
 from render.renderer import render_rays
 

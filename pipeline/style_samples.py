@@ -1,0 +1,117 @@
+"""The style stage's sample cache (--style_samples K): each target pixel's K heaviest samples.
+
+The style stage's density is frozen, so every target pixel's compositing weights are fixed
+(render/cached_samples.py).  This renders them once per geometry view at the targets' size
+(target_hwf) with the eval options (no jitter), keeps the K samples of each ray that carry the
+most weight, and stores their depths and both levels' weights as float16
+`<expdir>/style_samples/view_<v>.npz` [h,w,K] each, keyed by the geometry cache, the size and
+the sampling options (core/cache_key.py).  A killed build resumes at the first view it had
+not written.  Memory: 6 K bytes a pixel (fern.txt's 20 views at 1008x756, K 16: 1.5 GB).
+"""
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from core.cache_key import file_stamp, refresh
+from core.oserrors import remove_quietly, writing
+from dataset.rays import pixel_rays
+from pipeline.targets import target_hwf
+from render.cached_samples import top_samples
+from render.renderer import shared_weights
+
+
+def cache_key(args, expdir, opts):
+    return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
+            "target_factor": args.target_factor, "k": args.style_samples, "n_samples": opts.n_samples,
+            "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
+            "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far))}
+
+
+class SampleCache:
+    """depth, w_coarse, w_fine: float16 [V,h,w,K] arrays; lookup gathers pixels' rows."""
+
+    def __init__(self, depth, w_coarse, w_fine):
+        self.depth, self.w_coarse, self.w_fine = depth, w_coarse, w_fine
+
+    def lookup(self, v, r, c):
+        """Integer view, row, col [B] -> (depth, w_coarse, w_fine) float32 [B,K]."""
+        return tuple(a[v, r, c].astype(np.float32) for a in (self.depth, self.w_coarse, self.w_fine))
+
+
+def _read_view(path, shape, log):
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as z:
+            got = tuple(z[n] for n in ("depth", "w_coarse", "w_fine"))
+        if any(a.shape != shape for a in got):
+            raise ValueError(f"shapes {[a.shape for a in got]}, expected {shape}")
+        return got
+    except Exception as e:  # a file cut short by a kill or a full disk: rendered again
+        log(f"warning: damaged style sample cache {path} ({type(e).__name__}: {e}); rendering it again")
+        remove_quietly(path)
+        return None
+
+
+def _write_view(path, depth, w_coarse, w_fine):
+    tmp = path[:-len(".npz")] + ".tmp.npz"
+    try:
+        with writing(path):
+            np.savez(tmp, depth=depth, w_coarse=w_coarse, w_fine=w_fine)
+            os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def _render_view(args, geo, v, fields, opts):
+    """The K heaviest samples of every pixel of view v at the targets' size, float16 [h,w,K] each."""
+    h, w, focal = target_hwf(args, geo)
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    c2ws = np.broadcast_to(geo.c2ws[v], (len(rows),) + geo.c2ws[v].shape)
+    out = [np.empty((h * w, args.style_samples), np.float16) for _ in range(3)]
+    for start in range(0, h * w, args.chunk):
+        end = min(start + args.chunk, h * w)
+        ro, rd = pixel_rays(h, w, focal, c2ws[start:end], rows[start:end], cols[start:end], ndc=not args.no_ndc)
+        for dst, src in zip(out, top_samples(*shared_weights(*fields, ro, rd, opts), args.style_samples)):
+            dst[start:end] = src
+    return tuple(a.reshape(h, w, -1) for a in out)
+
+
+def load_or_build(args, geo, fields, opts, expdir, log=print):
+    """The SampleCache of this geometry at the targets' size, rendering the views it lacks.
+    fields: (coarse, fine) with `.density` (the frozen NeRF's); opts: the "eval" RenderOptions;
+    the rays are the style stage's (dataset.rays.pixel_rays)."""
+    k, n_all = args.style_samples, opts.n_samples + opts.n_fine
+    if opts.n_fine < 1 or k > n_all:
+        raise ValueError(f"--style_samples {k}: must be at most the samples a ray has (--N_samples "
+                         f"{opts.n_samples} + --N_samples_fine {opts.n_fine}), and needs --N_samples_fine > 0")
+    folder = os.path.join(expdir, "style_samples")
+    os.makedirs(folder, exist_ok=True)
+
+    def clear():  # samples of another geometry, size or K
+        for f in os.listdir(folder):
+            if f.startswith("view_"):
+                os.remove(os.path.join(folder, f))
+    refresh(os.path.join(folder, "meta.json"), cache_key(args, expdir, opts), clear, "style sample cache", log)
+    h, w, _ = target_hwf(args, geo)
+    arrays = [np.empty((geo.n_views, h, w, k), np.float16) for _ in range(3)]
+    todo = []
+    for v in range(geo.n_views):
+        got = _read_view(os.path.join(folder, f"view_{v:03d}.npz"), (h, w, k), log)
+        if got is None:
+            todo.append(v)
+        else:
+            for dst, src in zip(arrays, got):
+                dst[v] = src
+    if todo:
+        log(f"style sample cache: the {k} heaviest samples of every pixel, {len(todo)} of {geo.n_views} views "
+            f"at {w}x{h} into {folder}")
+    for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
+        got = _render_view(args, geo, v, fields, opts)
+        _write_view(os.path.join(folder, f"view_{v:03d}.npz"), *got)
+        for dst, src in zip(arrays, got):
+            dst[v] = src
+    return SampleCache(*arrays)

@@ -1,0 +1,97 @@
+"""render/cached_samples.py and render.renderer.shared_weights: rendering a frozen density from
+each ray's K heaviest samples, against a NumPy selection and the exact share_color renderer."""
+import jittor as jt
+import numpy as np
+import pytest
+
+from models.embedder import PositionalEncoding
+from models.nerf import NeRF
+from models.style_mlp import StyleMLP
+from pipeline.style_stage import StyleField
+from render.cached_samples import cached_points, composite_cached, top_samples
+from render.options import RenderOptions
+from render.renderer import render_rays, shared_weights
+
+
+def test_top_samples_keeps_the_heaviest_in_depth_order_with_each_levels_opacity():
+    rng = np.random.default_rng(0)
+    z = np.sort(rng.uniform(0, 1, (50, 12)), 1)
+    wc, wf = rng.uniform(0, 0.2, (50, 12)), rng.uniform(0, 0.2, (50, 12))
+    wc[:, 5] = 0.0  # a sample without coarse weight
+    for k in (1, 4, 12):
+        t, kc, kf = top_samples(z, wc, wf, k)
+        assert t.shape == kc.shape == kf.shape == (50, k) and t.dtype == np.float32
+        for r in range(50):
+            ref = np.sort(np.argsort(-(wc[r] + wf[r]), kind="stable")[:k])  # NumPy's own ranking
+            np.testing.assert_allclose(t[r], z[r, ref], rtol=1e-6)
+            np.testing.assert_allclose(kc[r], wc[r, ref] * wc[r].sum() / wc[r, ref].sum(), rtol=1e-5)
+            np.testing.assert_allclose(kf[r], wf[r, ref] * wf[r].sum() / wf[r, ref].sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="k must be in 1..12"):
+        top_samples(z, wc, wf, 13)
+
+
+def test_a_level_without_weight_stays_without_weight():
+    z = np.linspace(0, 1, 6)[None]
+    wc, wf = np.zeros((1, 6)), np.array([[0, 0, 0.5, 0.2, 0, 0]])
+    _, kc, kf = top_samples(z, wc, wf, 2)
+    np.testing.assert_array_equal(kc, 0)
+    np.testing.assert_allclose(kf, [[0.5, 0.2]], rtol=1e-6)
+
+
+def fields(bias=None):
+    """Two tiny random NeRFs (coarse, fine density) with one style MLP and per-ray codes; bias:
+    the density's output bias (20: opaque from the first samples on)."""
+    jt.set_global_seed(1)
+    embed = PositionalEncoding(2)
+    nerfs = [NeRF(D=5, W=16, input_ch=embed.out_dim, input_ch_views=0, use_viewdirs=False) for _ in range(2)]
+    if bias is not None:
+        for net in nerfs:
+            net.alpha_linear.bias.assign(jt.full(net.alpha_linear.bias.shape, bias))
+    mlp = StyleMLP(D=4, W=16, input_ch=embed.out_dim, latent_dim=8)
+    rng = np.random.default_rng(4)
+    latent = jt.array(rng.normal(size=(6, 8)).astype(np.float32))
+    rays_o = rng.uniform(-0.2, 0.2, (6, 3)).astype(np.float32)
+    rays_d = (np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (6, 3))).astype(np.float32)
+    return [StyleField(n, mlp, embed, latent) for n in nerfs], mlp, latent, rays_o, rays_d
+
+
+@pytest.mark.parametrize("white_bkgd", [False, True])
+def test_every_sample_kept_is_the_exact_render_with_its_gradients(white_bkgd):
+    (coarse, fine), mlp, latent, rays_o, rays_d = fields(-0.1)  # light passes some rays
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, white_bkgd=white_bkgd)
+    results = []
+    exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
+    z, wc, wf = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 14)
+    cached = composite_cached(fine.colors(cached_points(rays_o, rays_d, z)), wc, wf, white_bkgd)
+    for out in (exact, cached):
+        loss = (out["coarse"]["rgb"] ** 2).sum() + (out["fine"]["rgb"] ** 2).sum()
+        results.append((out, [g.numpy() for g in jt.grad(loss, mlp.parameters() + [latent])]))
+    (a, ga), (b, gb) = results
+    for level in ("coarse", "fine"):
+        np.testing.assert_allclose(b[level]["rgb"].numpy(), a[level]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
+        assert a[level]["acc"].numpy().min() < 0.99  # some light passes: the background term counts
+    for x, y in zip(ga, gb):
+        np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-6)
+
+
+def test_an_opaque_surface_needs_few_samples():
+    (coarse, fine), _, _, rays_o, rays_d = fields(20.0)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
+    z, wc, wf = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 3)
+    cached = composite_cached(fine.colors(cached_points(rays_o, rays_d, z)), wc, wf)
+    for level in ("coarse", "fine"):
+        np.testing.assert_allclose(cached[level]["rgb"].numpy(), exact[level]["rgb"].numpy(), atol=1e-3)
+
+
+def test_shared_weights_are_the_renderers():
+    (coarse, fine), _, _, rays_o, rays_d = fields()
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
+    z, wc, wf = shared_weights(coarse, fine, rays_o, rays_d, opts)
+    np.testing.assert_allclose(z, exact["fine"]["z_vals"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(wf, exact["fine"]["weights"].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(wc.sum(1), exact["coarse"]["weights"].numpy().sum(1), rtol=1e-5)
+    assert ((wc > 0).sum(1) <= 8).all()  # coarse weight only at the coarse depths
+    with pytest.raises(ValueError, match="fine samples"):
+        shared_weights(coarse, fine, rays_o, rays_d, RenderOptions(n_samples=8, n_fine=0))

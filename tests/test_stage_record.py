@@ -1,0 +1,36 @@
+"""core/stage_record.py: the per-stage record beside Jittor's kernels and what a stage line says."""
+from types import SimpleNamespace
+
+from core import stage_record
+
+
+def test_the_expectation_follows_the_record(tmp_path):
+    path = str(tmp_path / "rec.json")
+    first = stage_record.expectation("6 style training", "abc", on_cpu=False, path=path)
+    assert "first run with this Jittor cache" in first and "about 3 minutes on an H200" in first
+    assert "about 14 s on a 2-core CPU" in stage_record.expectation("6 style training", "abc", True, path)
+    unmeasured = stage_record.expectation("1 NeRF", "abc", on_cpu=False, path=path)
+    assert "compiles its kernels" in unmeasured and "about" not in unmeasured
+    stage_record.save("6 style training", 190.4, 25, "abc", path=path)
+    assert stage_record.expectation("6 style training", "abc", False, path) == \
+        "expected about 3 minutes, as the last run with these options here"
+    assert "compiled by an earlier run" in stage_record.expectation("6 style training", "xyz", False, path)
+    stage_record.save("1 NeRF", 12.0, 0, "abc", path=path)  # a second stage keeps the first
+    assert set(stage_record.load(path)) == {"6 style training", "1 NeRF"}
+    assert stage_record.load(path)["6 style training"] == {"seconds": 190.4, "kernels": 25, "settings": "abc"}
+
+
+def test_a_damaged_record_reads_as_empty(tmp_path):
+    path = tmp_path / "rec.json"
+    path.write_text("{not json")
+    assert stage_record.load(str(path)) == {}
+    assert "first run" in stage_record.expectation("6 style training", "abc", True, str(path))
+    stage_record.save("6 style training", 1.0, 0, "abc", path=str(path))  # replaced, readable again
+    assert "6 style training" in stage_record.load(str(path))
+
+
+def test_the_settings_digest_ignores_names_and_time_limits():
+    a = SimpleNamespace(expname="a", basedir="x", time_limit=0, total_step=10, lrate=1e-3)
+    b = SimpleNamespace(expname="b", basedir="y", time_limit=5, total_step=10, lrate=1e-3)
+    c = SimpleNamespace(expname="a", basedir="x", time_limit=0, total_step=11, lrate=1e-3)
+    assert stage_record.settings_digest(a) == stage_record.settings_digest(b) != stage_record.settings_digest(c)

@@ -1,0 +1,101 @@
+"""pipeline/style_samples.py: the style stage's sample cache - built per view at the targets'
+size, keyed, resumed, and a style step from it equal to the renderer's when nothing is dropped."""
+import os
+
+import jittor as jt
+import numpy as np
+import pytest
+
+from core.config import ConfigError, check_args
+from dataset.rays import pixel_rays
+from pipeline import style_samples, style_stage
+from render.cached_samples import top_samples
+from render.options import RenderOptions
+from render.renderer import shared_weights
+from tests.test_style_stage import H, W, FOCAL, style_args, style_setup  # noqa: F401 (fixture)
+
+EVAL = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=8)
+
+
+def build(st, log=None, **over):
+    args = style_args(**{"style_samples": 4, **over})
+    return style_samples.load_or_build(args, st["geo"], st["system"].fields(), EVAL, st["expdir"],
+                                       log or (lambda *_: None))
+
+
+def test_the_cache_holds_every_pixels_heaviest_samples(style_setup):
+    st = style_setup
+    cache = build(st)
+    assert cache.depth.shape == (3, H, W, 4) and cache.depth.dtype == np.float16
+    v = 2
+    rows, cols = np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
+    ro, rd = pixel_rays(H, W, FOCAL, np.broadcast_to(st["geo"].c2ws[v], (H * W, 3, 4)), rows.ravel(), cols.ravel())
+    ref = top_samples(*shared_weights(*st["system"].fields(), ro, rd, EVAL), 4)
+    r, c = np.arange(H * W) // W, np.arange(H * W) % W
+    for got, want in zip(cache.lookup(np.full(H * W, v), r, c), ref):
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)  # float16
+
+
+def test_half_size_targets_get_a_half_size_cache(style_setup):
+    assert build(style_setup, target_factor=2).depth.shape == (3, H // 2, W // 2, 4)
+
+
+def test_rebuilt_when_k_changes_and_resumed_view_by_view(style_setup, monkeypatch):
+    st = style_setup
+    rendered = []
+    real = style_samples._render_view
+    monkeypatch.setattr(style_samples, "_render_view", lambda *a: rendered.append(a[2]) or real(*a))
+    first = build(st)
+    assert rendered == [0, 1, 2]
+    rendered.clear()
+    build(st)
+    assert rendered == []  # all cached
+    folder = os.path.join(st["expdir"], "style_samples")
+    os.remove(os.path.join(folder, "view_001.npz"))  # a build killed after view 0 and 2
+    with open(os.path.join(folder, "view_002.npz"), "wb") as f:
+        f.write(b"cut short")
+    logs = []
+    again = build(st, log=logs.append)
+    assert rendered == [1, 2] and any("damaged style sample cache" in line for line in logs)
+    np.testing.assert_array_equal(again.w_fine, first.w_fine)
+    rendered.clear()
+    logs.clear()
+    assert build(st, log=logs.append, style_samples=6).depth.shape[-1] == 6
+    assert rendered == [0, 1, 2] and any("k changed" in line for line in logs)
+
+
+def test_a_step_from_every_sample_is_the_renderers_step(style_setup):
+    """K = all samples: the same loss as rendering through the frozen NeRF (no jitter)."""
+    st = style_setup
+    losses, start = [], None
+    for k in (0, 16):
+        args = style_args(style_samples=k)
+        samples = build(st, style_samples=k) if k else None
+        model = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
+        start = start or {n: p.numpy().copy() for n, p in model.mlp.state_dict().items()}
+        model.mlp.load_state_dict(start)  # the same weights for both (the codes: seeded by --seed)
+        step = style_stage.style_step(args, st["system"], st["geo"], st["targets"], model, st["opts"],
+                                      samples=samples)
+        losses.append([float(step(s)[0].item()) for s in (1, 2, 3)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=2e-3)
+    assert losses[0][2] < losses[0][0]  # they learn, and alike
+
+
+def test_training_from_the_cache_learns_the_targets(style_setup):
+    st = style_setup
+    args = style_args(style_samples=3, total_step=30, i_weights=10)
+    model = style_stage.train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"],
+                                    st["names"], st["expdir"], st["opts"], log=lambda *_: None, samples=build(st))
+    from tests.test_style_stage import mimic_mse  # judged by the renderer, not the cache
+    untrained = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
+    assert mimic_mse(model, st) < 0.3 * mimic_mse(untrained, st)
+
+
+@pytest.mark.parametrize("over, ok", [({"style_samples": 16}, True), ({"style_samples": 17}, False),
+                                      ({"style_samples": 4, "N_samples_fine": 0}, False)])
+def test_the_option_is_checked_against_the_samples_a_ray_has(over, ok):
+    if ok:
+        check_args(style_args(**over))
+    else:
+        with pytest.raises(ConfigError, match="--style_samples"):
+            style_args(**over)  # parse_args checks

@@ -4,7 +4,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dataset.rays import PixelRays, get_rays_np, image_rays, ndc_rays, ndc_rays_np, scaled_hwf
+from dataset.rays import PixelRays, get_rays_np, image_rays, ndc_rays, ndc_rays_np, pixel_rays, scaled_hwf
 
 
 def _rotation(axis, angle):
@@ -170,3 +170,18 @@ def test_pixel_rays_fern_memory(fern_dir):
     np.testing.assert_array_equal(batch["rgb"], scene.images[views, ys, xs])
     assert not set(views.tolist()) & {0, 8, 16}
     np.testing.assert_allclose(pr.rays_o[:, 2], -1.0, atol=1e-4)  # NDC origins on the near plane
+
+
+@pytest.mark.parametrize("ndc", [True, False])
+def test_pixel_rays_match_image_rays(ndc):
+    from tests.test_style_stage import FOCAL, H, W, random_poses
+    rng = np.random.default_rng(3)
+    poses = random_poses(4)  # tests/test_style_stage.py's
+    v = rng.integers(4, size=50)
+    r, c = rng.integers(H, size=50), rng.integers(W, size=50)
+    o, d = pixel_rays(H, W, FOCAL, poses[v], r.astype(np.float64), c.astype(np.float64), ndc=ndc)
+    assert o.shape == (50, 3) and d.shape == (50, 3) and o.dtype == np.float32 and d.dtype == np.float32
+    for k in range(50):
+        ro, rd, _ = image_rays(H, W, FOCAL, poses[v[k]], ndc=ndc)
+        np.testing.assert_allclose(o[k], ro[r[k] * W + c[k]], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d[k], rd[r[k] * W + c[k]], rtol=1e-5, atol=1e-6)

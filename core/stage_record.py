@@ -3,9 +3,9 @@
 A stage's line (pipeline/stages.py) says what to expect before its progress bar starts:
 - run before here with the same options: "about T (as the last run with these options here)";
 - run before with other options: its kernels are mostly compiled already;
-- never run with this Jittor cache: Jittor compiles its kernels first, roughly for how long an
-  empty cache took on a CPU or a GPU (FIRST_COMPILE_S, measured), instead of a bar that
-  extrapolates a compiling first step to hours.
+- not run with this Jittor cache (or the cache is empty): Jittor compiles its kernels first,
+  roughly for how long an empty cache took on a CPU or a GPU (FIRST_COMPILE_S, measured),
+  instead of a bar that extrapolates a compiling first step to hours.
 
 The record lives beside Jittor's kernels (<cache_path>/stylenerf_stages.json): a wiped cache
 wipes it too, so "compiled before" means the kernels are really there.
@@ -64,8 +64,10 @@ def save(stage, seconds, kernels, digest, path=None):
         pass  # a read-only cache: the next run just says less
 
 
-def expectation(stage, digest, on_cpu, path=None):
-    """The line's "what to expect" text for `stage` with settings `digest`."""
+def expectation(stage, digest, on_cpu, path=None, cache_empty=False):
+    """The line's "what to expect" text for `stage` with settings `digest`; cache_empty: Jittor's
+    kernel folder holds nothing yet (else an unrecorded stage may still find its kernels there,
+    compiled before the record existed)."""
     last = load(path).get(stage)
     if isinstance(last, dict) and last.get("settings") == digest:
         return f"expected about {format_duration(last.get('seconds', 0))}, as the last run with these options here"
@@ -74,7 +76,8 @@ def expectation(stage, digest, on_cpu, path=None):
     where = "cpu" if on_cpu else "cuda"
     typical = FIRST_COMPILE_S[where].get(stage)
     machine = "a 2-core CPU" if on_cpu else "an H200"
+    head = ("Jittor's cache is empty: it compiles this stage's kernels before the first step" if cache_empty else
+            "no earlier run of this stage recorded with this Jittor cache: Jittor may compile its kernels first")
     if typical is None:
-        return "first run with this Jittor cache: Jittor compiles its kernels before the first step"
-    return (f"first run with this Jittor cache: Jittor compiles its kernels before the first step "
-            f"(about {format_duration(typical)} on {machine} with an empty cache)")
+        return head
+    return f"{head} (about {format_duration(typical)} on {machine} with an empty cache)"

@@ -203,7 +203,7 @@ def run_stages(run, stages, log=print):
     on_cpu = not on_gpu()
     for s in stages[first:]:
         log(f"stage {s.name} ({stages.index(s) + 1}/{len(stages)}): "
-            + stage_record.expectation(s.name, digest, on_cpu))
+            + stage_record.expectation(s.name, digest, on_cpu, cache_empty=jit_kernels() == 0))
         t0, kernels = time.time(), jit_kernels()
         with timing.stage(s.name):
             run.products.update(s.run(run))

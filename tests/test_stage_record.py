@@ -6,11 +6,13 @@ from core import stage_record
 
 def test_the_expectation_follows_the_record(tmp_path):
     path = str(tmp_path / "rec.json")
-    first = stage_record.expectation("6 style training", "abc", on_cpu=False, path=path)
-    assert "first run with this Jittor cache" in first and "about 3 minutes on an H200" in first
-    assert "about 14 s on a 2-core CPU" in stage_record.expectation("6 style training", "abc", True, path)
+    first = stage_record.expectation("6 style training", "abc", on_cpu=False, path=path, cache_empty=True)
+    assert first == ("Jittor's cache is empty: it compiles this stage's kernels before the first step "
+                     "(about 3 minutes on an H200 with an empty cache)")
+    unrecorded = stage_record.expectation("6 style training", "abc", True, path)
+    assert "no earlier run of this stage recorded" in unrecorded and "about 14 s on a 2-core CPU" in unrecorded
     unmeasured = stage_record.expectation("1 NeRF", "abc", on_cpu=False, path=path)
-    assert "compiles its kernels" in unmeasured and "about" not in unmeasured
+    assert "compile its kernels" in unmeasured and "about" not in unmeasured
     stage_record.save("6 style training", 190.4, 25, "abc", path=path)
     assert stage_record.expectation("6 style training", "abc", False, path) == \
         "expected about 3 minutes, as the last run with these options here"
@@ -24,7 +26,7 @@ def test_a_damaged_record_reads_as_empty(tmp_path):
     path = tmp_path / "rec.json"
     path.write_text("{not json")
     assert stage_record.load(str(path)) == {}
-    assert "first run" in stage_record.expectation("6 style training", "abc", True, str(path))
+    assert "no earlier run" in stage_record.expectation("6 style training", "abc", True, str(path))
     stage_record.save("6 style training", 1.0, 0, "abc", path=str(path))  # replaced, readable again
     assert "6 style training" in stage_record.load(str(path))
 

@@ -47,7 +47,7 @@ def test_the_six_stages_in_order_and_what_each_makes():
 
 def test_a_stage_line_counts_the_kernels_jittor_compiled_for_it(monkeypatch):
     monkeypatch.setattr(stages.timing, "stage", lambda name: __import__("contextlib").nullcontext())
-    counts = iter([10, 52, 52, 52])  # stage 1 compiles 42 kernels, stage 2 none
+    counts = iter([10, 10, 52, 52, 52, 52])  # (empty?, before, after) a stage: stage 1 compiles 42, stage 2 none
     monkeypatch.setattr(stages, "jit_kernels", lambda: next(counts))
     logs = []
     run_stages(FakeRun(), [_stage("1 a", False, logs), _stage("2 b", False, logs)], logs.append)
@@ -58,7 +58,7 @@ def test_a_stage_line_counts_the_kernels_jittor_compiled_for_it(monkeypatch):
 
 
 def test_a_stage_line_says_what_to_expect_before_the_stage_runs(monkeypatch):
-    """First with this Jittor cache: it will compile; run again with the same options: the last
+    """Not recorded with this Jittor cache: it may compile; run again with the same options: the last
     time; with other options: compiled before (core/stage_record.py)."""
     monkeypatch.setattr(stages.timing, "stage", lambda name: __import__("contextlib").nullcontext())
     monkeypatch.setattr("models.layers.on_gpu", lambda: False)
@@ -68,7 +68,7 @@ def test_a_stage_line_says_what_to_expect_before_the_stage_runs(monkeypatch):
         run_stages(FakeRun(**args), [_stage("3 decoder fine-tune", False, logs)], logs.append)
         return [line for line in logs if line.startswith("stage 3 decoder fine-tune (1/1)")]
     first = lines(total_step=5)
-    assert len(first) == 1 and "first run with this Jittor cache" in first[0] and "38 s on a 2-core CPU" in first[0]
+    assert len(first) == 1 and "no earlier run of this stage recorded" in first[0] and "38 s on a 2-core CPU" in first[0]
     again = lines(total_step=5)
     assert "as the last run with these options here" in again[0]
     other = lines(total_step=6)

@@ -3,10 +3,10 @@
 The style stage's density is frozen, so every target pixel's compositing weights are fixed
 (render/cached_samples.py).  This renders them once per geometry view at the targets' size
 (target_hwf) with the eval options (no jitter), keeps the K samples of each ray that carry the
-most weight, and stores their depths and both levels' weights as float16
+most weight, and stores their depths, both levels' weights and each depth's jitter range as float16
 `<expdir>/style_samples/view_<v>.npz` [h,w,K] each, keyed by the geometry cache, the size and
 the sampling options (core/cache_key.py).  A killed build resumes at the first view it had
-not written.  Memory: 6 K bytes a pixel (fern.txt's 20 views at 1008x756, K 16: 1.5 GB).
+not written.  Memory: 8 K bytes a pixel (fern.txt's 20 views at 1008x756, K 16: 2 GB).
 """
 import os
 
@@ -21,22 +21,26 @@ from render.cached_samples import top_samples
 from render.renderer import shared_weights
 
 
+NAMES = ("depth", "w_coarse", "w_fine", "spread")
+
+
 def cache_key(args, expdir, opts):
     return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
             "target_factor": args.target_factor, "k": args.style_samples, "n_samples": opts.n_samples,
             "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
-            "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far))}
+            "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES)}
 
 
 class SampleCache:
-    """depth, w_coarse, w_fine: float16 [V,h,w,K] arrays; lookup gathers pixels' rows."""
+    """depth, w_coarse, w_fine, spread: float16 [V,h,w,K] arrays (render.cached_samples.top_samples);
+    lookup gathers pixels' rows."""
 
-    def __init__(self, depth, w_coarse, w_fine):
-        self.depth, self.w_coarse, self.w_fine = depth, w_coarse, w_fine
+    def __init__(self, depth, w_coarse, w_fine, spread):
+        self.depth, self.w_coarse, self.w_fine, self.spread = depth, w_coarse, w_fine, spread
 
     def lookup(self, v, r, c):
-        """Integer view, row, col [B] -> (depth, w_coarse, w_fine) float32 [B,K]."""
-        return tuple(a[v, r, c].astype(np.float32) for a in (self.depth, self.w_coarse, self.w_fine))
+        """Integer view, row, col [B] -> (depth, w_coarse, w_fine, spread) float32 [B,K]."""
+        return tuple(getattr(self, n)[v, r, c].astype(np.float32) for n in NAMES)
 
 
 def _read_view(path, shape, log):
@@ -44,7 +48,7 @@ def _read_view(path, shape, log):
         return None
     try:
         with np.load(path) as z:
-            got = tuple(z[n] for n in ("depth", "w_coarse", "w_fine"))
+            got = tuple(z[n] for n in NAMES)
         if any(a.shape != shape for a in got):
             raise ValueError(f"shapes {[a.shape for a in got]}, expected {shape}")
         return got
@@ -54,11 +58,11 @@ def _read_view(path, shape, log):
         return None
 
 
-def _write_view(path, depth, w_coarse, w_fine):
+def _write_view(path, arrays):
     tmp = path[:-len(".npz")] + ".tmp.npz"
     try:
         with writing(path):
-            np.savez(tmp, depth=depth, w_coarse=w_coarse, w_fine=w_fine)
+            np.savez(tmp, **dict(zip(NAMES, arrays)))
             os.replace(tmp, path)
     except BaseException:
         remove_quietly(tmp)
@@ -66,12 +70,12 @@ def _write_view(path, depth, w_coarse, w_fine):
 
 
 def _render_view(args, geo, v, fields, opts):
-    """The K heaviest samples of every pixel of view v at the targets' size, float16 [h,w,K] each."""
+    """The K heaviest samples of every pixel of view v at the targets' size: NAMES' float16 [h,w,K]."""
     h, w, focal = target_hwf(args, geo)
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     rows, cols = rows.ravel(), cols.ravel()
     c2ws = np.broadcast_to(geo.c2ws[v], (len(rows),) + geo.c2ws[v].shape)
-    out = [np.empty((h * w, args.style_samples), np.float16) for _ in range(3)]
+    out = [np.empty((h * w, args.style_samples), np.float16) for _ in NAMES]
     for start in range(0, h * w, args.chunk):
         end = min(start + args.chunk, h * w)
         ro, rd = pixel_rays(h, w, focal, c2ws[start:end], rows[start:end], cols[start:end], ndc=not args.no_ndc)
@@ -97,7 +101,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
                 os.remove(os.path.join(folder, f))
     refresh(os.path.join(folder, "meta.json"), cache_key(args, expdir, opts), clear, "style sample cache", log)
     h, w, _ = target_hwf(args, geo)
-    arrays = [np.empty((geo.n_views, h, w, k), np.float16) for _ in range(3)]
+    arrays = [np.empty((geo.n_views, h, w, k), np.float16) for _ in NAMES]
     todo = []
     for v in range(geo.n_views):
         got = _read_view(os.path.join(folder, f"view_{v:03d}.npz"), (h, w, k), log)
@@ -111,7 +115,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
             f"at {w}x{h} into {folder}")
     for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
         got = _render_view(args, geo, v, fields, opts)
-        _write_view(os.path.join(folder, f"view_{v:03d}.npz"), *got)
+        _write_view(os.path.join(folder, f"view_{v:03d}.npz"), got)
         for dst, src in zip(arrays, got):
             dst[v] = src
     return SampleCache(*arrays)

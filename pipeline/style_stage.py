@@ -22,7 +22,7 @@ from dataset.rays import pixel_rays
 from models.style_mlp import LatentCodes, StyleMLP
 from pipeline.style_patch import patch_pixels, patch_texture_loss, window_target
 from pipeline.targets import target_hwf
-from render.cached_samples import cached_points, composite_cached
+from render.cached_samples import cached_points, composite_cached, jittered
 from render.renderer import render_rays
 
 LATENT_LR = 1e-3
@@ -177,8 +177,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
     With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
     render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
-    SampleCache - the style MLP runs only at each pixel's cached samples, and the texture
-    window's positions are rounded to whole pixels (the cache's)."""
+    SampleCache - the style MLP runs only at each pixel's cached samples (a turned window's rays
+    at their nearest pixel's), jittered within their intervals when opts.perturb."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -194,8 +194,6 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
             target[m] = targets[k][v[m], r[m], c[m]]
         if p:  # the texture window's rays go last, its target read bilinearly
             ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
-            if samples is not None:
-                wr, wc = np.rint(wr), np.rint(wc)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
             s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c), (ws, wv, wr, wc)))
         rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
@@ -205,7 +203,10 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         latent = model.latents.lookup(s_i, v_i)
         coarse_field, fine_field = style_fields(system, model.mlp, latent)
         if samples is not None:  # the frozen density's weights, cached: colours at K points a ray
-            z, w_c, w_f = samples.lookup(v, r.astype(np.int64), c.astype(np.int64))
+            # (a window's turned rays take their nearest pixel's samples)
+            z, w_c, w_f, spread = samples.lookup(v, np.rint(r).astype(np.int64), np.rint(c).astype(np.int64))
+            if opts.perturb:
+                z = jittered(z, spread, rng)
             colors = fine_field.colors(cached_points(rays_o, rays_d, z))
             out = composite_cached(colors, w_c, w_f, opts.white_bkgd)
         else:  # one style MLP for both levels: its colours evaluated once, at the fine depths

@@ -5,7 +5,8 @@ the colours at its samples do.  Each level of a share_color render is then
 sum_i w_i c(o + z_i d) over fixed depths z_i with fixed weights w_i (render.renderer.
 shared_weights), and most of the weight sits on a few samples near the surface.  top_samples
 keeps the K samples that carry the most weight of either level and rescales each level's K
-weights to that level's full opacity; composite_cached renders the colours there.  A style step
+weights to that level's full opacity; composite_cached renders the colours there, at depths
+jittered within each sample's interval during training (jittered).  A style step
 then runs the style MLP at K points a ray, instead of the frozen NeRF at n_samples +
 (n_samples + n_fine) points and the style MLP at n_samples + n_fine (fern.txt: 16 against 320).
 With K = n_samples + n_fine nothing is dropped and the render is the exact one (tested).
@@ -15,19 +16,30 @@ import numpy as np
 
 
 def top_samples(z, w_coarse, w_fine, k):
-    """NumPy z, w_coarse, w_fine [R,S] (shared_weights) -> (z, w_coarse, w_fine) [R,k] of the k
-    samples with the largest w_coarse + w_fine, in depth order; each level's k weights are
-    scaled so that they sum to the level's full opacity (sum of its S weights)."""
+    """NumPy z, w_coarse, w_fine [R,S] (shared_weights) -> (z, w_coarse, w_fine, spread) [R,k] of
+    the k samples with the largest w_coarse + w_fine, in depth order; each level's k weights are
+    scaled so that they sum to the level's full opacity (sum of its S weights).  spread: half the
+    gap to the nearer neighbouring sample, how far a kept depth may be jittered and stay in its
+    own interval (what --perturb's jitter does to the renderer's samples)."""
     R, S = z.shape
     if not 1 <= k <= S:
         raise ValueError(f"top_samples: k must be in 1..{S} (the samples a ray has), got {k}")
+    gaps = np.diff(z, axis=1)
+    spread = 0.5 * np.minimum(np.concatenate([gaps[:, :1], gaps], 1), np.concatenate([gaps, gaps[:, -1:]], 1))
     keep = np.argpartition(-(w_coarse + w_fine), k - 1, axis=1)[:, :k] if k < S else np.tile(np.arange(S), (R, 1))
     keep = np.take_along_axis(keep, np.argsort(np.take_along_axis(z, keep, 1), axis=1), 1)
-    out = [np.take_along_axis(a, keep, 1) for a in (z, w_coarse, w_fine)]
+    out = [np.take_along_axis(a, keep, 1) for a in (z, w_coarse, w_fine, spread)]
     for full, kept in ((w_coarse, out[1]), (w_fine, out[2])):
         total, part = full.sum(1, keepdims=True), kept.sum(1, keepdims=True)
         kept *= np.where(part > 0, total / np.maximum(part, 1e-30), 0.0)
     return tuple(a.astype(np.float32) for a in out)
+
+
+def jittered(z, spread, rng):
+    """Cached depths z [R,K] moved uniformly within +-spread (NumPy): the fixed samples of the
+    cache see the field between them, as the renderer's jittered samples do, so that a texture
+    learnt at the samples does not alias into noise at other views' samples."""
+    return z + spread * rng.uniform(-1.0, 1.0, z.shape).astype(np.float32)
 
 
 def cached_points(rays_o, rays_d, z):

@@ -8,7 +8,7 @@ from models.embedder import PositionalEncoding
 from models.nerf import NeRF
 from models.style_mlp import StyleMLP
 from pipeline.style_stage import StyleField
-from render.cached_samples import cached_points, composite_cached, top_samples
+from render.cached_samples import cached_points, composite_cached, jittered, top_samples
 from render.options import RenderOptions
 from render.renderer import render_rays, shared_weights
 
@@ -19,11 +19,15 @@ def test_top_samples_keeps_the_heaviest_in_depth_order_with_each_levels_opacity(
     wc, wf = rng.uniform(0, 0.2, (50, 12)), rng.uniform(0, 0.2, (50, 12))
     wc[:, 5] = 0.0  # a sample without coarse weight
     for k in (1, 4, 12):
-        t, kc, kf = top_samples(z, wc, wf, k)
-        assert t.shape == kc.shape == kf.shape == (50, k) and t.dtype == np.float32
+        t, kc, kf, spread = top_samples(z, wc, wf, k)
+        assert t.shape == kc.shape == kf.shape == spread.shape == (50, k) and t.dtype == np.float32
         for r in range(50):
             ref = np.sort(np.argsort(-(wc[r] + wf[r]), kind="stable")[:k])  # NumPy's own ranking
             np.testing.assert_allclose(t[r], z[r, ref], rtol=1e-6)
+            for j, i in enumerate(ref):  # half the gap to the nearer neighbour (ends: their one gap)
+                gaps = [z[r, i] - z[r, i - 1]] if i > 0 else []
+                gaps += [z[r, i + 1] - z[r, i]] if i < 11 else []
+                assert spread[r, j] == pytest.approx(0.5 * min(gaps), rel=1e-5)
             np.testing.assert_allclose(kc[r], wc[r, ref] * wc[r].sum() / wc[r, ref].sum(), rtol=1e-5)
             np.testing.assert_allclose(kf[r], wf[r, ref] * wf[r].sum() / wf[r, ref].sum(), rtol=1e-5)
     with pytest.raises(ValueError, match="k must be in 1..12"):
@@ -33,7 +37,7 @@ def test_top_samples_keeps_the_heaviest_in_depth_order_with_each_levels_opacity(
 def test_a_level_without_weight_stays_without_weight():
     z = np.linspace(0, 1, 6)[None]
     wc, wf = np.zeros((1, 6)), np.array([[0, 0, 0.5, 0.2, 0, 0]])
-    _, kc, kf = top_samples(z, wc, wf, 2)
+    _, kc, kf, _ = top_samples(z, wc, wf, 2)
     np.testing.assert_array_equal(kc, 0)
     np.testing.assert_allclose(kf, [[0.5, 0.2]], rtol=1e-6)
 
@@ -61,7 +65,7 @@ def test_every_sample_kept_is_the_exact_render_with_its_gradients(white_bkgd):
     opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, white_bkgd=white_bkgd)
     results = []
     exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
-    z, wc, wf = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 14)
+    z, wc, wf, _ = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 14)
     cached = composite_cached(fine.colors(cached_points(rays_o, rays_d, z)), wc, wf, white_bkgd)
     for out in (exact, cached):
         loss = (out["coarse"]["rgb"] ** 2).sum() + (out["fine"]["rgb"] ** 2).sum()
@@ -78,7 +82,7 @@ def test_an_opaque_surface_needs_few_samples():
     (coarse, fine), _, _, rays_o, rays_d = fields(20.0)
     opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
     exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
-    z, wc, wf = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 3)
+    z, wc, wf, _ = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 3)
     cached = composite_cached(fine.colors(cached_points(rays_o, rays_d, z)), wc, wf)
     for level in ("coarse", "fine"):
         np.testing.assert_allclose(cached[level]["rgb"].numpy(), exact[level]["rgb"].numpy(), atol=1e-3)
@@ -95,3 +99,12 @@ def test_shared_weights_are_the_renderers():
     assert ((wc > 0).sum(1) <= 8).all()  # coarse weight only at the coarse depths
     with pytest.raises(ValueError, match="fine samples"):
         shared_weights(coarse, fine, rays_o, rays_d, RenderOptions(n_samples=8, n_fine=0))
+
+
+def test_jittered_depths_stay_within_their_spread_and_cover_it():
+    z = np.tile(np.linspace(0.1, 0.9, 5, dtype=np.float32), (2000, 1))
+    spread = np.full_like(z, 0.05)
+    out = jittered(z, spread, np.random.default_rng(0))
+    assert out.dtype == np.float32 and np.abs(out - z).max() <= 0.05 + 1e-7
+    assert np.abs(out - z).max() > 0.049 and abs(float((out - z).mean())) < 1e-3  # uniform about z
+    np.testing.assert_array_equal(jittered(z, np.zeros_like(z), np.random.default_rng(1)), z)

@@ -1,5 +1,6 @@
 """pipeline/style_samples.py: the style stage's sample cache - built per view at the targets'
 size, keyed, resumed, and a style step from it equal to the renderer's when nothing is dropped."""
+import dataclasses
 import os
 
 import jittor as jt
@@ -99,3 +100,43 @@ def test_the_option_is_checked_against_the_samples_a_ray_has(over, ok):
     else:
         with pytest.raises(ConfigError, match="--style_samples"):
             style_args(**over)  # parse_args checks
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_cached_depths_are_jittered_as_the_renderers_samples(style_setup, monkeypatch, perturb):
+    st = style_setup
+    calls = []
+    real = style_stage.jittered
+    monkeypatch.setattr(style_stage, "jittered", lambda z, spread, rng: calls.append(spread) or real(z, spread, rng))
+    args = style_args(style_samples=4)
+    model = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
+    opts = dataclasses.replace(st["opts"], perturb=perturb)
+    step = style_stage.style_step(args, st["system"], st["geo"], st["targets"], model, opts, samples=build(st))
+    step(1)
+    assert len(calls) == (1 if perturb else 0)
+    if perturb:
+        assert calls[0].shape == (args.batch_size_style, 4) and calls[0].max() > 0
+
+
+def test_a_turned_window_keeps_its_positions_and_bilinear_target_with_the_cache(style_setup, monkeypatch):
+    """The window's rays go through its own (sub-pixel) positions, with their nearest pixel's
+    samples; its target is read bilinearly there, as without the cache."""
+    from pipeline.style_patch import window_target
+    st = style_setup
+    rng = np.random.default_rng(3)
+    st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
+    windows, seen, rays = [], [], []
+    real_window, real_rays = style_stage.patch_pixels, style_stage.pixel_rays
+    monkeypatch.setattr(style_stage, "patch_pixels", lambda *a: windows.append(real_window(*a)) or windows[-1])
+    monkeypatch.setattr(style_stage, "patch_texture_loss", lambda enc, rgb, tgt, p: seen.append(tgt.numpy()) or rgb.sum() * 0)
+    monkeypatch.setattr(style_stage, "pixel_rays", lambda *a, **k: rays.append(a[4:6]) or real_rays(*a, **k))
+    args = style_args(style_samples=4, style_patch_weight=0.5, style_patch=4)
+    model = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
+    step = style_stage.style_step(args, st["system"], st["geo"], st["targets"], model, st["opts"], encoder=object(),
+                                  samples=build(st))
+    step(1)
+    ws, wv, wr, wc = windows[0]
+    assert np.abs(wr - np.rint(wr)).max() > 0.01  # a turned window: off the pixel grid
+    np.testing.assert_array_equal(rays[0][0][-16:], wr)
+    np.testing.assert_array_equal(rays[0][1][-16:], wc)
+    np.testing.assert_allclose(seen[0], window_target(st["targets"][ws[0]][wv[0]], wr, wc) / 255.0, atol=1e-6)

@@ -127,3 +127,30 @@ def check_target_size(args, hwf):
             raise ValueError(f"--style_patch {args.style_patch} is larger than the targets ({w}x{h} at "
                              f"--target_factor {args.target_factor}) allow: a turned window needs {side} pixels "
                              f"a side; expected at most {int((min(h, w) - 1) / math.sqrt(2.0)) + 1}")
+
+
+def available_memory():
+    """Bytes of host memory available (MemAvailable; the free pages where /proc is missing)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_sample_cache(args, hwf, n_views, available=None):
+    """--style_samples K: the cache (8 bytes a sample, K a pixel of every view at the targets'
+    size, held in memory by the style stage) fits in the host memory available now."""
+    if args.style_samples <= 0:
+        return
+    from dataset.rays import scaled_hwf
+    h, w, _ = scaled_hwf(hwf, args.target_factor)
+    need = int(n_views) * h * w * args.style_samples * 8
+    available = available_memory() if available is None else available
+    if need > 0.8 * available:
+        raise ValueError(f"--style_samples {args.style_samples}: the sample cache of {n_views} views at {w}x{h} "
+                         f"needs {need / 2**30:.1f} GB of host memory, {available / 2**30:.1f} GB are available; "
+                         f"expected a smaller --style_samples or a larger --target_factor (or 0: no cache)")

@@ -237,6 +237,7 @@ def run(args, log=print):
     stages = stages_for(args)
     if len(stages) > 1:  # weights, style images and sizes, before hours of NeRF training
         preflight.check_target_size(args, scene.hwf)
+        preflight.check_sample_cache(args, scene.hwf, len(geometry.geometry_poses(args, scene)))
         preflight.check_style_inputs(args, expdir, log)
     else:
         log("total_step <= origin_step: no style training asked for")

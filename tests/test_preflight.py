@@ -112,3 +112,16 @@ def test_target_size_holds_the_texture_window():
     preflight.check_target_size(SimpleNamespace(target_factor=8, style_patch=64, style_patch_weight=0.0), hwf)
     with pytest.raises(ValueError, match="--target_factor 64: targets of 7x5 pixels from 504x378 views"):
         preflight.check_target_size(SimpleNamespace(target_factor=64, style_patch=4, style_patch_weight=0.0), hwf)
+
+
+def test_the_sample_cache_must_fit_in_the_memory_available():
+    from types import SimpleNamespace
+    hwf = (756, 1008, 800.0)  # fern at factor 4: 20 views, K 32, full size = 3.65 GiB
+    args = SimpleNamespace(style_samples=32, target_factor=1)
+    preflight.check_sample_cache(args, hwf, 20, available=8 * 2**30)
+    with pytest.raises(ValueError, match=r"--style_samples 32: the sample cache of 20 views at 1008x756 needs "
+                                         r"3\.6 GB of host memory, 4\.0 GB are available"):
+        preflight.check_sample_cache(args, hwf, 20, available=4 * 2**30)
+    preflight.check_sample_cache(SimpleNamespace(style_samples=32, target_factor=2), hwf, 20, available=4 * 2**30)
+    preflight.check_sample_cache(SimpleNamespace(style_samples=0, target_factor=1), hwf, 20, available=1)
+    assert preflight.available_memory() > 0

@@ -171,14 +171,24 @@ def logp_weight(args, step):
     return args.logp_loss_lambda * args.logp_loss_decay ** ((step - args.origin_step) // 1000)
 
 
+def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
+    """A batch's levels from the SampleCache: the frozen density's cached weights, the style
+    field's colours at each pixel's K samples (a turned window's rays take their nearest pixel's),
+    jittered within their intervals while opts.perturb (as the renderer's samples are)."""
+    v, r, c = pixels
+    z, w_c, w_f, spread = samples.lookup(v, np.rint(r).astype(np.int64), np.rint(c).astype(np.int64))
+    if opts.perturb:
+        z = jittered(z, spread, rng)
+    return composite_cached(field.colors(cached_points(rays_o, rays_d, z)), w_c, w_f, opts.white_bkgd)
+
+
 def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
     With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
     render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
-    SampleCache - the style MLP runs only at each pixel's cached samples (a turned window's rays
-    at their nearest pixel's), jittered within their intervals when opts.perturb."""
+    SampleCache to render from instead of the renderer (render_cached)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -201,17 +211,11 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         # NumPy ids: the range checks read them on the host (Vars would be fetched back)
         s_i, v_i = s.astype(np.int32), v.astype(np.int32)
         latent = model.latents.lookup(s_i, v_i)
-        coarse_field, fine_field = style_fields(system, model.mlp, latent)
-        if samples is not None:  # the frozen density's weights, cached: colours at K points a ray
-            # (a window's turned rays take their nearest pixel's samples)
-            z, w_c, w_f, spread = samples.lookup(v, np.rint(r).astype(np.int64), np.rint(c).astype(np.int64))
-            if opts.perturb:
-                z = jittered(z, spread, rng)
-            colors = fine_field.colors(cached_points(rays_o, rays_d, z))
-            out = composite_cached(colors, w_c, w_f, opts.white_bkgd)
+        fields = style_fields(system, model.mlp, latent)
+        if samples is not None:
+            out = render_cached(samples, fields[1], rays_o, rays_d, (v, r, c), opts, rng)
         else:  # one style MLP for both levels: its colours evaluated once, at the fine depths
-            out = render_rays(jt.array(rays_o), jt.array(rays_d), None, coarse_field, fine_field, opts=opts,
-                              share_color=share_color)
+            out = render_rays(jt.array(rays_o), jt.array(rays_d), None, *fields, opts=opts, share_color=share_color)
         tgt = jt.array(target / 255.0)
         loss_c = ((out["coarse"]["rgb"] - tgt) ** 2).mean()
         loss_f = ((out["fine"]["rgb"] - tgt) ** 2).mean() if "fine" in out else loss_c * 0

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.cache_key import matches, refresh
-from core.oserrors import remove_quietly, writing
+from core.npz_cache import read_arrays, write_arrays
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
 from render.options import RenderOptions
@@ -64,32 +64,14 @@ def _meta(args, scene, nerf_step, poses):
 
 def _read_view(path, H, W, log):
     """(rgb, depth, points) of a cached view, or None when it is missing or damaged (then it
-    is rendered again: a file cut short by a full disk or a kill must not block every rerun)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with np.load(path) as z:
-            rgb, depth, points = z["rgb"].astype(np.float32), z["depth"], z["points"]
-        if rgb.shape != (H, W, 3) or depth.shape != (H, W) or points.shape != (H, W, 3):
-            raise ValueError(f"shapes {rgb.shape}, {depth.shape}, {points.shape} for a {W}x{H} view")
-    except Exception as e:  # zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError, ...
-        log(f"warning: damaged geometry view {path} ({type(e).__name__}: {e}); rendering it again")
-        remove_quietly(path)
-        return None
-    return rgb, depth, points
+    is rendered again)."""
+    got = read_arrays(path, {"rgb": (H, W, 3), "depth": (H, W), "points": (H, W, 3)}, "geometry view", log)
+    return None if got is None else (got["rgb"].astype(np.float32), got["depth"], got["points"])
 
 
 def _write_view(folder, v, rgb, depth, points):
-    final = os.path.join(folder, f"view_{v:03d}.npz")
-    tmp = os.path.join(folder, f"view_{v:03d}.tmp.npz")
-    try:
-        with writing(final):
-            np.savez(tmp, rgb=rgb.astype(np.float16), depth=depth.astype(np.float32),
-                     points=points.astype(np.float32))
-            os.replace(tmp, final)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+    write_arrays(os.path.join(folder, f"view_{v:03d}.npz"),
+                 {"rgb": rgb.astype(np.float16), "depth": depth.astype(np.float32), "points": points.astype(np.float32)})
 
 
 def is_current(args, scene, expdir, nerf_step):

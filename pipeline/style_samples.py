@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.cache_key import file_stamp, refresh
-from core.oserrors import remove_quietly, writing
+from core.npz_cache import read_arrays, write_arrays
 from dataset.rays import pixel_rays
 from pipeline.targets import target_hwf
 from render.cached_samples import top_samples
@@ -44,29 +44,8 @@ class SampleCache:
 
 
 def _read_view(path, shape, log):
-    if not os.path.exists(path):
-        return None
-    try:
-        with np.load(path) as z:
-            got = tuple(z[n] for n in NAMES)
-        if any(a.shape != shape for a in got):
-            raise ValueError(f"shapes {[a.shape for a in got]}, expected {shape}")
-        return got
-    except Exception as e:  # a file cut short by a kill or a full disk: rendered again
-        log(f"warning: damaged style sample cache {path} ({type(e).__name__}: {e}); rendering it again")
-        remove_quietly(path)
-        return None
-
-
-def _write_view(path, arrays):
-    tmp = path[:-len(".npz")] + ".tmp.npz"
-    try:
-        with writing(path):
-            np.savez(tmp, **dict(zip(NAMES, arrays)))
-            os.replace(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+    got = read_arrays(path, {n: shape for n in NAMES}, "style sample cache", log)
+    return None if got is None else tuple(got[n] for n in NAMES)
 
 
 def _render_view(args, geo, v, fields, opts):
@@ -115,7 +94,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
             f"at {w}x{h} into {folder}")
     for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
         got = _render_view(args, geo, v, fields, opts)
-        _write_view(os.path.join(folder, f"view_{v:03d}.npz"), got)
+        write_arrays(os.path.join(folder, f"view_{v:03d}.npz"), dict(zip(NAMES, got)))
         for dst, src in zip(arrays, got):
             dst[v] = src
     return SampleCache(*arrays)

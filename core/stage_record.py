@@ -17,6 +17,7 @@ import os
 from core.eta import format_duration
 
 RECORD = "stylenerf_stages.json"
+KEEP = 20  # settings remembered per stage
 # seconds of compiling a stage's kernels on an empty Jittor cache: the 2-core CPU from the tiny
 # main command (docs/COMPILE.md, 2026-12-04: empty cache minus warm); the H200 from
 # fern_quick's stages on a fresh machine (2026-12-02); None: not measured there
@@ -50,11 +51,22 @@ def load(path=None):
         return {}
 
 
+def _runs(data, stage):
+    """{digest: {"seconds", "kernels"}} of a stage (entries of another layout are left out)."""
+    runs = data.get(stage)
+    return {k: v for k, v in runs.items() if isinstance(v, dict)} if isinstance(runs, dict) else {}
+
+
 def save(stage, seconds, kernels, digest, path=None):
-    """Record that `stage` ran in `seconds`, compiling `kernels`, with settings `digest`."""
+    """Record that `stage` ran in `seconds`, compiling `kernels`, with settings `digest` (the
+    newest KEEP settings of each stage are kept, so that runs of other configs in between do not
+    erase a config's time)."""
     path = path or record_path()
     data = load(path)
-    data[stage] = {"seconds": round(float(seconds), 1), "kernels": int(kernels), "settings": digest}
+    runs = _runs(data, stage)
+    runs.pop(digest, None)  # re-inserted last: the newest
+    runs[digest] = {"seconds": round(float(seconds), 1), "kernels": int(kernels)}
+    data[stage] = dict(list(runs.items())[-KEEP:])
     try:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
@@ -68,10 +80,11 @@ def expectation(stage, digest, on_cpu, path=None, cache_empty=False):
     """The line's "what to expect" text for `stage` with settings `digest`; cache_empty: Jittor's
     kernel folder holds nothing yet (else an unrecorded stage may still find its kernels there,
     compiled before the record existed)."""
-    last = load(path).get(stage)
-    if isinstance(last, dict) and last.get("settings") == digest:
-        return f"expected about {format_duration(last.get('seconds', 0))}, as the last run with these options here"
-    if isinstance(last, dict):
+    runs = _runs(load(path), stage)
+    same = runs.get(digest)
+    if same is not None:
+        return f"expected about {format_duration(same.get('seconds', 0))}, as the last run with these options here"
+    if runs:
         return "its kernels were compiled by an earlier run here (other options: a few more may be)"
     where = "cpu" if on_cpu else "cuda"
     typical = FIRST_COMPILE_S[where].get(stage)

@@ -52,16 +52,21 @@ def styles_dir():
     return _asset("styles")
 
 
-@pytest.fixture(scope="session")
+_UNPACKED = {}  # what a test run has unpacked already
+
+
+@pytest.fixture
 def fern_long_expdir(tmp_path_factory):
-    """bench/checkpoints/fern_long.tgz unpacked once: fern.txt's NeRF after 120,001 GPU steps
-    (held-out PSNR 24.51 on the H200)."""
-    import tarfile
-    root = tmp_path_factory.mktemp("fern_long")
-    tgz = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "checkpoints", "fern_long.tgz")
-    with tarfile.open(tgz) as t:
-        t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
-    return str(root / "logs" / "fern_long" / "bench")
+    """bench/checkpoints/fern_long.tgz, unpacked once per test run: fern.txt's NeRF after
+    120,001 GPU steps (held-out PSNR 24.51 on the H200)."""
+    if "fern_long" not in _UNPACKED:
+        import tarfile
+        root = tmp_path_factory.mktemp("fern_long")
+        tgz = os.path.join(ROOT, "bench", "checkpoints", "fern_long.tgz")
+        with tarfile.open(tgz) as t:
+            t.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # 3.11.4+
+        _UNPACKED["fern_long"] = str(root / "logs" / "fern_long" / "bench")
+    return _UNPACKED["fern_long"]
 
 
 @pytest.fixture(autouse=True)

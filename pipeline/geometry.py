@@ -17,6 +17,7 @@ from core.cache_key import matches, refresh
 from core.npz_cache import read_arrays, write_arrays
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
+from pipeline.experiment import remove_partial_files
 from render.options import RenderOptions
 from render.renderer import render_image
 
@@ -89,9 +90,7 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
     os.makedirs(folder, exist_ok=True)
     poses = geometry_poses(args, scene)
     meta = _meta(args, scene, nerf_step, poses)
-    for f in os.listdir(folder):
-        if f.endswith(".tmp.npz"):
-            os.remove(os.path.join(folder, f))  # partial writes of a killed run
+    remove_partial_files(folder)  # partial writes of a killed run
 
     def clear():  # views of another NeRF or pose set
         for f in os.listdir(folder):

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from core.cache_key import file_stamp, refresh
 from core.npz_cache import read_arrays, write_arrays
 from dataset.rays import pixel_rays
+from pipeline.experiment import remove_partial_files
 from pipeline.targets import target_hwf
 from render.cached_samples import top_samples
 from render.renderer import shared_weights
@@ -73,6 +74,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
                          f"{opts.n_samples} + --N_samples_fine {opts.n_fine}), and needs --N_samples_fine > 0")
     folder = os.path.join(expdir, "style_samples")
     os.makedirs(folder, exist_ok=True)
+    remove_partial_files(folder)  # partial writes of a killed run
 
     def clear():  # samples of another geometry, size or K
         for f in os.listdir(folder):

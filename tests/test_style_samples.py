@@ -140,3 +140,13 @@ def test_a_turned_window_keeps_its_positions_and_bilinear_target_with_the_cache(
     np.testing.assert_array_equal(rays[0][0][-16:], wr)
     np.testing.assert_array_equal(rays[0][1][-16:], wc)
     np.testing.assert_allclose(seen[0], window_target(st["targets"][ws[0]][wv[0]], wr, wc) / 255.0, atol=1e-6)
+
+
+def test_a_write_cut_short_by_a_kill_is_removed_before_the_build(style_setup):
+    st = style_setup
+    folder = os.path.join(st["expdir"], "style_samples")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "view_001.tmp.npz"), "wb") as f:
+        f.write(b"half")
+    build(st)
+    assert sorted(os.listdir(folder)) == ["meta.json", "view_000.npz", "view_001.npz", "view_002.npz"]

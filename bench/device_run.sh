@@ -133,13 +133,13 @@ case "$step" in
     run_pipeline logs/fern_quick "$budget" 1 "$@" ;;
   fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001
              # checkpoint in bench/checkpoints/fern_long.tgz) instead of its own 5,000-step one, with
-             # fern_quick's 3,000 style steps (style steps count on from origin_step):
+             # fern_quick's 30,000 style steps (style steps count on from origin_step):
              # fernstyle <seconds> [run_stylenerf options, e.g. --style la_muse,sketch]
     budget=$1; shift
     exp=logs/fern_quick_nerf120k
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
-    run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 123001 "$@" ;;
+    run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 150001 "$@" ;;
   levers)  # style-stage variants side by side on fern.txt's trained NeRF (bench/style_levers.py:
            # stages 2-5 once, each variant's stage 6, evaluate.py of each, one table):
            # levers <seconds> --variant name="options" ... [--parallel N] [--eval "--eval_frames 30"]
@@ -154,7 +154,8 @@ case "$step" in
       | logged levers.log
     tar czf "$OUT/levers_eval.tgz" $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log 2>/dev/null) ;;
   tidycheck) # the same stylized frames as before the architecture tidy-up: fernstyle's run
-            # (stages 2-6 on fern.txt's NeRF, 3,000 style steps, the videos at half size) by this
+            # (stages 2-6 on fern.txt's NeRF, 3,000 renderer style steps at full target size, as
+            # fern_quick was at 1427bdb, the videos at half size) by this
             # tree, then its frames 0 and 30 of each style against those commit 1427bdb rendered
             # (bench/checkpoints/fern_quick_nerf120k_1427bdb_frames.tgz): >= 40 dB.  The held-out
             # PSNR at 5k: FERN_LONG_RUN=fern_5k bash bench/device_run.sh fernlong 300 --eval_at 5000
@@ -164,7 +165,7 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     run_pipeline $exp "$budget" 0 --no_eval --extra --expname "$(basename $exp)" --origin_step 120001 \
-      --total_step 123001 "$@"
+      --total_step 123001 --target_factor 1 --style_samples 0 "$@"  # 1427bdb's style stage
     python3 bench/compare_frames.py --ref bench/checkpoints/fern_quick_nerf120k_1427bdb_frames.tgz \
       --new $exp/render_valid_123001 2>&1 | logged tidycheck.log ;;
   render)  # the fast renderer against the exact one (bench_render.py, default every 2nd pixel:

@@ -19,7 +19,8 @@ side on one trained NeRF: style loss against per-frame AdaIN's, sharpness, consi
    sharpness of both relative to the photoreal frames (target: the NeRF within 20% of 1), the
    content distance of both to the photoreal frames (a texture bought by losing the scene
    shows there - and in the picture strips, eval/strip_<style>.png, which are worth a look),
-   the consistency ratios (target k=7 <= 0.5), and the style stage's steps and wall time.
+   the consistency ratios (target k=7 <= 0.5), and the style stage's steps and wall time (summed
+   over the runs that trained steps; variants trained side by side share the GPU).
 """
 import argparse
 import csv
@@ -75,10 +76,11 @@ def run_logged(cmd, log_path):
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log
 
 
-def run_all(jobs, parallel):
+def run_all(jobs, parallel, on_done=None):
     """jobs: [(name, cmd, log)] run at most `parallel` at a time; returns {name: (rc, seconds)}.
     SIGTERM or Ctrl-C (a job scheduler's time limit) passes SIGTERM on to the running jobs,
-    which save their step and stop (a rerun resumes them), and starts no more."""
+    which save their step and stop (a rerun resumes them), and starts no more. on_done(name, rc,
+    seconds) is called as each job ends, those stopped by a signal too."""
     pending, running, done = list(jobs), {}, {}
     stop = []
 
@@ -89,7 +91,7 @@ def run_all(jobs, parallel):
             proc.send_signal(signal.SIGTERM)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _run(pending, running, done, parallel)
+        _run(pending, running, done, parallel, on_done)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
@@ -99,7 +101,7 @@ def run_all(jobs, parallel):
     return done
 
 
-def _run(pending, running, done, parallel):
+def _run(pending, running, done, parallel, on_done=None):
     while pending or running:
         while pending and len(running) < parallel:
             name, cmd, log = pending.pop(0)
@@ -111,6 +113,8 @@ def _run(pending, running, done, parallel):
                 done[name] = (proc.returncode, time.time() - t0)
                 print(f"  {name}: exit {proc.returncode} after {done[name][1]:.0f} s", flush=True)
                 del running[name]
+                if on_done:
+                    on_done(name, *done[name])
 
 
 def read_csv(path):
@@ -123,6 +127,19 @@ def style_steps(expdir, origin_step):
     steps = [int(f[6:-4]) for f in os.listdir(expdir) if f.startswith("style_") and f.endswith(".pkl")
              and f[6:-4].isdigit()]
     return max(steps) - origin_step if steps else 0
+
+
+def add_training_time(expdir, steps_before, seconds):
+    """The style stage's wall time over all the runs that trained it (a time limit may cut it into
+    several): a run's seconds count only if it trained steps (a rerun that finds the steps done
+    adds none). Kept in <expdir>/levers_style_seconds.txt; returns the total."""
+    path = os.path.join(expdir, "levers_style_seconds.txt")
+    total = float(open(path).read()) if os.path.exists(path) else 0.0
+    if style_steps(expdir, 0) != steps_before:
+        total += seconds
+        with open(path, "w") as f:
+            f.write(f"{total:.1f}\n")
+    return total
 
 
 def variant_rows(name, expdir):
@@ -189,9 +206,13 @@ def main(argv=None):
         evals.append((name, py + ["evaluate.py", "--config", a.config] + run + shlex.split(a.eval),
                       os.path.join(dirs[name], "levers_eval.log")))
     print(f"style stage of {len(jobs)} variants, {a.parallel} at a time", flush=True)
-    trained = run_all(jobs, a.parallel)
-    # exit 75: the variant's own --time_limit stopped it, saved (equal-time comparisons)
-    seconds = {n: s for n, (rc, s) in trained.items() if rc in (0, TIME_LIMIT_EXIT)}
+    before = {n: style_steps(d, 0) for n, d in dirs.items()}
+    total = {}
+    trained = run_all(jobs, a.parallel,
+                      on_done=lambda n, rc, s: total.__setitem__(n, add_training_time(dirs[n], before[n], s)))
+    # exit 75: the variant's own --time_limit stopped it, saved (equal-time comparisons);
+    # seconds: the wall time of the runs that trained it, this one and earlier ones
+    seconds = {n: total[n] for n, (rc, s) in trained.items() if rc in (0, TIME_LIMIT_EXIT)}
     if a.no_eval:
         return 0
     print("evaluation", flush=True)

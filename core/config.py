@@ -226,11 +226,16 @@ def check_args(args):
     for name in _NON_NEGATIVE:
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(args, name)}")
-    if args.style_samples > 0 and (args.N_samples_fine == 0
-                                   or args.style_samples > args.N_samples + args.N_samples_fine):
-        raise ConfigError(f"--style_samples {args.style_samples}: must be at most the samples a ray has "
-                          f"(--N_samples {args.N_samples} + --N_samples_fine {args.N_samples_fine}) and needs "
-                          f"--N_samples_fine > 0")
+    if args.style_samples > 0 and args.N_samples_fine == 0:
+        raise ConfigError(f"--style_samples {args.style_samples}: the sample cache needs the fine level "
+                          f"(--N_samples_fine > 0, got 0); expected --style_samples 0 without it")
+    n_all = args.N_samples + args.N_samples_fine
+    if args.style_samples > n_all:
+        # a config's K with fewer samples asked on the command line (a small test run): keeping
+        # every sample is the renderer's own result, so lower K and say so
+        print(f"--style_samples {args.style_samples} -> {n_all}: a ray has only {n_all} samples "
+              f"(--N_samples {args.N_samples} + --N_samples_fine {args.N_samples_fine}), all kept", flush=True)
+        args.style_samples = n_all
     if not args.lrate > 0:
         raise ConfigError(f"--lrate must be > 0, got {args.lrate}")
     for name in ("gen_factor", "valid_factor"):

@@ -93,3 +93,12 @@ def test_the_former_environment_switches_are_options(monkeypatch):
     monkeypatch.setenv("STYLENERF_CUBLASLT_BGRAD", "epilogue")
     a = parse_args([])
     assert (a.cudnn_search, a.cublaslt_bgrad) == (1, "kernel")  # the environment is not read
+
+
+def test_style_samples_above_a_rays_samples_keep_them_all_and_say_so(capsys):
+    args = parse_args(["--style_samples", "32", "--N_samples", "4", "--N_samples_fine", "4"])
+    assert args.style_samples == 8
+    assert "--style_samples 32 -> 8: a ray has only 8 samples" in capsys.readouterr().out
+    assert parse_args(["--style_samples", "32"]).style_samples == 32  # 64 + 64 samples: kept as asked
+    with pytest.raises(ConfigError, match="--style_samples 8: the sample cache needs the fine level"):
+        parse_args(["--style_samples", "8", "--N_samples_fine", "0"])

@@ -44,3 +44,22 @@ def test_variant_specs():
         style_levers.parse_variant("no equals sign")
     with pytest.raises(SystemExit, match="name="):
         style_levers.parse_variant("bad-name=--x 1")
+
+
+def test_training_time_sums_the_runs_that_trained_steps_only(tmp_path):
+    d = str(tmp_path)
+    open(tmp_path / "style_100.pkl", "wb").close()
+    # a run cut by a time limit after training to step 100 (from none)
+    assert style_levers.add_training_time(d, 0, 168.0) == 168.0
+    open(tmp_path / "style_300.pkl", "wb").close()
+    assert style_levers.add_training_time(d, 100, 250.0) == 418.0
+    # a rerun that finds the steps done adds nothing
+    assert style_levers.add_training_time(d, 300, 40.0) == 418.0
+    assert open(tmp_path / "levers_style_seconds.txt").read() == "418.0\n"
+
+
+def test_on_done_hears_of_every_job(tmp_path):
+    jobs = [(f"j{i}", [sys.executable, "-c", "pass"], str(tmp_path / f"j{i}.log")) for i in range(2)]
+    heard = []
+    style_levers.run_all(jobs, 2, on_done=lambda n, rc, s: heard.append((n, rc)))
+    assert sorted(heard) == [("j0", 0), ("j1", 0)]

@@ -7,7 +7,7 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from core.config import ConfigError, check_args
+from core.config import ConfigError
 from dataset.rays import pixel_rays
 from pipeline import style_samples, style_stage
 from render.cached_samples import top_samples
@@ -92,14 +92,12 @@ def test_training_from_the_cache_learns_the_targets(style_setup):
     assert mimic_mse(model, st) < 0.3 * mimic_mse(untrained, st)
 
 
-@pytest.mark.parametrize("over, ok", [({"style_samples": 16}, True), ({"style_samples": 17}, False),
-                                      ({"style_samples": 4, "N_samples_fine": 0}, False)])
-def test_the_option_is_checked_against_the_samples_a_ray_has(over, ok):
-    if ok:
-        check_args(style_args(**over))
-    else:
-        with pytest.raises(ConfigError, match="--style_samples"):
-            style_args(**over)  # parse_args checks
+def test_more_samples_than_a_ray_has_keep_them_all():
+    """(the option's check itself: tests/test_config.py)"""
+    assert style_args(style_samples=16).style_samples == 16
+    assert style_args(style_samples=17).style_samples == 16  # 8 + 8 samples a ray
+    with pytest.raises(ConfigError, match="--style_samples"):
+        style_args(style_samples=4, N_samples_fine=0)
 
 
 @pytest.mark.parametrize("perturb", [False, True])

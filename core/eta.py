@@ -14,8 +14,8 @@ EXPECT_S = 60.0
 WARMUP_STEPS = 2
 MEASURE_S = 10.0
 MEASURE_STEPS = 200
-CPU_HINT = ("for a quick CPU run (17 minutes on 2 cores, a rough result) use configs/fern_cpu.txt: "
-            "bash scripts/setup_and_run.sh configs/fern_cpu.txt")
+CPU_HINT = ("for a quick CPU run (7 minutes on 2 cores once Jittor's kernels are compiled, a rough result) "
+            "use configs/fern_cpu.txt: bash scripts/setup_and_run.sh configs/fern_cpu.txt")
 
 
 def format_duration(seconds):

@@ -8,7 +8,8 @@ arithmetic is negligible.  Compares jt.optim.Adam with the project's Adam (core/
 both its per-tensor path (fused=False) and its multi-tensor kernel (fused=True, one launch per
 parameter group); the differences in launches per step are the optimizers' own.  Last, the
 style stage's step (frozen density, style MLP, latent codes) on the same tiny workload, with
-the style MLP evaluated at both levels' depths and (as the style stage does) once.
+the style MLP evaluated at both levels' depths and (as the style stage does) once, and from a
+sample cache of 8 samples a pixel (--style_samples: the style MLP alone, no density).
 
     python bench/bench_host_overhead.py [--steps 200]
 """
@@ -41,7 +42,8 @@ def main():
                 ("Adam fused", functools.partial(Adam, fused=True)))
     steps = [(name, nerf_train_step(args, scene, opt_class, n_rays=4)[0]) for name, opt_class in variants]
     steps += [("style, 2 MLP passes", style_train_step(args, scene, n_rays=4, share_color=False)),
-              ("style stage step", style_train_step(args, scene, n_rays=4))]  # one MLP pass; fused Adam
+              ("style stage step", style_train_step(args, scene, n_rays=4)),  # one MLP pass; fused Adam
+              ("style, sample cache", style_train_step(args, scene, n_rays=4, cached_k=8))]  # --style_samples 8
     for name, step in steps:
         for k in range(5):  # compile
             step(k)

@@ -55,10 +55,12 @@ def profile_ops(fn, top=25, log=print):
     return launches, total_ms, cpu_ops
 
 
-def style_train_step(args, scene, n_rays, n_styles=2, share_color=True):
+def style_train_step(args, scene, n_rays, n_styles=2, share_color=True, cached_k=0):
     """A function step(k) doing one style-stage step (frozen NeRF density, style MLP + latent
     codes, Adam) on n_rays random (style, view, pixel) rays of random targets, exactly as
-    pipeline.style_stage.train_style does; geometry views are the scene's training poses."""
+    pipeline.style_stage.train_style does; geometry views are the scene's training poses.
+    cached_k > 0: the step renders from a sample cache (--style_samples) of random depths and
+    weights, K a pixel, as the style stage does with one."""
     from pipeline.geometry import GeometryData
     from pipeline.nerf_stage import NeRFSystem
     from pipeline.style_stage import StyleModel, style_step
@@ -76,7 +78,14 @@ def style_train_step(args, scene, n_rays, n_styles=2, share_color=True):
                        [f"style{i}" for i in range(n_styles)])
     opts = RenderOptions.from_args(args, scene, "frozen_geometry")
     args.batch_size_style = n_rays
-    return style_step(args, system, geo, targets, model, opts, share_color=share_color)
+    samples = None
+    if cached_k:
+        from pipeline.style_samples import SampleCache
+        shape = (len(c2ws), H, W, cached_k)
+        depth = np.sort(rng.uniform(0, 1, shape), axis=-1).astype(np.float16)
+        samples = SampleCache(depth, *(rng.uniform(0, 1 / cached_k, shape).astype(np.float16) for _ in range(2)),
+                              np.full(shape, 0.01, np.float16))
+    return style_step(args, system, geo, targets, model, opts, share_color=share_color, samples=samples)
 
 
 # the stand-in for Jittor around an op's host code in a stand-alone check program (bench/diag/diag_cudnn.py,

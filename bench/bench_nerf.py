@@ -11,6 +11,11 @@ With --basedir the run resumes from the newest checkpoint there, and SIGTERM (`t
 Ctrl-C saves one and stops: the config's whole NeRF stage (fern.txt: 120,001 steps, longer than
 a job's time limit may be) can run over several runs.  Step counts a checkpoint has already passed are
 not evaluated again, except the last.
+
+Last, where PyTorch and a GPU are there (never a project dependency), the same step in PyTorch
+(bench/torch_nerf.py: nerf-pytorch's step at this workload, TF32 as ours) and ours are each timed
+over --yardstick_steps steps after a warm-up, on the same batches, and the ratio printed: the
+speed-up measured in one run.
 """
 import argparse
 import json
@@ -33,6 +38,8 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="write figures as JSON here")
     ap.add_argument("--basedir", default=None, help="keep the experiment (bench/) here and resume from it "
                     "(default: a new temporary folder)")
+    ap.add_argument("--yardstick_steps", type=int, default=200,
+                    help="steps each of the PyTorch yardstick and ours are timed (0: no yardstick)")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more run_stylenerf options")
     a = ap.parse_args(argv)
     jt = runtime.setup()
@@ -89,6 +96,8 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
         prev_step = target
+    stopped = any("stopped_at" in r for r in rows)  # a time limit's signal: no more work
+    yard = yardstick(args, scene, a.yardstick_steps) if scene is not None and a.yardstick_steps and not stopped else None
     mem = jt.flags.use_cuda and os.popen("nvidia-smi --query-gpu=memory.used --format=csv,noheader").read().strip()
     print("\nsteps  it/s(segment)  held-out PSNR  training-view PSNR")
     for r in rows:
@@ -99,7 +108,46 @@ def main(argv=None):
     print(f"GPU memory in use: {mem}; {runtime.summary()}")
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"rows": rows, "runtime": runtime.summary(), "gpu_mem": mem}, f, indent=1)
+            json.dump({"rows": rows, "yardstick": yard, "runtime": runtime.summary(), "gpu_mem": mem}, f, indent=1)
+
+
+def yardstick(args, scene, steps, warmup=20, need_gpu=True):
+    """{"ours_it_s", "torch_it_s", "ratio", ...} for the NeRF step at args' workload on the same
+    batches (bench.common.nerf_train_step's), or None (with a line) where PyTorch is missing or,
+    need_gpu, CUDA (a CPU yardstick says nothing about the GPU step)."""
+    import jittor as jt
+    from bench import torch_nerf
+    from bench.common import nerf_train_step
+    from core.optim import Adam
+    from dataset.rays import PixelRays
+    from render.options import RenderOptions
+    if not (torch_nerf.available() and (jt.flags.use_cuda or not need_gpu)):
+        print("PyTorch yardstick: skipped (it needs PyTorch and a GPU)", flush=True)
+        return None
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = True  # as our TF32 matmuls
+    rays = PixelRays.from_scene(scene, scene.i_train, ndc=not args.no_ndc)
+    batches = [rays.sample(args.batch_size, np.random.default_rng([0, k])) for k in range(warmup + steps)]
+    opts = RenderOptions.from_args(args, scene, "train")
+    theirs = torch_nerf.TorchNeRFStep(args, opts.near, opts.far)
+    ours, _ = nerf_train_step(args, scene, Adam, n_rays=args.batch_size)
+
+    def rate(step, sync):
+        for k in range(warmup):
+            step(k)
+        sync()
+        t = time.time()
+        for k in range(warmup, warmup + steps):
+            step(k)
+        sync()
+        return steps / (time.time() - t)
+    torch_it_s = rate(lambda k: theirs.step(batches[k]), theirs.sync)
+    ours_it_s = rate(ours, lambda: jt.sync_all(True))
+    out = {"ours_it_s": round(ours_it_s, 2), "torch_it_s": round(torch_it_s, 2),
+           "ratio": round(ours_it_s / torch_it_s, 2), "steps": steps, "torch": torch.__version__}
+    print(f"NeRF step, {args.batch_size} rays: ours {ours_it_s:.1f} it/s, PyTorch {torch.__version__} "
+          f"{torch_it_s:.1f} it/s: {out['ratio']:.2f}x", flush=True)
+    return out
 
 
 if __name__ == "__main__":

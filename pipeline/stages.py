@@ -139,6 +139,9 @@ def _style(run):
     if mimic.enabled(args):  # the decoder keeps learning, from the style NeRF's renders
         mim = mimic.Mimic(args, run.get("system"), run.get("geo"), run.get("encoder"), run.get("decoder"),
                           run.finetune_styles(), images, tgts, opts, run.expdir)
+        run.log(f"mutual learning: from step {args.decoder_step} (--decoder_step), every {args.mimic_every} "
+                f"style steps (--mimic_every), the decoder learns from the stylized NeRF's renders and "
+                f"remakes the targets the style MLP learns from")
     encoder = run.get("encoder") if args.style_patch_weight > 0 else None  # the texture term's
     samples = None
     if args.style_samples > 0:  # the frozen density's weights, rendered once

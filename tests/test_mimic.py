@@ -214,8 +214,9 @@ def test_memory_mapped_cache_is_written_and_a_fresh_start_remakes_it(setup):
     assert os.listdir(os.path.join(st["expdir"], "targets")) == []
 
 
-def test_the_pipeline_runs_the_mimic_step_and_a_rerun_is_a_no_op(trained, tmp_path):
-    """Through run_stylenerf.py: the tiny experiment's style training continued past --decoder_step."""
+def test_the_pipeline_runs_the_mimic_step_and_a_rerun_is_a_no_op(trained, tmp_path, capsys):
+    """Through run_stylenerf.py: the tiny experiment's style training continued past --decoder_step,
+    with a line saying that mutual learning is on."""
     import shutil
 
     import run_stylenerf
@@ -226,6 +227,7 @@ def test_the_pipeline_runs_the_mimic_step_and_a_rerun_is_a_no_op(trained, tmp_pa
     before = {f: np.load(os.path.join(exp, "targets", f)) for f in sorted(os.listdir(os.path.join(exp, "targets")))
               if f.endswith(".npy")}
     assert run_stylenerf.main(argv) == 0
+    assert "mutual learning: from step 41 (--decoder_step), every 4 style steps" in capsys.readouterr().out
     ck = load(os.path.join(exp, "style_000048.pkl"))
     start = load(os.path.join(exp, "decoder.pkl"))["decoder"]
     assert max(np.abs(ck["decoder"][k] - start[k]).max() for k in start) > 0

@@ -208,8 +208,10 @@ def main(argv=None):
     print(f"style stage of {len(jobs)} variants, {a.parallel} at a time", flush=True)
     before = {n: style_steps(d, 0) for n, d in dirs.items()}
     total = {}
-    trained = run_all(jobs, a.parallel,
-                      on_done=lambda n, rc, s: total.__setitem__(n, add_training_time(dirs[n], before[n], s)))
+
+    def on_done(name, rc, seconds):  # also for a run the time limit stopped: its steps are saved
+        total[name] = add_training_time(dirs[name], before[name], seconds)
+    trained = run_all(jobs, a.parallel, on_done=on_done)
     # exit 75: the variant's own --time_limit stopped it, saved (equal-time comparisons);
     # seconds: the wall time of the runs that trained it, this one and earlier ones
     seconds = {n: total[n] for n, (rc, s) in trained.items() if rc in (0, TIME_LIMIT_EXIT)}

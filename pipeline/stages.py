@@ -149,7 +149,7 @@ def _style(run):
                                               RenderOptions.from_args(args, run.scene, "eval"), run.expdir, run.log)
     model = style_stage.train_style(args, run.get("system"), run.get("geo"), tgts, run.get("mu"),
                                     run.get("logvar"), names, run.expdir, opts, run.log, mimic=mim,
-                                    encoder=encoder, samples=samples)
+                                    encoder=encoder, samples=samples, style_images=images)
     run.log(f"style training finished at step {args.total_step}; styles: {', '.join(names)}")
     return {"style_model": model}
 

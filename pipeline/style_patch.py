@@ -8,10 +8,13 @@ rendered P x P patch has the channel means and stds of the encoder's taps (AdaIN
 statistics) of the same patch of its target: the strokes' statistics without their exact
 positions, which one 3D field can give every view at once.  --style_patch_weight 0 (default):
 the original's objective, MSE only.  The window is turned by a random angle (patch_pixels).
+--style_patch_ref style asks instead for the style image's own statistics (its whole image at
+--style_size): the measure evaluate.py reports, optimised on one window a step of the 3D field,
+as Gatys et al.'s image optimisation does on one image.
 """
 import numpy as np
 
-from models.adain import style_loss
+from models.adain import channel_stats, mse, style_loss
 from models.layers import transpose
 
 
@@ -63,3 +66,21 @@ def patch_texture_loss(encoder, rgb, target, p):
     (a constant): the sum over the encoder's taps of MSE(channel means) + MSE(channel stds)."""
     target_taps = [t.stop_grad() for t in encoder(as_image(target, p).stop_grad())]
     return style_loss(encoder(as_image(rgb, p)), target_taps)
+
+
+def style_image_stats(encoder, image):
+    """[(mean [1,C], std [1,C]) per encoder tap] of one style image [h,w,3] in [0,1], constants."""
+    import jittor as jt
+    x = jt.array(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1))[None])
+    with jt.no_grad():
+        return [tuple(s.stop_grad() for s in channel_stats(t)) for t in encoder(x)]
+
+
+def patch_style_image_loss(encoder, rgb, stats, p):
+    """AdaIN's style loss of the rendered window rgb [p*p,3] against a style image's tap
+    statistics (style_image_stats): sum over taps of MSE(channel means) + MSE(channel stds)."""
+    total = 0.0
+    for tap, (sm, ss) in zip(encoder(as_image(rgb, p)), stats):
+        om, os_ = channel_stats(tap)
+        total = total + mse(om, sm) + mse(os_, ss)
+    return total

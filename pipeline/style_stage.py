@@ -20,7 +20,8 @@ from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import pixel_rays
 from models.style_mlp import LatentCodes, StyleMLP
-from pipeline.style_patch import patch_pixels, patch_texture_loss, window_target
+from pipeline.style_patch import (patch_pixels, patch_style_image_loss, patch_texture_loss, style_image_stats,
+                                  window_target)
 from pipeline.targets import target_hwf
 from render.cached_samples import cached_points, composite_cached, jittered
 from render.renderer import render_rays
@@ -128,12 +129,13 @@ def style_checkpoints(expdir, args):
 
 
 def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print, mimic=None,
-                encoder=None, samples=None):
+                encoder=None, samples=None, style_images=None):
     """Train from the newest style checkpoint (or origin_step) to total_step, rendering as opts (a
     RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel.  mimic: a
     pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step).  encoder: the VGG
     encoder of the texture term (--style_patch_weight > 0).  samples: a SampleCache
-    (pipeline/style_samples.py, --style_samples) to render the steps from, or None (the renderer)."""
+    (pipeline/style_samples.py, --style_samples) to render the steps from, or None (the renderer).
+    style_images: the styles' images at --style_size, in style_names' order (--style_patch_ref style)."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
@@ -151,7 +153,13 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
         return model
     for p in system.parameters():
         p.stop_grad()
-    step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples)
+    stats = None
+    if args.style_patch_weight > 0 and args.style_patch_ref == "style":
+        if encoder is None or style_images is None or len(style_images) != len(style_names):
+            raise ValueError("--style_patch_ref style needs the VGG encoder and one image per style")
+        stats = [style_image_stats(encoder, im) for im in style_images]
+    step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples,
+                         style_stats=stats)
 
     def state(s):
         return {**model.state(s), **(mimic.state() if mimic is not None else {})}
@@ -182,13 +190,16 @@ def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
     return composite_cached(field.colors(cached_points(rays_o, rays_d, z)), w_c, w_f, opts.white_bkgd)
 
 
-def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None):
+def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None,
+               style_stats=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
     With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
     render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
-    SampleCache to render from instead of the renderer (render_cached)."""
+    SampleCache to render from instead of the renderer (render_cached).  style_stats: per style,
+    its image's tap statistics (style_image_stats): the window is judged against those instead
+    of its target window's (--style_patch_ref style)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -225,7 +236,11 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         if p:
             rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
             n = args.batch_size_style
-            loss = loss + args.style_patch_weight * patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
+            if style_stats is not None:  # the style image's statistics
+                texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
+            else:  # the target window's
+                texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
+            loss = loss + args.style_patch_weight * texture
         model.opt.param_groups[0]["lr"] = style_lrate(args, step)
         model.opt.step(loss)
         return loss_f, logp

@@ -4,7 +4,8 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from pipeline.style_patch import as_image, patch_pixels, patch_texture_loss, window_target
+from pipeline.style_patch import (as_image, patch_pixels, patch_style_image_loss, patch_texture_loss,
+                                  style_image_stats, window_target)
 
 
 class TwoTapEncoder:
@@ -104,3 +105,20 @@ def test_texture_loss_pulls_a_flat_window_towards_the_targets_contrast():
         x = jt.array((x - 5.0 * jt.grad(loss, x)).numpy())
     assert patch_texture_loss(enc, x, target, p).item() < 0.2 * first
     assert x.numpy().std() > 5 * 0.01
+
+
+def test_style_image_loss_matches_numpy_for_a_larger_style_image_and_is_zero_for_itself():
+    """--style_patch_ref style: the window against the whole style image's statistics (an image
+    of another size than the window), and the style image rendered as the window gives 0."""
+    rng = np.random.default_rng(4)
+    p = 4
+    window = rng.uniform(0, 1, (p * p, 3)).astype(np.float32)
+    style = rng.uniform(0.2, 0.9, (8, 12, 3)).astype(np.float32)  # [h,w,3] like a loaded image
+    enc = TwoTapEncoder()
+    stats = style_image_stats(enc, style)
+    got = patch_style_image_loss(enc, jt.array(window), stats, p).item()
+    ref = texture_loss_np(window.reshape(p, p, 3).transpose(2, 0, 1), style.transpose(2, 0, 1))
+    assert got == pytest.approx(ref, rel=1e-4)
+    square = rng.uniform(0, 1, (p, p, 3)).astype(np.float32)
+    same = patch_style_image_loss(enc, jt.array(square.reshape(p * p, 3)), style_image_stats(enc, square), p)
+    assert same.item() == pytest.approx(0.0, abs=1e-10)

@@ -312,6 +312,40 @@ def test_texture_term_judges_the_last_rows_against_their_target_window(style_set
                     st["opts"], log=lambda *_: None)
 
 
+def test_style_image_reference_judges_the_window_against_its_styles_image(style_setup, monkeypatch):
+    """--style_patch_ref style: each step's window is judged against the statistics of the image
+    of the window's style (not its target window), and the images are required."""
+    st = style_setup
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.2, 0.8)]  # one flat image per style
+    windows, seen = [], []
+    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_style_image_loss
+
+    def window_spy(*a):
+        windows.append(real_window(*a))
+        return windows[-1]
+
+    def loss_spy(encoder, rgb, stats, p):
+        seen.append((rgb.shape, stats[0][0].numpy().copy(), p))
+        return real_loss(encoder, rgb, stats, p)
+    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
+    monkeypatch.setattr(style_stage, "patch_style_image_loss", loss_spy)
+    from models.vgg import VGGEncoder
+    encoder = VGGEncoder(deepest="relu1_1")
+    args = style_args(total_step=3, style_patch_weight=0.5, style_patch=4, style_patch_ref="style")
+    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                st["opts"], log=lambda *_: None, encoder=encoder, style_images=images)
+    assert len(seen) == 3 and len(windows) == 3
+    for (shape, mean, p), (ws, *_rest) in zip(seen, windows):
+        flat = images[ws[0]].transpose(2, 0, 1)[None]
+        want = encoder(jt.array(flat))[0].numpy().reshape(1, -1, 64).mean(-1)
+        assert p == 4 and shape == (16, 3)
+        np.testing.assert_allclose(mean, want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="one image per style"):
+        train_style(style_args(total_step=4, style_patch_weight=0.5, style_patch=4, style_patch_ref="style"),
+                    st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                    st["opts"], log=lambda *_: None, encoder=encoder, style_images=images[:1])
+
+
 def window_target_reference(img, rows, cols):
     """Bilinear interpolation, pixel by pixel (scipy's map_coordinates, order 1)."""
     from scipy.ndimage import map_coordinates

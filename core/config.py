@@ -107,9 +107,10 @@ def build_parser():
         help="weight of the style stage's texture term: one rendered --style_patch window a step must have "
              "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original)")
     add("--style_patch", type=int, default=32, help="side in pixels of that window (at the targets' size)")
-    add("--style_patch_ref", type=str, default="target", choices=["target", "style"],
-        help="the statistics the texture term asks of its window: its target window's (target) or the "
-             "style image's at --style_size (style: a Gatys-like style loss on the rendered window)")
+    add("--style_patch_ref", type=str, default="target", choices=["target", "style", "nn"],
+        help="what the texture term asks of its window: its target window's VGG statistics (target), the "
+             "style image's at --style_size (style: a Gatys-like style loss), or that each of its deepest "
+             "features be close to one of the style image's (nn: nearest-neighbour feature matching, as ARF)")
     add("--style_samples", type=int, default=0,
         help="style stage: render each step from every target pixel's K heaviest samples of the frozen "
              "density, cached once (pipeline/style_samples.py): the style MLP at K points a ray instead of "

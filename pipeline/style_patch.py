@@ -10,7 +10,12 @@ positions, which one 3D field can give every view at once.  --style_patch_weight
 the original's objective, MSE only.  The window is turned by a random angle (patch_pixels).
 --style_patch_ref style asks instead for the style image's own statistics (its whole image at
 --style_size): the measure evaluate.py reports, optimised on one window a step of the 3D field,
-as Gatys et al.'s image optimisation does on one image.
+as Gatys et al.'s image optimisation does on one image.  Every window then has to hold the whole
+painting's palette, which a small field answers with one motif tiled over the scene
+(bench/results, 2026-12-05 part 11).  --style_patch_ref nn asks only that each deepest feature
+of the window be close (cosine) to some feature of the style image: nearest-neighbour feature
+matching, ARF's loss (Zhang et al., 2022), which lets each window take the painting's parts that
+suit it.
 """
 import numpy as np
 
@@ -84,3 +89,26 @@ def patch_style_image_loss(encoder, rgb, stats, p):
         om, os_ = channel_stats(tap)
         total = total + mse(om, sm) + mse(os_, ss)
     return total
+
+
+def style_image_features(encoder, image):
+    """The style image's [h,w,3] deepest encoder features as unit rows [M,C], a constant."""
+    import jittor as jt
+    x = jt.array(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1))[None])
+    with jt.no_grad():
+        return _unit_rows(encoder.encode(x)).stop_grad()
+
+
+def _unit_rows(feat):
+    """[1,C,h,w] -> [h*w, C] rows of unit length."""
+    c = feat.shape[1]
+    rows = transpose(feat.reshape(c, -1), 1, 0)
+    return rows / (rows.sqr().sum(1, keepdims=True) + 1e-12).sqrt()
+
+
+def patch_nn_loss(encoder, rgb, style_rows, p):
+    """Nearest-neighbour feature matching of the rendered window rgb [p*p,3]: the mean over its
+    deepest features of 1 - the largest cosine similarity to any style feature (style_rows,
+    style_image_features)."""
+    rows = _unit_rows(encoder.encode(as_image(rgb, p)))
+    return (1.0 - rows.matmul(transpose(style_rows, 1, 0)).max(1)).mean()

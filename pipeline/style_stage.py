@@ -20,8 +20,8 @@ from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import pixel_rays
 from models.style_mlp import LatentCodes, StyleMLP
-from pipeline.style_patch import (patch_pixels, patch_style_image_loss, patch_texture_loss, style_image_stats,
-                                  window_target)
+from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_style_image_loss, patch_texture_loss,
+                                  style_image_features, style_image_stats, window_target)
 from pipeline.targets import target_hwf
 from render.cached_samples import cached_points, composite_cached, jittered
 from render.renderer import render_rays
@@ -154,10 +154,11 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     for p in system.parameters():
         p.stop_grad()
     stats = None
-    if args.style_patch_weight > 0 and args.style_patch_ref == "style":
+    if args.style_patch_weight > 0 and args.style_patch_ref != "target":
         if encoder is None or style_images is None or len(style_images) != len(style_names):
-            raise ValueError("--style_patch_ref style needs the VGG encoder and one image per style")
-        stats = [style_image_stats(encoder, im) for im in style_images]
+            raise ValueError(f"--style_patch_ref {args.style_patch_ref} needs the VGG encoder and one image per style")
+        of_image = style_image_stats if args.style_patch_ref == "style" else style_image_features
+        stats = [of_image(encoder, im) for im in style_images]
     step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples,
                          style_stats=stats)
 
@@ -199,7 +200,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
     SampleCache to render from instead of the renderer (render_cached).  style_stats: per style,
     its image's tap statistics (style_image_stats): the window is judged against those instead
-    of its target window's (--style_patch_ref style)."""
+    of its target window's (--style_patch_ref style); or its deepest features as unit rows
+    (style_image_features): nearest-neighbour feature matching (--style_patch_ref nn)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -236,7 +238,9 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         if p:
             rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
             n = args.batch_size_style
-            if style_stats is not None:  # the style image's statistics
+            if args.style_patch_ref == "nn":  # each feature near one of the style image's
+                texture = patch_nn_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
+            elif style_stats is not None:  # the style image's statistics
                 texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
             else:  # the target window's
                 texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], p)

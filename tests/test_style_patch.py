@@ -4,8 +4,8 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from pipeline.style_patch import (as_image, patch_pixels, patch_style_image_loss, patch_texture_loss,
-                                  style_image_stats, window_target)
+from pipeline.style_patch import (as_image, patch_nn_loss, patch_pixels, patch_style_image_loss,
+                                  patch_texture_loss, style_image_features, style_image_stats, window_target)
 
 
 class TwoTapEncoder:
@@ -15,6 +15,9 @@ class TwoTapEncoder:
         b, c, h, w = x.shape
         pooled = x.reshape(b, c, h // 2, 2, w // 2, 2).mean(dims=(3, 5))
         return [x * 1.0, pooled]
+
+    def encode(self, x):
+        return self(x)[-1]
 
 
 def stats_np(img):
@@ -122,3 +125,35 @@ def test_style_image_loss_matches_numpy_for_a_larger_style_image_and_is_zero_for
     square = rng.uniform(0, 1, (p, p, 3)).astype(np.float32)
     same = patch_style_image_loss(enc, jt.array(square.reshape(p * p, 3)), style_image_stats(enc, square), p)
     assert same.item() == pytest.approx(0.0, abs=1e-10)
+
+
+def nn_loss_np(window, style):
+    """window [p,p,3], style [h,w,3]: the deepest (pooled) features, mean of 1 - max cosine."""
+    def rows(img):
+        c = img.transpose(2, 0, 1).astype(np.float64)
+        pooled = c.reshape(3, c.shape[1] // 2, 2, c.shape[2] // 2, 2).mean(axis=(2, 4)).reshape(3, -1).T
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (1.0 - (rows(window) @ rows(style).T).max(1)).mean()
+
+
+def test_nn_loss_matches_numpy_is_zero_for_the_style_image_and_pulls_towards_it():
+    """--style_patch_ref nn: each window feature's distance to its nearest style feature."""
+    rng = np.random.default_rng(5)
+    p = 4
+    window = rng.uniform(0, 1, (p, p, 3)).astype(np.float32)
+    style = rng.uniform(0, 1, (8, 12, 3)).astype(np.float32)
+    enc = TwoTapEncoder()
+    rows = style_image_features(enc, style)
+    assert rows.shape == (4 * 6, 3)
+    got = patch_nn_loss(enc, jt.array(window.reshape(p * p, 3)), rows, p).item()
+    assert got == pytest.approx(nn_loss_np(window, style), rel=1e-4, abs=1e-7)
+    # a window cut from the style image (on the pooling grid) has every feature in it: 0
+    cut = style[2:6, 4:8]
+    assert patch_nn_loss(enc, jt.array(cut.reshape(p * p, 3)), rows, p).item() == pytest.approx(0.0, abs=1e-6)
+    # descent lowers it
+    x = jt.array(window.reshape(p * p, 3))
+    before = patch_nn_loss(enc, x, rows, p).item()
+    opt = jt.optim.SGD([x], lr=0.5)
+    for _ in range(20):
+        opt.step(patch_nn_loss(enc, x, rows, p))
+    assert patch_nn_loss(enc, x, rows, p).item() < 0.5 * before

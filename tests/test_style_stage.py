@@ -346,6 +346,35 @@ def test_style_image_reference_judges_the_window_against_its_styles_image(style_
                     st["opts"], log=lambda *_: None, encoder=encoder, style_images=images[:1])
 
 
+def test_nn_reference_matches_the_window_to_its_styles_features(style_setup, monkeypatch):
+    """--style_patch_ref nn: each step's window is matched to the deepest features of the image of
+    the window's style."""
+    st = style_setup
+    rng = np.random.default_rng(7)
+    images = [rng.uniform(0, 1, (8, 8, 3)).astype(np.float32) for _ in range(2)]
+    windows, seen = [], []
+    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_nn_loss
+
+    def window_spy(*a):
+        windows.append(real_window(*a))
+        return windows[-1]
+
+    def loss_spy(encoder, rgb, rows, p):
+        seen.append(rows.numpy().copy())
+        return real_loss(encoder, rgb, rows, p)
+    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
+    monkeypatch.setattr(style_stage, "patch_nn_loss", loss_spy)
+    from models.vgg import VGGEncoder
+    from pipeline.style_patch import style_image_features
+    encoder = VGGEncoder(deepest="relu1_1")
+    args = style_args(total_step=3, style_patch_weight=0.5, style_patch=4, style_patch_ref="nn")
+    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                st["opts"], log=lambda *_: None, encoder=encoder, style_images=images)
+    assert len(seen) == 3
+    for rows, (ws, *_rest) in zip(seen, windows):
+        np.testing.assert_allclose(rows, style_image_features(encoder, images[ws[0]]).numpy(), atol=1e-6)
+
+
 def window_target_reference(img, rows, cols):
     """Bilinear interpolation, pixel by pixel (scipy's map_coordinates, order 1)."""
     from scipy.ndimage import map_coordinates

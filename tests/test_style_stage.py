@@ -278,34 +278,40 @@ def test_style_width_and_learning_rate_options(style_setup):
     assert style_stage.style_lrate(args, 100) == pytest.approx(3e-3 * 0.1)
 
 
+def train_with_spies(st, monkeypatch, loss_name, args, encoder, **kw):
+    """train_style with the window sampler and the texture loss `loss_name` of style_stage
+    recorded: (windows [(styles, views, rows, cols)], the loss's calls [(rgb, reference, p)])."""
+    windows, seen = [], []
+    real_window, real_loss = style_stage.patch_pixels, getattr(style_stage, loss_name)
+
+    def window_spy(*a):
+        windows.append(real_window(*a))
+        return windows[-1]
+
+    def loss_spy(encoder, rgb, reference, p):
+        seen.append((rgb, reference, p))
+        return real_loss(encoder, rgb, reference, p)
+    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
+    monkeypatch.setattr(style_stage, loss_name, loss_spy)
+    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                st["opts"], log=lambda *_: None, encoder=encoder, **kw)
+    return windows, seen
+
+
 def test_texture_term_judges_the_last_rows_against_their_target_window(style_setup, monkeypatch):
     """--style_patch_weight > 0: the batch ends with one turned window whose bilinear target
     reaches the texture term in row-major order, and its weight enters the loss."""
     st = style_setup
     rng = np.random.default_rng(3)
     st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
-    windows, seen = [], []
-    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_texture_loss
-
-    def window_spy(*a):
-        windows.append(real_window(*a))
-        return windows[-1]
-
-    def loss_spy(encoder, rgb, tgt, p):
-        seen.append((rgb.shape, tgt.numpy().copy(), p))
-        return real_loss(encoder, rgb, tgt, p)
-    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
-    monkeypatch.setattr(style_stage, "patch_texture_loss", loss_spy)
     args = style_args(total_step=2, style_patch_weight=0.5, style_patch=4)
     from models.vgg import VGGEncoder
-    encoder = VGGEncoder(deepest="relu1_1")
-    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
-                st["opts"], log=lambda *_: None, encoder=encoder)
+    windows, seen = train_with_spies(st, monkeypatch, "patch_texture_loss", args, VGGEncoder(deepest="relu1_1"))
     assert len(seen) == 2 and len(windows) == 2
-    for (shape, tgt, p), (ws, wv, wr, wc) in zip(seen, windows):
-        assert p == 4 and shape == (16, 3)
+    for (rgb, tgt, p), (ws, wv, wr, wc) in zip(seen, windows):
+        assert p == 4 and rgb.shape == (16, 3)
         ref = window_target_reference(st["targets"][ws[0]][wv[0]].astype(np.float64), wr, wc) / 255.0
-        np.testing.assert_allclose(tgt, ref, atol=1e-5)
+        np.testing.assert_allclose(tgt.numpy(), ref, atol=1e-5)
     with pytest.raises(ValueError, match="needs the VGG encoder"):
         train_style(style_args(total_step=4, style_patch_weight=0.5, style_patch=4),
                     st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
@@ -317,29 +323,16 @@ def test_style_image_reference_judges_the_window_against_its_styles_image(style_
     of the window's style (not its target window), and the images are required."""
     st = style_setup
     images = [np.full((8, 8, 3), v, np.float32) for v in (0.2, 0.8)]  # one flat image per style
-    windows, seen = [], []
-    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_style_image_loss
-
-    def window_spy(*a):
-        windows.append(real_window(*a))
-        return windows[-1]
-
-    def loss_spy(encoder, rgb, stats, p):
-        seen.append((rgb.shape, stats[0][0].numpy().copy(), p))
-        return real_loss(encoder, rgb, stats, p)
-    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
-    monkeypatch.setattr(style_stage, "patch_style_image_loss", loss_spy)
+    args = style_args(total_step=3, style_patch_weight=0.5, style_patch=4, style_patch_ref="style")
     from models.vgg import VGGEncoder
     encoder = VGGEncoder(deepest="relu1_1")
-    args = style_args(total_step=3, style_patch_weight=0.5, style_patch=4, style_patch_ref="style")
-    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
-                st["opts"], log=lambda *_: None, encoder=encoder, style_images=images)
+    windows, seen = train_with_spies(st, monkeypatch, "patch_style_image_loss", args, encoder, style_images=images)
     assert len(seen) == 3 and len(windows) == 3
-    for (shape, mean, p), (ws, *_rest) in zip(seen, windows):
+    for (rgb, stats, p), (ws, *_rest) in zip(seen, windows):
         flat = images[ws[0]].transpose(2, 0, 1)[None]
         want = encoder(jt.array(flat))[0].numpy().reshape(1, -1, 64).mean(-1)
-        assert p == 4 and shape == (16, 3)
-        np.testing.assert_allclose(mean, want, rtol=1e-4, atol=1e-6)
+        assert p == 4 and rgb.shape == (16, 3)
+        np.testing.assert_allclose(stats[0][0].numpy(), want, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="one image per style"):
         train_style(style_args(total_step=4, style_patch_weight=0.5, style_patch=4, style_patch_ref="style"),
                     st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
@@ -352,27 +345,14 @@ def test_nn_reference_matches_the_window_to_its_styles_features(style_setup, mon
     st = style_setup
     rng = np.random.default_rng(7)
     images = [rng.uniform(0, 1, (8, 8, 3)).astype(np.float32) for _ in range(2)]
-    windows, seen = [], []
-    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_nn_loss
-
-    def window_spy(*a):
-        windows.append(real_window(*a))
-        return windows[-1]
-
-    def loss_spy(encoder, rgb, rows, p):
-        seen.append(rows.numpy().copy())
-        return real_loss(encoder, rgb, rows, p)
-    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
-    monkeypatch.setattr(style_stage, "patch_nn_loss", loss_spy)
-    from models.vgg import VGGEncoder
-    from pipeline.style_patch import style_image_features
-    encoder = VGGEncoder(deepest="relu1_1")
     args = style_args(total_step=3, style_patch_weight=0.5, style_patch=4, style_patch_ref="nn")
-    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
-                st["opts"], log=lambda *_: None, encoder=encoder, style_images=images)
+    from models.vgg import VGGEncoder
+    encoder = VGGEncoder(deepest="relu1_1")
+    windows, seen = train_with_spies(st, monkeypatch, "patch_nn_loss", args, encoder, style_images=images)
     assert len(seen) == 3
-    for rows, (ws, *_rest) in zip(seen, windows):
-        np.testing.assert_allclose(rows, style_image_features(encoder, images[ws[0]]).numpy(), atol=1e-6)
+    from pipeline.style_patch import style_image_features
+    for (rgb, rows, p), (ws, *_rest) in zip(seen, windows):
+        np.testing.assert_allclose(rows.numpy(), style_image_features(encoder, images[ws[0]]).numpy(), atol=1e-6)
 
 
 def window_target_reference(img, rows, cols):

@@ -234,6 +234,9 @@ def check_args(args):
         raise ConfigError(f"--style_samples {args.style_samples}: the sample cache needs the fine level "
                           f"(--N_samples_fine > 0, got 0); expected --style_samples 0 without it")
     n_all = args.N_samples + args.N_samples_fine
+    if args.style_patch_ref != "target" and args.style_patch_weight == 0:
+        raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
+                          f"expected --style_patch_weight > 0 with it")
     if args.style_samples > n_all:
         # a config's K with fewer samples asked on the command line (a small test run): keeping
         # every sample is the renderer's own result, so lower K and say so

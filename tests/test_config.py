@@ -102,3 +102,10 @@ def test_style_samples_above_a_rays_samples_keep_them_all_and_say_so(capsys):
     assert parse_args(["--style_samples", "32"]).style_samples == 32  # 64 + 64 samples: kept as asked
     with pytest.raises(ConfigError, match="--style_samples 8: the sample cache needs the fine level"):
         parse_args(["--style_samples", "8", "--N_samples_fine", "0"])
+
+
+def test_a_texture_reference_without_the_texture_term_is_refused():
+    with pytest.raises(ConfigError, match="--style_patch_ref nn acts through the texture term, which is off"):
+        parse_args(["--style_patch_ref", "nn"])
+    assert parse_args(["--style_patch_ref", "nn", "--style_patch_weight", "0.1"]).style_patch_ref == "nn"
+    assert parse_args(["--style_patch_ref", "target"]).style_patch_weight == 0  # the default pair

@@ -6,7 +6,7 @@ side on one trained NeRF: style loss against per-frame AdaIN's, sharpness, consi
         --variant base="--total_step 123001" \
         --variant f2="--target_factor 2 --total_step 123001" \
         --variant f2_long="--target_factor 2 --total_step 150001" \
-        [--eval "--eval_frames 30"] [--parallel 2] [--out levers.json]
+        [--eval "--eval_frames 30"] [--parallel 2] [--out levers.json] [--no_eval | --eval_only]
 
 1. The base experiment (--common's --expname) runs stages 1-5 (run_stylenerf.py with one style
    step), or finds them done.
@@ -174,6 +174,35 @@ def table(rows, seconds):
     return lines
 
 
+def train_variants(jobs, dirs, parallel):
+    """Stage 6 of each variant, `parallel` at a time: {name: style-stage seconds} of those that
+    trained to the end or to their own --time_limit (exit 75, saved: equal-time comparisons),
+    summed over the runs that trained them, this one and earlier ones."""
+    print(f"style stage of {len(jobs)} variants, {parallel} at a time", flush=True)
+    before = {n: style_steps(d, 0) for n, d in dirs.items()}
+    total = {}
+
+    def on_done(name, rc, seconds):  # also for a run the time limit stopped: its steps are saved
+        total[name] = add_training_time(dirs[name], before[name], seconds)
+    trained = run_all(jobs, parallel, on_done=on_done)
+    return {n: total[n] for n, (rc, s) in trained.items() if rc in (0, TIME_LIMIT_EXIT)}
+
+
+def trained_so_far(dirs):
+    """--eval_only: {name: style-stage seconds recorded so far} of every variant; an error line if
+    one has no style checkpoint."""
+    missing = [n for n, d in dirs.items() if style_steps(d, 0) == 0]
+    if missing:
+        raise SystemExit(f"error: --eval_only: no style checkpoint (style_*.pkl) for {', '.join(missing)}: "
+                         f"train {'it' if len(missing) == 1 else 'them'} first (without --eval_only)")
+    print(f"evaluating {len(dirs)} variants as trained so far (--eval_only)", flush=True)
+    seconds = {}
+    for n, d in dirs.items():
+        path = os.path.join(d, "levers_style_seconds.txt")
+        seconds[n] = float(open(path).read()) if os.path.exists(path) else float("nan")
+    return seconds
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="configs/fern_quick.txt")
@@ -182,19 +211,27 @@ def main(argv=None):
     ap.add_argument("--eval", default="", help="more evaluate.py options (e.g. --eval_frames 30)")
     ap.add_argument("--parallel", type=int, default=1, help="variants trained at the same time")
     ap.add_argument("--no_eval", action="store_true", help="train only (evaluate in a later run)")
+    ap.add_argument("--eval_only", action="store_true",
+                    help="evaluate the variants as trained so far, training nothing (e.g. after a run whose "
+                         "evaluation was cut: running it again would train --time_limit variants once more)")
     ap.add_argument("--out", default=None, help="JSON of the rows")
     a = ap.parse_args(argv)
+    if a.eval_only and a.no_eval:
+        raise SystemExit("error: --eval_only and --no_eval leave nothing to do; give one of them")
     common = shlex.split(a.common)
     variants = [parse_variant(v) for v in a.variant]
     base, args = experiment_dir(a.config, common)
     py = [sys.executable]
     t0 = time.time()
-    print(f"base experiment {base}: stages 1-5", flush=True)
-    prep = py + ["run_stylenerf.py", "--config", a.config] + common + ["--total_step", str(args.origin_step + 1)]
-    os.makedirs(base, exist_ok=True)
-    rc = run_all([("stages 1-5", prep, os.path.join(base, "levers_prepare.log"))], 1)["stages 1-5"][0]
-    if rc != 0:
-        raise SystemExit(f"error: stages 1-5 failed (exit {rc}): see {base}/levers_prepare.log")
+    if a.eval_only and not os.path.isdir(base):
+        raise SystemExit(f"error: --eval_only: no experiment folder {base}: train the variants first")
+    if not a.eval_only:
+        print(f"base experiment {base}: stages 1-5", flush=True)
+        prep = py + ["run_stylenerf.py", "--config", a.config] + common + ["--total_step", str(args.origin_step + 1)]
+        os.makedirs(base, exist_ok=True)
+        rc = run_all([("stages 1-5", prep, os.path.join(base, "levers_prepare.log"))], 1)["stages 1-5"][0]
+        if rc != 0:
+            raise SystemExit(f"error: stages 1-5 failed (exit {rc}): see {base}/levers_prepare.log")
     jobs, evals, dirs = [], [], {}
     for name, opts in variants:
         exp = f"{args.expname}_{name}"
@@ -205,16 +242,10 @@ def main(argv=None):
                      os.path.join(dirs[name], "levers_train.log")))
         evals.append((name, py + ["evaluate.py", "--config", a.config] + run + shlex.split(a.eval),
                       os.path.join(dirs[name], "levers_eval.log")))
-    print(f"style stage of {len(jobs)} variants, {a.parallel} at a time", flush=True)
-    before = {n: style_steps(d, 0) for n, d in dirs.items()}
-    total = {}
-
-    def on_done(name, rc, seconds):  # also for a run the time limit stopped: its steps are saved
-        total[name] = add_training_time(dirs[name], before[name], seconds)
-    trained = run_all(jobs, a.parallel, on_done=on_done)
-    # exit 75: the variant's own --time_limit stopped it, saved (equal-time comparisons);
-    # seconds: the wall time of the runs that trained it, this one and earlier ones
-    seconds = {n: total[n] for n, (rc, s) in trained.items() if rc in (0, TIME_LIMIT_EXIT)}
+    if a.eval_only:
+        seconds = trained_so_far(dirs)
+    else:
+        seconds = train_variants(jobs, dirs, a.parallel)
     if a.no_eval:
         return 0
     print("evaluation", flush=True)

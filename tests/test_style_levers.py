@@ -63,3 +63,23 @@ def test_on_done_hears_of_every_job(tmp_path):
     heard = []
     style_levers.run_all(jobs, 2, on_done=lambda n, rc, s: heard.append((n, rc)))
     assert sorted(heard) == [("j0", 0), ("j1", 0)]
+
+
+def test_eval_only_takes_the_recorded_seconds_and_refuses_untrained_variants(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    open(a / "style_120500.pkl", "wb").close()
+    style_levers.add_training_time(str(a), 0, 210.0)
+    with pytest.raises(SystemExit, match="--eval_only: no style checkpoint .* for b"):
+        style_levers.trained_so_far({"a": str(a), "b": str(b)})
+    open(b / "style_120300.pkl", "wb").close()  # trained, its seconds not recorded
+    seconds = style_levers.trained_so_far({"a": str(a), "b": str(b)})
+    assert seconds["a"] == 210.0 and seconds["b"] != seconds["b"]  # NaN: not known
+
+
+def test_eval_only_without_an_experiment_says_so(tmp_path):
+    with pytest.raises(SystemExit, match="--eval_only: no experiment folder"):
+        style_levers.main(["--config", "configs/fern_cpu.txt", "--common", f"--basedir {tmp_path} --expname none",
+                           "--variant", "a=", "--eval_only"])
+    with pytest.raises(SystemExit, match="leave nothing to do"):
+        style_levers.main(["--variant", "a=", "--eval_only", "--no_eval"])

@@ -144,7 +144,9 @@ case "$step" in
            # stages 2-5 once, each variant's stage 6, evaluate.py of each, one table):
            # levers <seconds> --variant name="options" ... [--parallel N] [--eval "--eval_frames 30"]
            # A run cut by the time limit is continued by the same command on the same (warm)
-           # machine: finished stages and style steps are found, evaluate.py runs again.
+           # machine: finished stages and style steps are found, evaluate.py runs again.  Variants
+           # boxed by their own --time_limit would train once more: add --eval_only to evaluate
+           # them as they stand.
     budget=$1; shift
     exp=logs/fern_quick_nerf120k
     mkdir -p $exp

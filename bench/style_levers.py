@@ -129,15 +129,23 @@ def style_steps(expdir, origin_step):
     return max(steps) - origin_step if steps else 0
 
 
+SECONDS_FILE = "levers_style_seconds.txt"
+
+
+def recorded_seconds(expdir, default=0.0):
+    """The style-stage seconds recorded in <expdir>/levers_style_seconds.txt (default: none yet)."""
+    path = os.path.join(expdir, SECONDS_FILE)
+    return float(open(path).read()) if os.path.exists(path) else default
+
+
 def add_training_time(expdir, steps_before, seconds):
     """The style stage's wall time over all the runs that trained it (a time limit may cut it into
     several): a run's seconds count only if it trained steps (a rerun that finds the steps done
     adds none). Kept in <expdir>/levers_style_seconds.txt; returns the total."""
-    path = os.path.join(expdir, "levers_style_seconds.txt")
-    total = float(open(path).read()) if os.path.exists(path) else 0.0
+    total = recorded_seconds(expdir)
     if style_steps(expdir, 0) != steps_before:
         total += seconds
-        with open(path, "w") as f:
+        with open(os.path.join(expdir, SECONDS_FILE), "w") as f:
             f.write(f"{total:.1f}\n")
     return total
 
@@ -196,11 +204,7 @@ def trained_so_far(dirs):
         raise SystemExit(f"error: --eval_only: no style checkpoint (style_*.pkl) for {', '.join(missing)}: "
                          f"train {'it' if len(missing) == 1 else 'them'} first (without --eval_only)")
     print(f"evaluating {len(dirs)} variants as trained so far (--eval_only)", flush=True)
-    seconds = {}
-    for n, d in dirs.items():
-        path = os.path.join(d, "levers_style_seconds.txt")
-        seconds[n] = float(open(path).read()) if os.path.exists(path) else float("nan")
-    return seconds
+    return {n: recorded_seconds(d, default=float("nan")) for n, d in dirs.items()}
 
 
 def main(argv=None):

@@ -17,6 +17,7 @@ of the window be close (cosine) to some feature of the style image: nearest-neig
 matching, ARF's loss (Zhang et al., 2022), which lets each window take the painting's parts that
 suit it.
 """
+import jittor as jt
 import numpy as np
 
 from models.adain import channel_stats, mse, style_loss
@@ -73,12 +74,15 @@ def patch_texture_loss(encoder, rgb, target, p):
     return style_loss(encoder(as_image(rgb, p)), target_taps)
 
 
+def _as_batch(image):
+    """A style image [h,w,3] in [0,1] -> [1,3,h,w] (the encoder's layout)."""
+    return jt.array(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1))[None])
+
+
 def style_image_stats(encoder, image):
     """[(mean [1,C], std [1,C]) per encoder tap] of one style image [h,w,3] in [0,1], constants."""
-    import jittor as jt
-    x = jt.array(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1))[None])
     with jt.no_grad():
-        return [tuple(s.stop_grad() for s in channel_stats(t)) for t in encoder(x)]
+        return [tuple(s.stop_grad() for s in channel_stats(t)) for t in encoder(_as_batch(image))]
 
 
 def patch_style_image_loss(encoder, rgb, stats, p):
@@ -93,10 +97,8 @@ def patch_style_image_loss(encoder, rgb, stats, p):
 
 def style_image_features(encoder, image):
     """The style image's [h,w,3] deepest encoder features as unit rows [M,C], a constant."""
-    import jittor as jt
-    x = jt.array(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1))[None])
     with jt.no_grad():
-        return _unit_rows(encoder.encode(x)).stop_grad()
+        return _unit_rows(encoder.encode(_as_batch(image))).stop_grad()
 
 
 def _unit_rows(feat):

@@ -135,7 +135,8 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step).  encoder: the VGG
     encoder of the texture term (--style_patch_weight > 0).  samples: a SampleCache
     (pipeline/style_samples.py, --style_samples) to render the steps from, or None (the renderer).
-    style_images: the styles' images at --style_size, in style_names' order (--style_patch_ref style)."""
+    style_images: the styles' images at --style_size, in style_names' order (--style_patch_ref
+    style or nn)."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
     ckpts = style_checkpoints(expdir, args)
     start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
@@ -238,12 +239,12 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         if p:
             rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
             n = args.batch_size_style
-            if args.style_patch_ref == "nn":  # each feature near one of the style image's
-                texture = patch_nn_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
-            elif style_stats is not None:  # the style image's statistics
-                texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
-            else:  # the target window's
+            if args.style_patch_ref == "target":  # the target window's statistics
                 texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
+            elif args.style_patch_ref == "style":  # the style image's statistics
+                texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
+            else:  # nn: each feature near one of the style image's
+                texture = patch_nn_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
             loss = loss + args.style_patch_weight * texture
         model.opt.param_groups[0]["lr"] = style_lrate(args, step)
         model.opt.step(loss)

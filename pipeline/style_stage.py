@@ -86,6 +86,16 @@ def sample_batch(rng, n_styles, n_views, H, W, batch):
             rng.integers(H, size=batch), rng.integers(W, size=batch))
 
 
+def gather_targets(targets, s, v, r, c):
+    """[B,3] float32 target colours (0-255) of the quadruples, read from each style's
+    (memory-mapped) target stack [views,H,W,3]."""
+    target = np.empty((len(s), 3), np.float32)
+    for k in np.unique(s):
+        m = s == k
+        target[m] = targets[k][v[m], r[m], c[m]]
+    return target
+
+
 def style_width(args):
     """The style MLP's width: --style_W, or --netwidth (the original's) when it is 0."""
     return args.style_W or args.netwidth
@@ -212,10 +222,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     def step_fn(step):
         rng = np.random.default_rng([args.seed, 6, step])
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
-        target = np.empty((len(s), 3), np.float32)
-        for k in np.unique(s):  # gather from each style's (memory-mapped) target stack
-            m = s == k
-            target[m] = targets[k][v[m], r[m], c[m]]
+        target = gather_targets(targets, s, v, r, c)
         if p:  # the texture window's rays go last, its target read bilinearly
             ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])

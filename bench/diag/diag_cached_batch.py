@@ -27,7 +27,7 @@ def main(argv=None):
     runtime.setup(quiet=True)
     from dataset.rays import pixel_rays
     from pipeline.style_samples import SampleCache
-    from pipeline.style_stage import sample_batch
+    from pipeline.style_stage import gather_targets, sample_batch
     from render.cached_samples import jittered
     H, W, V, S = 378, 504, 20, 3
     rng0 = np.random.default_rng(0)
@@ -40,10 +40,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         s, v, r, c = sample_batch(rng, S, V, H, W, a.rays)
         t1 = time.perf_counter()
-        target = np.empty((a.rays, 3), np.float32)
-        for k in np.unique(s):
-            m = s == k
-            target[m] = targets[k][v[m], r[m], c[m]]
+        gather_targets(targets, s, v, r, c)
         t2 = time.perf_counter()
         pixel_rays(H, W, 400.0, c2ws[v], r.astype(np.float64), c.astype(np.float64), ndc=True)
         t3 = time.perf_counter()

@@ -3,7 +3,7 @@
 Builds what stage 6 holds - the geometry arrays of 20 views at 756x1008 and 20 stylized
 target stacks saved as the pipeline saves them (uint8 .npy, opened memory-mapped) - then
 draws --steps batches of 1024 (style, view, pixel) rays exactly as pipeline/style_stage.py
-does (sample_batch, per-style gather, pixel_rays) and prints the peak resident memory.
+does (sample_batch, gather_targets, pixel_rays) and prints the peak resident memory.
 Target (issue): under 4 GB.  The target files take about 0.9 GB of disk in a temp folder.
 
     python bench/bench_style_memory.py [--styles 20 --views 20 --steps 500]
@@ -41,7 +41,7 @@ def main():
     a = ap.parse_args()
     runtime.setup(quiet=True)
     from pipeline.geometry import GeometryData
-    from pipeline.style_stage import pixel_rays, sample_batch
+    from pipeline.style_stage import gather_targets, pixel_rays, sample_batch
     base = rss_mb()
     folder = tempfile.mkdtemp(prefix="style_mem_")
     try:
@@ -61,10 +61,7 @@ def main():
         for step in range(a.steps):
             r = np.random.default_rng([0, 6, step])
             s, v, rows, cols = sample_batch(r, a.styles, V, H, W, a.batch)
-            target = np.empty((a.batch, 3), np.uint8)
-            for k in np.unique(s):
-                m = s == k
-                target[m] = targets[k][v[m], rows[m], cols[m]]
+            gather_targets(targets, s, v, rows, cols)
             pixel_rays(H, W, 800.0, geo.c2ws[v], rows.astype(np.float64), cols.astype(np.float64))
         per_step_ms = 1e3 * (time.time() - t) / a.steps
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

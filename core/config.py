@@ -119,6 +119,14 @@ def build_parser():
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
              "targets at the size the stylized NeRF is rendered at (--render_factor, evaluate.py's --eval_factor)")
+    add("--target_propagation", action="store_true",
+        help="consistent targets: each view's target takes, where the views made before it see the same "
+             "surface point, their strokes (warped with the geometry, the central camera first), and keeps "
+             "its own stylization only elsewhere (pipeline/target_propagation.py; off: every view "
+             "stylized on its own, the original)")
+    add("--propagation_thresh", type=float, default=0.2,
+        help="--target_propagation: the largest distance (world units) between a view's surface point and "
+             "the earlier view's point at its projection for that point to count as seen there")
     add("--chunk", type=int, default=32768, help="rays per rendering chunk")
     add("--N_samples", type=int, default=64, help="coarse samples per ray")
     add("--N_samples_fine", type=int, default=64, help="extra fine samples per ray")
@@ -219,7 +227,7 @@ _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fi
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
-                 "style_W", "style_lrate", "style_patch_weight", "style_samples"]
+                 "style_W", "style_lrate", "style_patch_weight", "style_samples", "propagation_thresh"]
 
 
 def check_args(args):
@@ -237,6 +245,10 @@ def check_args(args):
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
                           f"expected --style_patch_weight > 0 with it")
+    if args.target_propagation and args.mimic_every > 0 and args.decoder_step <= args.total_step:
+        raise ConfigError(f"--target_propagation with the mimic step (--decoder_step {args.decoder_step} <= "
+                          f"--total_step {args.total_step}) is not supported: the mimic step remakes targets "
+                          f"view by view; expected --decoder_step > --total_step or --mimic_every 0 with it")
     if args.style_samples > n_all:
         # a config's K with fewer samples asked on the command line (a small test run): keeping
         # every sample is the renderer's own result, so lower K and say so

@@ -5,7 +5,9 @@ style image resized so its short side is --style_size), at the view's size divid
 --target_factor (target_hwf: the decoder's strokes have a size in pixels, so the targets are
 made at the size the stylized NeRF is rendered at).  Targets are cached as
 uint8 `<expdir>/targets/<k>_<style name>.npy` [V,h,w,3], keyed by the decoder
-file, the geometry cache and the size (core/cache_key.py) so they are rebuilt when one changes.
+file, the geometry cache, the size and the propagation (core/cache_key.py) so they are rebuilt
+when one changes. With --target_propagation each style's targets are then made consistent
+between views (pipeline/target_propagation.py).
 """
 import os
 
@@ -19,6 +21,7 @@ from core.media import to8b
 from core.oserrors import remove_quietly, writing
 from dataset.rays import scaled_hwf
 from models.adain import adain
+from pipeline.target_propagation import points_at, propagate
 
 
 def target_hwf(args, geo):
@@ -61,9 +64,12 @@ def _read_cached(path, shape, log):
 
 
 def target_key(args, expdir):
-    return {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
-            "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
-            "style_size": args.style_size, "target_factor": args.target_factor}
+    key = {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
+           "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
+           "style_size": args.style_size, "target_factor": args.target_factor}
+    if args.target_propagation:  # only then: the caches of runs without it stay valid
+        key["propagation"] = args.propagation_thresh
+    return key
 
 
 def target_path(folder, k, name):
@@ -105,6 +111,11 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
         out = np.zeros(shape, np.uint8)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
             out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
+        if args.target_propagation:
+            out, taken = propagate(out, points_at(geo.points, args.target_factor, h, w), geo.c2ws,
+                                   target_hwf(args, geo)[2], args.propagation_thresh)
+            log(f"targets {name}: {taken.mean():.0%} of the pixels taken from earlier views "
+                f"(--target_propagation)")
         try:
             with writing(path):
                 np.save(path + ".tmp.npy", out)

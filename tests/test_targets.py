@@ -59,7 +59,7 @@ def setup(tmp_path):
         f.write('{"nerf_step": 10}')
     with open(os.path.join(expdir, "decoder.pkl"), "wb") as f:
         f.write(b"decoder v1")
-    args = SimpleNamespace(style_size=32, target_factor=1)
+    args = SimpleNamespace(style_size=32, target_factor=1, target_propagation=False, propagation_thresh=0.2)
     return args, geo, styles, expdir
 
 

@@ -1,0 +1,107 @@
+"""Consistent stylized targets: each view takes the strokes of the views made before it.
+
+Per-view AdaIN puts its strokes wherever each view's features put them, so the targets of
+neighbouring views disagree by a pixel or more on the same surface point. The style MLP, fitting
+all of them, learns their average: a blur that costs more style than the whole allowance
+(README, "Style strength": the mean of 4 frames shifted by up to 1 px has 1.2-2.0x per-frame
+AdaIN's style loss).
+
+With --target_propagation the targets of a style are made in an order that starts at the most
+central camera and moves outward (`view_order`). Each pixel of a view whose surface point a
+view made before it also sees (that view's own point at the projection lies within
+--propagation_thresh) takes that view's colour at the projection (bicubic: bilinear sampling
+blurs the strokes, nearest pixel scrambles them where the geometry is noisy); the central view is
+asked first, then up to three others made before, nearest camera first. The mask of taken pixels
+is opened and closed (3x3) so that no single pixels of one kind sit among the other. Only pixels
+no earlier view sees keep the view's own stylization. All views of a style then show one set of strokes fixed to the surface, as a
+video-consistent style transfer does, at the cost of seams where a view's own strokes meet the
+propagated ones.
+
+Geometry at the targets' size: target pixel (i, j) is the ray of geometry pixel (F i, F j)
+(dataset/rays.py: pixel centres at integer coordinates about W/2, H/2, focal / F), so its
+surface point is points[F j, F i] exactly.
+"""
+import cv2
+import numpy as np
+
+from render.splatting import project_points
+
+MAX_SOURCES = 4  # earlier views asked per view (the central one first); beyond that, little is left
+MASK_CLEAN = np.ones((3, 3), np.uint8)
+
+
+def points_at(points, factor, h, w):
+    """[V,H,W,3] geometry point maps -> [V,h,w,3] at the targets' size (every factor-th pixel)."""
+    return np.ascontiguousarray(np.asarray(points)[:, ::factor, ::factor][:, :h, :w], np.float32)
+
+
+def view_order(c2ws):
+    """Indices of the views, the camera nearest the cameras' mean centre first, then by distance
+    of their centres to it (ties: lower index first)."""
+    centres = np.asarray(c2ws, np.float64)[:, :3, 3]
+    ref = int(np.argmin(np.linalg.norm(centres - centres.mean(0), axis=1)))
+    dist = np.linalg.norm(centres - centres[ref], axis=1)
+    return [int(v) for v in np.lexsort((np.arange(len(dist)), dist))]
+
+
+def seen_in(points_dst, points_src, c2w_src, h, w, focal, thresh):
+    """Where the source view sees the destination view's surface points.
+
+    points_dst [h,w,3], points_src [h,w,3] world; returns (u [h,w], v [h,w] float32: each point's
+    projection in source pixels, seen [h,w] bool: in the image, in front, and the source pixel
+    nearest the projection holds a point within thresh of it, i.e. not occluded)."""
+    u, v, z = project_points(points_dst.reshape(-1, 3), c2w_src, h, w, focal)
+    with np.errstate(invalid="ignore"):
+        col = np.floor(u + 0.5)
+        row = np.floor(v + 0.5)
+        inside = (z > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    col = np.where(inside, col, 0).astype(np.int64)
+    row = np.where(inside, row, 0).astype(np.int64)
+    near = np.linalg.norm(points_src[row, col] - points_dst.reshape(-1, 3), axis=-1) < thresh
+    return u.reshape(h, w), v.reshape(h, w), (inside & near).reshape(h, w)
+
+
+def clean_mask(mask):
+    """Open then close a bool mask (3x3): no lone pixels of either kind."""
+    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, MASK_CLEAN)
+    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, MASK_CLEAN).astype(bool)
+
+
+def sample(image, u, v):
+    """image [h,w,3] (uint8 or float) read at pixel coordinates (u, v) [h,w], bicubic, edges
+    replicated; uint8 saturates, floats are clipped to [0, 1]."""
+    dtype = image.dtype
+    src = np.ascontiguousarray(image if dtype == np.uint8 else image.astype(np.float32))
+    out = cv2.remap(src, np.nan_to_num(u).astype(np.float32), np.nan_to_num(v).astype(np.float32),
+                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return out if dtype == np.uint8 else np.clip(out, 0, 1).astype(dtype)
+
+
+def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES):
+    """own [V,h,w,3] per-view targets (uint8 or float in [0,1]), points [V,h,w,3] world,
+    c2ws [V,3,4].
+
+    Returns (targets [V,h,w,3] of own's dtype, taken [V] float: the fraction of each view's
+    pixels taken from earlier views)."""
+    own = np.asarray(own)
+    V, h, w = own.shape[:3]
+    if points.shape != (V, h, w, 3) or len(c2ws) != V:
+        raise ValueError(f"propagate: expected points [{V},{h},{w},3] and {V} cameras, "
+                         f"got {points.shape} and {len(c2ws)}")
+    order = view_order(c2ws)
+    centres = np.asarray(c2ws, np.float64)[:, :3, 3]
+    out = np.array(own, copy=True)
+    taken = np.zeros(V)
+    for n, v in enumerate(order):
+        done = order[:n]
+        if not done:
+            continue
+        others = sorted(done[1:], key=lambda s: (np.linalg.norm(centres[s] - centres[v]), s))
+        filled = np.zeros((h, w), bool)
+        for s in [done[0]] + others[:max_sources - 1]:
+            u, v_, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
+            use = clean_mask(seen) & ~filled
+            out[v][use] = sample(out[s], u, v_)[use]
+            filled |= use
+        taken[v] = filled.mean()
+    return out, taken

@@ -12,7 +12,7 @@ view made before it also sees (that view's own point at the projection lies with
 --propagation_thresh) takes that view's colour at the projection (bicubic: bilinear sampling
 blurs the strokes, nearest pixel scrambles them where the geometry is noisy); the central view is
 asked first, then up to three others made before, nearest camera first. The mask of taken pixels
-is opened and closed (3x3) so that no single pixels of one kind sit among the other. Only pixels
+is closed and opened (3x3) so that no single pixels of one kind sit among the other. Only pixels
 no earlier view sees keep the view's own stylization. All views of a style then show one set of strokes fixed to the surface, as a
 video-consistent style transfer does, at the cost of seams where a view's own strokes meet the
 propagated ones.
@@ -62,9 +62,10 @@ def seen_in(points_dst, points_src, c2w_src, h, w, focal, thresh):
 
 
 def clean_mask(mask):
-    """Open then close a bool mask (3x3): no lone pixels of either kind."""
-    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, MASK_CLEAN)
-    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, MASK_CLEAN).astype(bool)
+    """Close then open a bool mask (3x3): lone holes filled, then lone pixels removed (opening
+    first would widen a lone hole into a 3x3 one)."""
+    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, MASK_CLEAN)
+    return cv2.morphologyEx(m, cv2.MORPH_OPEN, MASK_CLEAN).astype(bool)
 
 
 def sample(image, u, v):

@@ -109,3 +109,18 @@ def test_a_texture_reference_without_the_texture_term_is_refused():
         parse_args(["--style_patch_ref", "nn"])
     assert parse_args(["--style_patch_ref", "nn", "--style_patch_weight", "0.1"]).style_patch_ref == "nn"
     assert parse_args(["--style_patch_ref", "target"]).style_patch_weight == 0  # the default pair
+
+
+def test_target_propagation_is_off_by_default_and_refuses_the_mimic_step():
+    args = parse_args([])
+    assert not args.target_propagation and args.propagation_thresh == 0.2
+    assert parse_args(["--target_propagation", "--total_step", "35000"]).target_propagation
+    # the original's defaults start the mimic step at 3,500,000 of 5,000,001 steps
+    with pytest.raises(ConfigError, match="--target_propagation with the mimic step"):
+        parse_args(["--target_propagation"])
+    with pytest.raises(ConfigError, match="--target_propagation with the mimic step"):
+        parse_args(["--target_propagation", "--decoder_step", "10", "--total_step", "20"])
+    assert parse_args(["--target_propagation", "--decoder_step", "10", "--total_step", "20",
+                       "--mimic_every", "0"]).target_propagation
+    with pytest.raises(ConfigError, match="--propagation_thresh must be >= 0"):
+        parse_args(["--propagation_thresh", "-1"])

@@ -199,3 +199,44 @@ def test_another_target_factor_makes_the_targets_again(setup):
     def change():
         args.target_factor = 2
     assert _stylized_again(setup, change) == 2 * V
+
+
+def _plane_geometry(geo, factor=1):
+    """Cameras 1 unit apart over the plane z = -5, the fixture's views' size: view pixels shift
+    by focal / 5 = 2 columns from one camera to the next."""
+    from tests.test_target_propagation import camera, plane_points
+    geo.c2ws = np.stack([camera(float(x)) for x in range(V)])
+    geo.points = np.stack([plane_points(c, h=H, w=W, f=geo.hwf[2]) for c in geo.c2ws])
+
+
+def test_target_propagation_makes_the_per_view_targets_consistent(setup):
+    """--target_propagation: the per-view targets of the run without it, through propagate()."""
+    from pipeline.target_propagation import propagate
+    args, geo, styles, expdir = setup
+    _plane_geometry(geo)
+    own, _ = make(setup)
+    own = [np.array(t) for t in own]
+    args.target_propagation = True
+    logs = []
+    out = load_or_make_targets(args, geo, IdentityEncoder(), IdentityDecoder(), styles, expdir, log=logs.append)
+    for t, o in zip(out, own):
+        expected, taken = propagate(o, geo.points, geo.c2ws, geo.hwf[2], args.propagation_thresh)
+        np.testing.assert_array_equal(t, expected)
+        assert not np.array_equal(t, o)
+        # the central camera keeps its own target; the others take from it
+        np.testing.assert_array_equal(t[1], o[1])
+        np.testing.assert_array_equal(t[2][:, :W - 2], o[1][:, 2:])
+    assert any("taken from earlier views" in line for line in logs)
+
+
+def test_turning_target_propagation_on_or_its_threshold_makes_the_targets_again(setup):
+    args, geo = setup[0], setup[1]
+    _plane_geometry(geo)
+
+    def on():
+        args.target_propagation = True
+    assert _stylized_again(setup, on) == 2 * V
+
+    def other_thresh():
+        args.propagation_thresh = 0.1
+    assert _stylized_again(setup, other_thresh) == 2 * V

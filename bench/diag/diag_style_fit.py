@@ -22,9 +22,12 @@ def main(argv=None):
     from core.config import build_parser, check_args
     ap = build_parser()
     ap.add_argument("--fit_views", default="0,5,10,15", help="training views to render")
-    ap.add_argument("--strip", default=None, help="write a PNG: target | own code | mean code, one row a view")
+    ap.add_argument("--codes", default="own,mean", help="which latent codes to render with: own, mean or both")
+    ap.add_argument("--strip", default=None, help="write a PNG: target | each code's render, one row a view")
     args = ap.parse_args(argv)
     check_args(args)
+    if not set(c.strip() for c in args.codes.split(",")) <= {"own", "mean"}:
+        raise SystemExit(f"error: --codes takes own, mean or own,mean; got {args.codes!r}")
     runtime.setup()
     import cv2
     import jittor as jt
@@ -51,9 +54,11 @@ def main(argv=None):
     for k, name in enumerate(names):
         tgt = np.load(targets.target_path(os.path.join(run.expdir, "targets"), k, name)).astype(np.float32) / 255
         stats = tap_statistics(encoder, images[k])
-        renders = {"own code": [], "mean code": []}
+        codes = [c.strip() for c in args.codes.split(",")]
+        renders = {f"{c} code": [] for c in codes}
         for v in views:
-            for label, lat in (("own code", model.latents.codes[k, v]), ("mean code", jt.array(model.mu[k]))):
+            for c in codes:
+                label, lat = f"{c} code", (model.latents.codes[k, v] if c == "own" else jt.array(model.mu[k]))
                 with jt.no_grad():
                     out = render_with_latent(system, model, lat, args, opts, h, w, focal, geo.c2ws[v])
                 renders[label].append(np.clip(out["fine" if "fine" in out else "coarse"]["rgb"], 0, 1))
@@ -64,7 +69,7 @@ def main(argv=None):
             print(f"  {label:9s} PSNR to target {np.mean([psnr(a, b) for a, b in zip(r, t)]):.2f} dB, "
                   f"style loss {style_loss(encoder, r, style_stats=stats).mean():.3f}, sharpness (target = 1) "
                   f"{highpass_energy(r).mean() / highpass_energy(t).mean():.3f}", flush=True)
-        rows += [np.concatenate([t[i], renders["own code"][i], renders["mean code"][i]], 1) for i in range(len(views))]
+        rows += [np.concatenate([t[i]] + [r[i] for r in renders.values()], 1) for i in range(len(views))]
     if args.strip:
         cv2.imwrite(args.strip, cv2.cvtColor((np.concatenate(rows, 0) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
         print(f"wrote {args.strip}")

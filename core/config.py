@@ -115,6 +115,11 @@ def build_parser():
         help="style stage: render each step from every target pixel's K heaviest samples of the frozen "
              "density, cached once (pipeline/style_samples.py): the style MLP at K points a ray instead of "
              "the NeRF and the style MLP at every sample (0: the renderer at every step, the original)")
+    add("--style_render_samples", type=int, default=0,
+        help="render the stylized NeRF (style training with the renderer, videos, evaluate.py, the mimic "
+             "step) from each ray's K heaviest samples of the frozen density, weights rescaled to the ray's "
+             "opacity, as the sample cache (--style_samples) trains it; 1: one colour a ray, at its surface "
+             "(0: every sample, the original)")
     add("--target_factor", type=int, default=1,
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
@@ -227,7 +232,8 @@ _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fi
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
-                 "style_W", "style_lrate", "style_patch_weight", "style_samples", "propagation_thresh"]
+                 "style_W", "style_lrate", "style_patch_weight", "style_samples", "propagation_thresh",
+                 "style_render_samples"]
 
 
 def check_args(args):
@@ -242,6 +248,9 @@ def check_args(args):
         raise ConfigError(f"--style_samples {args.style_samples}: the sample cache needs the fine level "
                           f"(--N_samples_fine > 0, got 0); expected --style_samples 0 without it")
     n_all = args.N_samples + args.N_samples_fine
+    if args.style_render_samples > 0 and args.N_samples_fine == 0:
+        raise ConfigError(f"--style_render_samples {args.style_render_samples}: the heaviest samples come from the "
+                          f"fine level (--N_samples_fine > 0, got 0); expected --style_render_samples 0 without it")
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
                           f"expected --style_patch_weight > 0 with it")

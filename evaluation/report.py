@@ -86,9 +86,10 @@ def evaluate(args, scene, expdir, log=print):
     photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path")
     table = [_row("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)]
     from pipeline.style_stage import style_checkpoints
-    style_opts = opts  # the stylized path renders as --render_mode says (the photoreal ones exactly)
+    # the stylized path renders as --render_mode and --style_render_samples say (the photoreal one exactly)
+    style_opts = opts.for_style(args)
     if style_checkpoints(expdir, args).latest()[1] is not None:
-        style_opts = fast_options(opts, args, scene, system.fields(), expdir, nerf_step, log)
+        style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
     rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
                                            ks, style_opts, out_dir, log)
     table += rows

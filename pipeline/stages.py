@@ -133,7 +133,8 @@ def _latents(run):
 
 def _style(run):
     args = run.args
-    opts = RenderOptions.from_args(args, run.scene, "frozen_geometry")  # no density noise on a frozen NeRF
+    # no density noise on a frozen NeRF; --style_render_samples
+    opts = RenderOptions.from_args(args, run.scene, "frozen_geometry").for_style(args)
     names, _, images = run.styles()
     tgts, mim = run.get("targets"), None
     if mimic.enabled(args):  # the decoder keeps learning, from the style NeRF's renders

@@ -14,7 +14,7 @@ evaluated only in occupied cells in front of the termination point) with fast_op
 The ray range is the scene's (LLFFScene.near_far): (0, 1) in NDC, else nerf-pytorch's
 (0.9 * nearest bound, farthest bound).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 PHASES = ("train", "eval", "frozen_geometry")
 
@@ -30,6 +30,10 @@ class RenderOptions:
     white_bkgd: bool = False         # composite on white
     lindisp: bool = False            # coarse samples evenly spaced in inverse depth
     deterministic_fine: bool = True  # fine samples at fixed CDF positions (else stratified random)
+    # share_color renders only: the colour composited from each ray's top_k heaviest samples, each
+    # level's weights rescaled to its opacity (render/cached_samples.top_samples), as the style
+    # stage's sample cache trains it; 0: every sample.  Exact densities (no skip) when set.
+    top_k: int = 0
     # the fast renderer (render/fast.py: a Skipping - occupancy grid + early ray termination) for
     # renders without gradients; None: the exact renderer.  Set by render.fast.fast_options.
     skip: object = field(default=None, compare=False, repr=False)
@@ -46,3 +50,8 @@ class RenderOptions:
                    noise_std=args.sigma_noise_std if phase == "train" else 0.0,
                    white_bkgd=args.white_bkgd, lindisp=False,
                    deterministic_fine=not (train and args.fine_sampling == "random"))
+
+    def for_style(self, args):
+        """These options for renders of the stylized NeRF: from each ray's --style_render_samples
+        heaviest samples (0: every sample)."""
+        return replace(self, top_k=int(args.style_render_samples))

@@ -12,6 +12,7 @@ import dataclasses
 import jittor as jt
 import numpy as np
 
+from render.cached_samples import cached_points, composite_cached, top_samples
 from render.compositing import composite
 from render.options import RenderOptions
 from render.samplers import hierarchical_z, stratified_samples
@@ -89,6 +90,14 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts
     n_rays = rays_o.shape[0]
     if tuple(rays_o.shape) != (n_rays, 3) or tuple(rays_d.shape) != (n_rays, 3):
         raise ValueError(f"render_rays: rays_o and rays_d must be [R,3], got {rays_o.shape} and {rays_d.shape}")
+    if o.top_k:
+        if not (share_color and o.n_fine > 0):
+            raise ValueError("render_rays: top_k renders need share_color and fine samples (the style field)")
+        z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp, n_rays=n_rays)
+        geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
+        geo["sigma_f"] = _noised((fine_field or coarse_field).density(geo["pts"]), o.noise_std)
+        return composite_top_k(top_k_samples(geo, rays_d, o.top_k), (fine_field or coarse_field).colors,
+                               rays_o, rays_d, o.white_bkgd)
     if o.skip is not None:  # the fast renderer (no gradients)
         return o.skip.render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field, o, share_color=share_color,
                                   coarse_rgb=coarse_rgb)
@@ -146,6 +155,42 @@ def composite_shared(geo, samples_rgb, rays_d, white_bkgd):
     coarse = composite(rgb_c, geo["sigma_c"], geo["z_vals"], rays_d, white_bkgd=white_bkgd)
     coarse["z_vals"] = geo["z_vals"]
     return {"coarse": coarse, "fine": fine}
+
+
+def _level_weights(geo, rays_d, n_samples):
+    """NumPy (z_all, coarse weights, fine weights, coarse depth, fine depth, coarse acc, fine acc)
+    of a shared-colour geometry (_shared_depths with its fine sigma): both levels' weights at the
+    fine depths [R, S+n_fine] (each coarse sample's weight at its place among them, 0 elsewhere)."""
+    none = jt.zeros(tuple(geo["sigma_f"].shape) + (3,), dtype="float32")
+    fine = composite(none, geo["sigma_f"], geo["z_all"], rays_d)
+    coarse = composite(none[:, :n_samples], geo["sigma_c"], geo["z_vals"], rays_d)
+    parts = [geo["z_all"], coarse["weights"], fine["weights"], geo["coarse_at"], coarse["depth"], fine["depth"],
+             coarse["acc"], fine["acc"]]
+    jt.sync(parts)
+    z_all, w_c, w_f, at, d_c, d_f, a_c, a_f = (x.numpy() for x in parts)
+    w_c_all = np.zeros_like(w_f)
+    np.put_along_axis(w_c_all, at.astype(np.int64), w_c, axis=1)
+    return z_all, w_c_all, w_f, d_c, d_f, a_c, a_f
+
+
+def top_k_samples(geo, rays_d, k):
+    """What every colour of a top-k render shares: each ray's k heaviest samples of a shared-colour
+    geometry (_shared_depths with its fine sigma) - their depths and both levels' weights, rescaled
+    to each level's opacity (top_samples) - and the full levels' depth and acc (NumPy)."""
+    z_all, w_c, w_f, d_c, d_f, a_c, a_f = _level_weights(geo, rays_d, geo["z_vals"].shape[1])
+    z, w_c, w_f, _ = top_samples(z_all, w_c, w_f, min(int(k), z_all.shape[1]))
+    return dict(z=z, w_coarse=w_c, w_fine=w_f, depth=(d_c, d_f), acc=(a_c, a_f))
+
+
+def composite_top_k(kept, colors, rays_o, rays_d, white_bkgd):
+    """{"coarse", "fine"} levels (rgb, depth, acc) coloured at top_k_samples' depths only;
+    colors(pts [R,K,3]) -> rgb [R,K,3].  Depth and acc are the full levels' (the geometry is
+    unchanged)."""
+    out = composite_cached(colors(cached_points(rays_o, rays_d, kept["z"])), kept["w_coarse"], kept["w_fine"],
+                           white_bkgd)
+    for i, level in enumerate(("coarse", "fine")):
+        out[level]["depth"], out[level]["acc"] = jt.array(kept["depth"][i]), jt.array(kept["acc"][i])
+    return out
 
 
 def _render_shared_color(coarse_field, fine_field, rays_o, rays_d, viewdirs, z_vals, n_fine, noise_std,
@@ -210,14 +255,17 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
             origins, d = jt.array(ro[start:end]), jt.array(rd[start:end])
             z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
                                         n_rays=end - start)
-            if o.skip is not None:  # the fast renderer: colours only where they are seen
+            if o.skip is not None and not o.top_k:  # the fast renderer: colours only where they are seen
                 geo = o.skip.shared_geometry(coarse_field, fine_field, origins, d, z_vals, o)
             else:
                 geo = _shared_depths(coarse_field, origins, d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
                 geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), o.noise_std)
             jt.sync([v for v in geo.values() if isinstance(v, jt.Var)])  # once for every colour
+            kept = top_k_samples(geo, d, o.top_k) if o.top_k else None
             for k in range(n_colors):
-                if o.skip is not None:
+                if o.top_k:
+                    out = composite_top_k(kept, lambda pts, k=k: fine_field.color(pts, k), origins, d, o.white_bkgd)
+                elif o.skip is not None:
                     out = o.skip.shared_colour(geo, lambda pts, _, k=k: fine_field.color(pts, k), d, None,
                                                o.white_bkgd)
                 else:
@@ -277,13 +325,5 @@ def shared_weights(coarse_field, fine_field, rays_o, rays_d, opts):
                                     lindisp=opts.lindisp, n_rays=rays_o.shape[0])
         geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, opts.n_fine, opts.noise_std,
                              opts.deterministic_fine)
-        sigma_f = _noised(fine_field.density(geo["pts"]), opts.noise_std)
-        none = jt.zeros(tuple(sigma_f.shape) + (3,), dtype="float32")
-        w_f = composite(none, sigma_f, geo["z_all"], rays_d)["weights"]
-        w_c = composite(none[:, :opts.n_samples], geo["sigma_c"], geo["z_vals"], rays_d)["weights"]
-        jt.sync([w_f, w_c, geo["z_all"], geo["coarse_at"]])
-        z_all, w_f = geo["z_all"].numpy(), w_f.numpy()
-        w_c, at = w_c.numpy(), geo["coarse_at"].numpy()
-    w_c_all = np.zeros_like(w_f)
-    np.put_along_axis(w_c_all, at.astype(np.int64), w_c, axis=1)
-    return z_all, w_c_all, w_f
+        geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), opts.noise_std)
+        return _level_weights(geo, rays_d, opts.n_samples)[:3]

@@ -108,3 +108,44 @@ def test_jittered_depths_stay_within_their_spread_and_cover_it():
     assert out.dtype == np.float32 and np.abs(out - z).max() <= 0.05 + 1e-7
     assert np.abs(out - z).max() > 0.049 and abs(float((out - z).mean())) < 1e-3  # uniform about z
     np.testing.assert_array_equal(jittered(z, np.zeros_like(z), np.random.default_rng(1)), z)
+
+
+@pytest.mark.parametrize("white_bkgd", [False, True])
+def test_a_top_k_render_is_the_cache_rule_at_render_time(white_bkgd):
+    """RenderOptions.top_k: render_rays colours each ray from its K heaviest samples exactly as the
+    style stage's cache composites them (top_samples + composite_cached); depth and acc stay the
+    full render's; K = every sample is the exact render."""
+    import dataclasses
+    (coarse, fine), _, _, rays_o, rays_d = fields(-0.1)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, white_bkgd=white_bkgd)
+    exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
+    for k in (1, 3):
+        got = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=k),
+                          share_color=True)
+        z, wc, wf, _ = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), k)
+        ref = composite_cached(fine.colors(cached_points(rays_o, rays_d, z)), wc, wf, white_bkgd)
+        for level in ("coarse", "fine"):
+            np.testing.assert_allclose(got[level]["rgb"].numpy(), ref[level]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
+            for key in ("depth", "acc"):
+                np.testing.assert_allclose(got[level][key].numpy(), exact[level][key].numpy(), rtol=1e-5, atol=1e-6)
+    every = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=14),
+                        share_color=True)
+    for level in ("coarse", "fine"):
+        np.testing.assert_allclose(every[level]["rgb"].numpy(), exact[level]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
+    one = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=1), share_color=True)
+    # K = 1: the colour at the one heaviest depth, times the level's opacity (+ white behind)
+    z1, _, _, _ = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), 1)
+    c1 = fine.colors(cached_points(rays_o, rays_d, z1)).numpy()[:, 0]
+    acc = exact["fine"]["acc"].numpy()[:, None]
+    np.testing.assert_allclose(one["fine"]["rgb"].numpy(), c1 * acc + (1 - acc if white_bkgd else 0), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_a_top_k_render_needs_the_shared_colour_path():
+    import dataclasses
+    (coarse, fine), _, _, rays_o, rays_d = fields()
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, top_k=2)
+    with pytest.raises(ValueError, match="top_k renders need share_color"):
+        render_rays(rays_o, rays_d, None, coarse, fine, opts=opts)
+    with pytest.raises(ValueError, match="top_k renders need share_color"):
+        render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, n_fine=0), share_color=True)

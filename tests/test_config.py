@@ -124,3 +124,15 @@ def test_target_propagation_is_off_by_default_and_refuses_the_mimic_step():
                        "--mimic_every", "0"]).target_propagation
     with pytest.raises(ConfigError, match="--propagation_thresh must be >= 0"):
         parse_args(["--propagation_thresh", "-1"])
+
+
+def test_style_render_samples_shape_every_stylized_render_and_need_the_fine_level():
+    from render.options import RenderOptions
+    args = parse_args([])
+    assert args.style_render_samples == 0 and RenderOptions().for_style(args).top_k == 0
+    args = parse_args(["--style_render_samples", "1"])
+    assert RenderOptions(n_samples=8).for_style(args) == RenderOptions(n_samples=8, top_k=1)
+    with pytest.raises(ConfigError, match="--style_render_samples 2: the heaviest samples come from the fine level"):
+        parse_args(["--style_render_samples", "2", "--N_samples_fine", "0"])
+    with pytest.raises(ConfigError, match="--style_render_samples must be >= 0"):
+        parse_args(["--style_render_samples", "-1"])

@@ -1,6 +1,7 @@
 """render/fast.py: the fast renderer gives the exact renderer's images (tiny synthetic scene, a
 real tiny NeRF, the stylized multi-colour path) while skipping most MLP evaluations."""
 import dataclasses
+import os
 
 import jittor as jt
 import numpy as np
@@ -179,6 +180,10 @@ def test_fast_options_follow_render_mode(tmp_path):
     grid = load_grid(cache_path(str(tmp_path), 7))
     assert grid.resolution == (grid_resolution(8),) * 3 == (16, 16, 16) and len(logs) == 1
     assert grid_resolution(64) == 128 and grid_resolution(1000) == 256
+    # a top_k render needs every sample's weight: it stays exact, and no grid is built for it
+    top = dataclasses.replace(opts, top_k=1)
+    assert fast_options(top, parse_args(["--render_mode", "fast"]), scene, fields, str(tmp_path), 8) is top
+    assert not os.path.exists(cache_path(str(tmp_path), 8))
 
 
 def test_trained_fern_nerf_fast_equals_exact(fern_dir, fern_long_expdir):

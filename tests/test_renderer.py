@@ -162,9 +162,11 @@ def test_coarse_level_without_colour_keeps_the_fine_image():
     np.testing.assert_allclose(img["fine"]["rgb"].reshape(12, 3), full["fine"]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_several_colours_over_one_geometry_equal_separate_shared_colour_renders():
+@pytest.mark.parametrize("top_k", [0, 2])
+def test_several_colours_over_one_geometry_equal_separate_shared_colour_renders(top_k):
     """render_image_colors (the stylized videos: densities once, one colour pass per style) gives
-    each colour exactly what render_image(share_color=True) gives with that colour alone."""
+    each colour exactly what render_image(share_color=True) gives with that colour alone, also
+    when coloured from each ray's top_k heaviest samples."""
     from render.renderer import render_image_colors
     embed_x = PositionalEncoding(3)
     rng = np.random.default_rng(9)
@@ -183,12 +185,15 @@ def test_several_colours_over_one_geometry_equal_separate_shared_colour_renders(
             _, feature = self.net.density(embed_x(pts.reshape(-1, 3)))
             return (self.net.color(feature, None) * tints[k].reshape(1, 3)).reshape(tuple(pts.shape[:2]) + (3,))
 
+        def colors(self, pts):
+            return self.color(pts, self.k)
+
         def __call__(self, pts, viewdirs=None):
             return self.color(pts, self.k), self.density(pts)
 
     ro = rng.uniform(-0.1, 0.1, (3, 5, 3)).astype(np.float32)
     rd = (np.array([0, 0, -1.0]) + rng.uniform(-0.2, 0.2, (3, 5, 3))).astype(np.float32)
-    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, top_k=top_k)
     together = render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 3, opts=opts,
                                    keys=("rgb", "depth", "acc"))
     assert len(together) == 3

@@ -138,7 +138,8 @@ def mimic_mse(model, st):
             ids = np.full(H * W, s, np.int32)
             with jt.no_grad():
                 latent = model.latents.lookup(ids, np.full(H * W, v, np.int32))
-                out = render_rays(ro, rd, None, *style_fields(st["system"], model.mlp, latent), opts=st["opts"])
+                out = render_rays(ro, rd, None, *style_fields(st["system"], model.mlp, latent), opts=st["opts"],
+                                  share_color=True)
                 rgb = out["fine"]["rgb"].numpy()
             errs.append(((rgb - STYLE_COLOURS[s] / 255.0) ** 2).mean())
     return float(np.mean(errs))
@@ -165,6 +166,19 @@ def test_training_learns_the_targets_and_keeps_the_nerf(style_setup, count_steps
     # codes moved (they learn), the style priors did not
     assert np.abs(model.latents.codes.numpy() - untrained.latents.codes.numpy()).max() > 0
     np.testing.assert_array_equal(model.latents.mu.numpy(), st["mu"])
+
+
+def test_training_from_each_rays_heaviest_sample_learns_the_targets(style_setup, count_steps):
+    """--style_render_samples 1 (RenderOptions.top_k): the renderer's style steps colour each ray
+    at its heaviest sample only, and learn the targets as rendered that way."""
+    import dataclasses
+    st = style_setup
+    st["opts"] = dataclasses.replace(st["opts"], top_k=1)
+    untrained = style_stage.StyleModel(st["args"], st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim,
+                                       st["names"])
+    before = mimic_mse(untrained, st)
+    after = mimic_mse(run(st, total_step=30, i_weights=10), st)
+    assert len(count_steps) == 30 and after < 0.3 * before, (before, after)
 
 
 def test_checkpoints_rotate_and_training_resumes(style_setup, count_steps):

@@ -138,6 +138,12 @@ def recorded_seconds(expdir, default=0.0):
     return float(open(path).read()) if os.path.exists(path) else default
 
 
+def stage_time(seconds):
+    """A variant's style-stage time for the table: "N s", or "time not recorded" (a variant trained
+    before its seconds were kept)."""
+    return "time not recorded" if seconds is None or seconds != seconds else f"{seconds:.0f} s"
+
+
 def add_training_time(expdir, steps_before, seconds):
     """The style stage's wall time over all the runs that trained it (a time limit may cut it into
     several): a run's seconds count only if it trained steps (a rerun that finds the steps done
@@ -178,7 +184,7 @@ def table(rows, seconds):
                      f"{r['style_loss_ratio']:.2f}x | {r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
                      f"{r['content_distance_nerf']:.2f} / {r['content_distance_adain']:.2f} | "
                      + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in ks)
-                     + f" | {r.get('style_steps', 0)} steps, {seconds.get(r['variant'], float('nan')):.0f} s |")
+                     + f" | {r.get('style_steps', 0)} steps, {stage_time(seconds.get(r['variant']))} |")
     return lines
 
 

@@ -83,3 +83,9 @@ def test_eval_only_without_an_experiment_says_so(tmp_path):
                            "--variant", "a=", "--eval_only"])
     with pytest.raises(SystemExit, match="leave nothing to do"):
         style_levers.main(["--variant", "a=", "--eval_only", "--no_eval"])
+
+
+def test_a_variant_without_recorded_seconds_says_so_in_the_table():
+    assert style_levers.stage_time(361.4) == "361 s"
+    assert style_levers.stage_time(float("nan")) == "time not recorded"
+    assert style_levers.stage_time(None) == "time not recorded"

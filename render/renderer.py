@@ -93,9 +93,7 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts
     if o.top_k:
         if not (share_color and o.n_fine > 0):
             raise ValueError("render_rays: top_k renders need share_color and fine samples (the style field)")
-        z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp, n_rays=n_rays)
-        geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
-        geo["sigma_f"] = _noised((fine_field or coarse_field).density(geo["pts"]), o.noise_std)
+        geo = _shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, o)
         return composite_top_k(top_k_samples(geo, rays_d, o.top_k), (fine_field or coarse_field).colors,
                                rays_o, rays_d, o.white_bkgd)
     if o.skip is not None:  # the fast renderer (no gradients)
@@ -142,6 +140,17 @@ def _shared_depths(coarse_field, rays_o, rays_d, z_vals, n_fine, noise_std, dete
                                       deterministic=deterministic_fine, with_coarse_index=True)
     pts = rays_o.unsqueeze(1) + rays_d.unsqueeze(1) * z_all.unsqueeze(-1)
     return dict(z_vals=z_vals, sigma_c=sigma_c, z_all=z_all, coarse_at=coarse_at, pts=pts)
+
+
+def _shared_geometry(coarse_field, fine_field, rays_o, rays_d, opts, z_vals=None):
+    """_shared_depths with the fine level's (noised) sigma_raw, geo["sigma_f"]: everything of a
+    shared-colour render but its colours.  z_vals: the coarse depths (default: drawn as opts say)."""
+    if z_vals is None:
+        z_vals = stratified_samples(opts.near, opts.far, opts.n_samples, perturb=opts.perturb, lindisp=opts.lindisp,
+                                    n_rays=rays_o.shape[0])
+    geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, opts.n_fine, opts.noise_std, opts.deterministic_fine)
+    geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), opts.noise_std)
+    return geo
 
 
 def composite_shared(geo, samples_rgb, rays_d, white_bkgd):
@@ -258,8 +267,7 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
             if o.skip is not None and not o.top_k:  # the fast renderer: colours only where they are seen
                 geo = o.skip.shared_geometry(coarse_field, fine_field, origins, d, z_vals, o)
             else:
-                geo = _shared_depths(coarse_field, origins, d, z_vals, o.n_fine, o.noise_std, o.deterministic_fine)
-                geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), o.noise_std)
+                geo = _shared_geometry(coarse_field, fine_field, origins, d, o, z_vals)
             jt.sync([v for v in geo.values() if isinstance(v, jt.Var)])  # once for every colour
             kept = top_k_samples(geo, d, o.top_k) if o.top_k else None
             for k in range(n_colors):
@@ -321,9 +329,5 @@ def shared_weights(coarse_field, fine_field, rays_o, rays_d, opts):
         raise ValueError("shared_weights: the shared-colour weights need fine samples (n_fine >= 1)")
     rays_o, rays_d = _as_var(rays_o), _as_var(rays_d)
     with jt.no_grad():
-        z_vals = stratified_samples(opts.near, opts.far, opts.n_samples, perturb=opts.perturb,
-                                    lindisp=opts.lindisp, n_rays=rays_o.shape[0])
-        geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, opts.n_fine, opts.noise_std,
-                             opts.deterministic_fine)
-        geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), opts.noise_std)
-        return _level_weights(geo, rays_d, opts.n_samples)[:3]
+        return _level_weights(_shared_geometry(coarse_field, fine_field, rays_o, rays_d, opts), rays_d,
+                              opts.n_samples)[:3]

@@ -100,9 +100,10 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES):
         others = sorted(done[1:], key=lambda s: (np.linalg.norm(centres[s] - centres[v]), s))
         filled = np.zeros((h, w), bool)
         for s in [done[0]] + others[:max_sources - 1]:
-            u, v_, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
+            # where view v's points fall in view s (column, row) and which of them s sees
+            col_s, row_s, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
             use = clean_mask(seen) & ~filled
-            out[v][use] = sample(out[s], u, v_)[use]
+            out[v][use] = sample(out[s], col_s, row_s)[use]
             filled |= use
         taken[v] = filled.mean()
     return out, taken

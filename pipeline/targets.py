@@ -100,7 +100,7 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
     targets = []
     for k, (name, img) in enumerate(styles):
         path = target_path(folder, k, name)
-        h, w, _ = target_hwf(args, geo)
+        h, w, focal = target_hwf(args, geo)
         shape = (geo.n_views, h, w, 3)
         cached = _read_cached(path, shape, log)
         if cached is not None:
@@ -113,7 +113,7 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
             out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
         if args.target_propagation:
             out, taken = propagate(out, points_at(geo.points, args.target_factor, h, w), geo.c2ws,
-                                   target_hwf(args, geo)[2], args.propagation_thresh)
+                                   focal, args.propagation_thresh)
             log(f"targets {name}: {taken.mean():.0%} of the pixels taken from earlier views "
                 f"(--target_propagation)")
         try:

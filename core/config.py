@@ -93,6 +93,16 @@ def build_parser():
     add("--netwidth_fine", type=int, default=256, help="channels per layer in the fine net")
     add("--style_D", type=int, default=8, help="layers of the style MLP")
     add("--style_W", type=int, default=0, help="channels per layer of the style MLP (0: --netwidth, the original)")
+    add("--style_encoding", type=str, default="pe", choices=["pe", "hash"],
+        help="what the style MLP sees of a point: its positional encoding (pe, the original), or that and a "
+             "multi-resolution hash grid's features there (hash: Instant-NGP's encoding, models/hash_grid.py; "
+             "holds pixel-sized strokes that the MLP alone blurs)")
+    add("--hash_levels", type=int, default=16, help="--style_encoding hash: grid levels (2 features each)")
+    add("--hash_log2_size", type=int, default=19, help="--style_encoding hash: log2 of each level's table rows")
+    add("--hash_max_res", type=int, default=2048,
+        help="--style_encoding hash: the finest level's cells per axis of the scene's box (the coarsest: 16)")
+    add("--hash_lrate", type=float, default=1e-2,
+        help="--style_encoding hash: the grid's learning rate (decays as --style_lrate does)")
     add("--embed_freq_coor", type=int, default=10, help="positional-encoding frequencies for xyz")
     add("--embed_freq_dir", type=int, default=4, help="positional-encoding frequencies for view directions")
     add_vae_options(add)
@@ -228,7 +238,7 @@ _POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fi
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
                  "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long",
-                 "mimic_views", "target_factor", "style_patch"]
+                 "mimic_views", "target_factor", "style_patch", "hash_levels", "hash_lrate"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
@@ -271,6 +281,10 @@ def check_args(args):
             raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
     if args.netdepth < 5 or args.netdepth_fine < 5:
         raise ConfigError("--netdepth/--netdepth_fine must be >= 5 (the skip connection enters before layer 5)")
+    if args.style_encoding == "hash" and not 4 <= args.hash_log2_size <= 26:
+        raise ConfigError(f"--hash_log2_size must be in 4..26, got {args.hash_log2_size}")
+    if args.style_encoding == "hash" and args.hash_max_res < 16:
+        raise ConfigError(f"--hash_max_res must be >= 16 (the coarsest level's), got {args.hash_max_res}")
     if args.style_D < 4:
         raise ConfigError("--style_D must be >= 4 (position re-enters before layer 4)")
     modes = [m for m in ("render_train", "render_valid", "render_train_style", "render_valid_style")

@@ -13,6 +13,7 @@ import jittor as jt
 import numpy as np
 from jittor import nn
 
+from models.hash_grid import HashGrid
 from models.layers import Linear, linear_relu
 
 
@@ -38,6 +39,25 @@ class StyleMLP(nn.Module):
             parts = [h, latent] + ([x_emb] if i in self.skips else [])
             h = linear_relu(layer, jt.concat(parts, dim=-1))
         return jt.sigmoid(self.out_linear(jt.concat([h, latent], dim=-1)))
+
+
+class HashStyleMLP(nn.Module):
+    """A StyleMLP fed, beside the encoded position, a HashGrid's features at the position
+    (--style_encoding hash).  Same call as StyleMLP: the position is the encoding's first 3
+    channels (a PositionalEncoding with include_input), so every caller stays as it is."""
+
+    def __init__(self, grid, D=8, W=256, input_ch=63, latent_dim=32):
+        super().__init__()
+        if not isinstance(grid, HashGrid):
+            raise ValueError("HashStyleMLP: grid must be a HashGrid")
+        self.grid = grid
+        self.input_ch, self.latent_dim = input_ch, latent_dim
+        self.mlp = StyleMLP(D=D, W=W, input_ch=input_ch + grid.out_dim, latent_dim=latent_dim)
+
+    def execute(self, x_emb, latent):
+        if x_emb.shape[-1] != self.input_ch:
+            raise ValueError(f"HashStyleMLP: expected [..,{self.input_ch}], got {x_emb.shape}")
+        return self.mlp(jt.concat([x_emb, self.grid(x_emb[..., :3])], dim=-1), latent)
 
 
 class LatentCodes(nn.Module):

@@ -19,11 +19,13 @@ from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load
 from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import pixel_rays
-from models.style_mlp import LatentCodes, StyleMLP
+from models.hash_grid import HashGrid
+from models.style_mlp import HashStyleMLP, LatentCodes, StyleMLP
 from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_style_image_loss, patch_texture_loss,
                                   style_image_features, style_image_stats, window_target)
 from pipeline.targets import target_hwf
 from render.cached_samples import cached_points, composite_cached, jittered
+from render.occupancy import scene_box
 from render.renderer import render_rays
 
 LATENT_LR = 1e-3
@@ -107,31 +109,80 @@ def style_lrate(args, step):
     return (args.style_lrate or args.lrate) * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
 
 
+def style_encoding(args):
+    """What the style MLP sees beside the position's encoding (--style_encoding): None, or the
+    hash grid's settings (kept in the checkpoint, which a render then builds its model from)."""
+    if args.style_encoding == "pe":
+        return None
+    return {"levels": int(args.hash_levels), "log2_size": int(args.hash_log2_size), "max_res": int(args.hash_max_res)}
+
+
+def style_box(args, geo, opts):
+    """The box of the hash grid: every training view's ray segments [near, far], in the space
+    the renderer samples (NDC for LLFF scenes)."""
+    return scene_box(geo.hwf, geo.c2ws, opts.near, opts.far, ndc=not args.no_ndc)
+
+
 class StyleModel:
     """Style MLP + latent codes, with their optimizers and checkpoint state.  width: the MLP's
-    (a checkpoint's own when loading one; style_width(args) otherwise)."""
+    (a checkpoint's own when loading one; style_width(args) otherwise).  encoding: style_encoding()'s
+    value (a checkpoint's own when loading one); with a hash grid, box = (lo, hi) of its points
+    (a loaded checkpoint brings its own)."""
 
-    def __init__(self, args, mu, logvar, n_views, in_ch, style_names, width=None):
+    def __init__(self, args, mu, logvar, n_views, in_ch, style_names, width=None, encoding="args", box=None):
         self.style_names, self.mu, self.logvar, self.n_views = list(style_names), mu, logvar, n_views
         self.width = int(width or style_width(args))
-        self.mlp = StyleMLP(D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=mu.shape[1])
+        self.encoding = style_encoding(args) if encoding == "args" else encoding
+        latent_dim = mu.shape[1]
+        if self.encoding is None:
+            self.mlp = StyleMLP(D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
+            grid_params = []
+        else:
+            lo, hi = box if box is not None else (-np.ones(3), np.ones(3))
+            grid = HashGrid(lo, hi, n_levels=self.encoding["levels"], log2_size=self.encoding["log2_size"],
+                            max_res=self.encoding["max_res"], seed=args.seed)
+            self.mlp = HashStyleMLP(grid, D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
+            grid_params = [grid.table]
         self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale,
                                    rng=np.random.default_rng(args.seed))
-        # one Adam, two groups: the MLP at style_lrate (decayed), the latent codes at 1e-3
+        # one Adam: the MLP at style_lrate (decayed), the latent codes at 1e-3, the hash grid's
+        # table (if any) at --hash_lrate (decayed alike)
         lr = style_lrate(args, args.origin_step)
-        self.opt = Adam([{"params": self.mlp.parameters(), "lr": lr},
-                         {"params": self.latents.parameters(), "lr": LATENT_LR}], lr=lr)
+        in_grid = {id(p) for p in grid_params}
+        groups = [{"params": [p for p in self.mlp.parameters() if id(p) not in in_grid], "lr": lr},
+                  {"params": self.latents.parameters(), "lr": LATENT_LR}]
+        if grid_params:
+            groups.append({"params": grid_params, "lr": args.hash_lrate})
+        self.opt = Adam(groups, lr=lr)
+
+    def set_lrates(self, args, step):
+        """The decayed learning rates at `step` (the latent codes' stays fixed)."""
+        decay = style_lrate(args, step) / style_lrate(args, args.origin_step)
+        self.opt.param_groups[0]["lr"] = style_lrate(args, step)
+        if len(self.opt.param_groups) > 2:
+            self.opt.param_groups[2]["lr"] = args.hash_lrate * decay
 
     def state(self, step):
         return {"step": step, "style_mlp": self.mlp.state_dict(), "latents": self.latents.state_dict(),
                 "optimizer": adam_state(self.opt), "style_names": self.style_names, "mu": self.mu,
-                "logvar": self.logvar, "n_views": self.n_views, "width": self.width}
+                "logvar": self.logvar, "n_views": self.n_views, "width": self.width, "encoding": self.encoding}
 
     def load(self, ck, source, with_optim=True):
+        if ck.get("encoding") != self.encoding:
+            raise ValueError(f"{source}: its style MLP was trained with {describe_encoding(ck.get('encoding'))}, "
+                             f"now asked for {describe_encoding(self.encoding)}: use the same --style_encoding "
+                             f"and --hash_* options, or another --expname / --no_reload")
         load_module_state(self.mlp, ck["style_mlp"], source + " (style MLP)")
         load_module_state(self.latents, ck["latents"], source + " (latent codes)")
         if with_optim:
             load_adam_state(self.opt, ck["optimizer"], source)
+
+
+def describe_encoding(encoding):
+    if encoding is None:
+        return "--style_encoding pe"
+    return (f"--style_encoding hash --hash_levels {encoding['levels']} --hash_log2_size {encoding['log2_size']} "
+            f"--hash_max_res {encoding['max_res']}")
 
 
 def style_checkpoints(expdir, args):
@@ -147,7 +198,8 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     (pipeline/style_samples.py, --style_samples) to render the steps from, or None (the renderer).
     style_images: the styles' images at --style_size, in style_names' order (--style_patch_ref
     style or nn)."""
-    model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names)
+    model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names,
+                       box=style_box(args, geo, opts) if args.style_encoding == "hash" else None)
     ckpts = style_checkpoints(expdir, args)
     start, path, ck = resume(ckpts, ("step", "style_mlp", "latents", "optimizer", "style_names"),
                              "style training", log, no_reload=args.no_reload, key="step")
@@ -253,7 +305,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
             else:  # nn: each feature near one of the style image's
                 texture = patch_nn_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
             loss = loss + args.style_patch_weight * texture
-        model.opt.param_groups[0]["lr"] = style_lrate(args, step)
+        model.set_lrates(args, step)
         model.opt.step(loss)
         return loss_f, logp
     return step_fn
@@ -268,6 +320,6 @@ def load_style_model(args, system, expdir):
                                 f"(run_stylenerf.py --config ... without render options)")
     # the checkpoint's own width (files from before --style_W have --netwidth's)
     model = StyleModel(args, ck["mu"], ck["logvar"], int(ck["n_views"]), system.embed_xyz.out_dim,
-                       ck["style_names"], width=ck.get("width") or args.netwidth)
+                       ck["style_names"], width=ck.get("width") or args.netwidth, encoding=ck.get("encoding"))
     model.load(ck, path, with_optim=False)
     return model, step

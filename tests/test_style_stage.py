@@ -373,3 +373,31 @@ def window_target_reference(img, rows, cols):
     """Bilinear interpolation, pixel by pixel (scipy's map_coordinates, order 1)."""
     from scipy.ndimage import map_coordinates
     return np.stack([map_coordinates(img[..., ch], [rows, cols], order=1) for ch in range(3)], -1)
+
+
+def test_hash_encoding_trains_saves_and_reloads_with_its_settings(style_setup, count_steps):
+    """--style_encoding hash: the grid's table trains at --hash_lrate (decayed as the MLP's rate),
+    the targets are learnt, the checkpoint keeps the grid's settings and box (a render rebuilds
+    them whatever its options say), and resuming with the plain encoding is refused."""
+    st = style_setup
+    hash_opts = dict(style_encoding="hash", hash_levels=4, hash_log2_size=10, hash_max_res=32,
+                     hash_lrate=1e-2, lrate_decay=100)
+    untrained = style_stage.StyleModel(style_args(**hash_opts), st["mu"], st["logvar"], 3,
+                                       st["system"].embed_xyz.out_dim, st["names"])
+    before = mimic_mse(untrained, st)
+    table0 = untrained.mlp.grid.table.numpy().copy()
+    model = run(st, total_step=30, i_weights=10, **hash_opts)
+    assert len(count_steps) == 30 and mimic_mse(model, st) < 0.3 * before
+    assert np.abs(model.mlp.grid.table.numpy() - table0).max() > 1e-3
+    assert model.opt.param_groups[2]["lr"] == pytest.approx(1e-2 * 0.1 ** (30 / 100))
+    # the box is the training views' ray segments, in NDC as the renderer samples them
+    lo, hi = np.split(model.mlp.grid.box.numpy(), 2)
+    want_lo, want_hi = style_stage.style_box(style_args(**hash_opts), st["geo"], st["opts"])
+    np.testing.assert_allclose(lo, want_lo)
+    np.testing.assert_allclose(hi, want_hi)
+    loaded, _ = load_style_model(style_args(total_step=30), st["system"], st["expdir"])
+    assert loaded.encoding == {"levels": 4, "log2_size": 10, "max_res": 32}
+    for (k, a), b in zip(model.mlp.state_dict().items(), loaded.mlp.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    with pytest.raises(ValueError, match="--style_encoding hash --hash_levels 4.*now asked for --style_encoding pe"):
+        run(st, total_step=32, i_weights=10)

@@ -51,7 +51,8 @@ def tiny_argv(scene, styles, basedir, vgg, decoder, **over):
                 embed_freq_coor=4, embed_freq_dir=2, N_samples=8, N_samples_fine=8, batch_size=256,
                 batch_size_style=256, chunk=4096, origin_step=30, i_weights=10, i_print=5, finetune_decoder_steps=2,
                 i_weights_decoder=1, finetune_size=32, style_size=32, vae_steps=3, vae_w=64,
-                total_step=40, gen_factor=1, valid_factor=2, lrate=5e-3)
+                total_step=40, gen_factor=1, valid_factor=2, lrate=5e-3,
+                hash_log2_size=12, hash_max_res=64)  # a small hash grid where a config asks for one
     opts.update(over)
     argv = ["--use_viewdir", "--device", "cpu", "--matmul", "fp32"]  # exact matmuls also on a GPU run
     for k, v in opts.items():

@@ -44,6 +44,7 @@ def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     args = parse_args(["--config", os.path.join(root, "configs", "fern_quick.txt")])
     assert args.finetune_decoder_steps == 300 and args.decoder_step == 3500000
+    assert (args.style_encoding, args.hash_log2_size) == ("hash", 21)  # README, "Style strength"
 
 
 def test_the_originals_config_and_its_other_options_are_accepted(tmp_path):
@@ -136,3 +137,19 @@ def test_style_render_samples_shape_every_stylized_render_and_need_the_fine_leve
         parse_args(["--style_render_samples", "2", "--N_samples_fine", "0"])
     with pytest.raises(ConfigError, match="--style_render_samples must be >= 0"):
         parse_args(["--style_render_samples", "-1"])
+
+
+def test_hash_encoding_options_default_to_the_position_encoding_and_are_checked():
+    args = parse_args([])
+    assert args.style_encoding == "pe"  # the original's style MLP
+    args = parse_args(["--style_encoding", "hash"])
+    assert (args.hash_levels, args.hash_log2_size, args.hash_max_res, args.hash_lrate) == (16, 19, 2048, 1e-2)
+    with pytest.raises(ConfigError, match="--hash_log2_size must be in 4..26, got 30"):
+        parse_args(["--style_encoding", "hash", "--hash_log2_size", "30"])
+    with pytest.raises(ConfigError, match="--hash_max_res must be >= 16"):
+        parse_args(["--style_encoding", "hash", "--hash_max_res", "8"])
+    with pytest.raises(ConfigError, match="--hash_lrate must be > 0"):
+        parse_args(["--hash_lrate", "0"])
+    from core.cli import OptionError
+    with pytest.raises(OptionError, match="--style_encoding: invalid choice: 'grid'"):
+        parse_args(["--style_encoding", "grid"])

@@ -14,7 +14,7 @@ EXPECT_S = 60.0
 WARMUP_STEPS = 2
 MEASURE_S = 10.0
 MEASURE_STEPS = 200
-CPU_HINT = ("for a quick CPU run (7 minutes on 2 cores once Jittor's kernels are compiled, a rough result) "
+CPU_HINT = ("for a quick CPU run (9 minutes on 2 cores once Jittor's kernels are compiled, a rough result) "
             "use configs/fern_cpu.txt: bash scripts/setup_and_run.sh configs/fern_cpu.txt")
 
 

@@ -25,8 +25,8 @@ from backend.kernels import per_row_kernel
 PRIMES = (1, 2654435761, 805459861)
 
 # r runs over points x levels; in0 = pts [N,3], in1 = table [L*T,F], in2 = level resolutions [L]
-# int32, in3 = box [6] (lo, hi).  CORNER_LOOP(ACTION) visits the 8 corners with their row `row`
-# and weight `w`.
+# int32, in3 = box [6] (lo, hi).  _CORNERS runs ACTION at each of the 8 corners, with its table
+# row `row` and trilinear weight `w`.
 _SETUP = """
     const int L = LEVELS, F = FEATS;
     const long long T = TSIZE;

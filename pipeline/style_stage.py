@@ -138,6 +138,7 @@ class StyleModel:
             self.mlp = StyleMLP(D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
             grid_params = []
         else:
+            # without a box (a checkpoint to load), any box: the checkpoint's own replaces it
             lo, hi = box if box is not None else (-np.ones(3), np.ones(3))
             grid = HashGrid(lo, hi, n_levels=self.encoding["levels"], log2_size=self.encoding["log2_size"],
                             max_res=self.encoding["max_res"], seed=args.seed)

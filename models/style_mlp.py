@@ -51,7 +51,7 @@ class HashStyleMLP(nn.Module):
         if not isinstance(grid, HashGrid):
             raise ValueError("HashStyleMLP: grid must be a HashGrid")
         self.grid = grid
-        self.input_ch, self.latent_dim = input_ch, latent_dim
+        self.input_ch = input_ch
         self.mlp = StyleMLP(D=D, W=W, input_ch=input_ch + grid.out_dim, latent_dim=latent_dim)
 
     def execute(self, x_emb, latent):

@@ -106,7 +106,13 @@ def style_width(args):
 def style_lrate(args, step):
     """The style MLP's learning rate at `step`: --style_lrate (or --lrate) falling 10x every
     --lrate_decay steps from --origin_step."""
-    return (args.style_lrate or args.lrate) * 0.1 ** ((step - args.origin_step) / args.lrate_decay)
+    return (args.style_lrate or args.lrate) * lr_decay(args, step)
+
+
+def lr_decay(args, step):
+    """The style stage's learning-rate factor at `step`: 10x lower every --lrate_decay steps from
+    --origin_step (the MLP's and the hash grid's rates share it)."""
+    return 0.1 ** ((step - args.origin_step) / args.lrate_decay)
 
 
 def style_encoding(args):
@@ -158,10 +164,9 @@ class StyleModel:
 
     def set_lrates(self, args, step):
         """The decayed learning rates at `step` (the latent codes' stays fixed)."""
-        decay = style_lrate(args, step) / style_lrate(args, args.origin_step)
         self.opt.param_groups[0]["lr"] = style_lrate(args, step)
-        if len(self.opt.param_groups) > 2:
-            self.opt.param_groups[2]["lr"] = args.hash_lrate * decay
+        if len(self.opt.param_groups) > 2:  # the hash grid's table
+            self.opt.param_groups[2]["lr"] = args.hash_lrate * lr_decay(args, step)
 
     def state(self, step):
         return {"step": step, "style_mlp": self.mlp.state_dict(), "latents": self.latents.state_dict(),

@@ -9,7 +9,10 @@
    photoreal renders with the same decoder and style image (the paper's
    image-stylization baseline).  The photoreal renders themselves are measured
    too: their error is the floor the warp itself leaves (resampling, NeRF
-   view-dependence).
+   view-dependence).  Two warps, each with its own table: the forward splat
+   (the project's measure since the first evaluation, the ratios the targets
+   name) and the backward bilinear read of the flow-warping literature, whose
+   resampling floor on fine detail is far lower (evaluation/consistency.py).
 3. Style strength on the same path frames, per style and method (photoreal NeRF, stylized
    NeRF, per-frame AdaIN): AdaIN's style loss against the style image, the style gain over the
    photoreal frames, the content distance to the photoreal frame and the sharpness relative to
@@ -25,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dataset.rays import image_rays, scaled_hwf
-from evaluation.consistency import consistency_error
+from evaluation.consistency import WARPS, consistency_error
 from evaluation.figures import bar_chart, write_strip
 from evaluation.metrics import psnr, ssim
 from evaluation.style_strength import loss_from_stats, measure, path_sharpness, tap_statistics
@@ -67,8 +70,8 @@ def photoreal_metrics(args, scene, system, log):
     return rows
 
 
-def consistency_rows(frames, points, poses, H, W, focal, ks):
-    return {k: consistency_error(frames, points, poses, H, W, focal, k=k) for k in ks}
+def consistency_rows(frames, points, poses, H, W, focal, ks, warp="forward"):
+    return {k: consistency_error(frames, points, poses, H, W, focal, k=k, warp=warp) for k in ks}
 
 
 def evaluate(args, scene, expdir, log=print):
@@ -84,7 +87,7 @@ def evaluate(args, scene, expdir, log=print):
         poses = poses[:args.eval_frames]
     opts = RenderOptions.from_args(args, scene, "eval")
     photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path")
-    table = [_row("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)]
+    tables = _rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
     from pipeline.style_stage import style_checkpoints
     # the stylized path renders as --render_mode and --style_render_samples say (the photoreal one exactly)
     style_opts = opts.for_style(args)
@@ -92,25 +95,32 @@ def evaluate(args, scene, expdir, log=print):
         style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
     rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
                                            ks, style_opts, out_dir, log)
-    table += rows
-    write_report(out_dir, nerf_step, photo, table, ks, len(poses), (H, W), strength, strips, args.style_size)
+    for warp in WARPS:
+        tables[warp] += rows[warp]
+    table = tables["forward"]
+    write_report(out_dir, nerf_step, photo, table, ks, len(poses), (H, W), strength, strips, args.style_size,
+                 table_backward=tables["backward"])
     if table:
         bar_chart(os.path.join(out_dir, "consistency.png"), table, ks)
     log(f"wrote {os.path.join(out_dir, 'report.md')}")
     return photo, table, strength
 
 
-def _row(style, method, frames, points, poses, H, W, focal, ks):
-    row = {"style": style, "method": method}
-    for k, res in consistency_rows(frames, points, poses, H, W, focal, ks).items():
-        row[f"k{k}_mean"], row[f"k{k}_std"] = float(res["mean"]), float(res["std"])
-    return row
+def _rows(style, method, frames, points, poses, H, W, focal, ks):
+    """{warp: [the consistency row of these frames]} for each of WARPS."""
+    out = {}
+    for warp in WARPS:
+        row = {"style": style, "method": method}
+        for k, res in consistency_rows(frames, points, poses, H, W, focal, ks, warp).items():
+            row[f"k{k}_mean"], row[f"k{k}_std"] = float(res["mean"]), float(res["std"])
+        out[warp] = [row]
+    return out
 
 
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log):
     """Per style: consistency rows of the stylized NeRF and per-frame AdaIN, style-strength rows
     of those and of the photoreal frames, and the picture strip.
-    Returns (consistency rows, strength rows, {style: strip file name})."""
+    Returns ({warp: consistency rows}, strength rows, {style: strip file name})."""
     from pipeline.style_stage import load_style_model, style_fields
     from pipeline.style_selection import load_style_images, load_style_networks, style_indices
     from pipeline.targets import stylize_view
@@ -119,13 +129,13 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         model, step = load_style_model(args, system, expdir)
     except FileNotFoundError as e:
         log(f"no stylized NeRF to evaluate ({e})")
-        return [], [], {}
+        return {warp: [] for warp in WARPS}, [], {}
     encoder, decoder = load_style_networks(args, log)
     ft = os.path.join(expdir, "decoder.pkl")
     if os.path.exists(ft):
         load_module_state(decoder, load(ft, required_keys=("decoder",))["decoder"], ft)
     photo_stats = tap_statistics(encoder, photo_frames)  # the same for every style
-    rows, strength, strips = [], [], {}
+    rows, strength, strips = {warp: [] for warp in WARPS}, [], {}
     for k in style_indices(args.style, model.style_names, "the trained style model"):
         name = model.style_names[k]
         # at --style_size, as the stylized targets and the AdaIN baseline see the style
@@ -135,10 +145,13 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True)
         adain_frames = np.stack([stylize_view(encoder, decoder, f, s_feat) for f in photo_frames])
-        rows.append(_row(name, NERF, nerf_frames, points, poses, H, W, focal, ks))
-        rows.append(_row(name, ADAIN, adain_frames, points, poses, H, W, focal, ks))
-        log(" | ".join(f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
-                       for r in rows[-2:]))
+        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames)):
+            for warp, r in _rows(name, method, frames, points, poses, H, W, focal, ks).items():
+                rows[warp] += r
+        for warp in WARPS:
+            log(f"{warp} warp: " + " | ".join(
+                f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
+                for r in rows[warp][-2:]))
         style_stats = tap_statistics(encoder, style_img)
         # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
         strength.append({"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,

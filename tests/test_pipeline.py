@@ -286,12 +286,16 @@ def _check_style_strength(argv, out, report):
         summary = list(csv.DictReader(f))
     with open(os.path.join(out, "consistency.csv")) as f:
         cons = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
+    with open(os.path.join(out, "consistency_backward.csv")) as f:
+        back = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
+    assert set(back) == set(cons)
     assert [r["style"] for r in summary] == ["la_muse", "sketch"]
     for r in summary:
         s = styles[r["style"]]
         assert float(r["style_gain_adain"]) == pytest.approx(float(rows[(s, "per-frame AdaIN")]["style_gain"]))
-        want = float(cons[(s, "stylized NeRF")]["k3_mean"]) / float(cons[(s, "per-frame AdaIN")]["k3_mean"])
-        assert float(r["consistency_ratio_k3"]) == pytest.approx(want)
+        for suffix, c in (("", cons), ("_backward", back)):
+            want = float(c[(s, "stylized NeRF")]["k3_mean"]) / float(c[(s, "per-frame AdaIN")]["k3_mean"])
+            assert float(r[f"consistency_ratio_k3{suffix}"]) == pytest.approx(want)
         assert f"| {r['style']} | " in report.split("## Summary per style")[1]
     # strips: photoreal | stylized NeRF | per-frame AdaIN | style image, all at the frame height
     for stem, style in styles.items():

@@ -98,3 +98,25 @@ def test_write_report_files(tmp_path):
     (tmp_path / "none").mkdir()
     write_report(str(tmp_path / "none"), 30, photo, TABLE[:1], (1, 7), 12, (47, 63))
     assert "Style strength" not in (tmp_path / "none" / "report.md").read_text()
+
+
+def test_backward_warp_table_adds_its_own_section_csv_and_summary_columns(tmp_path):
+    backward = [dict(r, k1_mean=r["k1_mean"] / 2, k7_mean=r["k7_mean"] / 4 if r["method"] == NERF else r["k7_mean"])
+                for r in TABLE]
+    rows = summary_rows(STRENGTH, TABLE, (1, 7), backward)
+    # a: k7 0.04 / 4 against 0.08; the forward ratios stay as they were
+    assert rows[0]["consistency_ratio_k7_backward"] == pytest.approx(0.125)
+    assert rows[0]["consistency_ratio_k1_backward"] == pytest.approx(0.5)
+    assert rows[0]["consistency_ratio_k7"] == pytest.approx(0.5)
+    lines = summary_markdown(rows, (1, 7))
+    assert lines[0].endswith("| consistency ratio k=7 | k=1, backward warp | k=7, backward warp |")
+    assert lines[1] == "|---" * 8 + "|"
+    assert lines[2] == "| a | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 | 0.50 | 0.12 |"
+    write_report(str(tmp_path), 30, [], TABLE, (1, 7), 12, (47, 63), STRENGTH, None, 32, table_backward=backward)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Consistency, forward splat (12 path frames" in report
+    assert "## Consistency, backward bilinear warp (12 path frames" in report
+    with open(tmp_path / "consistency_backward.csv") as f:
+        assert float(list(csv.DictReader(f))[1]["k7_mean"]) == pytest.approx(0.01)
+    with open(tmp_path / "summary.csv") as f:
+        assert float(list(csv.DictReader(f))[0]["consistency_ratio_k7_backward"]) == pytest.approx(0.125)

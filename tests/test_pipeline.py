@@ -52,7 +52,8 @@ def tiny_argv(scene, styles, basedir, vgg, decoder, **over):
                 batch_size_style=256, chunk=4096, origin_step=30, i_weights=10, i_print=5, finetune_decoder_steps=2,
                 i_weights_decoder=1, finetune_size=32, style_size=32, vae_steps=3, vae_w=64,
                 total_step=40, gen_factor=1, valid_factor=2, lrate=5e-3,
-                hash_log2_size=12, hash_max_res=64)  # a small hash grid where a config asks for one
+                hash_log2_size=12, hash_max_res=64,  # a small hash grid where a config asks for one
+                style_patch=8)  # and a texture window that fits the tiny targets
     opts.update(over)
     argv = ["--use_viewdir", "--device", "cpu", "--matmul", "fp32"]  # exact matmuls also on a GPU run
     for k, v in opts.items():

@@ -236,11 +236,12 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     loop = TrainLoop("style training", start, args.total_step, every=args.i_weights, desc="style",
                      bar_base=args.origin_step, save=lambda s: ckpts.save(s, state(s)))
     for step in loop:
-        loss_f, logp = step_fn(step)
+        loss_f, logp, texture = step_fn(step)
         if mimic is not None and mimic.due(step):
             mimic.step(step, model)
         if loop.due(args.i_print):
-            loop.postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}", it_s=f"{loop.rate():.2f}")
+            shown = {"texture": f"{texture.item():.3f}"} if texture is not None else {}
+            loop.postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}", **shown, it_s=f"{loop.rate():.2f}")
     return model
 
 
@@ -263,7 +264,7 @@ def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
 def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None,
                style_stats=None):
     """One optimisation step of the style stage as a function of the step number (its random
-    batch is seeded by it): returns (fine MSE, logp) as Jittor scalars.  share_color=False:
+    batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.  share_color=False:
     the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
     With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
     render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
@@ -301,6 +302,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         logp_w = logp_weight(args, step)
         logp = model.latents.logp_loss(s_i, v_i)
         loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
+        texture = None
         if p:
             rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
             n = args.batch_size_style
@@ -313,7 +315,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
             loss = loss + args.style_patch_weight * texture
         model.set_lrates(args, step)
         model.opt.step(loss)
-        return loss_f, logp
+        return loss_f, logp, texture
     return step_fn
 
 

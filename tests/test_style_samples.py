@@ -78,6 +78,7 @@ def test_a_step_from_every_sample_is_the_renderers_step(style_setup):
         step = style_stage.style_step(args, st["system"], st["geo"], st["targets"], model, st["opts"],
                                       samples=samples)
         losses.append([float(step(s)[0].item()) for s in (1, 2, 3)])
+        assert step(4)[2] is None  # no texture term: nothing to show for it
     np.testing.assert_allclose(losses[1], losses[0], rtol=2e-3)
     assert losses[0][2] < losses[0][0]  # they learn, and alike
 
@@ -126,13 +127,14 @@ def test_a_turned_window_keeps_its_positions_and_bilinear_target_with_the_cache(
     windows, seen, rays = [], [], []
     real_window, real_rays = style_stage.patch_pixels, style_stage.pixel_rays
     monkeypatch.setattr(style_stage, "patch_pixels", lambda *a: windows.append(real_window(*a)) or windows[-1])
-    monkeypatch.setattr(style_stage, "patch_texture_loss", lambda enc, rgb, tgt, p: seen.append(tgt.numpy()) or rgb.sum() * 0)
+    monkeypatch.setattr(style_stage, "patch_texture_loss",
+                        lambda enc, rgb, tgt, p: seen.append(tgt.numpy()) or rgb.sum() * 0 + 0.25)
     monkeypatch.setattr(style_stage, "pixel_rays", lambda *a, **k: rays.append(a[4:6]) or real_rays(*a, **k))
     args = style_args(style_samples=4, style_patch_weight=0.5, style_patch=4)
     model = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
     step = style_stage.style_step(args, st["system"], st["geo"], st["targets"], model, st["opts"], encoder=object(),
                                   samples=build(st))
-    step(1)
+    assert float(step(1)[2].item()) == pytest.approx(0.25)  # the term's value, for the progress line
     ws, wv, wr, wc = windows[0]
     assert np.abs(wr - np.rint(wr)).max() > 0.01  # a turned window: off the pixel grid
     np.testing.assert_array_equal(rays[0][0][-16:], wr)

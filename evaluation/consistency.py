@@ -71,8 +71,9 @@ def backward_warp(src_img, src_points, src_c2w, dst_points, dst_c2w, H, W, focal
     src_img [H,W,3], src_points and dst_points [H,W,3] world, src_c2w and dst_c2w [3,4] (the
     destination camera only tells which points are in front of it).
     Returns numpy (warped [H,W,3] float32, 0 where not valid; mask [H,W] bool): valid where the
-    point is in front of both cameras, projects inside the source image, and the source's four
-    pixels around it that it reads all have a camera depth within occlusion_tol (relative) of the point's.
+    point is in front of both cameras, projects inside the source image, and those of the
+    source's four pixels around it that it reads (weight > 0) all have a camera depth within
+    occlusion_tol (relative) of the point's.
     """
     src_img = np.asarray(src_img, np.float32)
     for name, a in (("src_img", src_img), ("src_points", src_points), ("dst_points", dst_points)):

@@ -102,6 +102,15 @@ def backward_warp(src_img, src_points, src_c2w, dst_points, dst_c2w, H, W, focal
 WARPS = ("forward", "backward")
 
 
+def warp_onto(src_img, src_points, src_c2w, dst_points, dst_c2w, H, W, focal, warp="forward",
+              occlusion_tol=0.03, radius_px=None):
+    """A source frame warped into the destination camera by either warp: (warped, mask)."""
+    if warp == "forward":
+        return warp_frame(src_img, src_points, dst_c2w, H, W, focal, dst_points=dst_points,
+                          occlusion_tol=occlusion_tol, radius_px=radius_px)
+    return backward_warp(src_img, src_points, src_c2w, dst_points, dst_c2w, H, W, focal, occlusion_tol=occlusion_tol)
+
+
 def consistency_error(frames, points, c2ws, H, W, focal, k=1, occlusion_tol=0.03, radius_px=None,
                       warp="forward"):
     """Masked RMSE between frame t+k and frame t warped onto it, for every t.
@@ -127,12 +136,8 @@ def consistency_error(frames, points, c2ws, H, W, focal, k=1, occlusion_tol=0.03
         raise ConsistencyInputError(f"consistency_error: frame gap k must be in 1..{T - 1} for {T} frames, got {k}")
     per_pair = []
     for t in range(T - k):
-        if warp == "forward":
-            warped, mask = warp_frame(frames[t], points[t], c2ws[t + k], H, W, focal,
-                                      dst_points=points[t + k], occlusion_tol=occlusion_tol, radius_px=radius_px)
-        else:
-            warped, mask = backward_warp(frames[t], points[t], c2ws[t], points[t + k], c2ws[t + k], H, W, focal,
-                                         occlusion_tol=occlusion_tol)
+        warped, mask = warp_onto(frames[t], points[t], c2ws[t], points[t + k], c2ws[t + k], H, W, focal, warp,
+                                 occlusion_tol=occlusion_tol, radius_px=radius_px)
         per_pair.append({"src": t, "dst": t + k, "rmse": rmse(frames[t + k], warped, mask),
                          "coverage": float(mask.mean())})
     errors = np.array([p["rmse"] for p in per_pair])

@@ -40,13 +40,10 @@ def depth_edges(depth, radius, tol):
 
 def pair_errors(frames, points, c2ws, H, W, focal, k, warp):
     """Per pair t -> t+k: (destination index, squared error [H,W] averaged over colour, mask [H,W])."""
-    from evaluation.consistency import backward_warp, warp_frame
+    from evaluation.consistency import warp_onto
     for t in range(len(frames) - k):
         d = t + k
-        if warp == "forward":
-            warped, mask = warp_frame(frames[t], points[t], c2ws[d], H, W, focal, dst_points=points[d])
-        else:
-            warped, mask = backward_warp(frames[t], points[t], c2ws[t], points[d], c2ws[d], H, W, focal)
+        warped, mask = warp_onto(frames[t], points[t], c2ws[t], points[d], c2ws[d], H, W, focal, warp)
         yield d, ((warped - frames[d]) ** 2).mean(-1), mask
 
 
@@ -186,7 +183,7 @@ def main(argv=None):
                   f"{e_n / max(e_n + r_n, 1):.2f} | {e_sum / max(e_sum + r_sum, 1e-12):.2f} |", flush=True)
     spread = ray_spread(args, system.fields(), opts, poses, H, W, focal)
     quarters = np.quantile(spread, [0, 0.25, 0.5, 0.75, 1])
-    print(f"\nbackward warp, RMSE by the destination pixel's spread along its ray (NDC; quarters bounded by "
+    print("\nbackward warp, RMSE by the destination pixel's spread along its ray (NDC; quarters bounded by "
           + ", ".join(f"{q:.3g}" for q in quarters) + ")")
     print("| method | 1st quarter (most surface-like) | 2nd | 3rd | 4th (most spread) |")
     print("|---|---|---|---|---|")

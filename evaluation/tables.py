@@ -75,7 +75,9 @@ def summary_rows(strength, table, ks, table_backward=None):
         for key in ("style_gain", "content_distance", "sharpness"):
             row[f"{key}_nerf"], row[f"{key}_adain"] = a[key], b[key]
         for suffix, t in (("", table), ("_backward", table_backward)):
-            for k in ks if t is not None else ():
+            if t is None:
+                continue
+            for k in ks:
                 ratio = consistency_ratio(t, s, k)
                 row[f"consistency_ratio_k{k}{suffix}"] = float("nan") if ratio is None else ratio
         rows.append(row)

@@ -264,8 +264,9 @@ def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
 def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None,
                style_stats=None):
     """One optimisation step of the style stage as a function of the step number (its random
-    batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.  share_color=False:
-    the style MLP runs at both levels' depths (the same result, more work; for benchmarks).
+    batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.
+    share_color=False: the style MLP runs at both levels' depths (the same result, more work; for
+    benchmarks).
     With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
     render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
     SampleCache to render from instead of the renderer (render_cached).  style_stats: per style,

@@ -47,15 +47,21 @@ def pair_errors(frames, points, c2ws, H, W, focal, k, warp):
         yield d, ((warped - frames[d]) ** 2).mean(-1), mask
 
 
-def split_error(frames, points, c2ws, H, W, focal, k, warp, radius, tol):
-    """Squared error sums and pixel counts over the path's pairs: (edge sum, edge n, rest sum, rest n)."""
+def frame_edges(points, c2ws, H, W, focal, radius, tol):
+    """[T,H,W] bool: each frame's depth edges (depth_edges of its own camera depth)."""
     import numpy as np
     from render.splatting import project_points
+    return np.stack([depth_edges(project_points(p.reshape(-1, 3), c, H, W, focal)[2].reshape(H, W), radius, tol)
+                     for p, c in zip(points, c2ws)])
+
+
+def split_error(frames, points, c2ws, H, W, focal, k, warp, edges):
+    """Squared error sums and pixel counts over the path's pairs, split by the destination's
+    depth edges [T,H,W]: (edge sum, edge n, rest sum, rest n)."""
+    import numpy as np
     acc = np.zeros(4)
     for d, err, mask in pair_errors(frames, points, c2ws, H, W, focal, k, warp):
-        _, _, depth = project_points(points[d].reshape(-1, 3), c2ws[d], H, W, focal)
-        edges = depth_edges(depth.reshape(H, W), radius, tol)
-        for i, part in enumerate((mask & edges, mask & ~edges)):
+        for i, part in enumerate((mask & edges[d], mask & ~edges[d])):
             acc[2 * i] += err[part].sum()
             acc[2 * i + 1] += part.sum()
     return acc
@@ -175,10 +181,10 @@ def main(argv=None):
           f"within {args.edge_px} px", flush=True)
     print("| method | warp | RMSE near edges | RMSE elsewhere | edge share of pixels | of squared error |")
     print("|---|---|---|---|---|---|")
+    edges = frame_edges(points, c2ws, H, W, focal, args.edge_px, args.edge_tol)  # once for every method
     for label, frames in methods:
         for warp in WARPS:
-            e_sum, e_n, r_sum, r_n = split_error(frames, points, c2ws, H, W, focal, args.k, warp,
-                                                 args.edge_px, args.edge_tol)
+            e_sum, e_n, r_sum, r_n = split_error(frames, points, c2ws, H, W, focal, args.k, warp, edges)
             print(f"| {label} | {warp} | {np.sqrt(e_sum / max(e_n, 1)):.4f} | {np.sqrt(r_sum / max(r_n, 1)):.4f} | "
                   f"{e_n / max(e_n + r_n, 1):.2f} | {e_sum / max(e_sum + r_sum, 1e-12):.2f} |", flush=True)
     spread = ray_spread(args, system.fields(), opts, poses, H, W, focal)

@@ -69,14 +69,19 @@ def tap_statistics(encoder, images, batch=BATCH):
         return _concat([_stats(encoder(x)) for x in _batches(images, batch)])
 
 
-def loss_from_stats(frame_stats, style_stats):
-    """Per-frame style loss [N] from tap_statistics of N frames and of one style image."""
+def loss_terms(frame_stats, style_stats):
+    """The style loss's terms per frame [N, taps, 2]: MSE of the channel means (0) and of the
+    channel stds (1) at each tap, from tap_statistics of N frames and of one style image.  Which
+    terms a method misses says what it lacks (the stds of the shallow taps are fine texture)."""
     if len(frame_stats) != len(style_stats):
         raise StyleStrengthInputError(f"style loss: {len(frame_stats)} frame taps vs {len(style_stats)} style taps")
-    loss = 0.0
-    for (fm, fs), (sm, ss) in zip(frame_stats, style_stats):
-        loss = loss + ((fm - sm[:1]) ** 2).mean(axis=1) + ((fs - ss[:1]) ** 2).mean(axis=1)
-    return np.asarray(loss, np.float64)
+    return np.stack([np.stack([((fm - sm[:1]) ** 2).mean(axis=1), ((fs - ss[:1]) ** 2).mean(axis=1)], axis=1)
+                     for (fm, fs), (sm, ss) in zip(frame_stats, style_stats)], axis=1).astype(np.float64)
+
+
+def loss_from_stats(frame_stats, style_stats):
+    """Per-frame style loss [N] from tap_statistics of N frames and of one style image."""
+    return loss_terms(frame_stats, style_stats).sum(axis=(1, 2))
 
 
 def _style_stats(encoder, style_image, style_stats):
@@ -135,7 +140,8 @@ def measure(encoder, frames, style_image, content_frames, style_stats=None, batc
     tap_statistics, style_stats) and the frames they stylize, content_frames [N,H,W,3] (all in [0,1]).
     One encoder pass over each: the deepest tap of the style-loss pass is the content feature.
 
-    Returns {"style_loss", "content_distance", "sharpness"}: float64 arrays [N]."""
+    Returns {"style_loss", "content_distance", "sharpness"}: float64 arrays [N], and
+    "style_loss_terms" [N, taps, 2] (loss_terms)."""
     frames, content_frames = _pair(frames, content_frames, "content")
     style_stats = _style_stats(encoder, style_image, style_stats)
     stats, dist = [], []
@@ -144,6 +150,7 @@ def measure(encoder, frames, style_image, content_frames, style_stats=None, batc
             taps = encoder(a)
             stats.append(_stats(taps))
             dist.append(_deep_mse(taps[-1], encoder.encode(b)))
-    return {"style_loss": loss_from_stats(_concat(stats), style_stats),
+    terms = loss_terms(_concat(stats), style_stats)
+    return {"style_loss": terms.sum(axis=(1, 2)), "style_loss_terms": terms,
             "content_distance": np.concatenate(dist),
             "sharpness": sharpness(frames, content_frames)}

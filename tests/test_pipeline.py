@@ -283,6 +283,14 @@ def _check_style_strength(argv, out, report):
         # AdaIN moves the frames' statistics towards the style's: a positive gain
         assert 0 < float(adain["style_gain"]) < 1
         assert f"| {s} | stylized NeRF | " in report
+    # the style loss split by tap: relu1_1..relu3_1, each row's terms add up to its style loss
+    with open(os.path.join(out, "style_loss_by_tap.csv")) as f:
+        taps = list(csv.DictReader(f))
+    assert {r["tap"] for r in taps} == {"relu1_1", "relu2_1", "relu3_1"}
+    for key, r in rows.items():
+        total = sum(float(t["means_term"]) + float(t["stds_term"]) for t in taps if (t["style"], t["method"]) == key)
+        assert total == pytest.approx(float(r["style_loss"]), rel=1e-9)
+    assert "## Style loss by encoder tap" in report
     with open(os.path.join(out, "summary.csv")) as f:
         summary = list(csv.DictReader(f))
     with open(os.path.join(out, "consistency.csv")) as f:

@@ -9,7 +9,7 @@ import pytest
 
 from core.pth import load_state_dict
 from dataset.image_folder import load_image
-from evaluation.style_strength import (StyleStrengthInputError, content_distance, highpass_energy, measure,
+from evaluation.style_strength import (StyleStrengthInputError, content_distance, highpass_energy, loss_terms, measure,
                                        path_sharpness, sharpness, style_loss, tap_statistics)
 from models.adain import style_loss as adain_style_loss
 from models.vgg import VGGEncoder
@@ -58,6 +58,22 @@ def test_style_loss_matches_numpy_and_adain(encoder, crops, style_img, vgg_relu3
         one = adain_style_loss(encoder(jt.array(crops[1:2].transpose(0, 3, 1, 2))),
                                encoder(jt.array(style_img.transpose(2, 0, 1)[None]))).item()
     np.testing.assert_allclose(got[1], one, rtol=1e-5)
+
+
+def test_loss_terms_per_tap_match_numpy(encoder, crops, style_img, vgg_relu3_path):
+    sd = load_state_dict(vgg_relu3_path)
+    got = loss_terms(tap_statistics(encoder, crops[:1]), tap_statistics(encoder, style_img))[0]
+
+    def stats(f):
+        flat = f.reshape(f.shape[0], -1)
+        return flat.mean(-1), np.sqrt(flat.var(-1, ddof=1) + 1e-5)
+    want = []
+    for o, s in zip(np_vgg_relu3(crops[0].transpose(2, 0, 1)[None], sd),
+                    np_vgg_relu3(style_img.transpose(2, 0, 1)[None], sd)):
+        (om, os_), (sm, ss) = stats(o[0]), stats(s[0])
+        want.append([((om - sm) ** 2).mean(), ((os_ - ss) ** 2).mean()])
+    assert got.shape == (3, 2) and min(map(min, want)) > 0
+    np.testing.assert_allclose(got, want, rtol=2e-4)
 
 
 def test_style_image_as_the_frame_has_zero_style_loss(encoder, style_img, crops):
@@ -122,6 +138,9 @@ def test_measure_is_the_three_measures(encoder, crops, style_img):
     np.testing.assert_allclose(got["style_loss"], style_loss(encoder, other, style_img), rtol=1e-6)
     np.testing.assert_allclose(got["content_distance"], content_distance(encoder, other, crops), rtol=1e-6)
     np.testing.assert_allclose(got["sharpness"], sharpness(other, crops))
+    terms = got.pop("style_loss_terms")
+    assert terms.shape == (3, 3, 2)  # frames, taps relu1_1..relu3_1, (means, stds)
+    np.testing.assert_allclose(terms.sum(axis=(1, 2)), got["style_loss"], rtol=1e-12)
     assert {k: v.shape for k, v in got.items()} == {k: (3,) for k in got}
     same = measure(encoder, crops, style_img, crops)
     assert (same["content_distance"] == 0).all() and np.allclose(same["sharpness"], 1)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from evaluation.tables import (ADAIN, NERF, PHOTO, consistency_ratios, summary_markdown, summary_rows,
-                               with_style_gain, write_report)
+                               tap_lines, tap_rows, with_style_gain, write_report)
 
 
 def _row(style, method, k1, k7):
@@ -98,6 +98,25 @@ def test_write_report_files(tmp_path):
     (tmp_path / "none").mkdir()
     write_report(str(tmp_path / "none"), 30, photo, TABLE[:1], (1, 7), 12, (47, 63))
     assert "Style strength" not in (tmp_path / "none" / "report.md").read_text()
+
+
+def test_style_loss_by_tap_table_and_csv(tmp_path):
+    taps = {PHOTO: {"relu1_1": (1.0, 2.0), "relu2_1": (3.0, 4.0)},
+            NERF: {"relu1_1": (0.5, 1.5), "relu2_1": (0.25, 0.75)},
+            ADAIN: {"relu1_1": (0.25, 0.75), "relu2_1": (0.5, 0.5)}}
+    strength = [dict(r, taps=taps[r["method"]]) for r in STRENGTH[:3]]
+    rows = tap_rows(strength)
+    assert len(rows) == 6 and rows[2] == {"style": "a.jpg", "method": NERF, "tap": "relu1_1",
+                                           "means_term": 0.5, "stds_term": 1.5}
+    lines = tap_lines(strength)
+    assert "| a.jpg | relu1_1 | 1 / 2 | 0.5 / 1.5 | 0.25 / 0.75 | 2.00x |" in lines
+    assert "| a.jpg | relu2_1 | 3 / 4 | 0.25 / 0.75 | 0.5 / 0.5 | 1.00x |" in lines
+    assert tap_lines(STRENGTH) == []  # rows without "taps": no section
+    write_report(str(tmp_path), 30, [], TABLE, (1, 7), 12, (47, 63), strength, None, 32)
+    assert "## Style loss by encoder tap" in (tmp_path / "report.md").read_text()
+    with open(tmp_path / "style_loss_by_tap.csv") as f:
+        got = list(csv.DictReader(f))
+    assert len(got) == 6 and got[5]["tap"] == "relu2_1" and float(got[5]["stds_term"]) == 0.5
 
 
 def test_backward_warp_table_adds_its_own_section_csv_and_summary_columns(tmp_path):

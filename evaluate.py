@@ -4,6 +4,7 @@ against per-frame 2D AdaIN (the metric the original never released) and their st
     python evaluate.py --config configs/fern_quick.txt [--eval_factor 2] [--eval_k_long 7]
 
 Writes <basedir>/<expname>/eval/report.md, photoreal.csv, consistency.csv, style_strength.csv,
+style_loss_by_tap.csv, consistency_backward.csv,
 summary.csv, consistency.png and strip_<style>.png.
 """
 import sys

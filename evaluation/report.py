@@ -18,6 +18,7 @@
    photoreal frames, the content distance to the photoreal frame and the sharpness relative to
    it (evaluation/style_strength.py); one picture strip per style of the middle path frame.
 Writes `<expdir>/eval/report.md`, `photoreal.csv`, `consistency.csv`, `style_strength.csv`,
+`style_loss_by_tap.csv` (its style loss split by encoder tap), `consistency_backward.csv`,
 `summary.csv` (the per-style table of stylized NeRF against per-frame AdaIN),
 `consistency.png` and `strip_<style>.png` (evaluation/tables.py, evaluation/figures.py).
 """

@@ -32,7 +32,7 @@ from dataset.rays import image_rays, scaled_hwf
 from evaluation.consistency import WARPS, consistency_error
 from evaluation.figures import bar_chart, write_strip
 from evaluation.metrics import psnr, ssim
-from evaluation.style_strength import loss_terms, measure, path_sharpness, tap_statistics
+from evaluation.style_strength import loss_terms, measure, path_sharpness, std_level, tap_statistics
 from evaluation.tables import ADAIN, NERF, PHOTO, write_report
 from pipeline.geometry import surface_points
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
@@ -118,9 +118,11 @@ def _rows(style, method, frames, points, poses, H, W, focal, ks):
     return out
 
 
-def tap_terms(encoder, terms):
-    """{tap name: (means term, stds term)}: the path's mean of each style-loss term (loss_terms)."""
-    return {tap: tuple(float(v) for v in t) for tap, t in zip(encoder.taps, terms.mean(axis=0))}
+def tap_terms(encoder, terms, level):
+    """{tap name: (means term, stds term, std level)}: the path's means of each style-loss term
+    (loss_terms) and of the std level (std_level)."""
+    return {tap: tuple(float(v) for v in t) + (float(l),)
+            for tap, t, l in zip(encoder.taps, terms.mean(axis=0), level.mean(axis=0))}
 
 
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log):
@@ -162,13 +164,14 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
         terms = loss_terms(photo_stats, style_stats)
         strength.append({"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,
-                         "style_loss": float(terms.sum(axis=(1, 2)).mean()), "taps": tap_terms(encoder, terms)})
+                         "style_loss": float(terms.sum(axis=(1, 2)).mean()),
+                         "taps": tap_terms(encoder, terms, std_level(photo_stats, style_stats))})
         for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames)):
             m = measure(encoder, frames, None, photo_frames, style_stats=style_stats)
             strength.append({"style": name, "method": method, "style_loss": float(m["style_loss"].mean()),
                              "content_distance": float(m["content_distance"].mean()),
                              "sharpness": path_sharpness(frames, photo_frames),
-                             "taps": tap_terms(encoder, m["style_loss_terms"])})
+                             "taps": tap_terms(encoder, m["style_loss_terms"], m["std_level"])})
         log(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
                        f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}" for r in strength[-3:]))
         t = len(photo_frames) // 2

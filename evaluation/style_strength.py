@@ -79,6 +79,14 @@ def loss_terms(frame_stats, style_stats):
                      for (fm, fs), (sm, ss) in zip(frame_stats, style_stats)], axis=1).astype(np.float64)
 
 
+def std_level(frame_stats, style_stats):
+    """Per frame and tap [N, taps]: the frame's channel stds summed over the style image's.
+    Below 1 the frame's features vary less than the painting's (too little texture at that
+    scale), above 1 more; the stds term of loss_terms cannot tell which."""
+    return np.stack([fs.sum(axis=1) / max(ss[0].sum(), 1e-12) for (_, fs), (_, ss) in zip(frame_stats, style_stats)],
+                    axis=1).astype(np.float64)
+
+
 def loss_from_stats(frame_stats, style_stats):
     """Per-frame style loss [N] from tap_statistics of N frames and of one style image."""
     return loss_terms(frame_stats, style_stats).sum(axis=(1, 2))
@@ -141,7 +149,7 @@ def measure(encoder, frames, style_image, content_frames, style_stats=None, batc
     One encoder pass over each: the deepest tap of the style-loss pass is the content feature.
 
     Returns {"style_loss", "content_distance", "sharpness"}: float64 arrays [N], and
-    "style_loss_terms" [N, taps, 2] (loss_terms)."""
+    "style_loss_terms" [N, taps, 2] (loss_terms) and "std_level" [N, taps] (std_level)."""
     frames, content_frames = _pair(frames, content_frames, "content")
     style_stats = _style_stats(encoder, style_image, style_stats)
     stats, dist = [], []
@@ -150,7 +158,9 @@ def measure(encoder, frames, style_image, content_frames, style_stats=None, batc
             taps = encoder(a)
             stats.append(_stats(taps))
             dist.append(_deep_mse(taps[-1], encoder.encode(b)))
-    terms = loss_terms(_concat(stats), style_stats)
+    stats = _concat(stats)
+    terms = loss_terms(stats, style_stats)
     return {"style_loss": terms.sum(axis=(1, 2)), "style_loss_terms": terms,
+            "std_level": std_level(stats, style_stats),
             "content_distance": np.concatenate(dist),
             "sharpness": sharpness(frames, content_frames)}

@@ -8,7 +8,8 @@ Tables come in as lists of row dicts:
 - strength: {"style", "method", "style_loss", "content_distance", "sharpness"} per (style,
   method), methods PHOTO, NERF and ADAIN: means over the path frames (sharpness: the ratio of
   the path's mean high-frequency energies, style_strength.path_sharpness), and optionally
-  "taps": {tap: (means term, stds term)}, the style loss split by encoder tap.
+  "taps": {tap: (means term, stds term, std level)}, the style loss split by encoder tap and
+  the frames' feature stds over the style image's (style_strength.std_level).
 """
 import csv
 import os
@@ -151,13 +152,13 @@ def strength_lines(strength, strips, n_frames, size, style_size):
     return lines
 
 
-TAP_FIELDS = ["style", "method", "tap", "means_term", "stds_term"]
+TAP_FIELDS = ["style", "method", "tap", "means_term", "stds_term", "std_level"]
 
 
 def tap_rows(strength):
     """One row per (style, method, tap) of the strength rows that carry "taps"."""
-    return [{"style": r["style"], "method": r["method"], "tap": tap, "means_term": m, "stds_term": sd}
-            for r in strength for tap, (m, sd) in r.get("taps", {}).items()]
+    return [dict(style=r["style"], method=r["method"], tap=tap, **dict(zip(TAP_FIELDS[3:], values)))
+            for r in strength for tap, values in r.get("taps", {}).items()]
 
 
 def tap_lines(strength):
@@ -168,14 +169,16 @@ def tap_lines(strength):
         return []
     lines = ["## Style loss by encoder tap", "",
              "The style loss is the sum over the encoder's taps of the MSE of the channel means and of "
-             "the channel stds. The stds of the shallow taps carry fine texture; blur lowers them first.",
-             "", "| style | tap | photoreal NeRF: means / stds | stylized NeRF: means / stds | "
-             "per-frame AdaIN: means / stds | stylized NeRF / per-frame AdaIN (sum) |", "|---|---|---|---|---|---|"]
+             "the channel stds. The stds of the shallow taps carry fine texture; blur lowers them first. "
+             "Each cell: means term / stds term (std level: the frames' channel stds summed, over the "
+             "style image's; below 1 less texture than the painting at that scale).",
+             "", "| style | tap | photoreal NeRF | stylized NeRF | per-frame AdaIN | "
+             "stylized NeRF / per-frame AdaIN (sum of terms) |", "|---|---|---|---|---|---|"]
     for style in dict.fromkeys(r["style"] for r in rows):
         for tap in dict.fromkeys(r["tap"] for r in rows if r["style"] == style):
             got = {r["method"]: r for r in rows if r["style"] == style and r["tap"] == tap}
-            cells = [f"{got[m]['means_term']:.4g} / {got[m]['stds_term']:.4g}" if m in got else "-"
-                     for m in (PHOTO, NERF, ADAIN)]
+            cells = [f"{got[m]['means_term']:.4g} / {got[m]['stds_term']:.4g} ({got[m]['std_level']:.2f})"
+                     if m in got else "-" for m in (PHOTO, NERF, ADAIN)]
             ratio = "-"
             if NERF in got and ADAIN in got:
                 ratio = f"{(got[NERF]['means_term'] + got[NERF]['stds_term']) / max(got[ADAIN]['means_term'] + got[ADAIN]['stds_term'], 1e-12):.2f}x"

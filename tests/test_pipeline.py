@@ -287,6 +287,7 @@ def _check_style_strength(argv, out, report):
     with open(os.path.join(out, "style_loss_by_tap.csv")) as f:
         taps = list(csv.DictReader(f))
     assert {r["tap"] for r in taps} == {"relu1_1", "relu2_1", "relu3_1"}
+    assert all(float(r["std_level"]) > 0 for r in taps)
     for key, r in rows.items():
         total = sum(float(t["means_term"]) + float(t["stds_term"]) for t in taps if (t["style"], t["method"]) == key)
         assert total == pytest.approx(float(r["style_loss"]), rel=1e-9)

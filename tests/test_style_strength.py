@@ -10,7 +10,7 @@ import pytest
 from core.pth import load_state_dict
 from dataset.image_folder import load_image
 from evaluation.style_strength import (StyleStrengthInputError, content_distance, highpass_energy, loss_terms, measure,
-                                       path_sharpness, sharpness, style_loss, tap_statistics)
+                                       path_sharpness, sharpness, std_level, style_loss, tap_statistics)
 from models.adain import style_loss as adain_style_loss
 from models.vgg import VGGEncoder
 from tests.test_vgg import np_vgg_relu3
@@ -74,6 +74,17 @@ def test_loss_terms_per_tap_match_numpy(encoder, crops, style_img, vgg_relu3_pat
         want.append([((om - sm) ** 2).mean(), ((os_ - ss) ** 2).mean()])
     assert got.shape == (3, 2) and min(map(min, want)) > 0
     np.testing.assert_allclose(got, want, rtol=2e-4)
+
+
+def test_std_level_is_the_ratio_of_summed_stds(encoder, crops, style_img):
+    frame, style = tap_statistics(encoder, crops), tap_statistics(encoder, style_img)
+    got = std_level(frame, style)
+    assert got.shape == (3, 3)
+    np.testing.assert_allclose(got[2, 1], frame[1][1][2].sum() / style[1][1][0].sum(), rtol=1e-12)
+    np.testing.assert_allclose(std_level(style, style), 1.0)  # the painting against itself
+    # a flat grey frame has no feature variation at all: only the eps floor of the stds remains
+    flat = std_level(tap_statistics(encoder, np.full((1, 32, 32, 3), 0.5, np.float32)), style)
+    assert flat.max() < 0.02
 
 
 def test_style_image_as_the_frame_has_zero_style_loss(encoder, style_img, crops):
@@ -140,6 +151,8 @@ def test_measure_is_the_three_measures(encoder, crops, style_img):
     np.testing.assert_allclose(got["sharpness"], sharpness(other, crops))
     terms = got.pop("style_loss_terms")
     assert terms.shape == (3, 3, 2)  # frames, taps relu1_1..relu3_1, (means, stds)
+    np.testing.assert_allclose(got.pop("std_level"), std_level(tap_statistics(encoder, other),
+                                                               tap_statistics(encoder, style_img)), rtol=1e-9)
     np.testing.assert_allclose(terms.sum(axis=(1, 2)), got["style_loss"], rtol=1e-12)
     assert {k: v.shape for k, v in got.items()} == {k: (3,) for k in got}
     same = measure(encoder, crops, style_img, crops)

@@ -101,16 +101,16 @@ def test_write_report_files(tmp_path):
 
 
 def test_style_loss_by_tap_table_and_csv(tmp_path):
-    taps = {PHOTO: {"relu1_1": (1.0, 2.0), "relu2_1": (3.0, 4.0)},
-            NERF: {"relu1_1": (0.5, 1.5), "relu2_1": (0.25, 0.75)},
-            ADAIN: {"relu1_1": (0.25, 0.75), "relu2_1": (0.5, 0.5)}}
+    taps = {PHOTO: {"relu1_1": (1.0, 2.0, 1.5), "relu2_1": (3.0, 4.0, 1.25)},
+            NERF: {"relu1_1": (0.5, 1.5, 0.5), "relu2_1": (0.25, 0.75, 0.75)},
+            ADAIN: {"relu1_1": (0.25, 0.75, 0.875), "relu2_1": (0.5, 0.5, 1.0)}}
     strength = [dict(r, taps=taps[r["method"]]) for r in STRENGTH[:3]]
     rows = tap_rows(strength)
     assert len(rows) == 6 and rows[2] == {"style": "a.jpg", "method": NERF, "tap": "relu1_1",
-                                           "means_term": 0.5, "stds_term": 1.5}
+                                           "means_term": 0.5, "stds_term": 1.5, "std_level": 0.5}
     lines = tap_lines(strength)
-    assert "| a.jpg | relu1_1 | 1 / 2 | 0.5 / 1.5 | 0.25 / 0.75 | 2.00x |" in lines
-    assert "| a.jpg | relu2_1 | 3 / 4 | 0.25 / 0.75 | 0.5 / 0.5 | 1.00x |" in lines
+    assert "| a.jpg | relu1_1 | 1 / 2 (1.50) | 0.5 / 1.5 (0.50) | 0.25 / 0.75 (0.88) | 2.00x |" in lines
+    assert "| a.jpg | relu2_1 | 3 / 4 (1.25) | 0.25 / 0.75 (0.75) | 0.5 / 0.5 (1.00) | 1.00x |" in lines
     assert tap_lines(STRENGTH) == []  # rows without "taps": no section
     write_report(str(tmp_path), 30, [], TABLE, (1, 7), 12, (47, 63), strength, None, 32)
     assert "## Style loss by encoder tap" in (tmp_path / "report.md").read_text()

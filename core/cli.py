@@ -3,6 +3,9 @@
 Parse the options (bad ones: one `error:` line, exit 2), set up Jittor through
 backend.runtime, run, and turn errors a user can cause into one `error:` line (exit 1)
 and a saved Ctrl-C stop into its resume hint (exit 130; 75 for --time_limit) - never a traceback.
+A step that fails after a stop signal came (the signal also stopped Jittor's compiler: `timeout`
+and job schedulers signal the whole process group), and a second Ctrl-C that aborts at once, are
+stops too: one line naming the newest checkpoint (exit 130).
 OS-level failures (a read-only folder, a full disk) and a device that cannot be set up
 are such errors too: one line naming the path or the device.
 """
@@ -58,10 +61,11 @@ def run_command(parse, work, user_errors_of):
     except (RuntimeError, OSError, ValueError) as e:
         print(f"error: {_setup_error_line(e, device, source)}", file=sys.stderr)
         return 1
-    from core.interrupt import TrainingInterrupted
+    from core.interrupt import TrainingInterrupted, last_saved, reset, stop_line, stopped_by
     from core.train_loop import TimeLimitReached
     from core.train_loop import start_time_box
     start_time_box(getattr(args, "time_limit", 0))  # the training loops' deadline (--time_limit)
+    reset()
     try:
         work(args)
     except OSError as e:  # before user errors: FileNotFoundError is one of them too
@@ -75,5 +79,16 @@ def run_command(parse, work, user_errors_of):
         return 75
     except TrainingInterrupted as e:
         print(str(e), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: aborted at once, mid-step
+        saved = last_saved()
+        kept = f"the newest checkpoint is {saved[2]} ({saved[0]}, step {saved[1]})" if saved else \
+            "the checkpoints written so far are kept"
+        print(f"aborted at once; {kept}. Run the same command again to resume.", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if stopped_by() is None:
+            raise
+        print(stop_line(e), file=sys.stderr)
         return 130
     return 0

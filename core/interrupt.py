@@ -10,6 +10,11 @@
 The first Ctrl-C (SIGINT) or SIGTERM (what `timeout`, `kill` and job schedulers such as
 SLURM send before they kill) only sets `requested`; a second one raises KeyboardInterrupt at
 once.  Outside the main thread (where signal handlers cannot be set) it does nothing.
+
+`timeout` and SLURM signal the whole process group, so a signal that lands while Jittor is
+compiling a step's kernels also stops the compiler, and the step fails with Jittor's compile
+error before the loop can save.  stopped_by() names the signal that came, and last_saved() the
+newest checkpoint a loop wrote, so that the entry point can say that instead of a traceback.
 """
 import signal
 import threading
@@ -21,6 +26,43 @@ class TrainingInterrupted(Exception):
     def __init__(self, stage, step, path):
         super().__init__(f"{stage} interrupted at step {step}; saved {path}. Run the same command again to resume.")
         self.stage, self.step, self.path = stage, step, path
+
+
+_state = {"signal": None, "saved": None}
+
+
+def reset():
+    """Forget the signal and checkpoint of an earlier job in this process (run_command starts
+    each job with it)."""
+    _state.update(signal=None, saved=None)
+
+
+def stopped_by():
+    """The name of the stop signal (SIGINT, SIGTERM) received during a training loop, or None."""
+    return _state["signal"]
+
+
+def note_saved(stage, step, path):
+    """A training loop wrote a checkpoint (what last_saved returns)."""
+    _state["saved"] = (stage, int(step), path)
+
+
+def last_saved():
+    """(stage, step, path) of the newest checkpoint a training loop wrote, or None."""
+    return _state["saved"]
+
+
+def stop_line(error):
+    """One line for an error raised after a stop signal arrived (a step cut short)."""
+    cause = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), type(error).__name__)
+    line = f"{stopped_by()} arrived during a step, which then failed ({type(error).__name__}: {cause[:160]}); "
+    saved = last_saved()
+    if saved:
+        stage, step, path = saved
+        line += f"the newest checkpoint is {path} ({stage}, step {step})"
+    else:
+        line += "the checkpoints written so far are kept"
+    return line + ". Run the same command again to resume."
 
 
 class StopRequest:
@@ -35,6 +77,7 @@ class StopRequest:
             raise KeyboardInterrupt
         self.requested = True
         name = signal.Signals(signum).name
+        _state["signal"] = name
         print(f"\n{name}: stopping after this step and saving a checkpoint (again to abort at once)", flush=True)
 
     def __enter__(self):

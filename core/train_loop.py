@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from core.compile_count import jit_kernels
 from core.eta import LongRunNotice, format_duration
-from core.interrupt import StopRequest, TrainingInterrupted
+from core.interrupt import StopRequest, TrainingInterrupted, note_saved
 
 FIRST_STEP_NOTE_S = 5.0  # a first step this slow that compiled kernels gets its own line
 
@@ -138,6 +138,7 @@ class TrainLoop:
                     if periodic or (step == self.last and self.save_last) or stop.requested or timed_out:
                         path = self.save(step)
                         self.saved.append(step)
+                        note_saved(self.stage, step, path)
                         if stop.requested:
                             raise TrainingInterrupted(self.stage, step, path)
                         if timed_out and step < self.last:

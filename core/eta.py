@@ -4,7 +4,11 @@ The progress bar shows an ETA, but a CPU user starting fern.txt sees "345 hours"
 they look.  Every stage with at least EXPECT_S left gets one line with its expected time; one
 that would run longer than LONG_S gets a note instead, with, on the CPU, the quick CPU
 settings.  The rate is measured after the first WARMUP_STEPS (Jittor compiles its kernels
-then), over at least MEASURE_S seconds or MEASURE_STEPS steps.
+then), over windows of at least MEASURE_S seconds or MEASURE_STEPS steps, and said once two
+windows in a row agree within STABLE (or after MAX_WINDOWS): a GPU's first seconds are slower
+(late kernels, cuDNN's algorithm search, caches), and fern_quick's style stage on one H100
+(2026-12-05) ran at 20.7 steps/s over its first 10 s against 50 steps/s from the second minute
+on, which a single window turned into "about 24 minutes" for 10.
 """
 import sys
 import time
@@ -14,6 +18,8 @@ EXPECT_S = 60.0
 WARMUP_STEPS = 2
 MEASURE_S = 10.0
 MEASURE_STEPS = 200
+STABLE = 0.15     # two windows' rates this close (relative) make the estimate
+MAX_WINDOWS = 6   # or the last of this many windows does
 CPU_HINT = ("for a quick CPU run (9 minutes on 2 cores once Jittor's kernels are compiled, a rough result) "
             "use configs/fern_cpu.txt: bash scripts/setup_and_run.sh configs/fern_cpu.txt")
 
@@ -36,6 +42,7 @@ class LongRunNotice:
         self.on_cpu = on_cpu
         self.write = write
         self._t0 = self._s0 = None
+        self._rates = []  # the measured windows' rates
         self._seen = 0
         self.done = False
         self.message = None
@@ -49,11 +56,17 @@ class LongRunNotice:
             return
         if self._t0 is None:
             return
-        elapsed, steps = self.clock() - self._t0, step - self._s0
+        now = self.clock()
+        elapsed, steps = now - self._t0, step - self._s0
         if steps <= 0 or (elapsed < MEASURE_S and steps < MEASURE_STEPS):
             return
-        self.done = True
         rate = steps / max(elapsed, 1e-9)
+        self._rates.append(rate)
+        self._t0, self._s0 = now, step
+        stable = len(self._rates) > 1 and abs(rate - self._rates[-2]) <= STABLE * rate
+        if not stable and len(self._rates) < MAX_WINDOWS and step < self.last_step:
+            return
+        self.done = True
         left = (self.last_step - step) / rate
         if left > LONG_S:
             self.message = self._line(rate, left, self.last_step - step)

@@ -154,7 +154,7 @@ case "$step" in
     timeout "$budget" python3 bench/style_levers.py --config configs/fern_quick.txt \
       --common "--expname $(basename $exp) --origin_step 120001" --out "$OUT/style_levers.json" "$@" 2>&1 \
       | logged levers.log
-    tar czf "$OUT/levers_eval.tgz" $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log 2>/dev/null) ;;
+    tar czf "$OUT/levers_eval.tgz" $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log $exp/levers_prepare.log 2>/dev/null) ;;
   tidycheck) # the same stylized frames as before the architecture tidy-up: fernstyle's run
             # (stages 2-6 on fern.txt's NeRF, 3,000 renderer style steps at full target size, as
             # fern_quick was at 1427bdb, the videos at half size) by this

@@ -61,7 +61,7 @@ def run_command(parse, work, user_errors_of):
     except (RuntimeError, OSError, ValueError) as e:
         print(f"error: {_setup_error_line(e, device, source)}", file=sys.stderr)
         return 1
-    from core.interrupt import TrainingInterrupted, last_saved, reset, stop_line, stopped_by
+    from core.interrupt import TrainingInterrupted, abort_line, reset, stop_line, stopped_by
     from core.train_loop import TimeLimitReached
     from core.train_loop import start_time_box
     start_time_box(getattr(args, "time_limit", 0))  # the training loops' deadline (--time_limit)
@@ -81,10 +81,7 @@ def run_command(parse, work, user_errors_of):
         print(str(e), file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: aborted at once, mid-step
-        saved = last_saved()
-        kept = f"the newest checkpoint is {saved[2]} ({saved[0]}, step {saved[1]})" if saved else \
-            "the checkpoints written so far are kept"
-        print(f"aborted at once; {kept}. Run the same command again to resume.", file=sys.stderr)
+        print(abort_line(), file=sys.stderr)
         return 130
     except Exception as e:
         if stopped_by() is None:

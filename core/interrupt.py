@@ -52,17 +52,23 @@ def last_saved():
     return _state["saved"]
 
 
+def _kept():
+    saved = last_saved()
+    if saved is None:
+        return "the checkpoints written so far are kept. Run the same command again to resume."
+    stage, step, path = saved
+    return f"the newest checkpoint is {path} ({stage}, step {step}). Run the same command again to resume."
+
+
 def stop_line(error):
     """One line for an error raised after a stop signal arrived (a step cut short)."""
     cause = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), type(error).__name__)
-    line = f"{stopped_by()} arrived during a step, which then failed ({type(error).__name__}: {cause[:160]}); "
-    saved = last_saved()
-    if saved:
-        stage, step, path = saved
-        line += f"the newest checkpoint is {path} ({stage}, step {step})"
-    else:
-        line += "the checkpoints written so far are kept"
-    return line + ". Run the same command again to resume."
+    return f"{stopped_by()} arrived during a step, which then failed ({type(error).__name__}: {cause[:160]}); " + _kept()
+
+
+def abort_line():
+    """One line for a second signal's KeyboardInterrupt (aborted at once, mid-step)."""
+    return "aborted at once; " + _kept()
 
 
 class StopRequest:

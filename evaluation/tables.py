@@ -179,9 +179,8 @@ def tap_lines(strength):
             got = {r["method"]: r for r in rows if r["style"] == style and r["tap"] == tap}
             cells = [f"{got[m]['means_term']:.4g} / {got[m]['stds_term']:.4g} ({got[m]['std_level']:.2f})"
                      if m in got else "-" for m in (PHOTO, NERF, ADAIN)]
-            ratio = "-"
-            if NERF in got and ADAIN in got:
-                ratio = f"{(got[NERF]['means_term'] + got[NERF]['stds_term']) / max(got[ADAIN]['means_term'] + got[ADAIN]['stds_term'], 1e-12):.2f}x"
+            total = {m: r["means_term"] + r["stds_term"] for m, r in got.items()}
+            ratio = f"{total[NERF] / max(total[ADAIN], 1e-12):.2f}x" if NERF in got and ADAIN in got else "-"
             lines.append(f"| {style} | {tap} | " + " | ".join(cells) + f" | {ratio} |")
     return lines
 
@@ -205,8 +204,9 @@ def write_report(out_dir, nerf_step, photo, table, ks, n_frames, size, strength=
     if strength:
         write_csv(os.path.join(out_dir, "style_strength.csv"), STRENGTH_FIELDS, with_style_gain(strength))
         lines += [""] + strength_lines(strength, strips, n_frames, size, style_size)
-        if tap_rows(strength):
-            write_csv(os.path.join(out_dir, "style_loss_by_tap.csv"), TAP_FIELDS, tap_rows(strength))
+        taps = tap_rows(strength)
+        if taps:
+            write_csv(os.path.join(out_dir, "style_loss_by_tap.csv"), TAP_FIELDS, taps)
             lines += [""] + tap_lines(strength)
         summary = summary_rows(strength, table, ks, table_backward)
         if summary:

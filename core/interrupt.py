@@ -15,6 +15,11 @@ once.  Outside the main thread (where signal handlers cannot be set) it does not
 compiling a step's kernels also stops the compiler, and the step fails with Jittor's compile
 error before the loop can save.  stopped_by() names the signal that came, and last_saved() the
 newest checkpoint a loop wrote, so that the entry point can say that instead of a traceback.
+The same group signal may kill a child of the process (a compiler, say), and Jittor's SIGCHLD
+handler ends a process whose child died of a signal ("Caught SIGCHLD. Maybe out of memory ...
+quick exit", exit 1): on one H100 it did so right after the loop had saved.  A stop request
+therefore hands SIGCHLD back to the system's default for the rest of the process, which is
+about to end anyway; Jittor's handler, installed outside Python, cannot be put back.
 """
 import signal
 import threading
@@ -82,6 +87,7 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # children dying of the same signal: expected
         name = signal.Signals(signum).name
         _state["signal"] = name
         print(f"\n{name}: stopping after this step and saving a checkpoint (again to abort at once)", flush=True)

@@ -21,6 +21,8 @@ Writes `<expdir>/eval/report.md`, `photoreal.csv`, `consistency.csv`, `style_str
 `style_loss_by_tap.csv` (its style loss split by encoder tap), `consistency_backward.csv`,
 `summary.csv` (the per-style table of stylized NeRF against per-frame AdaIN),
 `consistency.png` and `strip_<style>.png` (evaluation/tables.py, evaluation/figures.py).
+The rendered frames are kept in `<expdir>/eval/frames/` until the report is written, so that a
+cut evaluation resumes where it stopped (evaluation/frame_cache.py).
 """
 import os
 
@@ -31,6 +33,7 @@ from tqdm import tqdm
 from dataset.rays import image_rays, scaled_hwf
 from evaluation.consistency import WARPS, consistency_error
 from evaluation.figures import bar_chart, write_strip
+from evaluation.frame_cache import FrameCache, frame_inputs
 from evaluation.metrics import psnr, ssim
 from evaluation.style_strength import loss_terms, measure, path_sharpness, std_level, tap_statistics
 from evaluation.tables import ADAIN, NERF, PHOTO, write_report
@@ -41,31 +44,39 @@ from render.options import RenderOptions
 from render.renderer import render_image
 
 
-def render_path(args, fields, opts, poses, H, W, focal, desc, viewdirs=True, share_color=False):
+def render_path(args, fields, opts, poses, H, W, focal, desc, viewdirs=True, share_color=False, cache=None,
+                group=None):
     """Fine RGB [T,H,W,3] and world points [T,H,W,3] along poses, rendered as opts says.
 
     viewdirs: feed view directions (the photoreal NeRF with --use_viewdir; the style field has none).
-    share_color: one colour pass for both levels (the style field, render_rays)."""
+    share_color: one colour pass for both levels (the style field, render_rays).
+    cache: a FrameCache; frame t is read from it as `group`'s, or rendered and put there."""
     coarse_field, fine_field = fields
     rgbs, pts = [], []
-    for c2w in tqdm(poses, desc=desc, dynamic_ncols=True):
+    for t, c2w in enumerate(tqdm(poses, desc=desc, dynamic_ncols=True)):
         ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W, args.chunk, opts=opts,
-                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False,
-                           share_color=share_color)
-        res = out["fine" if "fine" in out else "coarse"]
-        pts.append(surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc))
-        rgbs.append(res["rgb"])
+        got = cache.get(group, t, H, W) if cache else None
+        if got is None:
+            out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W, args.chunk,
+                               opts=opts, coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False,
+                               share_color=share_color)
+            res = out["fine" if "fine" in out else "coarse"]
+            got = (np.asarray(res["rgb"], np.float32).reshape(H, W, 3),
+                   np.asarray(res["depth"], np.float32).reshape(H, W))
+            if cache:
+                cache.put(group, t, *got)
+        rgbs.append(got[0])
+        pts.append(surface_points(ro, rd, got[1], H, W, focal, ndc=not args.no_ndc))
     return np.stack(rgbs).astype(np.float32), np.stack(pts).astype(np.float32)
 
 
-def photoreal_metrics(args, scene, system, log):
+def photoreal_metrics(args, scene, system, log, cache=None):
     H, W, focal = scene.hwf
     opts = RenderOptions.from_args(args, scene, "eval")
     rows = []
     for i in scene.i_test:
         rgb, _ = render_path(args, system.fields(), opts, scene.poses[i:i + 1], int(H), int(W), focal,
-                             f"held-out view {i}")
+                             f"held-out view {i}", cache=cache, group=f"heldout_{i}")
         rows.append({"view": int(i), "psnr": psnr(rgb[0], scene.images[i]), "ssim": ssim(rgb[0], scene.images[i])})
         log(f"held-out view {i}: PSNR {rows[-1]['psnr']:.2f}  SSIM {rows[-1]['ssim']:.4f}")
     return rows
@@ -79,23 +90,29 @@ def evaluate(args, scene, expdir, log=print):
     """Writes the report; returns (photoreal rows, consistency rows, style-strength rows)."""
     out_dir = os.path.join(expdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
-    system, nerf_step, _ = load_trained_nerf(args, expdir)
-    photo = photoreal_metrics(args, scene, system, log)
+    system, nerf_step, nerf_path = load_trained_nerf(args, expdir)
     ks = (args.eval_k_short, args.eval_k_long)
     H, W, focal = scaled_hwf(scene.hwf, args.eval_factor)
     poses = valid_poses(args, scene)
     if args.eval_frames and len(poses) > args.eval_frames:
         poses = poses[:args.eval_frames]
     opts = RenderOptions.from_args(args, scene, "eval")
-    photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path")
-    tables = _rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
     from pipeline.style_stage import style_checkpoints
     # the stylized path renders as --render_mode and --style_render_samples say (the photoreal one exactly)
     style_opts = opts.for_style(args)
-    if style_checkpoints(expdir, args).latest()[1] is not None:
+    style_path = style_checkpoints(expdir, args).latest()[1]
+    cache = FrameCache(os.path.join(out_dir, "frames"), frame_inputs(
+        nerf_path, style_path, poses, (H, W, focal), opts, style_opts, args, scene.i_test, scene.hwf), log)
+    photo = photoreal_metrics(args, scene, system, log, cache)
+    photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path",
+                                       cache=cache, group="photo")
+    tables = _rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
+    if style_path is not None:
         style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
     rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
-                                           ks, style_opts, out_dir, log)
+                                           ks, style_opts, out_dir, log, cache)
+    if cache.reused:
+        log(f"{cache.reused} rendered frames came from an earlier evaluation that was cut short")
     for warp in WARPS:
         tables[warp] += rows[warp]
     table = tables["forward"]
@@ -103,6 +120,7 @@ def evaluate(args, scene, expdir, log=print):
                  table_backward=tables["backward"])
     if table:
         bar_chart(os.path.join(out_dir, "consistency.png"), table, ks)
+    cache.remove()
     log(f"wrote {os.path.join(out_dir, 'report.md')}")
     return photo, table, strength
 
@@ -125,9 +143,10 @@ def tap_terms(encoder, terms, level):
             for tap, t, l in zip(encoder.taps, terms.mean(axis=0), level.mean(axis=0))}
 
 
-def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log):
+def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log,
+                  cache=None):
     """Per style: consistency rows of the stylized NeRF and per-frame AdaIN, style-strength rows
-    of those and of the photoreal frames, and the picture strip.
+    of those and of the photoreal frames, and the picture strip (cache: a FrameCache).
     Returns ({warp: consistency rows}, strength rows, {style: strip file name})."""
     from pipeline.style_stage import load_style_model, style_fields
     from pipeline.style_selection import load_style_images, load_style_networks, style_indices
@@ -151,7 +170,8 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         with jt.no_grad():
             s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
-                                     H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True)
+                                     H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
+                                     cache=cache, group=f"style_{name}")
         adain_frames = np.stack([stylize_view(encoder, decoder, f, s_feat) for f in photo_frames])
         for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames)):
             for warp, r in _rows(name, method, frames, points, poses, H, W, focal, ks).items():

@@ -263,6 +263,41 @@ def test_evaluate_writes_a_report(trained):
     _check_style_strength(argv, os.path.join(exp, "eval"), report)
 
 
+def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys):
+    """Ctrl-C in the middle of evaluate.py's renders: the frames rendered so far are kept, the
+    next run renders only the rest, and its figures are those of an uncut run."""
+    import evaluation.report as report
+    argv, exp = trained
+    argv = argv + ["--eval_factor", "1", "--eval_k_long", "3"]
+    real, calls = report.render_image, []
+
+    def counting(*a, **k):
+        calls.append(1)
+        if cut_at and len(calls) == cut_at:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(report, "render_image", counting)
+    eval_dir = os.path.join(exp, "eval")
+    cut_at = 0
+    assert evaluate.main(argv) == 0
+    total = len(calls)
+    uncut = {name: open(os.path.join(eval_dir, name)).read()
+             for name in ("style_strength.csv", "consistency.csv", "consistency_backward.csv", "photoreal.csv")}
+    assert not os.path.exists(os.path.join(eval_dir, "frames"))  # removed with the report written
+    calls.clear()
+    cut_at = total - 3
+    assert evaluate.main(argv) == 130
+    kept = [f for f in os.listdir(os.path.join(eval_dir, "frames")) if f.endswith(".npz")]
+    assert len(kept) == total - 4
+    calls.clear()
+    cut_at = 0
+    assert evaluate.main(argv) == 0
+    assert len(calls) == 4  # only the frames the cut run had not rendered
+    assert f"{total - 4} rendered frames came from an earlier evaluation" in capsys.readouterr().out
+    for name, text in uncut.items():
+        assert open(os.path.join(eval_dir, name)).read() == text, name
+
+
 def _check_style_strength(argv, out, report):
     """Style-strength table, per-style summary and picture strips of the tiny experiment."""
     import csv

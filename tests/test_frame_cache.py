@@ -1,0 +1,63 @@
+"""evaluation/frame_cache.py: rendered frames kept per frame, reused under the same key only."""
+import errno
+import os
+
+import numpy as np
+
+import evaluation.frame_cache as frame_cache
+from evaluation.frame_cache import FrameCache
+
+
+def _frame(seed, H=5, W=7):
+    rng = np.random.default_rng(seed)
+    return rng.random((H, W, 3), dtype=np.float32), rng.random((H, W), dtype=np.float32)
+
+
+def test_frames_come_back_exactly_under_the_same_key(tmp_path):
+    folder, lines = str(tmp_path / "frames"), []
+    cache = FrameCache(folder, {"nerf": 1}, lines.append)
+    assert cache.get("photo", 0, 5, 7) is None
+    rgb, depth = _frame(0)
+    cache.put("photo", 0, rgb, depth)
+    cache.put("style_la muse.jpg", 3, *_frame(1))
+    again = FrameCache(folder, {"nerf": 1}, lines.append)
+    got = again.get("photo", 0, 5, 7)
+    np.testing.assert_array_equal(got[0], rgb)  # float32 kept bit for bit
+    np.testing.assert_array_equal(got[1], depth)
+    np.testing.assert_array_equal(again.get("style_la muse.jpg", 3, 5, 7)[0], _frame(1)[0])
+    assert again.get("photo", 1, 5, 7) is None and again.reused == 2
+    # another size is a damaged frame: warned, removed, rendered again
+    assert again.get("photo", 0, 6, 7) is None and any("damaged evaluation frame" in ln for ln in lines)
+    assert not os.path.exists(os.path.join(folder, "photo_0000.npz"))
+
+
+def test_a_changed_key_clears_the_frames(tmp_path):
+    folder, lines = str(tmp_path / "frames"), []
+    FrameCache(folder, {"nerf": 1, "style": ["style_100.pkl", "5:7"]}, lines.append).put("photo", 0, *_frame(0))
+    cache = FrameCache(folder, {"nerf": 1, "style": ["style_200.pkl", "5:9"]}, lines.append)
+    assert cache.get("photo", 0, 5, 7) is None
+    assert [f for f in os.listdir(folder) if f.endswith(".npz")] == []
+    assert any("stale (style changed" in ln for ln in lines)
+
+
+def test_a_partial_frame_is_removed_and_remove_clears_all(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "photo_0001.tmp.npz").write_bytes(b"cut")
+    cache = FrameCache(str(folder), {"nerf": 1}, print)
+    assert not (folder / "photo_0001.tmp.npz").exists()
+    cache.remove()
+    assert not folder.exists()
+
+
+def test_a_frame_that_cannot_be_written_turns_the_cache_off(tmp_path, monkeypatch):
+    lines = []
+    cache = FrameCache(str(tmp_path / "frames"), {"nerf": 1}, lines.append)
+
+    def full_disk(path, arrays):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+    monkeypatch.setattr(frame_cache, "write_arrays", full_disk)
+    cache.put("photo", 0, *_frame(0))
+    cache.put("photo", 1, *_frame(1))
+    assert len(lines) == 1 and "cannot keep the rendered frames" in lines[0] and "ENOSPC" in lines[0]
+    assert cache.get("photo", 0, 5, 7) is None and not cache.on

@@ -29,6 +29,16 @@ def file_stamp(path):
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def weights_stamps(path, alternatives):
+    """[[file, file_stamp]] of a weights file asked for and of every file in its folder that the
+    lookup (core/pth.resolve_weights) may take in its place: the key changes with whichever one
+    is used, e.g. a decoder_finetuned.pkl trained again while the decoder.pth asked for is absent."""
+    folder = os.path.dirname(path)
+    files = [path] + [os.path.join(folder, n) for n in alternatives
+                      if os.path.abspath(os.path.join(folder, n)) != os.path.abspath(path)]
+    return [[f, file_stamp(f)] for f in files]
+
+
 def array_digest(arrays):
     """A short digest of a list of arrays (shape, dtype and bytes)."""
     h = hashlib.sha1()

@@ -20,15 +20,20 @@ import cv2
 import jittor as jt
 import numpy as np
 
-from core.cache_key import array_digest, file_stamp, matches, refresh
+from core.cache_key import array_digest, file_stamp, matches, refresh, weights_stamps
 from core.checkpoint import (CheckpointManager, CorruptCheckpoint, adam_state, load, load_adam_state,
                              load_module_state, save_atomic)
 from core.oserrors import remove_quietly
 from core.optim import Adam
 from core.train_loop import TrainLoop, resume
 from models.adain import adain, content_loss, style_loss
+from models.decoder import DECODER_FILES, TRAINED_FILE
 from models.layers import transpose
+from models.vgg import VGG_FILES
 from render.splatting import consistency_loss
+
+# every decoder file the lookup may take in place of --decoder_pth_path (resolve_decoder_path)
+DECODER_ALTERNATIVES = (TRAINED_FILE,) + tuple(n for names in DECODER_FILES.values() for n in names)
 
 CONSISTENCY_WEIGHT = 50.0
 BATCH_VIEWS = 4
@@ -50,8 +55,9 @@ def finetune_inputs(args, expdir, style_images):
     """What decoder.pkl is made from (its cache key): the geometry, the starting weights, the
     styles and the fine-tune's options."""
     return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
-            "decoder": [args.decoder_pth_path, file_stamp(args.decoder_pth_path)],
-            "vgg": [args.vgg_pth_path, file_stamp(args.vgg_pth_path)],
+            # the files the lookups may take (models/decoder.py, models/vgg.py), not only those asked for
+            "decoder": weights_stamps(args.decoder_pth_path, DECODER_ALTERNATIVES),
+            "vgg": weights_stamps(args.vgg_pth_path, VGG_FILES),
             "styles": array_digest(style_images),
             "options": [args.finetune_decoder_steps, args.finetune_size, args.decoder_lrate, args.geo_thresh,
                         args.content_loss_lambda, args.style_loss_lambda, args.seed]}

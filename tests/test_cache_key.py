@@ -62,3 +62,11 @@ def test_a_new_key_replaces_the_file_and_leaves_a_linked_copy_alone(tmp_path):
     write_key(str(second), {"options": [500]})
     assert read_key(str(first)) == {"options": [50]} and read_key(str(second)) == {"options": [500]}
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_weights_stamps_cover_the_substitutes_beside_the_file(tmp_path):
+    from core.cache_key import weights_stamps
+    (tmp_path / "b.pkl").write_bytes(b"12345")
+    got = weights_stamps(str(tmp_path / "a.pth"), ("a.pth", "b.pkl", "c.pth"))
+    assert [f for f, _ in got] == [str(tmp_path / n) for n in ("a.pth", "b.pkl", "c.pth")]  # a.pth once
+    assert got[0][1] is None and got[1][1].startswith("5:") and got[2][1] is None

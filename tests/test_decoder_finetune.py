@@ -172,3 +172,27 @@ def test_a_damaged_result_is_set_aside_and_the_fine_tune_runs_again(tmp_path, ne
     assert len(count_steps) == 1  # from the iteration-1 checkpoint
     assert logs[0].startswith("warning:") and final in logs[0] and os.path.exists(final + ".corrupt")
     assert os.path.getsize(final) == len(data)  # written again, whole
+
+
+def test_a_retrained_substitute_decoder_makes_the_fine_tune_stale(tmp_path):
+    """decoder.pth absent: the lookup takes decoder_finetuned.pkl beside it, which the user may
+    train again (train_style_modules.py --task finetune_decoder); decoder.pkl and the targets
+    made from the old one must then be rebuilt, not reused."""
+    from core.cache_key import write_key
+    from pipeline.decoder_finetune import finetune_inputs, is_current
+    pre, exp = tmp_path / "pretrained", tmp_path / "exp"
+    (exp / "geometry").mkdir(parents=True)
+    pre.mkdir()
+    (exp / "geometry" / "meta.json").write_text("{}")
+    (exp / "decoder.pkl").write_bytes(b"result")
+    (pre / "decoder_finetuned.pkl").write_bytes(b"first decoder")
+    (pre / "vgg_normalised_conv3_1.pth").write_bytes(b"vgg")
+    args = finetune_args(decoder_pth_path=pre / "decoder.pth", vgg_pth_path=pre / "vgg_normalised.pth")
+    styles = [np.zeros((4, 4, 3), np.float32)]
+    write_key(str(exp / "decoder.key.json"), finetune_inputs(args, str(exp), styles))
+    assert is_current(args, str(exp), styles)
+    (pre / "decoder_finetuned.pkl").write_bytes(b"the decoder trained again")
+    assert not is_current(args, str(exp), styles)
+    write_key(str(exp / "decoder.key.json"), finetune_inputs(args, str(exp), styles))
+    (pre / "vgg_normalised_conv3_1.pth").write_bytes(b"other vgg weights")
+    assert not is_current(args, str(exp), styles)

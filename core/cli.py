@@ -61,7 +61,7 @@ def run_command(parse, work, user_errors_of):
     except (RuntimeError, OSError, ValueError) as e:
         print(f"error: {_setup_error_line(e, device, source)}", file=sys.stderr)
         return 1
-    from core.interrupt import TrainingInterrupted, abort_line, reset, stop_line, stopped_by
+    from core.interrupt import TrainingInterrupted, WorkInterrupted, abort_line, reset, stop_line, stopped_by
     from core.train_loop import TimeLimitReached
     from core.train_loop import start_time_box
     start_time_box(getattr(args, "time_limit", 0))  # the training loops' deadline (--time_limit)
@@ -77,7 +77,7 @@ def run_command(parse, work, user_errors_of):
     except TimeLimitReached as e:  # EX_TEMPFAIL: stopped on purpose, more to do
         print(str(e), file=sys.stderr)
         return 75
-    except TrainingInterrupted as e:
+    except (TrainingInterrupted, WorkInterrupted) as e:
         print(str(e), file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: aborted at once, mid-step

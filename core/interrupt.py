@@ -33,6 +33,11 @@ class TrainingInterrupted(Exception):
         self.stage, self.step, self.path = stage, step, path
 
 
+class WorkInterrupted(Exception):
+    """Ctrl-C in work that is not a training loop (an evaluation, say), whose message says what
+    was kept and how to go on; the entry point prints it as TrainingInterrupted's."""
+
+
 _state = {"signal": None, "saved": None}
 
 

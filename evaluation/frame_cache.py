@@ -8,10 +8,12 @@ again.  A finished report removes the folder: the frames are a few MB each (3 MB
 504x378: 12 MB a path frame for fern with three styles).  A frame that cannot be written (a full disk)
 only turns the cache off, with a warning: the evaluation itself goes on.
 """
+import contextlib
 import os
 import shutil
 
 from core.cache_key import array_digest, file_stamp, refresh
+from core.interrupt import WorkInterrupted
 from core.npz_cache import read_arrays, write_arrays
 from core.oserrors import describe
 from pipeline.experiment import remove_partial_files
@@ -58,6 +60,16 @@ class FrameCache:
             self.on = False
             self.log(f"warning: cannot keep the rendered frames ({describe(e)}); evaluating without them, "
                      f"so a cut evaluation will render them all again")
+
+    @contextlib.contextmanager
+    def kept_on_interrupt(self):
+        """Ctrl-C inside the block: WorkInterrupted with one line naming the frames kept."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            n = sum(name.endswith(".npz") and ".tmp." not in name for name in os.listdir(self.folder))
+            raise WorkInterrupted(f"evaluation interrupted; the {n} frames rendered so far are kept in "
+                                  f"{self.folder}. Run the same command again to resume.") from None
 
     def remove(self):
         """The report is written: the frames are no longer needed."""

@@ -103,14 +103,15 @@ def evaluate(args, scene, expdir, log=print):
     style_path = style_checkpoints(expdir, args).latest()[1]
     cache = FrameCache(os.path.join(out_dir, "frames"), frame_inputs(
         nerf_path, style_path, poses, (H, W, focal), opts, style_opts, args, scene.i_test, scene.hwf), log)
-    photo = photoreal_metrics(args, scene, system, log, cache)
-    photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path",
-                                       cache=cache, group="photo")
-    tables = _rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
-    if style_path is not None:
-        style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
-    rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
-                                           ks, style_opts, out_dir, log, cache)
+    with cache.kept_on_interrupt():  # Ctrl-C: one line saying where the frames so far are
+        photo = photoreal_metrics(args, scene, system, log, cache)
+        photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path",
+                                           cache=cache, group="photo")
+        tables = _rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
+        if style_path is not None:
+            style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
+        rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
+                                               ks, style_opts, out_dir, log, cache)
     if cache.reused:
         log(f"{cache.reused} rendered frames came from an earlier evaluation that was cut short")
     for warp in WARPS:

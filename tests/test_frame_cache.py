@@ -61,3 +61,16 @@ def test_a_frame_that_cannot_be_written_turns_the_cache_off(tmp_path, monkeypatc
     cache.put("photo", 1, *_frame(1))
     assert len(lines) == 1 and "cannot keep the rendered frames" in lines[0] and "ENOSPC" in lines[0]
     assert cache.get("photo", 0, 5, 7) is None and not cache.on
+
+
+def test_ctrl_c_in_the_block_names_the_frames_kept(tmp_path):
+    import pytest
+    from core.interrupt import WorkInterrupted
+    cache = FrameCache(str(tmp_path / "frames"), {"nerf": 1}, print)
+    cache.put("photo", 0, *_frame(0))
+    cache.put("photo", 1, *_frame(1))
+    with pytest.raises(WorkInterrupted, match=r"the 2 frames rendered so far are kept in .*frames\. Run the same"):
+        with cache.kept_on_interrupt():
+            raise KeyboardInterrupt
+    with cache.kept_on_interrupt():  # other work passes through
+        pass

@@ -286,9 +286,11 @@ def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys)
     assert not os.path.exists(os.path.join(eval_dir, "frames"))  # removed with the report written
     calls.clear()
     cut_at = total - 3
+    capsys.readouterr()
     assert evaluate.main(argv) == 130
     kept = [f for f in os.listdir(os.path.join(eval_dir, "frames")) if f.endswith(".npz")]
     assert len(kept) == total - 4
+    assert f"evaluation interrupted; the {total - 4} frames rendered so far are kept in" in capsys.readouterr().err
     calls.clear()
     cut_at = 0
     assert evaluate.main(argv) == 0

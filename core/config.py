@@ -274,6 +274,11 @@ def check_args(args):
         print(f"--style_samples {args.style_samples} -> {n_all}: a ray has only {n_all} samples "
               f"(--N_samples {args.N_samples} + --N_samples_fine {args.N_samples_fine}), all kept", flush=True)
         args.style_samples = n_all
+    k_max = max(args.eval_k_short, args.eval_k_long)
+    if args.eval_frames and args.eval_frames <= k_max:
+        raise ConfigError(f"--eval_frames {args.eval_frames}: the consistency measure warps path frame t onto t+k, "
+                          f"and k = {k_max} (--eval_k_short / --eval_k_long) needs at least {k_max + 1} frames; "
+                          f"expected --eval_frames >= {k_max + 1} (or 0: all) or a smaller --eval_k_long")
     if not args.lrate > 0:
         raise ConfigError(f"--lrate must be > 0, got {args.lrate}")
     for name in ("gen_factor", "valid_factor"):

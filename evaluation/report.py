@@ -96,6 +96,10 @@ def evaluate(args, scene, expdir, log=print):
     poses = valid_poses(args, scene)
     if args.eval_frames and len(poses) > args.eval_frames:
         poses = poses[:args.eval_frames]
+    if len(poses) <= max(ks):  # before any render: the path is too short for the frame gap
+        raise ValueError(f"the novel-view path has {len(poses)} frames, too few for the consistency measure's "
+                         f"frame gap k = {max(ks)} (--eval_k_short / --eval_k_long); expected a smaller "
+                         f"--eval_k_long or a longer path (a smaller --valid_factor)")
     opts = RenderOptions.from_args(args, scene, "eval")
     from pipeline.style_stage import style_checkpoints
     # the stylized path renders as --render_mode and --style_render_samples say (the photoreal one exactly)

@@ -154,3 +154,12 @@ def test_hash_encoding_options_default_to_the_position_encoding_and_are_checked(
     from core.cli import OptionError
     with pytest.raises(OptionError, match="--style_encoding: invalid choice: 'grid'"):
         parse_args(["--style_encoding", "grid"])
+
+
+def test_too_few_evaluation_frames_for_the_frame_gap_are_refused_up_front():
+    with pytest.raises(ConfigError, match=r"--eval_frames 6: .* k = 7 .* needs at least 8 frames"):
+        parse_args(["--eval_frames", "6"])
+    with pytest.raises(ConfigError, match="--eval_frames 3"):
+        parse_args(["--eval_frames", "3", "--eval_k_long", "2", "--eval_k_short", "3"])
+    assert parse_args(["--eval_frames", "6", "--eval_k_long", "5"]).eval_frames == 6
+    assert parse_args(["--eval_frames", "0"]).eval_frames == 0  # all frames: checked against the path

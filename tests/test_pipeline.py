@@ -300,6 +300,19 @@ def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys)
         assert open(os.path.join(eval_dir, name)).read() == text, name
 
 
+def test_a_path_too_short_for_the_frame_gap_is_refused_before_any_render(trained, monkeypatch, capsys):
+    import evaluation.report as report
+    argv, exp = trained
+
+    def no_render(*a, **k):
+        raise AssertionError("rendered before the check")
+    monkeypatch.setattr(report, "render_image", no_render)
+    assert evaluate.main(argv + ["--eval_k_long", "500"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the novel-view path has ") and "frame gap k = 500" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
 def _check_style_strength(argv, out, report):
     """Style-strength table, per-style summary and picture strips of the tiny experiment."""
     import csv

@@ -57,7 +57,7 @@ run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basen
     # videos, two frames of each kind, the evaluation report, the pre-trained decoder's last
     # sample grid (content | style | output)
     pack results.tgz $(find $exp/render_valid_* $exp/eval -type f \( -name '*.mp4' \
-      -o -name '*fine_000[03]0.png' -o -path '*/eval/*' \) 2>/dev/null) \
+      -o -name '*fine_000[03]0.png' -o -path '*/eval/*' \) ! -path '*/eval/frames/*' 2>/dev/null) \
       $(ls pretrained/decoder_samples/*.png 2>/dev/null | tail -1)
     ls -la "$OUT"; du -sh $exp/*
 }
@@ -154,7 +154,9 @@ case "$step" in
     timeout "$budget" python3 bench/style_levers.py --config configs/fern_quick.txt \
       --common "--expname $(basename $exp) --origin_step 120001" --out "$OUT/style_levers.json" "$@" 2>&1 \
       | logged levers.log
-    tar czf "$OUT/levers_eval.tgz" $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log $exp/levers_prepare.log 2>/dev/null) ;;
+    # (without eval/frames/: a cut evaluation's rendered frames, hundreds of MB, stay for its rerun here)
+    tar czf "$OUT/levers_eval.tgz" --exclude='*/eval/frames' \
+      $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log $exp/levers_prepare.log 2>/dev/null) ;;
   tidycheck) # the same stylized frames as before the architecture tidy-up: fernstyle's run
             # (stages 2-6 on fern.txt's NeRF, 3,000 renderer style steps at full target size, as
             # fern_quick was at 1427bdb, the videos at half size) by this

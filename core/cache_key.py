@@ -83,6 +83,12 @@ def matches(key_path, inputs):
     return read_key(key_path) == _normal(inputs)
 
 
+def _short(value, limit=120):
+    """A key's value for the stale line, cut to `limit` characters (render options are long)."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def refresh(key_path, inputs, clear=None, what="cache", log=print):
     """True when the stored key equals `inputs` (the output may be reused).  Otherwise run
     clear() (remove the old output and its partial files), store the new key, return False."""
@@ -90,8 +96,10 @@ def refresh(key_path, inputs, clear=None, what="cache", log=print):
     if old == _normal(inputs):
         return True
     if old:
-        changed = sorted(k for k in set(old) | set(inputs) if old.get(k) != _normal(inputs).get(k))
-        log(f"{what} is stale ({', '.join(changed)} changed; was {old}); rebuilding")
+        new = _normal(inputs)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        was = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}" for k in changed)
+        log(f"{what} is stale ({', '.join(changed)} changed; {was}); rebuilding")
     if clear is not None:
         clear()
     write_key(key_path, inputs)

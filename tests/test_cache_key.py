@@ -70,3 +70,13 @@ def test_weights_stamps_cover_the_substitutes_beside_the_file(tmp_path):
     got = weights_stamps(str(tmp_path / "a.pth"), ("a.pth", "b.pkl", "c.pth"))
     assert [f for f, _ in got] == [str(tmp_path / n) for n in ("a.pth", "b.pkl", "c.pth")]  # a.pth once
     assert got[0][1] is None and got[1][1].startswith("5:") and got[2][1] is None
+
+
+def test_the_stale_line_names_each_changed_input_with_its_old_and_new_value(tmp_path):
+    lines = []
+    key = str(tmp_path / "k.json")
+    refresh(key, {"nerf": "1:2", "opts": "x" * 500, "size": 4}, None, "toy", lines.append)
+    refresh(key, {"nerf": "1:3", "opts": "x" * 500, "size": 4}, None, "toy", lines.append)
+    assert lines == ['toy is stale (nerf changed; nerf: "1:2" -> "1:3"); rebuilding']
+    refresh(key, {"nerf": "1:3", "opts": "y" * 500, "size": 4}, None, "toy", lines.append)
+    assert len(lines[-1]) < 320 and lines[-1].count("...") == 2  # both 500-character values cut

@@ -74,3 +74,14 @@ def test_ctrl_c_in_the_block_names_the_frames_kept(tmp_path):
             raise KeyboardInterrupt
     with cache.kept_on_interrupt():  # other work passes through
         pass
+
+
+def test_a_nearly_full_disk_turns_the_cache_off_before_writing(tmp_path, monkeypatch):
+    import collections
+    lines = []
+    cache = FrameCache(str(tmp_path / "frames"), {"nerf": 1}, lines.append)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(frame_cache.shutil, "disk_usage", lambda p: usage(10 * 2**30, 0, frame_cache.KEEP_FREE + 100))
+    cache.put("photo", 0, *_frame(0))  # 5x7 floats: 560 bytes, more than the 100 left above the reserve
+    assert not cache.on and len(lines) == 1 and "GB free" in lines[0]
+    assert [f for f in os.listdir(tmp_path / "frames") if f.endswith(".npz")] == []

@@ -28,18 +28,20 @@ class FrameCache:
     valid while `inputs` (a JSON-able dict: what the frames depend on) stays the same."""
 
     def __init__(self, folder, inputs, log=print):
-        self.folder = folder
+        self.folder, self.log = folder, log
         os.makedirs(folder, exist_ok=True)
         remove_partial_files(folder)  # a frame a kill left half written
         self.reused, self.on = 0, True
         refresh(os.path.join(folder, "key.json"), inputs, clear=self._clear, what="evaluation frame cache",
                 log=log)
-        self.log = log
+
+    def _frame_files(self):
+        return [os.path.join(self.folder, n) for n in os.listdir(self.folder)
+                if n.endswith(".npz") and ".tmp." not in n]
 
     def _clear(self):
-        for name in os.listdir(self.folder):
-            if name.endswith(".npz"):
-                os.remove(os.path.join(self.folder, name))
+        for path in self._frame_files():
+            os.remove(path)
 
     def _path(self, group, t):
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in group)
@@ -79,8 +81,7 @@ class FrameCache:
         try:
             yield
         except KeyboardInterrupt:
-            n = sum(name.endswith(".npz") and ".tmp." not in name for name in os.listdir(self.folder))
-            raise WorkInterrupted(f"evaluation interrupted; the {n} frames rendered so far are kept in "
+            raise WorkInterrupted(f"evaluation interrupted; the {len(self._frame_files())} frames rendered so far are kept in "
                                   f"{self.folder}. Run the same command again to resume.") from None
 
     def remove(self):

@@ -72,14 +72,33 @@ def main(argv=None):
         result["warm"] = {"stages": warm, "stylization_2_6_s": stylization_time(warm), "train_total_s": warm_total}
     save(a.out, result)
     timing.STAGE_TIMES.clear()
-    with timing.stage("render_valid_style"):  # videos at half size keep a run under 10 min on one H200
-        assert run_stylenerf.main(base + ["--render_valid_style", "--render_factor", "2"]) == 0
+    if videos_rendered(base):  # a rerun after a cut evaluation: the videos are whole already
+        print("the novel-view videos of the newest style checkpoint are there already: not rendered again")
+    else:
+        with timing.stage("render_valid_style"):  # videos at half size keep a run under 10 min on one H200
+            assert run_stylenerf.main(base + ["--render_valid_style", "--render_factor", "2"]) == 0
     if not a.no_eval:
         with timing.stage("evaluate"):
             assert evaluate.main(base) == 0
     result["after"] = dict(timing.STAGE_TIMES)
     save(a.out, result)
     print(runtime.summary())
+
+
+def videos_rendered(base):
+    """Whether every video --render_valid_style writes for the newest style checkpoint (and the
+    run's --style) is there and newer than that checkpoint.  A video appears under its name only
+    when whole (core/media.VideoWriter), so a render cut short is done again."""
+    from core.checkpoint import CheckpointManager
+    from core.config import parse_args
+    from pipeline import render_files
+    args = parse_args(base)
+    expdir = os.path.join(args.basedir, args.expname)
+    step, path = CheckpointManager(expdir, "style").latest()
+    if step is None:
+        return False
+    videos = render_files.valid_videos(render_files.render_dir(expdir, "valid", step), args.style.split(","))
+    return all(os.path.isfile(v) and os.path.getmtime(v) >= os.path.getmtime(path) for v in videos)
 
 
 def pretrain_decoder(base, iters, more_args):

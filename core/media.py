@@ -36,11 +36,17 @@ def depth_video_frames(depths):
 
 class VideoWriter:
     """An mp4 written one frame at a time (imageio-ffmpeg, else OpenCV), so that long videos
-    need not be held in memory.  Frames: uint8 or float [H,W,3]; odd sizes are padded by one
-    edge row/column (H.264's yuv420p needs even sizes).  Use as a context manager."""
+    need not be held in memory, and put under its name only when whole (see __init__).
+    Frames: uint8 or float [H,W,3]; odd sizes are padded by one edge row/column (H.264's
+    yuv420p needs even sizes).  Use as a context manager."""
 
     def __init__(self, path, fps=30):
         self.path, self.fps, self.n = path, fps, 0
+        # frames go to a partial file, renamed to path only once the video is whole: a render cut
+        # short (Ctrl-C, a kill, a full disk) never leaves a shorter video under the final name,
+        # and an earlier complete video there stays until the new one replaces it
+        stem, ext = os.path.splitext(path)
+        self.partial = f"{stem}.tmp{ext}"
         self._writer = self._cv2 = None
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
@@ -49,12 +55,12 @@ class VideoWriter:
             import imageio.v2 as imageio
             import imageio_ffmpeg  # noqa: F401  (the mp4 backend)
             # macro_block_size=1 keeps the exact (even) size
-            self._writer = imageio.get_writer(self.path, fps=self.fps, quality=8, macro_block_size=1)
+            self._writer = imageio.get_writer(self.partial, fps=self.fps, quality=8, macro_block_size=1)
             return
         except ImportError:
             pass
         import cv2
-        self._cv2 = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        self._cv2 = cv2.VideoWriter(self.partial, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
         if not self._cv2.isOpened():
             raise RuntimeError(f"cannot write video {self.path}: neither imageio-ffmpeg nor OpenCV's mp4 writer works")
 
@@ -84,9 +90,18 @@ class VideoWriter:
         return self
 
     def __exit__(self, *exc):
-        self.close()
-        if exc[0] is None and self.n == 0:
-            raise ValueError(f"video {self.path}: no frames")
+        from core.oserrors import remove_quietly
+        try:
+            self.close()
+        except BaseException:
+            remove_quietly(self.partial)
+            raise
+        if exc[0] is not None or self.n == 0:
+            remove_quietly(self.partial)
+            if exc[0] is None:
+                raise ValueError(f"video {self.path}: no frames")
+            return
+        os.replace(self.partial, self.path)
 
 
 def write_video(path, frames, fps=30):

@@ -71,6 +71,15 @@ def write_rgb_videos(srcdir, outdir, frames, fps):
                 video.append(imageio.imread(os.path.join(srcdir, png_name(level, i, style))))
 
 
+def valid_videos(root, style_names):
+    """The mp4 paths --render_valid_style writes into root (render_dir(expdir, "valid", step)) for
+    these styles (file names or bare names): the four videos running through every style, and
+    each style's folder with its two colour videos."""
+    files = [f"{level}_{kind}.mp4" for level in LEVELS for kind in ("rgb", "depth")]
+    files += [os.path.join(os.path.splitext(n)[0], f"{level}_rgb.mp4") for n in style_names for level in LEVELS]
+    return [os.path.join(root, f) for f in files]
+
+
 def write_style_list(outdir, names):
     """`styles.txt`: which style each `style_%05d_` index is (index, then file name)."""
     os.makedirs(outdir, exist_ok=True)

@@ -45,3 +45,38 @@ def test_a_failed_png_write_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(OSError) as e:
         write_png(str(tmp_path / "out.png"), np.zeros((4, 4, 3), np.float32))
     assert e.value.filename == str(tmp_path / "out.png") and e.value.errno == errno.ENOSPC
+
+
+def test_a_video_cut_short_leaves_the_earlier_one_and_no_partial_file(tmp_path):
+    """Ctrl-C in the middle of a video: the complete video written before is kept as it was,
+    and no shorter video (nor its partial file) is left under any name."""
+    from core.media import VideoWriter
+    path = str(tmp_path / "fine_rgb.mp4")
+    write_video(path, [np.full((16, 24, 3), 200, np.uint8)] * 5, fps=10)
+    before = open(path, "rb").read()
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(path, 10) as video:
+            video.append(np.zeros((16, 24, 3), np.uint8))
+            video.append(np.zeros((16, 24, 3), np.uint8))
+            raise KeyboardInterrupt
+    assert open(path, "rb").read() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fine_rgb.mp4"]
+
+
+def test_a_video_appears_under_its_name_only_when_whole(tmp_path):
+    from core.media import VideoWriter
+    path = tmp_path / "v.mp4"
+    with VideoWriter(str(path), 10) as video:
+        for i in range(3):
+            video.append(np.full((16, 24, 3), 50 * i, np.uint8))
+            assert not path.exists()  # while frames are coming, only the partial file is there
+    assert len([f for f in imageio.get_reader(str(path))]) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_a_video_without_frames_is_an_error_and_leaves_nothing(tmp_path):
+    from core.media import VideoWriter
+    with pytest.raises(ValueError, match="no frames"):
+        with VideoWriter(str(tmp_path / "empty.mp4"), 10):
+            pass
+    assert list(tmp_path.iterdir()) == []

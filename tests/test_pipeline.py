@@ -507,6 +507,18 @@ def test_pipeline_benchmark_pretrains_the_vae_and_reruns_warm(tiny_scene, tiny_s
     assert sorted(f for f in os.listdir(warm_dir) if f.startswith("nerf_")) == ["nerf_000010.pkl"]
     assert os.path.exists(os.path.join(warm_dir, "style_000014.pkl"))
     assert "render_valid_style" in result["after"]
+    # the videos it rendered are the ones valid_videos lists; a rerun (after an evaluation cut
+    # short, say) does not render them again, unless one is missing
+    from pipeline import render_files
+    root = render_files.render_dir(os.path.join(base, "tiny"), "valid", 14)
+    videos = render_files.valid_videos(root, ["la_muse"])
+    assert sorted(videos) == sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".mp4"))
+    rerun = ["--config", "configs/fern_quick.txt", "--no_eval", "--out", out, "--decoder_iters", "2", "--extra"] + argv
+    bench_pipeline.main(rerun)
+    assert "render_valid_style" not in json.load(open(out))["after"]
+    os.remove(videos[-1])
+    bench_pipeline.main(rerun)
+    assert "render_valid_style" in json.load(open(out))["after"] and os.path.isfile(videos[-1])
 
 
 def test_nerf_benchmark_resumes_over_runs_and_stops_cleanly_on_sigterm(tiny_scene, tiny_styles, tmp_path, monkeypatch,

@@ -127,12 +127,27 @@ def test_tiny_nerf_fast_equals_exact():
                      coarse_field=fields[0], fine_field=fields[1])
 
 
-def test_stylized_colours_fast_equal_exact():
+def style_colour_net(kind, ex):
+    """The style MLP alone, or with a hash grid (--style_encoding hash) whose table holds large
+    random features, so that the colour changes from cell to cell of its finest level."""
+    if kind == "mlp":
+        return StyleMLP(D=3, W=24, input_ch=ex.out_dim, latent_dim=5)
+    from models.hash_grid import HashGrid
+    from models.style_mlp import HashStyleMLP
+    grid = HashGrid(np.full(3, -1.25), np.full(3, 1.25), n_levels=4, n_features=2, log2_size=10, base_res=4,
+                    max_res=64)
+    grid.table.assign(jt.array(np.random.default_rng(3).normal(0, 1.0, grid.table.shape).astype(np.float32)))
+    return HashStyleMLP(grid, D=3, W=24, input_ch=ex.out_dim, latent_dim=5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "hash"])
+def test_stylized_colours_fast_equal_exact(kind):
     """render_image_colors (all styles of a frame over one geometry) and render_image with
-    share_color: fast against exact, with the style stage's own fields and a style MLP."""
+    share_color: fast against exact, with the style stage's own fields and a style MLP (alone,
+    or reading a hash grid as fern_quick's does)."""
     nets, ex, fields = biased_nerf_fields(12, use_viewdirs=False)
     jt.set_global_seed(8)
-    mlp = StyleMLP(D=3, W=24, input_ch=ex.out_dim, latent_dim=5)
+    mlp = style_colour_net(kind, ex)
     latents = [jt.array(np.random.default_rng(k).normal(0, 2, 5).astype(np.float32)) for k in range(3)]
     rng = np.random.default_rng(9)
     H, W = 9, 11
@@ -168,7 +183,7 @@ def test_fast_options_follow_render_mode(tmp_path):
     from core.config import parse_args
     from render.fast import fast_options, grid_resolution
     from render.occupancy import cache_path, load_grid
-    assert parse_args([]).render_mode == "exact" and parse_args(["--render_mode", "fast"]).render_mode == "fast"
+    assert parse_args([]).render_mode == "fast" and parse_args(["--render_mode", "exact"]).render_mode == "exact"
     _, _, fields = biased_nerf_fields(14)
     scene = SimpleNamespace(hwf=(6, 8, 7.0), poses=np.stack([pose(tz=2.0), pose(0.2, 0.0, 2.0)])[:, :3])
     opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=8)

@@ -195,7 +195,7 @@ def test_style_interpolation_video_starts_and_ends_in_the_two_styles(trained):
 
 
 def test_fast_renders_match_exact_ones(trained):
-    """--render_mode fast (for the novel-view and stylized renders) against exact (the default): the
+    """--render_mode fast (the default for the novel-view and stylized renders) against exact: the
     same frames within 8-bit rounding; the NeRF's occupancy grid is built once, next to its
     checkpoint, and reused."""
     import imageio.v2 as imageio

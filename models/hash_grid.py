@@ -7,7 +7,7 @@ whose (res + 1)^3 corners fit its table of T rows indexes them densely; finer on
 corner (x * 1 xor y * 2654435761 xor z * 805459861, mod T), and colliding corners share a row.
 
 Why: the style MLP learns from the encoded position alone, and an MLP's fit of pixel-sized
-strokes over a whole scene is slow (README, "Style strength": the stylized NeRF blurs its own
+strokes over a whole scene is slow (docs/STYLE_STRENGTH.md: the stylized NeRF blurs its own
 training targets).  A table lookup can hold such detail directly.
 
 The forward pass is one `jt.code` kernel (one thread per point and level); the backward pass

@@ -35,7 +35,7 @@ def patch_pixels(rng, n_styles, n_views, h, w, p):
     row-major order of the window, rows and cols as floats (pixel units; the rays go through
     them and the target is read bilinearly, window_target).  The turn keeps the window's axes
     off the pixel grid: axis-aligned windows taught a small style MLP a plaid of horizontal and
-    vertical strokes (README: Style strength)."""
+    vertical strokes (docs/STYLE_STRENGTH.md)."""
     half = (p - 1) / 2.0
     reach = half * np.sqrt(2.0)  # the corners' distance from the centre, whatever the angle
     if window_span(p) > min(h, w):

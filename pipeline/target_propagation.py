@@ -3,7 +3,7 @@
 Per-view AdaIN puts its strokes wherever each view's features put them, so the targets of
 neighbouring views disagree by a pixel or more on the same surface point. The style MLP, fitting
 all of them, learns their average: a blur that costs more style than the whole allowance
-(README, "Style strength": the mean of 4 frames shifted by up to 1 px has 1.2-2.0x per-frame
+(docs/STYLE_STRENGTH.md: the mean of 4 frames shifted by up to 1 px has 1.2-2.0x per-frame
 AdaIN's style loss).
 
 With --target_propagation the targets of a style are made in an order that starts at the most

@@ -182,7 +182,7 @@ def os_cases():
     rc, out, err = run(nerf_argv(f"{ro}/logs"))
     row("read-only --basedir", "ro tmpfs", rc, last_line(err))
     rc, out, err = run(["train_style_modules.py", "--task", "stylize", "--content",
-                        f"{WORK}/scene/images_64/image000.png", "--style", f"{WORK}/styles/la_muse.jpg",
+                        f"{WORK}/scene/images_64/image000.png", "--style_image", f"{WORK}/styles/la_muse.jpg",
                         "--output", f"{ro}/out.png", "--vgg", VGG, "--decoder", DECODER])
     row("read-only --output", "--task stylize, ro tmpfs", rc, last_line(err))
     rc, out, err = run(["train_style_modules.py", "--task", "finetune_decoder", "--content_dir",
@@ -263,8 +263,9 @@ def damage_cases():
         if target in ("nerf", "style"):
             target = sorted(f for f in os.listdir(exp) if f.startswith(target + "_") and f.endswith(".pkl"))[-1]
         cut(os.path.join(exp, target), 0.5)
-        rc, out, err = run(argv + (["--render_train_style"] if "style" in target else []))
-        row(name, "same command" + (" with --render_train_style" if "style" in target else ""), rc,
+        render = "style" in target or "targets" in target  # a render reads the saved targets too
+        rc, out, err = run(argv + (["--render_train_style"] if render else []))
+        row(name, "same command" + (" with --render_train_style" if render else ""), rc,
             last_line(out + err, ("warning:", "error:")))
     for f in sorted(os.listdir(exp)):
         if f.startswith("nerf_") and f.endswith(".pkl"):

@@ -33,6 +33,7 @@ from pipeline import geometry, render_files
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
 from pipeline.style_selection import style_indices
+from pipeline.targets import saved_targets, target_path
 from render.fast import fast_options
 from render.options import RenderOptions
 from render.renderer import render_image, render_image_colors
@@ -123,9 +124,8 @@ def render(args, scene, expdir, log=print):
         names = [os.path.splitext(model.style_names[k])[0] for k in group]
         targets = {}
         if mode == "train":
-            for k, name in zip(group, names):
-                tpath = os.path.join(expdir, "targets", f"{k:03d}_{name}.npy")
-                targets[k] = np.load(tpath, mmap_mode="r") if os.path.exists(tpath) else None
+            for k in group:
+                targets[k] = saved_targets(target_path(os.path.join(expdir, "targets"), k, model.style_names[k]), log)
         for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {', '.join(names)}", dynamic_ncols=True)):
             images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, opts, H, W, focal,
                                          c2w)

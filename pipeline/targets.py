@@ -63,6 +63,22 @@ def _read_cached(path, shape, log):
         return None
 
 
+def saved_targets(path, log):
+    """A style's saved targets [V,H,W,3] (memory-mapped) for the 2D-target PNGs of a render, or
+    None where the file is missing or damaged: a render goes on without those PNGs, with a
+    warning naming the file (it leaves the file alone: a training run beside it owns it)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        arr = np.load(path, mmap_mode="r")
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise ValueError(f"{arr.dtype} {arr.shape}, expected uint8 [views, H, W, 3]")
+        return arr
+    except (OSError, ValueError, EOFError) as e:
+        log(f"warning: damaged stylized targets {path} ({e}); the render goes on without their 2D PNGs")
+        return None
+
+
 def target_key(args, expdir):
     key = {"decoder": file_stamp(os.path.join(expdir, "decoder.pkl")),
            "geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),

@@ -122,6 +122,28 @@ def _frames(path):
     return [f for f in imageio.get_reader(path)]
 
 
+def test_a_damaged_target_file_leaves_out_its_2d_pngs_with_a_warning(trained, capsys):
+    """--render_train_style after a finished style stage whose saved targets were cut short: the
+    render goes on (exit 0) without that style's 2D PNGs, and one warning names the file (it used
+    to end in 'error: mmap length is greater than file size', naming nothing)."""
+    argv, exp = trained
+    path = os.path.join(exp, "targets", "001_sketch.npy")
+    data = open(path, "rb").read()
+    root = os.path.join(exp, "render_train_40")
+    try:
+        open(path, "wb").write(data[:len(data) // 2])
+        for n in (os.listdir(root) if os.path.isdir(root) else []):
+            if n.startswith("style_00001_2d_"):
+                os.remove(os.path.join(root, n))
+        assert run_stylenerf.main(argv + ["--render_train_style", "--style", "sketch"]) == 0
+        out = capsys.readouterr().out
+        assert f"warning: damaged stylized targets {path} (" in out
+        names = set(os.listdir(root))
+        assert "style_00001_fine_00000.png" in names and not any(n.startswith("style_00001_2d_") for n in names)
+    finally:
+        open(path, "wb").write(data)
+
+
 def test_stylized_rendering_writes_the_originals_files(trained):
     import imageio.v2 as imageio
     argv, exp = trained

@@ -240,3 +240,20 @@ def test_turning_target_propagation_on_or_its_threshold_makes_the_targets_again(
     def other_thresh():
         args.propagation_thresh = 0.1
     assert _stylized_again(setup, other_thresh) == 2 * V
+
+
+def test_saved_targets_for_a_render(tmp_path):
+    """A render's 2D-target PNGs: the saved array memory-mapped; a missing file gives None; a
+    file cut short gives None with one warning naming it, and stays where it is."""
+    from pipeline.targets import saved_targets
+    arr = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+    path = str(tmp_path / "000_la_muse.npy")
+    np.save(path, arr)
+    logs = []
+    np.testing.assert_array_equal(saved_targets(path, logs.append), arr)
+    assert saved_targets(str(tmp_path / "none.npy"), logs.append) is None and logs == []
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 2])
+    assert saved_targets(path, logs.append) is None
+    assert len(logs) == 1 and logs[0].startswith(f"warning: damaged stylized targets {path} (") and os.path.exists(path)
+

@@ -128,7 +128,9 @@ case "$step" in
     boxed bench_decoder.py decoder.log 150 --steps 10 --out "$OUT/bench_decoder.json" ;;
   pipeline) # the whole fern_quick pipeline (bench_pipeline.py: per-stage wall times) inside a time
             # limit: resumes from $resume/exp_*.tgz (an earlier run's checkpoints), and whatever
-            # happens packs the experiment's checkpoints and results into $OUT (run_pipeline)
+            # happens packs the experiment's checkpoints and results into $OUT (run_pipeline).
+            # Packing takes about 40 s once a style checkpoint (0.8 GB with the hash grid) is there:
+            # under an outer limit of 600 s give at most 540 (560 was cut on 2026-12-05)
     budget=$1; shift
     run_pipeline logs/fern_quick "$budget" 1 "$@" ;;
   fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001

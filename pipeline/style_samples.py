@@ -8,6 +8,7 @@ most weight, and stores their depths, both levels' weights and each depth's jitt
 the sampling options (core/cache_key.py).  A killed build resumes at the first view it had
 not written.  Memory: 8 K bytes a pixel (fern.txt's 20 views at 1008x756, K 16: 2 GB).
 """
+import json
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ from core.npz_cache import read_arrays, write_arrays
 from dataset.rays import pixel_rays
 from pipeline.experiment import remove_partial_files
 from pipeline.targets import target_hwf
-from render.cached_samples import top_samples
+from render.cached_samples import kept_weight, top_samples
 from render.renderer import shared_weights
 
 
@@ -49,19 +50,58 @@ def _read_view(path, shape, log):
     return None if got is None else tuple(got[n] for n in NAMES)
 
 
+def coverage_ks(k, n_all):
+    """The sample counts whose share of the weight the cache reports: its own K and 2K (at most
+    the samples a ray has)."""
+    return sorted({k, min(2 * k, n_all)})
+
+
 def _render_view(args, geo, v, fields, opts):
-    """The K heaviest samples of every pixel of view v at the targets' size: NAMES' float16 [h,w,K]."""
+    """The K heaviest samples of every pixel of view v at the targets' size: NAMES' float16 [h,w,K],
+    and its coverage: {"ks": coverage_ks, "kept": fine weight those hold, "total": all fine weight}."""
     h, w, focal = target_hwf(args, geo)
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     rows, cols = rows.ravel(), cols.ravel()
     c2ws = np.broadcast_to(geo.c2ws[v], (len(rows),) + geo.c2ws[v].shape)
     out = [np.empty((h * w, args.style_samples), np.float16) for _ in NAMES]
+    ks = coverage_ks(args.style_samples, opts.n_samples + opts.n_fine)
+    kept, total = np.zeros(len(ks)), 0.0
     for start in range(0, h * w, args.chunk):
         end = min(start + args.chunk, h * w)
         ro, rd = pixel_rays(h, w, focal, c2ws[start:end], rows[start:end], cols[start:end], ndc=not args.no_ndc)
-        for dst, src in zip(out, top_samples(*shared_weights(*fields, ro, rd, opts), args.style_samples)):
+        z, w_c, w_f = shared_weights(*fields, ro, rd, opts)
+        kept += kept_weight(w_c, w_f, ks)
+        total += float(w_f.sum(dtype=np.float64))
+        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples)):
             dst[start:end] = src
-    return tuple(a.reshape(h, w, -1) for a in out)
+    return tuple(a.reshape(h, w, -1) for a in out), {"ks": ks, "kept": kept.tolist(), "total": total}
+
+
+def _read_coverage(path, ks):
+    try:
+        with open(path) as f:
+            got = json.load(f)
+        return got if got.get("ks") == ks and len(got.get("kept", ())) == len(ks) else None
+    except (OSError, ValueError, AttributeError):  # a cache built before coverage was kept, or cut short
+        return None
+
+
+def coverage_line(k, coverages, min_share=0.9):
+    """One line on the share of the exact render's fine weight the cache holds (at K and 2K),
+    from every view's coverage, with what to do when it is under min_share; None when a view's
+    coverage is unknown."""
+    if not coverages or any(c is None for c in coverages):
+        return None
+    ks = coverages[0]["ks"]
+    total = sum(c["total"] for c in coverages)
+    shares = [sum(c["kept"][i] for c in coverages) / max(total, 1e-12) for i in range(len(ks))]
+    line = f"style sample cache: the {k} heaviest samples hold {shares[0]:.0%} of the rays' fine weight" + "".join(
+        f" ({kk}: {sh:.0%})" for kk, sh in zip(ks[1:], shares[1:]))
+    if shares[0] < min_share:
+        line += (f"; the default render takes the other {1 - shares[0]:.0%} of each stylized colour from samples "
+                 f"the style stage never trains, which dims the style: a larger --style_samples, or render "
+                 f"with --style_render_samples {k}")
+    return line
 
 
 def load_or_build(args, geo, fields, opts, expdir, log=print):
@@ -83,7 +123,8 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
     refresh(os.path.join(folder, "meta.json"), cache_key(args, expdir, opts), clear, "style sample cache", log)
     h, w, _ = target_hwf(args, geo)
     arrays = [np.empty((geo.n_views, h, w, k), np.float16) for _ in NAMES]
-    todo = []
+    ks = coverage_ks(k, n_all)
+    todo, coverages = [], []
     for v in range(geo.n_views):
         got = _read_view(os.path.join(folder, f"view_{v:03d}.npz"), (h, w, k), log)
         if got is None:
@@ -91,12 +132,18 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
         else:
             for dst, src in zip(arrays, got):
                 dst[v] = src
+        coverages.append(None if got is None else _read_coverage(os.path.join(folder, f"view_{v:03d}.json"), ks))
     if todo:
         log(f"style sample cache: the {k} heaviest samples of every pixel, {len(todo)} of {geo.n_views} views "
             f"at {w}x{h} into {folder}")
     for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
-        got = _render_view(args, geo, v, fields, opts)
+        got, coverages[v] = _render_view(args, geo, v, fields, opts)
         write_arrays(os.path.join(folder, f"view_{v:03d}.npz"), dict(zip(NAMES, got)))
+        with open(os.path.join(folder, f"view_{v:03d}.json"), "w") as f:  # small: a cut write reads as unknown
+            json.dump(coverages[v], f)
         for dst, src in zip(arrays, got):
             dst[v] = src
+    line = coverage_line(k, coverages)
+    if line:
+        log(line)
     return SampleCache(*arrays)

@@ -35,6 +35,18 @@ def top_samples(z, w_coarse, w_fine, k):
     return tuple(a.astype(np.float32) for a in out)
 
 
+def kept_weight(w_coarse, w_fine, ks):
+    """NumPy weights [R,S] (shared_weights) -> [len(ks)]: the fine weight that each ray's k
+    heaviest samples (by w_coarse + w_fine, as top_samples keeps them) hold, summed over the rays,
+    for each k in ks (capped at S).  Over w_fine's sum it is the share of the exact render that a
+    k-sample cache holds; the rest comes from samples a style field trained on the cache never
+    saw."""
+    S = w_fine.shape[1]
+    order = np.argsort(-(w_coarse + w_fine), axis=1, kind="stable")
+    cum = np.cumsum(np.take_along_axis(w_fine, order, 1), axis=1, dtype=np.float64)
+    return np.array([cum[:, min(int(k), S) - 1].sum() for k in ks])
+
+
 def jittered(z, spread, rng):
     """Cached depths z [R,K] moved uniformly within +-spread (NumPy): the fixed samples of the
     cache see the field between them, as the renderer's jittered samples do, so that a texture

@@ -8,7 +8,7 @@ from models.embedder import PositionalEncoding
 from models.nerf import NeRF
 from models.style_mlp import StyleMLP
 from pipeline.style_stage import StyleField
-from render.cached_samples import cached_points, composite_cached, jittered, top_samples
+from render.cached_samples import cached_points, composite_cached, jittered, kept_weight, top_samples
 from render.options import RenderOptions
 from render.renderer import render_rays, shared_weights
 
@@ -149,3 +149,21 @@ def test_a_top_k_render_needs_the_shared_colour_path():
         render_rays(rays_o, rays_d, None, coarse, fine, opts=opts)
     with pytest.raises(ValueError, match="top_k renders need share_color"):
         render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, n_fine=0), share_color=True)
+
+
+def test_kept_weight_is_the_fine_weight_of_the_heaviest_samples():
+    """Against a per-ray Python sort: the k heaviest by coarse + fine weight (top_samples' choice),
+    their fine weight summed over the rays; k above the samples a ray has keeps them all."""
+    rng = np.random.default_rng(4)
+    w_c, w_f = rng.uniform(0, 1, (6, 10)), rng.uniform(0, 1, (6, 10))
+    got = kept_weight(w_c, w_f, [1, 4, 10, 40])
+    want = []
+    for k in (1, 4, 10, 40):
+        want.append(sum(sum(w_f[r, i] for i in sorted(range(10), key=lambda i: -(w_c[r, i] + w_f[r, i]))[:k])
+                        for r in range(6)))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    z = np.sort(rng.uniform(0, 1, (6, 10)), 1)
+    kept = top_samples(z, w_c, w_f, 4)[0]  # the same samples as top_samples keeps
+    order = np.argsort(-(w_c + w_f), axis=1)[:, :4]
+    np.testing.assert_allclose(np.sort(kept, 1), np.sort(np.take_along_axis(z, order, 1), 1), rtol=1e-6)
+

@@ -149,4 +149,46 @@ def test_a_write_cut_short_by_a_kill_is_removed_before_the_build(style_setup):
     with open(os.path.join(folder, "view_001.tmp.npz"), "wb") as f:
         f.write(b"half")
     build(st)
-    assert sorted(os.listdir(folder)) == ["meta.json", "view_000.npz", "view_001.npz", "view_002.npz"]
+    assert sorted(os.listdir(folder)) == ["meta.json"] + [f"view_{v:03d}.{e}" for v in range(3) for e in ("json", "npz")]
+
+
+def test_the_cache_says_how_much_of_the_weight_it_holds(style_setup):
+    """The share of the rays' fine weight the K (and 2K) heaviest samples hold, against a NumPy
+    sort of every view's weights; the same line again when the cache is read back, and none for a
+    cache whose coverage files are missing (built before they were kept)."""
+    st = style_setup
+    logs = []
+    build(st, log=logs.append, style_samples=3)
+    kept, total = np.zeros(2), 0.0
+    rows, cols = np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
+    for v in range(3):
+        ro, rd = pixel_rays(H, W, FOCAL, np.broadcast_to(st["geo"].c2ws[v], (H * W, 3, 4)), rows.ravel(), cols.ravel())
+        _, w_c, w_f = shared_weights(*st["system"].fields(), ro, rd, EVAL)
+        for r in range(len(w_f)):
+            order = sorted(range(w_f.shape[1]), key=lambda i: -(w_c[r, i] + w_f[r, i]))
+            kept += [sum(w_f[r, i] for i in order[:k]) for k in (3, 6)]
+        total += w_f.sum()
+    want = f"style sample cache: the 3 heaviest samples hold {kept[0] / total:.0%} of the rays' fine weight " \
+           f"(6: {kept[1] / total:.0%})"
+    line = [x for x in logs if x.startswith("style sample cache: the 3 heaviest samples hold")]
+    assert len(line) == 1 and line[0].startswith(want), (line, want)
+    logs.clear()
+    build(st, log=logs.append, style_samples=3)
+    assert [x for x in logs if "heaviest samples hold" in x] == line
+    folder = os.path.join(st["expdir"], "style_samples")
+    for f in os.listdir(folder):
+        if f.endswith(".json") and f.startswith("view_"):
+            os.remove(os.path.join(folder, f))
+    logs.clear()
+    build(st, log=logs.append, style_samples=3)
+    assert not any("heaviest samples hold" in x for x in logs)
+
+
+def test_the_coverage_line_says_what_to_do_under_nine_tenths():
+    cov = [{"ks": [32, 64], "kept": [63.0, 95.0], "total": 100.0}, {"ks": [32, 64], "kept": [0.0, 0.0], "total": 0.0}]
+    line = style_samples.coverage_line(32, cov)
+    assert line.startswith("style sample cache: the 32 heaviest samples hold 63% of the rays' fine weight (64: 95%); "
+                           "the default render takes the other 37%")
+    assert "--style_render_samples 32" in line
+    assert style_samples.coverage_line(32, [{"ks": [32, 64], "kept": [95.0, 99.0], "total": 100.0}]).endswith("(64: 99%)")
+    assert style_samples.coverage_line(32, cov + [None]) is None

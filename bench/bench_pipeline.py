@@ -89,12 +89,13 @@ def videos_rendered(base):
     """Whether every video --render_valid_style writes for the newest style checkpoint (and the
     run's --style) is there and newer than that checkpoint.  A video appears under its name only
     when whole (core/media.VideoWriter), so a render cut short is done again."""
-    from core.checkpoint import CheckpointManager
     from core.config import parse_args
     from pipeline import render_files
+    from pipeline.experiment import experiment_dir
+    from pipeline.style_stage import style_checkpoints
     args = parse_args(base)
-    expdir = os.path.join(args.basedir, args.expname)
-    step, path = CheckpointManager(expdir, "style").latest()
+    expdir = experiment_dir(args, create=False)
+    step, path = style_checkpoints(expdir, args).latest()
     if step is None:
         return False
     videos = render_files.valid_videos(render_files.render_dir(expdir, "valid", step), args.style.split(","))

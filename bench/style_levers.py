@@ -156,10 +156,11 @@ def add_training_time(expdir, steps_before, seconds):
     return total
 
 
-def variant_rows(name, expdir):
-    """Per style: style-loss ratio, sharpness (NeRF, AdaIN), consistency ratios, from eval/."""
-    strength = read_csv(os.path.join(expdir, "eval", "style_strength.csv"))
-    summary = {r["style"]: r for r in read_csv(os.path.join(expdir, "eval", "summary.csv"))}
+def variant_rows(name, expdir, eval_name="eval"):
+    """Per style: style-loss ratio, sharpness (NeRF, AdaIN), consistency ratios, from the report's
+    folder (evaluate.py's --eval_name)."""
+    strength = read_csv(os.path.join(expdir, eval_name, "style_strength.csv"))
+    summary = {r["style"]: r for r in read_csv(os.path.join(expdir, eval_name, "summary.csv"))}
     rows = []
     for s in sorted({r["style"] for r in strength if r["method"] == NERF}):
         get = {r["method"]: r for r in strength if r["style"] == s}
@@ -231,6 +232,8 @@ def main(argv=None):
     common = shlex.split(a.common)
     variants = [parse_variant(v) for v in a.variant]
     base, args = experiment_dir(a.config, common)
+    _, eval_args = experiment_dir(a.config, common + shlex.split(a.eval))
+    eval_name = eval_args.eval_name  # where evaluate.py writes each variant's report
     py = [sys.executable]
     t0 = time.time()
     if a.eval_only and not os.path.isdir(base):
@@ -261,7 +264,7 @@ def main(argv=None):
     print("evaluation", flush=True)
     evaluated = run_all([e for e in evals if e[0] in seconds], a.parallel)
     rows = [{**r, "style_steps": style_steps(dirs[name], args.origin_step)}
-            for name, _ in variants if evaluated.get(name, (1,))[0] == 0 for r in variant_rows(name, dirs[name])]
+            for name, _ in variants if evaluated.get(name, (1,))[0] == 0 for r in variant_rows(name, dirs[name], eval_name)]
     print("\n".join(table(rows, seconds)))
     print(f"{time.time() - t0:.0f} s in all", flush=True)
     if a.out:

@@ -8,6 +8,7 @@ Environment: STYLENERF_DEVICE is the default of --device (CI and tests set it); 
 else is read from the environment.
 """
 import os
+import re
 
 import configargparse
 
@@ -211,6 +212,8 @@ def build_parser():
     add("--eval_k_short", type=int, default=1, help="frame offset of the short-range consistency")
     add("--eval_k_long", type=int, default=7, help="frame offset of the long-range consistency")
     add("--eval_frames", type=int, default=0, help="use only the first N path frames (0: all)")
+    add("--eval_name", type=str, default="eval", help="the report's folder in the experiment folder (another "
+        "name keeps an earlier report, e.g. --eval_name eval_k32 --style_render_samples 32)")
     add_original_only_options(add)
     from core.cli import one_line_errors
     return one_line_errors(p)
@@ -280,6 +283,9 @@ def check_args(args):
         raise ConfigError(f"--eval_frames {args.eval_frames}: the consistency measure warps path frame t onto t+k, "
                           f"and k = {k_max} (--eval_k_short / --eval_k_long) needs at least {k_max + 1} frames; "
                           f"expected --eval_frames >= {k_max + 1} (or 0: all) or a smaller --eval_k_long")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.eval_name):
+        raise ConfigError(f"--eval_name {args.eval_name!r}: expected a folder name (letters, digits, _ . -), "
+                          f"made in the experiment folder")
     if not args.lrate > 0:
         raise ConfigError(f"--lrate must be > 0, got {args.lrate}")
     for name in ("gen_factor", "valid_factor"):

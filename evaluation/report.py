@@ -88,7 +88,7 @@ def consistency_rows(frames, points, poses, H, W, focal, ks, warp="forward"):
 
 def evaluate(args, scene, expdir, log=print):
     """Writes the report; returns (photoreal rows, consistency rows, style-strength rows)."""
-    out_dir = os.path.join(expdir, "eval")
+    out_dir = os.path.join(expdir, args.eval_name)
     os.makedirs(out_dir, exist_ok=True)
     system, nerf_step, nerf_path = load_trained_nerf(args, expdir)
     ks = (args.eval_k_short, args.eval_k_long)

@@ -285,6 +285,24 @@ def test_evaluate_writes_a_report(trained):
     _check_style_strength(argv, os.path.join(exp, "eval"), report)
 
 
+def test_another_eval_name_keeps_the_earlier_report(trained, capsys):
+    """--eval_name: the report of other render options goes to its own folder, the default
+    report stays as it was; a name that is not a plain folder name is one line, before any render."""
+    argv, exp = trained
+    base = argv + ["--eval_factor", "1", "--eval_k_long", "3"]
+    if not os.path.exists(os.path.join(exp, "eval", "report.md")):
+        assert evaluate.main(base) == 0
+    before = open(os.path.join(exp, "eval", "report.md")).read()
+    assert evaluate.main(base + ["--eval_name", "eval_k2", "--style_render_samples", "2"]) == 0
+    assert open(os.path.join(exp, "eval", "report.md")).read() == before
+    other = open(os.path.join(exp, "eval_k2", "report.md")).read()
+    assert "stylized NeRF" in other and other != before
+    capsys.readouterr()
+    assert evaluate.main(base + ["--eval_name", "../elsewhere"]) == 2
+    assert "--eval_name '../elsewhere': expected a folder name" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(os.path.dirname(exp), "elsewhere"))
+
+
 def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys):
     """Ctrl-C in the middle of evaluate.py's renders: the frames rendered so far are kept, the
     next run renders only the rest, and its figures are those of an uncut run."""

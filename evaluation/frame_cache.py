@@ -96,5 +96,5 @@ def frame_inputs(nerf_path, style_path, poses, hwf, opts, style_opts, args, held
             "style": [os.path.basename(style_path), file_stamp(style_path)] if style_path else None,
             "poses": array_digest([poses]), "hwf": [int(H), int(W), float(focal)],
             "held_out": [int(i) for i in held_out], "scene_hwf": [float(v) for v in scene_hwf],
-            "opts": repr(opts), "style_opts": repr(style_opts), "render_mode": getattr(args, "render_mode", "exact"),
+            "opts": repr(opts), "style_opts": repr(style_opts), "render_mode": args.render_mode,
             "use_viewdir": bool(args.use_viewdir), "ndc": not args.no_ndc}

@@ -56,15 +56,14 @@ def coverage_ks(k, n_all):
     return sorted({k, min(2 * k, n_all)})
 
 
-def _render_view(args, geo, v, fields, opts):
+def _render_view(args, geo, v, fields, opts, ks):
     """The K heaviest samples of every pixel of view v at the targets' size: NAMES' float16 [h,w,K],
-    and its coverage: {"ks": coverage_ks, "kept": fine weight those hold, "total": all fine weight}."""
+    and its coverage: {"ks": ks, "kept": fine weight those hold, "total": all fine weight}."""
     h, w, focal = target_hwf(args, geo)
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     rows, cols = rows.ravel(), cols.ravel()
     c2ws = np.broadcast_to(geo.c2ws[v], (len(rows),) + geo.c2ws[v].shape)
     out = [np.empty((h * w, args.style_samples), np.float16) for _ in NAMES]
-    ks = coverage_ks(args.style_samples, opts.n_samples + opts.n_fine)
     kept, total = np.zeros(len(ks)), 0.0
     for start in range(0, h * w, args.chunk):
         end = min(start + args.chunk, h * w)
@@ -137,7 +136,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
         log(f"style sample cache: the {k} heaviest samples of every pixel, {len(todo)} of {geo.n_views} views "
             f"at {w}x{h} into {folder}")
     for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
-        got, coverages[v] = _render_view(args, geo, v, fields, opts)
+        got, coverages[v] = _render_view(args, geo, v, fields, opts, ks)
         write_arrays(os.path.join(folder, f"view_{v:03d}.npz"), dict(zip(NAMES, got)))
         with open(os.path.join(folder, f"view_{v:03d}.json"), "w") as f:  # small: a cut write reads as unknown
             json.dump(coverages[v], f)

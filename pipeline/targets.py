@@ -48,15 +48,23 @@ def stylize_view(encoder, decoder, rgb, style_feat):
         return np.clip(out.numpy().transpose(1, 2, 0), 0, 1)
 
 
+def _load(path, shape=None):
+    """A saved target array, memory-mapped: uint8 of `shape`, or of any [views, H, W, 3] when
+    shape is None.  Raises OSError, ValueError or EOFError for a damaged file."""
+    arr = np.load(path, mmap_mode="r")
+    fits = arr.shape == tuple(shape) if shape is not None else (arr.ndim == 4 and arr.shape[-1] == 3)
+    if not fits or arr.dtype != np.uint8:
+        raise ValueError(f"{arr.dtype} {arr.shape}, expected uint8 "
+                         f"{tuple(shape) if shape is not None else '[views, H, W, 3]'}")
+    return arr
+
+
 def _read_cached(path, shape, log):
     """A cached target array, or None if missing or damaged (cut short: made again)."""
     if not os.path.exists(path):
         return None
     try:
-        arr = np.load(path, mmap_mode="r")
-        if arr.shape != tuple(shape) or arr.dtype != np.uint8:
-            raise ValueError(f"{arr.dtype} {arr.shape}, expected uint8 {tuple(shape)}")
-        return arr
+        return _load(path, shape)
     except (OSError, ValueError, EOFError) as e:
         log(f"warning: damaged stylized targets {path} ({e}); making them again")
         remove_quietly(path)
@@ -70,10 +78,7 @@ def saved_targets(path, log):
     if not os.path.exists(path):
         return None
     try:
-        arr = np.load(path, mmap_mode="r")
-        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-            raise ValueError(f"{arr.dtype} {arr.shape}, expected uint8 [views, H, W, 3]")
-        return arr
+        return _load(path)
     except (OSError, ValueError, EOFError) as e:
         log(f"warning: damaged stylized targets {path} ({e}); the render goes on without their 2D PNGs")
         return None

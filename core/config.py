@@ -129,8 +129,10 @@ def build_parser():
     add("--style_render_samples", type=int, default=0,
         help="render the stylized NeRF (style training with the renderer, videos, evaluate.py, the mimic "
              "step) from each ray's K heaviest samples of the frozen density, weights rescaled to the ray's "
-             "opacity, as the sample cache (--style_samples) trains it; 1: one colour a ray, at its surface "
-             "(0: every sample, the original)")
+             "opacity, as the sample cache (--style_samples) trains it; 1: one colour a ray (0: every sample)")
+    add("--style_surface", action="store_true",
+        help="with --style_render_samples 1 (and --style_samples 1): that one colour a ray at its expected "
+             "depth, a smooth surface across pixels and views, instead of at its heaviest sample")
     add("--target_factor", type=int, default=1,
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
@@ -238,11 +240,11 @@ def add_original_only_options(add):
         help="not supported: rays pass through pixel corners, the original's default")
 
 
-_POSITIVE_INT = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
+_POSITIVE = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
                  "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
                  "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
                  "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long",
-                 "mimic_views", "target_factor", "style_patch", "hash_levels", "hash_lrate"]
+                 "mimic_views", "target_factor", "style_patch", "hash_levels", "hash_lrate", "gen_factor", "valid_factor"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
@@ -252,19 +254,20 @@ _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", 
 
 def check_args(args):
     """Validate values that argparse cannot; raise ConfigError naming the option."""
-    for name in _POSITIVE_INT:
+    for name in _POSITIVE:
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
     for name in _NON_NEGATIVE:
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(args, name)}")
-    if args.style_samples > 0 and args.N_samples_fine == 0:
-        raise ConfigError(f"--style_samples {args.style_samples}: the sample cache needs the fine level "
-                          f"(--N_samples_fine > 0, got 0); expected --style_samples 0 without it")
+    for name in ("style_samples", "style_render_samples"):
+        if getattr(args, name) > 0 and args.N_samples_fine == 0:
+            raise ConfigError(f"--{name} {getattr(args, name)}: the heaviest samples come from the fine level "
+                              f"(--N_samples_fine > 0, got 0); expected --{name} 0 without it")
+    if args.style_surface and (args.style_render_samples != 1 or args.style_samples not in (0, 1)):
+        raise ConfigError(f"--style_surface colours one point a ray: expected --style_render_samples 1 and --style_samples "
+                          f"0 or 1, got {args.style_render_samples} and {args.style_samples}")
     n_all = args.N_samples + args.N_samples_fine
-    if args.style_render_samples > 0 and args.N_samples_fine == 0:
-        raise ConfigError(f"--style_render_samples {args.style_render_samples}: the heaviest samples come from the "
-                          f"fine level (--N_samples_fine > 0, got 0); expected --style_render_samples 0 without it")
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
                           f"expected --style_patch_weight > 0 with it")
@@ -288,9 +291,6 @@ def check_args(args):
                           f"made in the experiment folder")
     if not args.lrate > 0:
         raise ConfigError(f"--lrate must be > 0, got {args.lrate}")
-    for name in ("gen_factor", "valid_factor"):
-        if not getattr(args, name) > 0:
-            raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
     if args.netdepth < 5 or args.netdepth_fine < 5:
         raise ConfigError("--netdepth/--netdepth_fine must be >= 5 (the skip connection enters before layer 5)")
     if args.style_encoding == "hash" and not 4 <= args.hash_log2_size <= 26:

@@ -28,7 +28,8 @@ NAMES = ("depth", "w_coarse", "w_fine", "spread")
 
 def cache_key(args, expdir, opts):
     return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
-            "target_factor": args.target_factor, "k": args.style_samples, "n_samples": opts.n_samples,
+            "target_factor": args.target_factor, "k": args.style_samples,
+            **({"surface": True} if args.style_surface else {}), "n_samples": opts.n_samples,
             "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
             "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES)}
 
@@ -71,7 +72,7 @@ def _render_view(args, geo, v, fields, opts, ks):
         z, w_c, w_f = shared_weights(*fields, ro, rd, opts)
         kept += kept_weight(w_c, w_f, ks)
         total += float(w_f.sum(dtype=np.float64))
-        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples)):
+        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, args.style_surface)):
             dst[start:end] = src
     return tuple(a.reshape(h, w, -1) for a in out), {"ks": ks, "kept": kept.tolist(), "total": total}
 
@@ -142,7 +143,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
             json.dump(coverages[v], f)
         for dst, src in zip(arrays, got):
             dst[v] = src
-    line = coverage_line(k, coverages)
+    line = None if args.style_surface else coverage_line(k, coverages)  # one point a ray: no share to tell
     if line:
         log(line)
     return SampleCache(*arrays)

@@ -15,15 +15,21 @@ import jittor as jt
 import numpy as np
 
 
-def top_samples(z, w_coarse, w_fine, k):
+def top_samples(z, w_coarse, w_fine, k, surface=False):
     """NumPy z, w_coarse, w_fine [R,S] (shared_weights) -> (z, w_coarse, w_fine, spread) [R,k] of
     the k samples with the largest w_coarse + w_fine, in depth order; each level's k weights are
     scaled so that they sum to the level's full opacity (sum of its S weights).  spread: half the
     gap to the nearer neighbouring sample, how far a kept depth may be jittered and stay in its
-    own interval (what --perturb's jitter does to the renderer's samples)."""
+    own interval (what --perturb's jitter does to the renderer's samples).
+    surface (k = 1 only): the one depth is the ray's expected depth under the fine weights (the
+    photoreal render's depth, a smooth surface across pixels and views) instead of its heaviest
+    sample's (which jumps between samples from one pixel to the next); the heaviest where a ray
+    has no fine weight."""
     R, S = z.shape
     if not 1 <= k <= S:
         raise ValueError(f"top_samples: k must be in 1..{S} (the samples a ray has), got {k}")
+    if surface and k != 1:
+        raise ValueError(f"top_samples: surface keeps one depth a ray (k = 1), got k {k}")
     gaps = np.diff(z, axis=1)
     spread = 0.5 * np.minimum(np.concatenate([gaps[:, :1], gaps], 1), np.concatenate([gaps, gaps[:, -1:]], 1))
     keep = np.argpartition(-(w_coarse + w_fine), k - 1, axis=1)[:, :k] if k < S else np.tile(np.arange(S), (R, 1))
@@ -32,6 +38,10 @@ def top_samples(z, w_coarse, w_fine, k):
     for full, kept in ((w_coarse, out[1]), (w_fine, out[2])):
         total, part = full.sum(1, keepdims=True), kept.sum(1, keepdims=True)
         kept *= np.where(part > 0, total / np.maximum(part, 1e-30), 0.0)
+    if surface:
+        opacity = w_fine.sum(1, keepdims=True, dtype=np.float64)
+        expected = (w_fine * z).sum(1, keepdims=True, dtype=np.float64) / np.maximum(opacity, 1e-30)
+        out[0] = np.where(opacity > 1e-6, expected, out[0])
     return tuple(a.astype(np.float32) for a in out)
 
 

@@ -34,6 +34,8 @@ class RenderOptions:
     # level's weights rescaled to its opacity (render/cached_samples.top_samples), as the style
     # stage's sample cache trains it; 0: every sample.  Exact densities (no skip) when set.
     top_k: int = 0
+    # top_k 1 only: that one colour at the ray's expected depth (top_samples' surface)
+    surface: bool = False
     # the fast renderer (render/fast.py: a Skipping - occupancy grid + early ray termination) for
     # renders without gradients; None: the exact renderer.  Set by render.fast.fast_options.
     skip: object = field(default=None, compare=False, repr=False)
@@ -53,5 +55,5 @@ class RenderOptions:
 
     def for_style(self, args):
         """These options for renders of the stylized NeRF: from each ray's --style_render_samples
-        heaviest samples (0: every sample)."""
-        return replace(self, top_k=int(args.style_render_samples))
+        heaviest samples (0: every sample), or from its expected depth (--style_surface)."""
+        return replace(self, top_k=int(args.style_render_samples), surface=bool(args.style_surface))

@@ -94,7 +94,7 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts
         if not (share_color and o.n_fine > 0):
             raise ValueError("render_rays: top_k renders need share_color and fine samples (the style field)")
         geo = _shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, o)
-        return composite_top_k(top_k_samples(geo, rays_d, o.top_k), (fine_field or coarse_field).colors,
+        return composite_top_k(top_k_samples(geo, rays_d, o.top_k, o.surface), (fine_field or coarse_field).colors,
                                rays_o, rays_d, o.white_bkgd)
     if o.skip is not None:  # the fast renderer (no gradients)
         return o.skip.render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field, o, share_color=share_color,
@@ -182,12 +182,12 @@ def _level_weights(geo, rays_d, n_samples):
     return z_all, w_c_all, w_f, d_c, d_f, a_c, a_f
 
 
-def top_k_samples(geo, rays_d, k):
+def top_k_samples(geo, rays_d, k, surface=False):
     """What every colour of a top-k render shares: each ray's k heaviest samples of a shared-colour
     geometry (_shared_depths with its fine sigma) - their depths and both levels' weights, rescaled
     to each level's opacity (top_samples) - and the full levels' depth and acc (NumPy)."""
     z_all, w_c, w_f, d_c, d_f, a_c, a_f = _level_weights(geo, rays_d, geo["z_vals"].shape[1])
-    z, w_c, w_f, _ = top_samples(z_all, w_c, w_f, min(int(k), z_all.shape[1]))
+    z, w_c, w_f, _ = top_samples(z_all, w_c, w_f, min(int(k), z_all.shape[1]), surface)
     return dict(z=z, w_coarse=w_c, w_fine=w_f, depth=(d_c, d_f), acc=(a_c, a_f))
 
 
@@ -269,7 +269,7 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
             else:
                 geo = _shared_geometry(coarse_field, fine_field, origins, d, o, z_vals)
             jt.sync([v for v in geo.values() if isinstance(v, jt.Var)])  # once for every colour
-            kept = top_k_samples(geo, d, o.top_k) if o.top_k else None
+            kept = top_k_samples(geo, d, o.top_k, o.surface) if o.top_k else None
             for k in range(n_colors):
                 if o.top_k:
                     out = composite_top_k(kept, lambda pts, k=k: fine_field.color(pts, k), origins, d, o.white_bkgd)

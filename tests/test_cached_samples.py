@@ -34,6 +34,25 @@ def test_top_samples_keeps_the_heaviest_in_depth_order_with_each_levels_opacity(
         top_samples(z, wc, wf, 13)
 
 
+def test_surface_keeps_one_point_a_ray_at_its_expected_depth():
+    """surface: the one kept depth is sum(w_fine z) / sum(w_fine) (NumPy), its weights each level's
+    opacity as for k = 1; a ray without fine weight keeps its heaviest sample; only k = 1."""
+    rng = np.random.default_rng(2)
+    z = np.sort(rng.uniform(0, 1, (40, 10)), 1)
+    wc, wf = rng.uniform(0, 0.1, (40, 10)), rng.uniform(0, 0.1, (40, 10))
+    wf[3] = 0.0
+    t, kc, kf, spread = top_samples(z, wc, wf, 1, surface=True)
+    heaviest = top_samples(z, wc, wf, 1)
+    expected = (wf * z).sum(1) / np.where(wf.sum(1) > 0, wf.sum(1), 1)
+    np.testing.assert_allclose(np.delete(t[:, 0], 3), np.delete(expected, 3), rtol=1e-5)
+    assert t[3, 0] == heaviest[0][3, 0]
+    for a, b in zip((kc, kf, spread), heaviest[1:]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(kf[:, 0], wf.sum(1), rtol=1e-5)
+    with pytest.raises(ValueError, match="surface keeps one depth a ray"):
+        top_samples(z, wc, wf, 2, surface=True)
+
+
 def test_a_level_without_weight_stays_without_weight():
     z = np.linspace(0, 1, 6)[None]
     wc, wf = np.zeros((1, 6)), np.array([[0, 0, 0.5, 0.2, 0, 0]])
@@ -116,18 +135,21 @@ def test_a_top_k_render_is_the_cache_rule_at_render_time(white_bkgd):
     style stage's cache composites them (top_samples + composite_cached); depth and acc stay the
     full render's; K = every sample is the exact render."""
     import dataclasses
-    (coarse, fine), _, _, rays_o, rays_d = fields(-0.1)
+    (coarse, fine), _, _, rays_o, rays_d = fields(1.0)  # weight spread along each ray
     opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6, white_bkgd=white_bkgd)
     exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
+    renders = []
     for k in (1, 3):
         got = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=k),
                           share_color=True)
+        renders.append(got["fine"]["rgb"].numpy())
         z, wc, wf, _ = top_samples(*shared_weights(coarse, fine, rays_o, rays_d, opts), k)
         ref = composite_cached(fine.colors(cached_points(rays_o, rays_d, z)), wc, wf, white_bkgd)
         for level in ("coarse", "fine"):
             np.testing.assert_allclose(got[level]["rgb"].numpy(), ref[level]["rgb"].numpy(), rtol=1e-5, atol=1e-6)
             for key in ("depth", "acc"):
                 np.testing.assert_allclose(got[level][key].numpy(), exact[level][key].numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(renders[0] - renders[1]).max() > 1e-4  # K matters on this density (the tolerance: 1e-5)
     every = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=14),
                         share_color=True)
     for level in ("coarse", "fine"):
@@ -139,6 +161,26 @@ def test_a_top_k_render_is_the_cache_rule_at_render_time(white_bkgd):
     acc = exact["fine"]["acc"].numpy()[:, None]
     np.testing.assert_allclose(one["fine"]["rgb"].numpy(), c1 * acc + (1 - acc if white_bkgd else 0), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_surface_render_colours_each_ray_at_its_expected_depth():
+    """RenderOptions(top_k=1, surface=True): the style field's colour at the fine level's expected
+    depth (sum w z / sum w over the exact render's weights), times each level's opacity."""
+    import dataclasses
+    (coarse, fine), _, _, rays_o, rays_d = fields(1.0)  # weight spread along each ray
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=6)
+    exact = render_rays(rays_o, rays_d, None, coarse, fine, opts=opts, share_color=True)
+    heaviest = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=1),
+                           share_color=True)["fine"]["rgb"].numpy()
+    got = render_rays(rays_o, rays_d, None, coarse, fine, opts=dataclasses.replace(opts, top_k=1, surface=True),
+                      share_color=True)
+    w, z = exact["fine"]["weights"].numpy(), exact["fine"]["z_vals"].numpy()
+    depth = ((w * z).sum(1) / w.sum(1))[:, None].astype(np.float32)
+    colour = fine.colors(cached_points(rays_o, rays_d, depth)).numpy()[:, 0]
+    for level in ("coarse", "fine"):
+        acc = exact[level]["acc"].numpy()[:, None]
+        np.testing.assert_allclose(got[level]["rgb"].numpy(), colour * acc, rtol=1e-4, atol=1e-6)
+    assert np.abs(got["fine"]["rgb"].numpy() - heaviest).max() > 1e-4  # not the heaviest sample's colour
 
 
 def test_a_top_k_render_needs_the_shared_colour_path():

@@ -102,7 +102,7 @@ def test_style_samples_above_a_rays_samples_keep_them_all_and_say_so(capsys):
     assert args.style_samples == 8
     assert "--style_samples 32 -> 8: a ray has only 8 samples" in capsys.readouterr().out
     assert parse_args(["--style_samples", "32"]).style_samples == 32  # 64 + 64 samples: kept as asked
-    with pytest.raises(ConfigError, match="--style_samples 8: the sample cache needs the fine level"):
+    with pytest.raises(ConfigError, match="--style_samples 8: the heaviest samples come from the fine level"):
         parse_args(["--style_samples", "8", "--N_samples_fine", "0"])
 
 
@@ -138,6 +138,11 @@ def test_style_render_samples_shape_every_stylized_render_and_need_the_fine_leve
         parse_args(["--style_render_samples", "2", "--N_samples_fine", "0"])
     with pytest.raises(ConfigError, match="--style_render_samples must be >= 0"):
         parse_args(["--style_render_samples", "-1"])
+    args = parse_args(["--style_render_samples", "1", "--style_samples", "1", "--style_surface"])
+    assert RenderOptions().for_style(args) == RenderOptions(top_k=1, surface=True)
+    for bad in (["--style_surface"], ["--style_surface", "--style_render_samples", "1", "--style_samples", "4"]):
+        with pytest.raises(ConfigError, match="--style_surface colours one point a ray: expected --style_render_samples 1"):
+            parse_args(bad)
 
 
 def test_hash_encoding_options_default_to_the_position_encoding_and_are_checked():

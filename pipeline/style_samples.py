@@ -31,7 +31,8 @@ def cache_key(args, expdir, opts):
             "target_factor": args.target_factor, "k": args.style_samples,
             **({"surface": True} if args.style_surface else {}), "n_samples": opts.n_samples,
             "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
-            "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES)}
+            "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES),
+            "opacity": "kept"}  # since every level keeps its opacity (caches before: black rays at small K)
 
 
 class SampleCache:

@@ -35,9 +35,15 @@ def top_samples(z, w_coarse, w_fine, k, surface=False):
     keep = np.argpartition(-(w_coarse + w_fine), k - 1, axis=1)[:, :k] if k < S else np.tile(np.arange(S), (R, 1))
     keep = np.take_along_axis(keep, np.argsort(np.take_along_axis(z, keep, 1), axis=1), 1)
     out = [np.take_along_axis(a, keep, 1) for a in (z, w_coarse, w_fine, spread)]
+    # a level's weights are scaled to its opacity; where the kept samples hold none of a level's
+    # weight (a few samples, and the heaviest is the other level's) that opacity is spread as
+    # both levels' kept weights are: scaled to zero, the level would turn the ray black
+    both = out[1] + out[2]
+    both_sum = both.sum(1, keepdims=True)
     for full, kept in ((w_coarse, out[1]), (w_fine, out[2])):
         total, part = full.sum(1, keepdims=True), kept.sum(1, keepdims=True)
-        kept *= np.where(part > 0, total / np.maximum(part, 1e-30), 0.0)
+        spread_as = np.where(part > 0, kept / np.maximum(part, 1e-30), both / np.maximum(both_sum, 1e-30))
+        kept[:] = spread_as * total
     if surface:
         opacity = w_fine.sum(1, keepdims=True, dtype=np.float64)
         expected = (w_fine * z).sum(1, keepdims=True, dtype=np.float64) / np.maximum(opacity, 1e-30)

@@ -34,6 +34,22 @@ def test_top_samples_keeps_the_heaviest_in_depth_order_with_each_levels_opacity(
         top_samples(z, wc, wf, 13)
 
 
+def test_a_level_whose_weight_the_kept_samples_miss_keeps_its_opacity_there():
+    """The heaviest sample carries coarse weight only (a coarse depth the fine level passes through
+    with no weight): K = 1 gives the fine level its whole opacity at that depth, not 0 (a black
+    ray); with K = 2 each level keeps its own sample's weight."""
+    z = np.linspace(0, 1, 5)[None]
+    wc, wf = np.array([[0, 0.9, 0, 0, 0]]), np.array([[0, 0, 0.3, 0.5, 0]])
+    t, kc, kf, _ = top_samples(z, wc, wf, 1)
+    np.testing.assert_allclose(t, [[0.25]])
+    np.testing.assert_allclose(kc, [[0.9]], rtol=1e-6)
+    np.testing.assert_allclose(kf, [[0.8]], rtol=1e-6)
+    t, kc, kf, _ = top_samples(z, wc, wf, 2)
+    np.testing.assert_allclose(t, [[0.25, 0.75]])
+    np.testing.assert_allclose(kc, [[0.9, 0]], atol=1e-7)
+    np.testing.assert_allclose(kf, [[0, 0.8]], rtol=1e-6, atol=1e-7)
+
+
 def test_surface_keeps_one_point_a_ray_at_its_expected_depth():
     """surface: the one kept depth is sum(w_fine z) / sum(w_fine) (NumPy), its weights each level's
     opacity as for k = 1; a ray without fine weight keeps its heaviest sample; only k = 1."""

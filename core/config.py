@@ -130,9 +130,9 @@ def build_parser():
         help="render the stylized NeRF (style training with the renderer, videos, evaluate.py, the mimic "
              "step) from each ray's K heaviest samples of the frozen density, weights rescaled to the ray's "
              "opacity, as the sample cache (--style_samples) trains it; 1: one colour a ray (0: every sample)")
-    add("--style_surface", action="store_true",
-        help="with --style_render_samples 1 (and --style_samples 1): that one colour a ray at its expected "
-             "depth, a smooth surface across pixels and views, instead of at its heaviest sample")
+    add("--style_point", type=str, default="heaviest", choices=["heaviest", "surface"],
+        help="where a one-sample cache or render (--style_samples 1, --style_render_samples 1) colours a ray: "
+             "its heaviest sample, or its expected depth (surface: smooth across pixels and views)")
     add("--target_factor", type=int, default=1,
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
@@ -264,9 +264,6 @@ def check_args(args):
         if getattr(args, name) > 0 and args.N_samples_fine == 0:
             raise ConfigError(f"--{name} {getattr(args, name)}: the heaviest samples come from the fine level "
                               f"(--N_samples_fine > 0, got 0); expected --{name} 0 without it")
-    if args.style_surface and (args.style_render_samples != 1 or args.style_samples not in (0, 1)):
-        raise ConfigError(f"--style_surface colours one point a ray: expected --style_render_samples 1 and --style_samples "
-                          f"0 or 1, got {args.style_render_samples} and {args.style_samples}")
     n_all = args.N_samples + args.N_samples_fine
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "

@@ -26,10 +26,15 @@ from render.renderer import shared_weights
 NAMES = ("depth", "w_coarse", "w_fine", "spread")
 
 
+def surface(args):
+    """A one-sample cache at each ray's expected depth (--style_point surface) instead of its heaviest."""
+    return args.style_samples == 1 and args.style_point == "surface"
+
+
 def cache_key(args, expdir, opts):
     return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
             "target_factor": args.target_factor, "k": args.style_samples,
-            **({"surface": True} if args.style_surface else {}), "n_samples": opts.n_samples,
+            **({"surface": True} if surface(args) else {}), "n_samples": opts.n_samples,
             "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
             "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES),
             "opacity": "kept"}  # since every level keeps its opacity (caches before: black rays at small K)
@@ -73,7 +78,7 @@ def _render_view(args, geo, v, fields, opts, ks):
         z, w_c, w_f = shared_weights(*fields, ro, rd, opts)
         kept += kept_weight(w_c, w_f, ks)
         total += float(w_f.sum(dtype=np.float64))
-        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, args.style_surface)):
+        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, surface(args))):
             dst[start:end] = src
     return tuple(a.reshape(h, w, -1) for a in out), {"ks": ks, "kept": kept.tolist(), "total": total}
 
@@ -144,7 +149,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
             json.dump(coverages[v], f)
         for dst, src in zip(arrays, got):
             dst[v] = src
-    line = None if args.style_surface else coverage_line(k, coverages)  # one point a ray: no share to tell
+    line = None if surface(args) else coverage_line(k, coverages)  # one point a ray: no share to tell
     if line:
         log(line)
     return SampleCache(*arrays)

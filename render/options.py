@@ -55,5 +55,6 @@ class RenderOptions:
 
     def for_style(self, args):
         """These options for renders of the stylized NeRF: from each ray's --style_render_samples
-        heaviest samples (0: every sample), or from its expected depth (--style_surface)."""
-        return replace(self, top_k=int(args.style_render_samples), surface=bool(args.style_surface))
+        heaviest samples (0: every sample); with one, at its expected depth under --style_point surface."""
+        k = int(args.style_render_samples)
+        return replace(self, top_k=k, surface=k == 1 and args.style_point == "surface")

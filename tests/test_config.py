@@ -138,11 +138,11 @@ def test_style_render_samples_shape_every_stylized_render_and_need_the_fine_leve
         parse_args(["--style_render_samples", "2", "--N_samples_fine", "0"])
     with pytest.raises(ConfigError, match="--style_render_samples must be >= 0"):
         parse_args(["--style_render_samples", "-1"])
-    args = parse_args(["--style_render_samples", "1", "--style_samples", "1", "--style_surface"])
+    args = parse_args(["--style_render_samples", "1", "--style_point", "surface"])
     assert RenderOptions().for_style(args) == RenderOptions(top_k=1, surface=True)
-    for bad in (["--style_surface"], ["--style_surface", "--style_render_samples", "1", "--style_samples", "4"]):
-        with pytest.raises(ConfigError, match="--style_surface colours one point a ray: expected --style_render_samples 1"):
-            parse_args(bad)
+    # more samples than one: the point option does not apply (a config's surface, more samples asked)
+    args = parse_args(["--style_render_samples", "4", "--style_point", "surface"])
+    assert RenderOptions().for_style(args) == RenderOptions(top_k=4)
 
 
 def test_hash_encoding_options_default_to_the_position_encoding_and_are_checked():

@@ -37,6 +37,24 @@ def test_the_cache_holds_every_pixels_heaviest_samples(style_setup):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)  # float16
 
 
+def test_a_one_sample_surface_cache_holds_each_pixels_expected_depth_and_is_keyed_apart(style_setup):
+    """--style_samples 1 --style_point surface: the cache holds top_samples' surface point, and a
+    heaviest-sample cache of the same K is not taken for it (nor the other way)."""
+    st = style_setup
+    heaviest = build(st, style_samples=1)
+    logs = []
+    cache = build(st, log=logs.append, style_samples=1, style_point="surface")
+    assert any("style sample cache" in line for line in logs)  # rebuilt: another key
+    v = 1
+    rows, cols = np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
+    ro, rd = pixel_rays(H, W, FOCAL, np.broadcast_to(st["geo"].c2ws[v], (H * W, 3, 4)), rows.ravel(), cols.ravel())
+    ref = top_samples(*shared_weights(*st["system"].fields(), ro, rd, EVAL), 1, surface=True)
+    r, c = np.arange(H * W) // W, np.arange(H * W) % W
+    for got, want in zip(cache.lookup(np.full(H * W, v), r, c), ref):
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)  # float16
+    assert np.abs(cache.depth[v].astype(np.float32) - heaviest.depth[v].astype(np.float32)).max() > 1e-3
+
+
 def test_half_size_targets_get_a_half_size_cache(style_setup):
     assert build(style_setup, target_factor=2).depth.shape == (3, H // 2, W // 2, 4)
 

@@ -240,11 +240,11 @@ def add_original_only_options(add):
         help="not supported: rays pass through pixel corners, the original's default")
 
 
-_POSITIVE = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D",
-                 "batch_size", "batch_size_style", "chunk", "N_samples", "i_print", "i_weights",
-                 "ckp_num", "vae_d", "vae_w", "vae_latent", "render_factor", "fps", "finetune_size",
-                 "i_weights_decoder", "style_size", "eval_factor", "eval_k_short", "eval_k_long",
-                 "mimic_views", "target_factor", "style_patch", "hash_levels", "hash_lrate", "gen_factor", "valid_factor"]
+_POSITIVE = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine", "style_D", "batch_size",
+             "batch_size_style", "chunk", "N_samples", "i_print", "i_weights", "ckp_num", "vae_d", "vae_w",
+             "vae_latent", "render_factor", "fps", "finetune_size", "i_weights_decoder", "style_size",
+             "eval_factor", "eval_k_short", "eval_k_long", "mimic_views", "target_factor", "style_patch",
+             "hash_levels", "hash_lrate", "gen_factor", "valid_factor"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",

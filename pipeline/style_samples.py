@@ -140,8 +140,8 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
                 dst[v] = src
         coverages.append(None if got is None else _read_coverage(os.path.join(folder, f"view_{v:03d}.json"), ks))
     if todo:
-        log(f"style sample cache: the {k} heaviest samples of every pixel, {len(todo)} of {geo.n_views} views "
-            f"at {w}x{h} into {folder}")
+        what = "the point at its expected depth" if surface(args) else f"the {k} heaviest samples"
+        log(f"style sample cache: {what} of every pixel, {len(todo)} of {geo.n_views} views at {w}x{h} into {folder}")
     for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
         got, coverages[v] = _render_view(args, geo, v, fields, opts, ks)
         write_arrays(os.path.join(folder, f"view_{v:03d}.npz"), dict(zip(NAMES, got)))

@@ -44,7 +44,8 @@ def test_a_one_sample_surface_cache_holds_each_pixels_expected_depth_and_is_keye
     heaviest = build(st, style_samples=1)
     logs = []
     cache = build(st, log=logs.append, style_samples=1, style_point="surface")
-    assert any("style sample cache" in line for line in logs)  # rebuilt: another key
+    assert any("style sample cache: the point at its expected depth of every pixel, 3 of 3 views" in line
+               for line in logs)  # rebuilt: another key
     v = 1
     rows, cols = np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
     ro, rd = pixel_rays(H, W, FOCAL, np.broadcast_to(st["geo"].c2ws[v], (H * W, 3, 4)), rows.ravel(), cols.ravel())

@@ -5,7 +5,9 @@ For views of a trained NeRF, at every --stride-th pixel: the fine level's compos
 heaviest samples hold (before top_samples rescales them to the full opacity), and the PSNR of the
 fine image rendered from those K samples (the NeRF's own colours there) against the exact fine
 image.  The style stage's colour is the style MLP's, but the weights are the same: a K that keeps
-the photoreal image keeps the stylized one.
+the photoreal image keeps the stylized one.  Also the share of rays whose K samples hold none of
+one level's weight (coarse or fine) while the level has some: where top_samples spreads that
+level's opacity over the kept samples (before 2026-12-05 it scaled it to 0, a black ray).
 
     tar xzf bench/checkpoints/fern_long.tgz
     python bench/diag/diag_sample_cache.py --expdir logs/fern_long/bench --stride 4 --views 0 10
@@ -33,6 +35,13 @@ def kept_share(w_coarse, w_fine, k):
     return np.take_along_axis(w_fine, keep, 1).sum(1) / np.maximum(w_fine.sum(1), 1e-12)
 
 
+def level_missed(w_coarse, w_fine, k):
+    """Per ray: True where its k heaviest samples hold none of one level's weight, which it has."""
+    keep = np.argsort(-(w_coarse + w_fine), axis=1, kind="stable")[:, :k]
+    return np.zeros(len(w_fine), bool) | np.logical_or.reduce([
+        (np.take_along_axis(w, keep, 1).sum(1) <= 0) & (w.sum(1) > 0) for w in (w_coarse, w_fine)])
+
+
 def measure(a):
     import jittor as jt
     from dataset.rays import image_rays
@@ -50,12 +59,12 @@ def measure(a):
     coarse, fine = system.fields()
     H, W, focal = int(scene.hwf[0]), int(scene.hwf[1]), scene.hwf[2]
     print(f"{path} (step {step}): {opts.n_samples} + {opts.n_fine} samples a ray, every {a.stride}th pixel", flush=True)
-    rows = {k: ([], []) for k in a.ks}
+    rows = {k: ([], [], []) for k in a.ks}
     for v in a.views:
         ro, rd, vd = (r.reshape(H, W, 3)[::a.stride, ::a.stride].reshape(-1, 3)
                       for r in image_rays(H, W, focal, scene.poses[v], ndc=not args.no_ndc))
         exact, cached = [], {k: [] for k in a.ks}
-        shares = {k: [] for k in a.ks}
+        shares, missed = {k: [] for k in a.ks}, {k: [] for k in a.ks}
         for s in range(0, len(ro), args.chunk):
             o, d, vdir = ro[s:s + args.chunk], rd[s:s + args.chunk], vd[s:s + args.chunk]
             z, wc, wf = shared_weights(coarse, fine, o, d, opts)
@@ -68,17 +77,22 @@ def measure(a):
                     rgb_k, _ = fine(cached_points(o, d, zk), view)
                     cached[k].append((rgb_k.numpy() * wk[..., None]).sum(1))
                     shares[k].append(kept_share(wc, wf, k))
+                    missed[k].append(level_missed(wc, wf, k))
         ref = np.concatenate(exact)
         for k in a.ks:
             share = np.concatenate(shares[k])
             rows[k][0].append(psnr(np.concatenate(cached[k]), ref))
             rows[k][1].append(share)
+            rows[k][2].append(np.concatenate(missed[k]))
             print(f"  view {v:2d}, K {k:3d}: fine weight kept {share.mean():.4f} (5th percentile {np.percentile(share, 5):.4f}),"
-                  f" PSNR against the exact fine image {rows[k][0][-1]:.2f} dB", flush=True)
-    print("| K | fine weight kept, mean | 5th percentile | PSNR against exact |\n|---|---|---|---|")
+                  f" PSNR against the exact fine image {rows[k][0][-1]:.2f} dB, rays a level's weight is missed on "
+                  f"{rows[k][2][-1].mean():.2%}", flush=True)
+    print("| K | fine weight kept, mean | 5th percentile | PSNR against exact | rays missing a level's weight |\n"
+          "|---|---|---|---|---|")
     for k in a.ks:
         share = np.concatenate(rows[k][1])
-        print(f"| {k} | {share.mean():.4f} | {np.percentile(share, 5):.4f} | {np.mean(rows[k][0]):.2f} dB |")
+        print(f"| {k} | {share.mean():.4f} | {np.percentile(share, 5):.4f} | {np.mean(rows[k][0]):.2f} dB "
+              f"| {np.concatenate(rows[k][2]).mean():.2%} |")
 
 
 def main(argv=None):

@@ -54,6 +54,11 @@ def test_a_one_sample_surface_cache_holds_each_pixels_expected_depth_and_is_keye
     for got, want in zip(cache.lookup(np.full(H * W, v), r, c), ref):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)  # float16
     assert np.abs(cache.depth[v].astype(np.float32) - heaviest.depth[v].astype(np.float32)).max() > 1e-3
+    # rendered elsewhere than it trains: said, with the remedy; rendered there: nothing to say
+    assert any("render with --style_render_samples 1" in line for line in logs)
+    logs.clear()
+    build(st, log=logs.append, style_samples=1, style_point="surface", style_render_samples=1)
+    assert not any("--style_render_samples" in line for line in logs)
 
 
 def test_half_size_targets_get_a_half_size_cache(style_setup):

@@ -255,7 +255,7 @@ _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", 
 def check_args(args):
     """Validate values that argparse cannot; raise ConfigError naming the option."""
     for name in _POSITIVE:
-        if getattr(args, name) <= 0:
+        if not getattr(args, name) > 0:  # NaN too
             raise ConfigError(f"--{name} must be > 0, got {getattr(args, name)}")
     for name in _NON_NEGATIVE:
         if getattr(args, name) < 0:

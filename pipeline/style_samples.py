@@ -151,9 +151,9 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
             dst[v] = src
     line = None if surface(args) else coverage_line(k, coverages)  # one point a ray: no share to tell
     if surface(args) and args.style_render_samples != 1:
-        line = ("style sample cache: one point a ray, at its expected depth; the stylized renders take every "
-                "sample's colour (--style_render_samples 0), which the style stage never trains: render with "
-                "--style_render_samples 1 to colour the surface it learns")
+        line = (f"style sample cache: one point a ray, at its expected depth; the stylized renders colour other "
+                f"points (--style_render_samples {args.style_render_samples}), where the style stage never trains: "
+                f"render with --style_render_samples 1 to colour the surface it learns")
     if line:
         log(line)
     return SampleCache(*arrays)

@@ -38,8 +38,8 @@ def kept_share(w_coarse, w_fine, k):
 def level_missed(w_coarse, w_fine, k):
     """Per ray: True where its k heaviest samples hold none of one level's weight, which it has."""
     keep = np.argsort(-(w_coarse + w_fine), axis=1, kind="stable")[:, :k]
-    return np.zeros(len(w_fine), bool) | np.logical_or.reduce([
-        (np.take_along_axis(w, keep, 1).sum(1) <= 0) & (w.sum(1) > 0) for w in (w_coarse, w_fine)])
+    return np.logical_or(*[(np.take_along_axis(w, keep, 1).sum(1) <= 0) & (w.sum(1) > 0)
+                           for w in (w_coarse, w_fine)])
 
 
 def measure(a):

@@ -3,6 +3,8 @@ import os
 
 import numpy as np
 
+from core.oserrors import remove_quietly, writing
+
 
 def to8b(x):
     """float image in [0,1] -> uint8."""
@@ -11,7 +13,6 @@ def to8b(x):
 
 def write_png(path, img):
     import imageio.v2 as imageio
-    from core.oserrors import writing
     img = np.asarray(img)
     with writing(path):  # a full disk fails inside imageio, without the file's name
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -90,7 +91,6 @@ class VideoWriter:
         return self
 
     def __exit__(self, *exc):
-        from core.oserrors import remove_quietly
         try:
             self.close()
         except BaseException:
@@ -106,7 +106,6 @@ class VideoWriter:
 
 def write_video(path, frames, fps=30):
     """Write uint8/float frames [N,H,W,3] to mp4 (VideoWriter). Returns the path."""
-    from core.oserrors import writing
     with writing(path), VideoWriter(path, fps) as writer:
         for f in frames:
             writer.append(f)

@@ -149,11 +149,14 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
             json.dump(coverages[v], f)
         for dst, src in zip(arrays, got):
             dst[v] = src
-    line = None if surface(args) else coverage_line(k, coverages)  # one point a ray: no share to tell
-    if surface(args) and args.style_render_samples != 1:
+    if not surface(args):
+        line = coverage_line(k, coverages)
+    elif args.style_render_samples != 1:  # one point a ray: no share of the weight to tell, but where it renders
         line = (f"style sample cache: one point a ray, at its expected depth; the stylized renders colour other "
                 f"points (--style_render_samples {args.style_render_samples}), where the style stage never trains: "
                 f"render with --style_render_samples 1 to colour the surface it learns")
+    else:
+        line = None
     if line:
         log(line)
     return SampleCache(*arrays)

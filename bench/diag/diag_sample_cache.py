@@ -29,15 +29,20 @@ def parse(argv):
     return parse_checkpoint_args(ap, argv)
 
 
+def heaviest(w_coarse, w_fine, k):
+    """Indices [R,k] of each ray's k heaviest samples (by coarse + fine weight)."""
+    return np.argsort(-(w_coarse + w_fine), axis=1, kind="stable")[:, :k]
+
+
 def kept_share(w_coarse, w_fine, k):
     """Share of each ray's fine weight on its k heaviest samples (by coarse + fine weight)."""
-    keep = np.argsort(-(w_coarse + w_fine), axis=1, kind="stable")[:, :k]
+    keep = heaviest(w_coarse, w_fine, k)
     return np.take_along_axis(w_fine, keep, 1).sum(1) / np.maximum(w_fine.sum(1), 1e-12)
 
 
 def level_missed(w_coarse, w_fine, k):
     """Per ray: True where its k heaviest samples hold none of one level's weight, which it has."""
-    keep = np.argsort(-(w_coarse + w_fine), axis=1, kind="stable")[:, :k]
+    keep = heaviest(w_coarse, w_fine, k)
     return np.logical_or(*[(np.take_along_axis(w, keep, 1).sum(1) <= 0) & (w.sum(1) > 0)
                            for w in (w_coarse, w_fine)])
 

@@ -46,6 +46,8 @@ def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     assert args.finetune_decoder_steps == 300 and args.decoder_step == 3500000
     assert (args.style_encoding, args.hash_log2_size) == ("hash", 21)  # README, "Style strength"
     assert args.style_patch_weight == 0.01 and args.style_patch_ref == "target"
+    # one style point a ray at its expected depth, trained and rendered there (README, "Style strength")
+    assert (args.style_samples, args.style_render_samples, args.style_point) == (1, 1, "surface")
 
 
 def test_the_originals_config_and_its_other_options_are_accepted(tmp_path):

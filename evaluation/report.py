@@ -9,7 +9,9 @@
    photoreal renders with the same decoder and style image (the paper's
    image-stylization baseline).  The photoreal renders themselves are measured
    too: their error is the floor the warp itself leaves (resampling, NeRF
-   view-dependence).  Two warps, each with its own table: the forward splat
+   view-dependence).  So is per-frame AdaIN's middle frame carried into every
+   frame by the geometry: flicker-free with AdaIN's texture, its error is about
+   the lowest that any stylization as sharp as AdaIN gets from the measure.  Two warps, each with its own table: the forward splat
    (the project's measure since the first evaluation, the ratios the targets
    name) and the backward bilinear read of the flow-warping literature, whose
    resampling floor on fine detail is far lower (evaluation/consistency.py).
@@ -31,12 +33,12 @@ import numpy as np
 from tqdm import tqdm
 
 from dataset.rays import image_rays, scaled_hwf
-from evaluation.consistency import WARPS, consistency_error
+from evaluation.consistency import WARPS, carried_sequence, consistency_error
 from evaluation.figures import bar_chart, write_strip
 from evaluation.frame_cache import FrameCache, frame_inputs
 from evaluation.metrics import psnr, ssim
 from evaluation.style_strength import loss_terms, measure, path_sharpness, std_level, tap_statistics
-from evaluation.tables import ADAIN, NERF, PHOTO, write_report
+from evaluation.tables import ADAIN, CARRIED, NERF, PHOTO, write_report
 from pipeline.geometry import surface_points
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from render.fast import fast_options
@@ -148,24 +150,40 @@ def tap_terms(encoder, terms, level):
             for tap, t, l in zip(encoder.taps, terms.mean(axis=0), level.mean(axis=0))}
 
 
+def adain_networks(args, expdir, log=print):
+    """The per-frame AdaIN baseline's encoder and decoder: the experiment's fine-tuned decoder
+    (decoder.pkl) where stage 3 wrote one, as the stylized targets used."""
+    from core.checkpoint import load, load_module_state
+    from pipeline.style_selection import load_style_networks
+    encoder, decoder = load_style_networks(args, log)
+    ft = os.path.join(expdir, "decoder.pkl")
+    if os.path.exists(ft):
+        load_module_state(decoder, load(ft, required_keys=("decoder",))["decoder"], ft)
+    return encoder, decoder
+
+
+def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_feat):
+    """Per-frame AdaIN of the photoreal path and the same carried in 3D from its middle frame
+    (consistency.carried_sequence): (adain [T,H,W,3], carried [T,H,W,3], carried coverage [T])."""
+    from pipeline.targets import stylize_view
+    adain = np.stack([stylize_view(encoder, decoder, f, style_feat) for f in photo_frames])
+    carried, coverage = carried_sequence(adain, points, poses, H, W, focal)
+    return adain, carried, coverage
+
+
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log,
                   cache=None):
     """Per style: consistency rows of the stylized NeRF and per-frame AdaIN, style-strength rows
     of those and of the photoreal frames, and the picture strip (cache: a FrameCache).
     Returns ({warp: consistency rows}, strength rows, {style: strip file name})."""
     from pipeline.style_stage import load_style_model, style_fields
-    from pipeline.style_selection import load_style_images, load_style_networks, style_indices
-    from pipeline.targets import stylize_view
-    from core.checkpoint import load, load_module_state
+    from pipeline.style_selection import load_style_images, style_indices
     try:
         model, step = load_style_model(args, system, expdir)
     except FileNotFoundError as e:
         log(f"no stylized NeRF to evaluate ({e})")
         return {warp: [] for warp in WARPS}, [], {}
-    encoder, decoder = load_style_networks(args, log)
-    ft = os.path.join(expdir, "decoder.pkl")
-    if os.path.exists(ft):
-        load_module_state(decoder, load(ft, required_keys=("decoder",))["decoder"], ft)
+    encoder, decoder = adain_networks(args, expdir, log)
     photo_stats = tap_statistics(encoder, photo_frames)  # the same for every style
     rows, strength, strips = {warp: [] for warp in WARPS}, [], {}
     for k in style_indices(args.style, model.style_names, "the trained style model"):
@@ -177,14 +195,16 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
                                      cache=cache, group=f"style_{name}")
-        adain_frames = np.stack([stylize_view(encoder, decoder, f, s_feat) for f in photo_frames])
-        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames)):
+        adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
+                                                     s_feat)
+        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):
             for warp, r in _rows(name, method, frames, points, poses, H, W, focal, ks).items():
                 rows[warp] += r
         for warp in WARPS:
             log(f"{warp} warp: " + " | ".join(
                 f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
-                for r in rows[warp][-2:]))
+                for r in rows[warp][-3:]))
+        log(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels")
         style_stats = tap_statistics(encoder, style_img)
         # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
         terms = loss_terms(photo_stats, style_stats)

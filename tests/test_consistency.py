@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from evaluation.consistency import ConsistencyInputError, backward_warp, consistency_error, warp_frame
+from evaluation.consistency import (ConsistencyInputError, backward_warp, carried_sequence, consistency_error,
+                                    warp_frame)
 from tests.synthetic_scene import Plane, pose, render, render_sequence
 
 H, W, F = 24, 32, 24.0
@@ -148,3 +149,47 @@ def test_bad_inputs_raise():
         consistency_error(frames, points, c2ws, H, W, F, warp="nearest")
     with pytest.raises(ConsistencyInputError, match="dst_points"):
         backward_warp(frames[0], points[0], c2ws[0], points[1, :5], c2ws[1], H, W, F)
+    with pytest.raises(ConsistencyInputError, match="ref must be in 0..2"):
+        carried_sequence(frames, points, c2ws, H, W, F, ref=3)
+    with pytest.raises(ConsistencyInputError, match="same T"):
+        carried_sequence(frames, points[:2], c2ws, H, W, F)
+
+
+def test_carried_sequence_is_the_reference_frame_projected_onto_every_camera():
+    planes = [FAR, NEAR]
+    c2ws = [pose(tx=t / 6, ty=-t / 6) for t in range(5)]  # whole-pixel motion: exact reads
+    frames, points, c2ws = render_sequence(planes, c2ws, H, W, F)
+    marked = frames.copy()
+    marked[:, :, :, 2] = np.arange(5)[:, None, None] / 10  # each frame's own blue: where it comes from
+    carried, coverage = carried_sequence(marked, points, c2ws, H, W, F)
+    np.testing.assert_array_equal(carried[2], marked[2])  # the middle frame is the reference
+    hidden = []
+    assert coverage[2] == 1.0
+    for t in (0, 1, 3, 4):
+        _, seen = backward_warp(marked[2], points[2], c2ws[2], points[t], c2ws[t], H, W, F)  # same surface
+        from_ref = np.isclose(carried[t][..., 2], 0.2)
+        assert coverage[t] == pytest.approx(from_ref.mean()) and 0.5 < coverage[t] < 1.0
+        # where the reference sees the surface, the surface's own colour (and the reference's blue)
+        np.testing.assert_allclose(carried[t][seen][:, :2], frames[t][seen][:, :2], atol=1e-5)
+        assert from_ref[seen].all()
+        # where it does not (the far plane behind the near one, seen from the reference) the
+        # occluder's colour, the same from every frame: a colour of the 3D point alone
+        hidden.append((from_ref & ~seen).sum())
+        np.testing.assert_array_equal(carried[t][~from_ref], marked[t][~from_ref])  # outside the reference
+    assert coverage[0] < coverage[1]  # farther from the reference, less of it in view
+    assert max(hidden) > 5  # surfaces the reference does not see are read too
+    exact = consistency_error(carried, points, c2ws, H, W, F, k=2, warp="backward")
+    assert exact["mean"] < 1e-5  # flicker-free: whole-pixel reads of one image
+
+
+def test_carried_noise_is_consistent_where_per_frame_noise_flickers():
+    # per-frame noise (a per-frame stylization's flicker) is charged as flicker; the same noise
+    # carried from one frame keeps its texture and leaves about the warp's own floor
+    frames, points, c2ws = general_sequence()
+    noisy = frames + np.random.default_rng(1).normal(0, 0.05, frames.shape).astype(np.float32)
+    carried, coverage = carried_sequence(noisy, points, c2ws, H, W, F, ref=0)
+    flicker = consistency_error(noisy, points, c2ws, H, W, F, k=1, warp="backward")["mean"]
+    kept = consistency_error(carried, points, c2ws, H, W, F, k=1, warp="backward")["mean"]
+    assert coverage.min() > 0.5 and flicker > 0.05
+    assert kept < 0.5 * flicker
+    assert np.std(carried[3] - frames[3]) > 0.02  # the texture is still there (bilinear reads smooth it)

@@ -398,6 +398,9 @@ def _check_style_strength(argv, out, report):
         for suffix, c in (("", cons), ("_backward", back)):
             want = float(c[(s, "stylized NeRF")]["k3_mean"]) / float(c[(s, "per-frame AdaIN")]["k3_mean"])
             assert float(r[f"consistency_ratio_k3{suffix}"]) == pytest.approx(want)
+            # per-frame AdaIN carried in 3D from the middle frame: flicker-free, so below AdaIN's own
+            carried = float(c[(s, "AdaIN carried in 3D")]["k3_mean"]) / float(c[(s, "per-frame AdaIN")]["k3_mean"])
+            assert float(r[f"carried_ratio_k3{suffix}"]) == pytest.approx(carried) and carried < 1
         assert f"| {r['style']} | " in report.split("## Summary per style")[1]
     # strips: photoreal | stylized NeRF | per-frame AdaIN | style image, all at the frame height
     for stem, style in styles.items():
@@ -806,3 +809,25 @@ def test_style_levers_trains_variants_on_the_shared_stages_and_tabulates_them(
         assert r["style_loss_ratio"] == pytest.approx(r["style_loss_nerf"] / r["style_loss_adain"])
         assert np.isfinite([r["sharpness_nerf"], r["consistency_ratio_k1"]]).all()
     assert "| f1 | la_muse |" in capsys.readouterr().out
+
+
+def test_consistency_floor_diagnostic_carries_adain_without_a_stylized_nerf(trained, tmp_path, capsys):
+    """bench/diag/diag_consistency_floor.py: per-frame AdaIN of the photoreal path against the same
+    carried in 3D, from the NeRF and decoder alone; its ratios are the report's definition."""
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "diag"))
+    import diag_consistency_floor
+    argv, exp = trained
+    out = str(tmp_path / "floor.json")
+    assert diag_consistency_floor.main(argv + ["--eval_factor", "1", "--eval_k_long", "3", "--floor_out", out]) == 0
+    got = json.load(open(out))
+    assert sorted(got["styles"]) == ["la_muse.jpg", "sketch.png"] and got["ks"] == [1, 3]
+    for res in got["styles"].values():
+        assert 0.5 < res["coverage"] <= 1 and res["sharpness_adain"] > 0
+        for warp in ("forward", "backward"):
+            adain, carried = res[warp]["per-frame AdaIN"], res[warp]["AdaIN carried in 3D"]
+            for k in (1, 3):
+                assert res[warp]["carried_ratio"][str(k)] == pytest.approx(carried[f"k{k}_mean"] / adain[f"k{k}_mean"])
+            assert carried["k1_mean"] < adain["k1_mean"]  # flicker-free where carried
+    assert "carried / per-frame: k=1 " in capsys.readouterr().out

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from evaluation.tables import (ADAIN, NERF, PHOTO, consistency_ratios, summary_markdown, summary_rows,
+from evaluation.tables import (ADAIN, CARRIED, NERF, PHOTO, consistency_ratios, summary_markdown, summary_rows,
                                tap_lines, tap_rows, with_style_gain, write_report)
 
 
@@ -139,3 +139,21 @@ def test_backward_warp_table_adds_its_own_section_csv_and_summary_columns(tmp_pa
         assert float(list(csv.DictReader(f))[1]["k7_mean"]) == pytest.approx(0.01)
     with open(tmp_path / "summary.csv") as f:
         assert float(list(csv.DictReader(f))[0]["consistency_ratio_k7_backward"]) == pytest.approx(0.125)
+
+
+def test_carried_adain_rows_give_their_own_ratio_line_and_summary_columns(tmp_path):
+    # a's AdaIN carried in 3D: 0.036 / 0.06 = 0.60 at k=1, 0.044 / 0.08 = 0.55 at k=7
+    table = TABLE + [_row("a.jpg", CARRIED, 0.036, 0.044)]
+    lines = consistency_ratios(table, (1, 7))
+    assert lines[1] == (f"- a.jpg: {CARRIED} / per-frame AdaIN = 0.60 at k=1, 0.55 at k=7 (a flicker-free "
+                        "stylization as sharp as AdaIN: about the lowest ratio such a one reaches)")
+    assert len(lines) == 3 and lines[2].startswith("- b.png: stylized NeRF")  # b has no carried row
+    rows = summary_rows(STRENGTH, table, (1, 7))
+    assert rows[0]["carried_ratio_k1"] == pytest.approx(0.6) and rows[0]["carried_ratio_k7"] == pytest.approx(0.55)
+    assert math.isnan(rows[1]["carried_ratio_k7"])
+    md = summary_markdown(rows, (1, 7))
+    assert md[0].endswith("| consistency ratio k=7 | k=7, AdaIN carried in 3D |")
+    assert md[2] == "| a | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 | 0.55 |"
+    write_report(str(tmp_path), 30, [], table, (1, 7), 12, (47, 63), STRENGTH, None, 32)
+    with open(tmp_path / "summary.csv") as f:
+        assert float(list(csv.DictReader(f))[0]["carried_ratio_k7"]) == pytest.approx(0.55)

@@ -1,0 +1,81 @@
+"""The lowest consistency ratio a stylization as sharp as per-frame AdaIN can reach on a trained
+NeRF's path: per-frame AdaIN of the photoreal path against the same carried in 3D from its middle
+frame (evaluation/consistency.carried_sequence: flicker-free, AdaIN's texture).  Needs only the
+NeRF and the decoder (stages 1-3), not a stylized NeRF.
+
+    python bench/diag/diag_consistency_floor.py --config configs/fern_quick.txt --eval_frames 30 \
+        [--floor_out floor.json]
+
+Prints per style the warping errors (both warps, k = --eval_k_short and --eval_k_long) of the
+photoreal NeRF, per-frame AdaIN and AdaIN carried in 3D, the carried / per-frame ratio (what
+evaluate.py's "AdaIN carried in 3D" column gives), the share of pixels carried, and both
+sharpness figures (relative to the photoreal frames).  A consistency target below the carried
+ratio asks for a stylization blurrier than AdaIN's, or one more consistent than the NeRF's
+geometry lets the measure see.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from backend import runtime  # noqa: E402
+
+
+def main(argv=None):
+    from core.config import build_parser, check_args
+    ap = build_parser()
+    ap.add_argument("--floor_out", default=None, help="also write the figures as JSON here")
+    args = ap.parse_args(argv)
+    check_args(args)
+    runtime.setup()
+    import jittor as jt
+    from dataset.rays import scaled_hwf
+    from evaluation.report import _rows, adain_networks, adain_path, render_path
+    from evaluation.style_strength import path_sharpness
+    from evaluation.tables import ADAIN, CARRIED, consistency_ratio
+    from pipeline import stages
+    from pipeline.experiment import experiment_dir
+    from pipeline.nerf_stage import load_trained_nerf, valid_poses
+    from pipeline.style_selection import load_style_images, select_styles
+    from render.options import RenderOptions
+    stages.apply_compute_options(args)
+    scene = stages.load_scene(args)
+    expdir = experiment_dir(args, create=False)
+    system, step, _ = load_trained_nerf(args, expdir)
+    ks = (args.eval_k_short, args.eval_k_long)
+    H, W, focal = scaled_hwf(scene.hwf, args.eval_factor)
+    poses = valid_poses(args, scene)[:args.eval_frames or None]
+    photo, points = render_path(args, system.fields(), RenderOptions.from_args(args, scene, "eval"), poses,
+                                H, W, focal, "photoreal path")
+    encoder, decoder = adain_networks(args, expdir)
+    out = {"nerf_step": step, "frames": len(poses), "size": [W, H], "ks": list(ks), "styles": {}}
+    for warp, r in _rows("(photoreal NeRF)", "NeRF render", photo, points, poses, H, W, focal, ks).items():
+        out[f"photoreal_{warp}"] = r[0]
+        print(f"photoreal NeRF, {warp} warp: " + ", ".join(f"k={k} {r[0][f'k{k}_mean']:.4f}" for k in ks))
+    for name, path in zip(*select_styles(args)):
+        style_img = load_style_images([path], args.style_size)[0]
+        with jt.no_grad():
+            s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
+        adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, s_feat)
+        res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
+               "sharpness_carried": path_sharpness(carried, photo)}
+        for warp in ("forward", "backward"):
+            table = _rows(name, ADAIN, adain, points, poses, H, W, focal, ks)[warp] \
+                + _rows(name, CARRIED, carried, points, poses, H, W, focal, ks)[warp]
+            res[warp] = {r["method"]: r for r in table}
+            res[warp]["carried_ratio"] = {k: consistency_ratio(table, name, k, CARRIED) for k in ks}
+            print(f"{name}, {warp} warp: " + " | ".join(
+                f"{r['method']}: " + ", ".join(f"k={k} {r[f'k{k}_mean']:.4f}" for k in ks) for r in table)
+                + " | carried / per-frame: " + ", ".join(
+                f"k={k} {v:.2f}" for k, v in res[warp]["carried_ratio"].items()))
+        print(f"{name}: {res['coverage']:.0%} of the pixels carried; sharpness (photo = 1) per-frame AdaIN "
+              f"{res['sharpness_adain']:.2f}, carried {res['sharpness_carried']:.2f}")
+        out["styles"][name] = res
+    if args.floor_out:
+        with open(args.floor_out, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -120,10 +120,12 @@ def carried_sequence(frames, points, c2ws, H, W, focal, ref=None):
     its own point lies in `ref`'s camera, whether or not `ref` sees that surface), so every
     colour is a function of the 3D point alone.  Pixels whose point falls outside `ref`'s image
     keep their own colour.  Per-frame AdaIN carried so has AdaIN's texture and no flicker: its
-    warping error is what the measure charges a 3D-consistent stylization as sharp as AdaIN on
-    this geometry and path (resampling, depth that disagrees between views), about the lowest
-    such a stylization can get.  (No occlusion test: on a rough NeRF depth it would reject most
-    pixels, and a surface `ref` does not see still gets one colour from every view.)
+    warping error is what the measure charges a 3D-consistent stylization with AdaIN's texture on
+    this geometry and path (resampling, depth that disagrees between views).  Where the NeRF's
+    depth is rough (frond edges) the reads jump and add fine detail of their own, so the
+    carried frames can be sharper than AdaIN's and their error is, if anything, above that
+    floor.  (No occlusion test: on a rough NeRF depth it would reject most pixels, and a surface
+    `ref` does not see still gets one colour from every view.)
     Returns (frames [T,H,W,3] float32, coverage [T]: the share of each frame's pixels read from ref)."""
     frames = np.asarray(frames, np.float32)
     points = np.asarray(points, np.float32)

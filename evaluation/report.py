@@ -11,7 +11,7 @@
    too: their error is the floor the warp itself leaves (resampling, NeRF
    view-dependence).  So is per-frame AdaIN's middle frame carried into every
    frame by the geometry: flicker-free with AdaIN's texture, its error is about
-   the lowest that any stylization as sharp as AdaIN gets from the measure.  Two warps, each with its own table: the forward splat
+   the lowest that a stylization with AdaIN's texture gets from the measure.  Two warps, each with its own table: the forward splat
    (the project's measure since the first evaluation, the ratios the targets
    name) and the backward bilinear read of the flow-warping literature, whose
    resampling floor on fine detail is far lower (evaluation/consistency.py).
@@ -204,7 +204,8 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
             log(f"{warp} warp: " + " | ".join(
                 f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
                 for r in rows[warp][-3:]))
-        log(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels")
+        log(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels; sharpness "
+            f"{path_sharpness(carried, photo_frames):.3f} (per-frame AdaIN {path_sharpness(adain_frames, photo_frames):.3f})")
         style_stats = tap_statistics(encoder, style_img)
         # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
         terms = loss_terms(photo_stats, style_stats)

@@ -55,7 +55,7 @@ def consistency_ratios(table, ks):
         if _find(table, s, CARRIED) is not None:
             lines.append(f"- {s}: {CARRIED} / per-frame AdaIN = " + ", ".join(
                 f"{consistency_ratio(table, s, k, CARRIED):.2f} at k={k}" for k in ks)
-                + " (a flicker-free stylization as sharp as AdaIN: about the lowest ratio such a one reaches)")
+                + " (a flicker-free stylization with AdaIN's texture: about the lowest ratio such a one reaches)")
     return lines
 
 

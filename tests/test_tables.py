@@ -146,7 +146,7 @@ def test_carried_adain_rows_give_their_own_ratio_line_and_summary_columns(tmp_pa
     table = TABLE + [_row("a.jpg", CARRIED, 0.036, 0.044)]
     lines = consistency_ratios(table, (1, 7))
     assert lines[1] == (f"- a.jpg: {CARRIED} / per-frame AdaIN = 0.60 at k=1, 0.55 at k=7 (a flicker-free "
-                        "stylization as sharp as AdaIN: about the lowest ratio such a one reaches)")
+                        "stylization with AdaIN's texture: about the lowest ratio such a one reaches)")
     assert len(lines) == 3 and lines[2].startswith("- b.png: stylized NeRF")  # b has no carried row
     rows = summary_rows(STRENGTH, table, (1, 7))
     assert rows[0]["carried_ratio_k1"] == pytest.approx(0.6) and rows[0]["carried_ratio_k7"] == pytest.approx(0.55)

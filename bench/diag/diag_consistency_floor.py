@@ -1,5 +1,5 @@
-"""The lowest consistency ratio a stylization as sharp as per-frame AdaIN can reach on a trained
-NeRF's path: per-frame AdaIN of the photoreal path against the same carried in 3D from its middle
+"""About the lowest consistency ratio a stylization with per-frame AdaIN's texture can reach on a
+trained NeRF's path: per-frame AdaIN of the photoreal path against the same carried in 3D from its middle
 frame (evaluation/consistency.carried_sequence: flicker-free, AdaIN's texture).  Needs only the
 NeRF and the decoder (stages 1-3), not a stylized NeRF.
 
@@ -11,7 +11,8 @@ photoreal NeRF, per-frame AdaIN and AdaIN carried in 3D, the carried / per-frame
 evaluate.py's "AdaIN carried in 3D" column gives), the share of pixels carried, and both
 sharpness figures (relative to the photoreal frames).  A consistency target below the carried
 ratio asks for a stylization blurrier than AdaIN's, or one more consistent than the NeRF's
-geometry lets the measure see.
+geometry lets the measure see.  (Where the depth is rough the carried frames gain detail of their
+own, the sharpness figures show how much, so the ratio is, if anything, above that floor.)
 """
 import json
 import os

@@ -113,7 +113,7 @@ def evaluate(args, scene, expdir, log=print):
         photo = photoreal_metrics(args, scene, system, log, cache)
         photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path",
                                            cache=cache, group="photo")
-        tables = _rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
+        tables = method_rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
         if style_path is not None:
             style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
         rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
@@ -132,7 +132,7 @@ def evaluate(args, scene, expdir, log=print):
     return photo, table, strength
 
 
-def _rows(style, method, frames, points, poses, H, W, focal, ks):
+def method_rows(style, method, frames, points, poses, H, W, focal, ks):
     """{warp: [the consistency row of these frames]} for each of WARPS."""
     out = {}
     for warp in WARPS:
@@ -198,7 +198,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
                                                      s_feat)
         for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):
-            for warp, r in _rows(name, method, frames, points, poses, H, W, focal, ks).items():
+            for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
                 rows[warp] += r
         for warp in WARPS:
             log(f"{warp} warp: " + " | ".join(

@@ -31,7 +31,7 @@ def main(argv=None):
     runtime.setup()
     import jittor as jt
     from dataset.rays import scaled_hwf
-    from evaluation.report import _rows, adain_networks, adain_path, render_path
+    from evaluation.report import adain_networks, adain_path, method_rows, render_path
     from evaluation.style_strength import path_sharpness
     from evaluation.tables import ADAIN, CARRIED, consistency_ratio
     from pipeline import stages
@@ -50,7 +50,7 @@ def main(argv=None):
                                 H, W, focal, "photoreal path")
     encoder, decoder = adain_networks(args, expdir)
     out = {"nerf_step": step, "frames": len(poses), "size": [W, H], "ks": list(ks), "styles": {}}
-    for warp, r in _rows("(photoreal NeRF)", "NeRF render", photo, points, poses, H, W, focal, ks).items():
+    for warp, r in method_rows("(photoreal NeRF)", "NeRF render", photo, points, poses, H, W, focal, ks).items():
         out[f"photoreal_{warp}"] = r[0]
         print(f"photoreal NeRF, {warp} warp: " + ", ".join(f"k={k} {r[0][f'k{k}_mean']:.4f}" for k in ks))
     for name, path in zip(*select_styles(args)):
@@ -61,8 +61,8 @@ def main(argv=None):
         res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
                "sharpness_carried": path_sharpness(carried, photo)}
         for warp in ("forward", "backward"):
-            table = _rows(name, ADAIN, adain, points, poses, H, W, focal, ks)[warp] \
-                + _rows(name, CARRIED, carried, points, poses, H, W, focal, ks)[warp]
+            table = method_rows(name, ADAIN, adain, points, poses, H, W, focal, ks)[warp] \
+                + method_rows(name, CARRIED, carried, points, poses, H, W, focal, ks)[warp]
             res[warp] = {r["method"]: r for r in table}
             res[warp]["carried_ratio"] = {k: consistency_ratio(table, name, k, CARRIED) for k in ks}
             print(f"{name}, {warp} warp: " + " | ".join(

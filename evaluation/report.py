@@ -11,9 +11,9 @@
    too: their error is the floor the warp itself leaves (resampling, NeRF
    view-dependence).  So is per-frame AdaIN's middle frame carried into every
    frame by the geometry: flicker-free with AdaIN's texture, its error is about
-   the lowest that a stylization with AdaIN's texture gets from the measure.  Two warps, each with its own table: the forward splat
-   (the project's measure since the first evaluation, the ratios the targets
-   name) and the backward bilinear read of the flow-warping literature, whose
+   the lowest that a stylization with AdaIN's texture gets from the measure.
+   Two warps, each with its own table: the forward splat (the project's
+   measure since the first evaluation, the ratios the targets name) and the backward bilinear read of the flow-warping literature, whose
    resampling floor on fine detail is far lower (evaluation/consistency.py).
 3. Style strength on the same path frames, per style and method (photoreal NeRF, stylized
    NeRF, per-frame AdaIN): AdaIN's style loss against the style image, the style gain over the

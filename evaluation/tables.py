@@ -4,8 +4,8 @@ Tables come in as lists of row dicts:
 - photoreal: {"view", "psnr", "ssim"} per held-out view;
 - consistency: {"style", "method", "k<k>_mean", "k<k>_std"} per (style, method), the photoreal
   NeRF's row with style "(photoreal NeRF)", and per style optionally CARRIED's (per-frame AdaIN
-  carried in 3D from one frame: flicker-free, consistency.carried_sequence); one table per warp (the forward splat's, and
-  optionally the backward bilinear read's, evaluation/consistency.py);
+  carried in 3D from one frame: flicker-free, consistency.carried_sequence); one table per warp
+  (the forward splat's, and optionally the backward bilinear read's, evaluation/consistency.py);
 - strength: {"style", "method", "style_loss", "content_distance", "sharpness"} per (style,
   method), methods PHOTO, NERF and ADAIN: means over the path frames (sharpness: the ratio of
   the path's mean high-frequency energies, style_strength.path_sharpness), and optionally

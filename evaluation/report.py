@@ -13,8 +13,9 @@
    frame by the geometry: flicker-free with AdaIN's texture, its error is about
    the lowest that a stylization with AdaIN's texture gets from the measure.
    Two warps, each with its own table: the forward splat (the project's
-   measure since the first evaluation, the ratios the targets name) and the backward bilinear read of the flow-warping literature, whose
-   resampling floor on fine detail is far lower (evaluation/consistency.py).
+   measure since the first evaluation, the ratios the targets name) and the
+   backward bilinear read of the flow-warping literature, whose resampling
+   floor on fine detail is far lower (evaluation/consistency.py).
 3. Style strength on the same path frames, per style and method (photoreal NeRF, stylized
    NeRF, per-frame AdaIN): AdaIN's style loss against the style image, the style gain over the
    photoreal frames, the content distance to the photoreal frame and the sharpness relative to

@@ -163,10 +163,13 @@ def adain_networks(args, expdir, log=print):
     return encoder, decoder
 
 
-def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_feat):
-    """Per-frame AdaIN of the photoreal path and the same carried in 3D from its middle frame
-    (consistency.carried_sequence): (adain [T,H,W,3], carried [T,H,W,3], carried coverage [T])."""
+def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_img):
+    """Per-frame AdaIN of the photoreal path with style_img [h,w,3] and the same carried in 3D from
+    its middle frame (consistency.carried_sequence): (adain [T,H,W,3], carried [T,H,W,3], carried
+    coverage [T])."""
     from pipeline.targets import stylize_view
+    with jt.no_grad():
+        style_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
     adain = np.stack([stylize_view(encoder, decoder, f, style_feat) for f in photo_frames])
     carried, coverage = carried_sequence(adain, points, poses, H, W, focal)
     return adain, carried, coverage
@@ -191,13 +194,11 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         name = model.style_names[k]
         # at --style_size, as the stylized targets and the AdaIN baseline see the style
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
-        with jt.no_grad():
-            s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
                                      cache=cache, group=f"style_{name}")
         adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
-                                                     s_feat)
+                                                     style_img)
         for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):
             for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
                 rows[warp] += r

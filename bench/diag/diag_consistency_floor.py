@@ -29,7 +29,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     check_args(args)
     runtime.setup()
-    import jittor as jt
     from dataset.rays import scaled_hwf
     from evaluation.report import adain_networks, adain_path, method_rows, render_path
     from evaluation.style_strength import path_sharpness
@@ -55,9 +54,7 @@ def main(argv=None):
         print(f"photoreal NeRF, {warp} warp: " + ", ".join(f"k={k} {r[0][f'k{k}_mean']:.4f}" for k in ks))
     for name, path in zip(*select_styles(args)):
         style_img = load_style_images([path], args.style_size)[0]
-        with jt.no_grad():
-            s_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
-        adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, s_feat)
+        adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, style_img)
         res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
                "sharpness_carried": path_sharpness(carried, photo)}
         for warp in ("forward", "backward"):

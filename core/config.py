@@ -133,6 +133,8 @@ def build_parser():
     add("--style_point", type=str, default="heaviest", choices=["heaviest", "surface"],
         help="where a one-sample cache or render (--style_samples 1, --style_render_samples 1) colours a ray: "
              "its heaviest sample, or its expected depth (surface: smooth across pixels and views)")
+    add("--surface_jitter", type=float, default=0.0, help="--style_point surface: jitter each cached point along its ray "
+        "in training by up to this many times the ray's depth std under the fine weights (0: its sample's interval)")
     add("--target_factor", type=int, default=1,
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
@@ -249,7 +251,7 @@ _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", 
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
                  "style_W", "style_lrate", "style_patch_weight", "style_samples", "propagation_thresh",
-                 "style_render_samples"]
+                 "style_render_samples", "surface_jitter"]
 
 
 def check_args(args):
@@ -264,6 +266,9 @@ def check_args(args):
         if getattr(args, name) > 0 and args.N_samples_fine == 0:
             raise ConfigError(f"--{name} {getattr(args, name)}: the heaviest samples come from the fine level "
                               f"(--N_samples_fine > 0, got 0); expected --{name} 0 without it")
+    if args.surface_jitter > 0 and not (args.style_samples == 1 and args.style_point == "surface"):
+        raise ConfigError(f"--surface_jitter {args.surface_jitter} moves the points of a one-point cache: "
+                          f"expected --style_samples 1 --style_point surface with it")
     n_all = args.N_samples + args.N_samples_fine
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "

@@ -34,7 +34,9 @@ def surface(args):
 def cache_key(args, expdir, opts):
     return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
             "target_factor": args.target_factor, "k": args.style_samples,
-            **({"surface": True} if surface(args) else {}), "n_samples": opts.n_samples,
+            **({"surface": True} if surface(args) else {}),
+            **({"surface_jitter": args.surface_jitter} if surface(args) and args.surface_jitter > 0 else {}),
+            "n_samples": opts.n_samples,
             "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
             "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES),
             "opacity": "kept"}  # since every level keeps its opacity (caches before: black rays at small K)
@@ -78,7 +80,8 @@ def _render_view(args, geo, v, fields, opts, ks):
         z, w_c, w_f = shared_weights(*fields, ro, rd, opts)
         kept += kept_weight(w_c, w_f, ks)
         total += float(w_f.sum(dtype=np.float64))
-        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, surface(args))):
+        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, surface(args),
+                                                   args.surface_jitter if surface(args) else 0.0)):
             dst[start:end] = src
     return tuple(a.reshape(h, w, -1) for a in out), {"ks": ks, "kept": kept.tolist(), "total": total}
 

@@ -15,7 +15,7 @@ import jittor as jt
 import numpy as np
 
 
-def top_samples(z, w_coarse, w_fine, k, surface=False):
+def top_samples(z, w_coarse, w_fine, k, surface=False, surface_jitter=0.0):
     """NumPy z, w_coarse, w_fine [R,S] (shared_weights) -> (z, w_coarse, w_fine, spread) [R,k] of
     the k samples with the largest w_coarse + w_fine, in depth order; each level's k weights are
     scaled so that they sum to the level's full opacity (sum of its S weights).  spread: half the
@@ -24,7 +24,9 @@ def top_samples(z, w_coarse, w_fine, k, surface=False):
     surface (k = 1 only): the one depth is the ray's expected depth under the fine weights (the
     photoreal render's depth, a smooth surface across pixels and views) instead of its heaviest
     sample's (which jumps between samples from one pixel to the next); the heaviest where a ray
-    has no fine weight."""
+    has no fine weight.  surface_jitter > 0: its spread is at least that many times the ray's
+    depth std under the fine weights, so that training sees the field over the depths the views
+    may disagree on (a field that changes faster along the ray than that flickers between views)."""
     R, S = z.shape
     if not 1 <= k <= S:
         raise ValueError(f"top_samples: k must be in 1..{S} (the samples a ray has), got {k}")
@@ -48,6 +50,10 @@ def top_samples(z, w_coarse, w_fine, k, surface=False):
         opacity = w_fine.sum(1, keepdims=True, dtype=np.float64)
         expected = (w_fine * z).sum(1, keepdims=True, dtype=np.float64) / np.maximum(opacity, 1e-30)
         out[0] = np.where(opacity > 1e-6, expected, out[0])
+        if surface_jitter > 0:
+            var = (w_fine * (z - expected) ** 2).sum(1, keepdims=True, dtype=np.float64) / np.maximum(opacity, 1e-30)
+            std = np.where(opacity > 1e-6, np.sqrt(var), 0.0)
+            out[3] = np.maximum(out[3], surface_jitter * std)
     return tuple(a.astype(np.float32) for a in out)
 
 

@@ -69,6 +69,26 @@ def test_surface_keeps_one_point_a_ray_at_its_expected_depth():
         top_samples(z, wc, wf, 2, surface=True)
 
 
+def test_surface_jitter_spreads_the_point_over_the_rays_depth_spread():
+    """surface_jitter s: the spread is max(the sample's half gap, s * the depth std under the fine
+    weights): two equal fine weights at 0.2 and 0.6 give expected depth 0.4, std 0.2 (analytic);
+    a ray whose weight sits on one sample keeps its half gap (std 0); the depth is unchanged."""
+    z = np.tile(np.linspace(0, 1, 11), (3, 1))
+    wc = np.zeros((3, 11))
+    wf = np.zeros((3, 11))
+    wf[0, [2, 6]] = 0.5
+    wf[1, 5] = 1.0
+    wf[2, [2, 6]] = 0.05  # a faint ray: the same std (the weights are normalised)
+    t0, _, _, spread0 = top_samples(z, wc, wf, 1, surface=True)
+    t, _, _, spread = top_samples(z, wc, wf, 1, surface=True, surface_jitter=1.5)
+    np.testing.assert_array_equal(t, t0)
+    np.testing.assert_allclose(t[:, 0], [0.4, 0.5, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(spread0[:, 0], 0.05, rtol=1e-5)  # half the 0.1 gap
+    np.testing.assert_allclose(spread[:, 0], [0.3, 0.05, 0.3], rtol=1e-5)
+    _, _, _, small = top_samples(z, wc, wf, 1, surface=True, surface_jitter=0.1)  # 0.02 < the half gap
+    np.testing.assert_allclose(small[:, 0], 0.05, rtol=1e-5)
+
+
 def test_a_level_without_weight_stays_without_weight():
     z = np.linspace(0, 1, 6)[None]
     wc, wf = np.zeros((1, 6)), np.array([[0, 0, 0.5, 0.2, 0, 0]])

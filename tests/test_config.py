@@ -40,6 +40,15 @@ def test_decoder_step_is_the_mimic_start_and_the_finetune_has_its_own_name():
         parse_args(["--finetune_decoder_steps", "-1"])
 
 
+def test_surface_jitter_needs_the_one_point_surface_cache():
+    args = parse_args(["--style_samples", "1", "--style_point", "surface", "--surface_jitter", "2"])
+    assert args.surface_jitter == 2.0
+    with pytest.raises(ConfigError, match="--surface_jitter 2.0 moves the points of a one-point cache"):
+        parse_args(["--style_samples", "4", "--style_point", "surface", "--surface_jitter", "2"])
+    with pytest.raises(ConfigError, match="--surface_jitter must be >= 0"):
+        parse_args(["--style_samples", "1", "--style_point", "surface", "--surface_jitter", "-1"])
+
+
 def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     args = parse_args(["--config", os.path.join(root, "configs", "fern_quick.txt")])

@@ -54,6 +54,16 @@ def test_a_one_sample_surface_cache_holds_each_pixels_expected_depth_and_is_keye
     for got, want in zip(cache.lookup(np.full(H * W, v), r, c), ref):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)  # float16
     assert np.abs(cache.depth[v].astype(np.float32) - heaviest.depth[v].astype(np.float32)).max() > 1e-3
+    # --surface_jitter: another key; the same points, spread over the ray's depth spread
+    logs.clear()
+    jittered = build(st, log=logs.append, style_samples=1, style_point="surface", surface_jitter=2.0)
+    assert any("3 of 3 views" in line for line in logs)
+    ref = top_samples(*shared_weights(*st["system"].fields(), ro, rd, EVAL), 1, surface=True, surface_jitter=2.0)
+    for got, want in zip(jittered.lookup(np.full(H * W, v), r, c), ref):
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-4)
+    assert (jittered.spread[v] > cache.spread[v]).mean() > 0.5  # the interval is the smaller, mostly
+    logs.clear()
+    cache = build(st, log=logs.append, style_samples=1, style_point="surface")
     # rendered elsewhere than it trains: said, with the remedy; rendered there: nothing to say
     assert any("render with --style_render_samples 1" in line for line in logs)
     logs.clear()

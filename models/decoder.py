@@ -160,10 +160,15 @@ class Decoder(jt.Module):
 
     @staticmethod
     def _read_pickle(path):
-        ck = checkpoint.load(path, required_keys=("state_dict",))
-        if ck.get("format") != FILE_FORMAT:
-            raise checkpoint.CheckpointError(f"{path}: not a decoder file written by Decoder.save")
-        return ck["state_dict"]
+        """Decoder.save's file, or the decoder a run fine-tuned for consistency (<expdir>/decoder.pkl:
+        the module's own names, conv<k>.weight for the .pth layout's <k>.weight)."""
+        ck = checkpoint.load(path)
+        if ck.get("format") == FILE_FORMAT and "state_dict" in ck:
+            return ck["state_dict"]
+        if isinstance(ck.get("decoder"), dict):
+            return {k[len("conv"):] if k.startswith("conv") else k: v for k, v in ck["decoder"].items()}
+        raise checkpoint.CheckpointError(f"{path}: not a decoder file written by Decoder.save "
+                                         f"or by a run's decoder fine-tune")
 
     @classmethod
     def load(cls, path, deepest_channels=None):

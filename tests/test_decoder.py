@@ -47,6 +47,22 @@ def test_relu4_layout_shapes_and_save_load(tmp_path):
         np.testing.assert_array_equal(arr, dec.weights()[key])
 
 
+def test_a_runs_fine_tuned_decoder_loads_as_a_decoder_file(tmp_path):
+    """<expdir>/decoder.pkl (the consistency fine-tune's result: the module's state dict) is a
+    decoder file too, e.g. for --decoder_pth_path: the same weights, the same output."""
+    dec = Decoder(256)
+    path = str(tmp_path / "decoder.pkl")
+    save_atomic({"decoder": dec.state_dict(), "iter": 300}, path)
+    back = Decoder.from_file(path, 256)
+    for key, arr in dec.weights().items():
+        np.testing.assert_array_equal(back.weights()[key], arr)
+    t = jt.array(np.random.default_rng(1).standard_normal((1, 256, 3, 4)).astype(np.float32))
+    np.testing.assert_allclose(back(t).numpy(), dec(t).numpy(), rtol=1e-6, atol=1e-6)
+    save_atomic({"decoder": {"conv1.weight": np.zeros((3, 3))}, "iter": 1}, path)
+    with pytest.raises(PthError, match=r"decoder.pkl: not an AdaIN decoder \(no 4-D '1.weight'"):
+        Decoder.from_file(path, 256)
+
+
 def test_wrong_weights_give_clear_errors(tmp_path, decoder_relu3_path, vgg_relu3_path):
     with pytest.raises(PthError, match=r"decoder for 256-channel features \(relu3_1\).*512 channels"):
         Decoder.from_pth(decoder_relu3_path, 512)
@@ -59,7 +75,7 @@ def test_wrong_weights_give_clear_errors(tmp_path, decoder_relu3_path, vgg_relu3
         Decoder.from_pth(vgg_relu3_path)
     other = str(tmp_path / "other.pkl")
     save_atomic({"state_dict": {}}, other)
-    with pytest.raises(CheckpointError, match="other.pkl: not a decoder file"):
+    with pytest.raises(CheckpointError, match="other.pkl: not a decoder file written by Decoder.save or by a run"):
         Decoder.load(other)
     with pytest.raises(ValueError, match=r"\[B,256,h,w\]"):
         Decoder(256)(jt.zeros((1, 512, 4, 4)))

@@ -134,6 +134,29 @@ def test_finetune_trains_saves_and_then_only_loads(tmp_path, networks, style_ima
         np.testing.assert_array_equal(v, after[k])
 
 
+def test_a_runs_fine_tuned_decoder_starts_another_run_unchanged(tmp_path, networks, style_images, count_steps):
+    """One run's decoder.pkl as --decoder_pth_path of another with --finetune_decoder_steps 0: the
+    second run's decoder.pkl holds the same weights, and no step is trained."""
+    from models.decoder import Decoder
+    from pipeline.decoder_finetune import finetune_decoder
+    encoder, new_decoder = networks
+    geo = plane_geometry(n_views=3, H=24, W=32)
+    first = str(tmp_path / "first")
+    tuned = _weights(finetune_decoder(finetune_args(), geo, encoder, new_decoder(), style_images, first,
+                                      log=lambda *_: None))
+    count_steps.clear()
+    second = str(tmp_path / "second")
+    path = os.path.join(first, "decoder.pkl")
+    args = finetune_args(finetune_decoder_steps=0, decoder_pth_path=path)
+    out = finetune_decoder(args, geo, encoder, Decoder.from_file(path, encoder.deepest_channels), style_images,
+                           second, log=lambda *_: None)
+    assert count_steps == []
+    for k, v in _weights(out).items():
+        np.testing.assert_array_equal(v, tuned[k])
+    for k, v in _weights(Decoder.from_file(os.path.join(second, "decoder.pkl"), encoder.deepest_channels)).items():
+        np.testing.assert_array_equal(v, tuned[k])
+
+
 def test_finetune_resumes_from_its_checkpoint(tmp_path, networks, style_images, count_steps):
     from pipeline.decoder_finetune import finetune_decoder
     encoder, new_decoder = networks

@@ -35,7 +35,7 @@ def cache_key(args, expdir, opts):
     return {"geometry": file_stamp(os.path.join(expdir, "geometry", "meta.json")),
             "target_factor": args.target_factor, "k": args.style_samples,
             **({"surface": True} if surface(args) else {}),
-            **({"surface_jitter": args.surface_jitter} if surface(args) and args.surface_jitter > 0 else {}),
+            **({"surface_jitter": args.surface_jitter} if args.surface_jitter > 0 else {}),  # surface only (config)
             "n_samples": opts.n_samples,
             "n_fine": opts.n_fine, "lindisp": opts.lindisp, "ndc": not args.no_ndc,
             "near": float(np.mean(opts.near)), "far": float(np.mean(opts.far)), "arrays": list(NAMES),
@@ -80,8 +80,7 @@ def _render_view(args, geo, v, fields, opts, ks):
         z, w_c, w_f = shared_weights(*fields, ro, rd, opts)
         kept += kept_weight(w_c, w_f, ks)
         total += float(w_f.sum(dtype=np.float64))
-        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, surface(args),
-                                                   args.surface_jitter if surface(args) else 0.0)):
+        for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, surface(args), args.surface_jitter)):
             dst[start:end] = src
     return tuple(a.reshape(h, w, -1) for a in out), {"ks": ks, "kept": kept.tolist(), "total": total}
 

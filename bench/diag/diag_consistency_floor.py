@@ -57,9 +57,11 @@ def main(argv=None):
         adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, style_img)
         res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
                "sharpness_carried": path_sharpness(carried, photo)}
+        # each method's rows for every warp at once (method_rows measures all of WARPS)
+        by_method = [method_rows(name, m, f, points, poses, H, W, focal, ks) for m, f in ((ADAIN, adain),
+                                                                                           (CARRIED, carried))]
         for warp in ("forward", "backward"):
-            table = method_rows(name, ADAIN, adain, points, poses, H, W, focal, ks)[warp] \
-                + method_rows(name, CARRIED, carried, points, poses, H, W, focal, ks)[warp]
+            table = by_method[0][warp] + by_method[1][warp]
             res[warp] = {r["method"]: r for r in table}
             res[warp]["carried_ratio"] = {k: consistency_ratio(table, name, k, CARRIED) for k in ks}
             print(f"{name}, {warp} warp: " + " | ".join(

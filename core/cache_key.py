@@ -7,7 +7,9 @@ rebuilt exactly when the key changed.
 
 A key is a JSON object.  Files that are themselves outputs of an earlier stage enter it as
 file_stamp (size and nanosecond mtime: a same-size rewrite within a second still counts);
-arrays (style images) as a digest of their bytes.  The key is written *before* the output is
+weights and images the user supplies as content_stamp (size and a digest of the bytes: the same
+file copied or linked again, with a new mtime, keeps every cache built from it); arrays (style
+images) as a digest of their bytes.  The key is written *before* the output is
 built, so a rebuild cut short resumes under the same key (its partial files and checkpoints
 still belong to it); a changed key removes them first (clear).
 """
@@ -29,14 +31,34 @@ def file_stamp(path):
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+_DIGESTS = {}  # (path, size, mtime_ns) -> digest: each file is read once per process
+
+
+def content_stamp(path):
+    """'size:sha256 prefix' of a file's bytes, or None when it does not exist.  For the user's
+    own inputs (VGG and decoder weights, style images: a few MB each, read in milliseconds)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if memo not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[memo] = h.hexdigest()[:16]
+    return f"{st.st_size}:{_DIGESTS[memo]}"
+
+
 def weights_stamps(path, alternatives):
-    """[[file, file_stamp]] of a weights file asked for and of every file in its folder that the
+    """[[file, content_stamp]] of a weights file asked for and of every file in its folder that the
     lookup (core/pth.resolve_weights) may take in its place: the key changes with whichever one
     is used, e.g. a decoder_finetuned.pkl trained again while the decoder.pth asked for is absent."""
     folder = os.path.dirname(path)
     files = [path] + [os.path.join(folder, n) for n in alternatives
                       if os.path.abspath(os.path.join(folder, n)) != os.path.abspath(path)]
-    return [[f, file_stamp(f)] for f in files]
+    return [[f, content_stamp(f)] for f in files]
 
 
 def array_digest(arrays):

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core import media
-from core.cache_key import file_stamp, refresh
+from core.cache_key import content_stamp, refresh
 from core.checkpoint import (CheckpointError, CheckpointManager, adam_state, load_adam_state,
                              load_module_state)
 from core.optim import Adam
@@ -192,8 +192,8 @@ def style_statistics(encoder, style_dir, image_size, vgg_path, cache_path, log=p
     it, <cache>.key.json: the images, the VGG file, the size) are unchanged."""
     paths = list_images(style_dir)
     names = [os.path.basename(p) for p in paths]
-    inputs = {"vgg": [os.path.abspath(vgg_path), file_stamp(vgg_path)], "image_size": image_size,
-              "channels": encoder.deepest_channels, "files": [[n, file_stamp(p)] for n, p in zip(names, paths)]}
+    inputs = {"vgg": [os.path.abspath(vgg_path), content_stamp(vgg_path)], "image_size": image_size,
+              "channels": encoder.deepest_channels, "files": [[n, content_stamp(p)] for n, p in zip(names, paths)]}
     if refresh(cache_path + ".key.json", inputs, lambda: remove_quietly(cache_path), "style statistics", log):
         try:
             with np.load(cache_path) as cached:

@@ -80,3 +80,36 @@ def test_the_stale_line_names_each_changed_input_with_its_old_and_new_value(tmp_
     assert lines == ['toy is stale (nerf changed; nerf: "1:2" -> "1:3"); rebuilding']
     refresh(key, {"nerf": "1:3", "opts": "y" * 500, "size": 4}, None, "toy", lines.append)
     assert len(lines[-1]) < 320 and lines[-1].count("...") == 2  # both 500-character values cut
+
+
+def test_content_stamp_follows_the_bytes_not_the_mtime(tmp_path):
+    import hashlib
+    from core.cache_key import content_stamp
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"weights")
+    first = content_stamp(str(f))
+    assert first == "7:" + hashlib.sha256(b"weights").hexdigest()[:16]
+    os.utime(f, ns=(10**18, 10**18))                    # copied or linked again: a new mtime
+    assert content_stamp(str(f)) == first
+    f.write_bytes(b"weightz")                           # same size, other bytes
+    os.utime(f, ns=(2 * 10**18, 2 * 10**18))
+    assert content_stamp(str(f)) != first
+    assert content_stamp(str(tmp_path / "missing.pth")) is None
+
+
+def test_a_decoder_fine_tune_key_survives_its_weights_copied_again(tmp_path):
+    """Re-installing the same VGG and decoder files (new mtimes) keeps decoder.pkl's key."""
+    from types import SimpleNamespace
+    from pipeline.decoder_finetune import finetune_inputs
+    (tmp_path / "vgg_normalised_conv3_1.pth").write_bytes(b"vgg")
+    (tmp_path / "feature_invertor_conv3_1.pth").write_bytes(b"dec")
+    args = SimpleNamespace(decoder_pth_path=str(tmp_path / "decoder.pth"), vgg_pth_path=str(tmp_path / "vgg_normalised.pth"),
+                           finetune_decoder_steps=1, finetune_size=8, decoder_lrate=1e-4, geo_thresh=0.05,
+                           content_loss_lambda=1.0, style_loss_lambda=1.0, seed=0)
+    images = [np.zeros((2, 2, 3), np.float32)]
+    before = finetune_inputs(args, str(tmp_path), images)
+    for n in ("vgg_normalised_conv3_1.pth", "feature_invertor_conv3_1.pth"):
+        os.utime(tmp_path / n, ns=(10**18, 10**18))
+    assert finetune_inputs(args, str(tmp_path), images) == before
+    (tmp_path / "feature_invertor_conv3_1.pth").write_bytes(b"de2")
+    assert finetune_inputs(args, str(tmp_path), images)["decoder"] != before["decoder"]

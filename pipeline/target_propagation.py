@@ -11,7 +11,12 @@ central camera and moves outward (`view_order`). Each pixel of a view whose surf
 view made before it also sees (that view's own point at the projection lies within
 --propagation_thresh) takes that view's colour at the projection (bicubic: bilinear sampling
 blurs the strokes, nearest pixel scrambles them where the geometry is noisy); the central view is
-asked first, then up to three others made before, nearest camera first. The mask of taken pixels
+asked first, then up to three others made before, nearest camera first. With photoreal renders
+of the views (`rgb`) and --propagation_colour_thresh, a pixel is also taken only where the earlier
+view's render at the projection has the pixel's own colour (largest channel difference under the
+threshold): where the expected depth is wrong (a frond edge over the planter) the points still
+pass the distance test, but the colours do not, and copying there tears white planter strokes
+into the fronds. The mask of taken pixels
 is closed and opened (3x3) so that no single pixels of one kind sit among the other. Only pixels
 no earlier view sees keep the view's own stylization. All views of a style then show one set of strokes fixed to the surface, as a
 video-consistent style transfer does, at the cost of seams where a view's own strokes meet the
@@ -78,9 +83,10 @@ def sample(image, u, v):
     return out if dtype == np.uint8 else np.clip(out, 0, 1).astype(dtype)
 
 
-def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES):
+def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=None, colour_thresh=0.0):
     """own [V,h,w,3] per-view targets (uint8 or float in [0,1]), points [V,h,w,3] world,
-    c2ws [V,3,4].
+    c2ws [V,3,4]; rgb [V,h,w,3] float photoreal renders and colour_thresh > 0: the colour test
+    (module doc) too.
 
     Returns (targets [V,h,w,3] of own's dtype, taken [V] float: the fraction of each view's
     pixels taken from earlier views)."""
@@ -89,6 +95,10 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES):
     if points.shape != (V, h, w, 3) or len(c2ws) != V:
         raise ValueError(f"propagate: expected points [{V},{h},{w},3] and {V} cameras, "
                          f"got {points.shape} and {len(c2ws)}")
+    check_colour = colour_thresh > 0
+    if check_colour and (rgb is None or np.shape(rgb) != (V, h, w, 3)):
+        raise ValueError(f"propagate: the colour test needs renders [{V},{h},{w},3], got "
+                         f"{None if rgb is None else np.shape(rgb)}")
     order = view_order(c2ws)
     centres = np.asarray(c2ws, np.float64)[:, :3, 3]
     out = np.array(own, copy=True)
@@ -102,6 +112,8 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES):
         for s in [done[0]] + others[:max_sources - 1]:
             # where view v's points fall in view s (column, row) and which of them s sees
             col_s, row_s, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
+            if check_colour:
+                seen &= np.abs(sample(rgb[s], col_s, row_s) - rgb[v]).max(-1) < colour_thresh
             use = clean_mask(seen) & ~filled
             out[v][use] = sample(out[s], col_s, row_s)[use]
             filled |= use

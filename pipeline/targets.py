@@ -90,6 +90,8 @@ def target_key(args, expdir):
            "style_size": args.style_size, "target_factor": args.target_factor}
     if args.target_propagation:  # only then: the caches of runs without it stay valid
         key["propagation"] = args.propagation_thresh
+        if args.propagation_colour_thresh > 0:
+            key["propagation_colour"] = args.propagation_colour_thresh
     return key
 
 
@@ -133,8 +135,11 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
             out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
         if args.target_propagation:
+            renders = (np.stack([target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
+                       if args.propagation_colour_thresh > 0 else None)
             out, taken = propagate(out, points_at(geo.points, args.target_factor, h, w), geo.c2ws,
-                                   focal, args.propagation_thresh)
+                                   focal, args.propagation_thresh, rgb=renders,
+                                   colour_thresh=args.propagation_colour_thresh)
             log(f"targets {name}: {taken.mean():.0%} of the pixels taken from earlier views "
                 f"(--target_propagation)")
         try:

@@ -179,3 +179,12 @@ def test_too_few_evaluation_frames_for_the_frame_gap_are_refused_up_front():
         parse_args(["--eval_frames", "3", "--eval_k_long", "2", "--eval_k_short", "3"])
     assert parse_args(["--eval_frames", "6", "--eval_k_long", "5"]).eval_frames == 6
     assert parse_args(["--eval_frames", "0"]).eval_frames == 0  # all frames: checked against the path
+
+
+def test_propagation_colour_thresh_needs_target_propagation():
+    args = parse_args(["--target_propagation", "--mimic_every", "0", "--propagation_colour_thresh", "0.1"])
+    assert args.propagation_colour_thresh == 0.1
+    with pytest.raises(ConfigError, match="--propagation_colour_thresh 0.1 tests the colours of propagated targets"):
+        parse_args(["--propagation_colour_thresh", "0.1"])
+    with pytest.raises(ConfigError, match="propagation_colour_thresh"):
+        parse_args(["--target_propagation", "--mimic_every", "0", "--propagation_colour_thresh", "-1"])

@@ -113,3 +113,32 @@ def test_propagate_with_a_wrong_geometry_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="expected points"):
         propagate(np.zeros((2, H, W, 3), np.uint8), np.zeros((2, H, W - 1, 3), np.float32),
                   np.stack([camera(0.0), camera(1.0)]), F, thresh=0.1)
+
+
+def test_propagate_with_the_colour_test_keeps_its_own_where_the_renders_disagree():
+    """Right camera over a plane: where the central view's render at the projection has another
+    colour than the view's own (a wrong depth there), the view keeps its own target; elsewhere
+    it takes the central view's, as without the test."""
+    rng = np.random.default_rng(4)
+    c2ws = np.stack([camera(-1.0), camera(0.0), camera(1.0)])
+    pts = np.stack([plane_points(c) for c in c2ws])
+    own = rng.uniform(0, 1, (3, H, W, 3)).astype(np.float32)
+    renders = np.full((3, H, W, 3), 0.5, np.float32)
+    renders[2][4:8, 3:7] = 0.9          # view 2 sees white where the others see grey
+    out, taken = propagate(own, pts, c2ws, F, thresh=0.01, rgb=renders, colour_thresh=0.1)
+    np.testing.assert_allclose(out[2][4:8, 3:7], own[2][4:8, 3:7])
+    keep = np.ones((H, W), bool)
+    keep[4:8, 3:7] = False
+    keep[:, W - 2:] = False
+    np.testing.assert_allclose(out[2][keep], np.concatenate([own[1][:, 2:], own[1][:, :2]], 1)[keep], atol=1e-6)
+    np.testing.assert_allclose(taken[2], ((W - 2) * H - 16) / (W * H))
+    # a difference under the threshold is no disagreement
+    renders[2][4:8, 3:7] = 0.55
+    out2, _ = propagate(own, pts, c2ws, F, thresh=0.01, rgb=renders, colour_thresh=0.1)
+    np.testing.assert_allclose(out2[2][:, :W - 2], own[1][:, 2:], atol=1e-6)
+
+
+def test_propagate_colour_test_without_renders_is_a_clear_error():
+    with pytest.raises(ValueError, match="the colour test needs renders"):
+        propagate(np.zeros((2, H, W, 3), np.uint8), np.zeros((2, H, W, 3), np.float32),
+                  np.stack([camera(0.0), camera(1.0)]), F, thresh=0.1, colour_thresh=0.1)

@@ -13,6 +13,7 @@
 #   | fernstyle <seconds> [run_stylenerf options] (fern_quick's stylization on fernlong's NeRF)
 #   | render <seconds> [bench_render args] (fast against exact renderer on fern.txt's NeRF)
 #   | levers <seconds> [style_levers args] (style-stage variants on fern.txt's NeRF, evaluated)
+#   | leversown <seconds> [style_levers args] (the same on fern_quick's own NeRF and decoder)
 #   | tidycheck <seconds> (fernstyle's frames against those of the code before the tidy-up)
 # <seconds> is a time limit (a job scheduler's, say): the long steps save their newest
 # checkpoints into $OUT as archives, and with those archives in .offline/resume/ the same step
@@ -60,6 +61,17 @@ run_pipeline() { local exp=$1 budget=$2 pack_nerf=$3 name; shift 3; name=$(basen
       -o -name '*fine_000[03]0.png' -o -path '*/eval/*' \) ! -path '*/eval/frames/*' 2>/dev/null) \
       $(ls pretrained/decoder_samples/*.png 2>/dev/null | tail -1)
     ls -la "$OUT"; du -sh $exp/*
+}
+
+# levers <seconds> <base experiment folder> <its --common options> [style_levers args]: the
+# variants trained and evaluated inside the time limit, logged line by line into $OUT/levers.log
+# (a cut run loses no line), and their reports packed (without eval/frames/: a cut evaluation's
+# rendered frames, hundreds of MB, stay for its rerun here)
+levers() { local budget=$1 exp=$2 common=$3; shift 3
+    timeout -k 20 "$budget" python3 bench/style_levers.py --config configs/fern_quick.txt \
+      --common "$common" --out "$OUT/style_levers.json" "$@" 2>&1 | logged levers.log
+    tar czf "$OUT/levers_eval.tgz" --exclude='*/eval/frames' \
+      $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log $exp/levers_prepare.log 2>/dev/null)
 }
 
 step=$1; shift
@@ -153,12 +165,16 @@ case "$step" in
     exp=logs/fern_quick_nerf120k
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
-    timeout "$budget" python3 bench/style_levers.py --config configs/fern_quick.txt \
-      --common "--expname $(basename $exp) --origin_step 120001" --out "$OUT/style_levers.json" "$@" 2>&1 \
-      | logged levers.log
-    # (without eval/frames/: a cut evaluation's rendered frames, hundreds of MB, stay for its rerun here)
-    tar czf "$OUT/levers_eval.tgz" --exclude='*/eval/frames' \
-      $(ls -d ${exp}_*/eval ${exp}_*/levers_*.log $exp/levers_prepare.log 2>/dev/null) ;;
+    levers "$budget" $exp "--expname $(basename $exp) --origin_step 120001" "$@" ;;
+  leversown)  # the same on fern_quick's own 5,000-step NeRF, logs/fq/nerf_005000.pkl, with the
+              # decoder its run fine-tuned, logs/fq_decoder/decoder.pkl (both from a fern_quick run:
+              # its nerf_005000.pkl and decoder.pkl): stages 2-5 in about 2 minutes, no fine-tune.
+              # leversown <seconds> --variant name="options" ... [--eval "--eval_frames 30"]
+    budget=$1; shift
+    for f in logs/fq/nerf_005000.pkl logs/fq_decoder/decoder.pkl; do
+      [ -f $f ] || { echo "error: $f not found: expected fern_quick's NeRF and fine-tuned decoder there"; exit 1; }
+    done
+    levers "$budget" logs/fq "--expname fq --finetune_decoder_steps 0 --decoder_pth_path logs/fq_decoder/decoder.pkl" "$@" ;;
   tidycheck) # the same stylized frames as before the architecture tidy-up: fernstyle's run
             # (stages 2-6 on fern.txt's NeRF, 3,000 renderer style steps at full target size, as
             # fern_quick was at 1427bdb, the videos at half size) by this

@@ -166,15 +166,18 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     levers "$budget" $exp "--expname $(basename $exp) --origin_step 120001" "$@" ;;
-  leversown)  # the same on fern_quick's own 5,000-step NeRF, logs/fq/nerf_005000.pkl, with the
-              # decoder its run fine-tuned, logs/fq_decoder/decoder.pkl (both from a fern_quick run:
-              # its nerf_005000.pkl and decoder.pkl): stages 2-5 in about 2 minutes, no fine-tune.
+  leversown)  # the same on fern_quick's own 5,000-step NeRF with the decoder its run fine-tuned,
+              # from logs/fq_inputs/ (a fern_quick run's nerf_005000.pkl and decoder.pkl; the base
+              # experiment logs/fq starts from a copy, so refreshing the inputs folder leaves the
+              # stages built in logs/fq as they are): stages 2-5 in about 2 minutes, no fine-tune.
               # leversown <seconds> --variant name="options" ... [--eval "--eval_frames 30"]
     budget=$1; shift
-    for f in logs/fq/nerf_005000.pkl logs/fq_decoder/decoder.pkl; do
+    src=logs/fq_inputs
+    for f in $src/nerf_005000.pkl $src/decoder.pkl; do
       [ -f $f ] || { echo "error: $f not found: expected fern_quick's NeRF and fine-tuned decoder there"; exit 1; }
     done
-    levers "$budget" logs/fq "--expname fq --finetune_decoder_steps 0 --decoder_pth_path logs/fq_decoder/decoder.pkl" "$@" ;;
+    mkdir -p logs/fq && { [ -f logs/fq/nerf_005000.pkl ] || cp $src/nerf_005000.pkl logs/fq/; }
+    levers "$budget" logs/fq "--expname fq --finetune_decoder_steps 0 --decoder_pth_path $src/decoder.pkl" "$@" ;;
   tidycheck) # the same stylized frames as before the architecture tidy-up: fernstyle's run
             # (stages 2-6 on fern.txt's NeRF, 3,000 renderer style steps at full target size, as
             # fern_quick was at 1427bdb, the videos at half size) by this

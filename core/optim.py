@@ -33,7 +33,10 @@ _ELEMENT = """
     const float v_i = b1 * v[i] + c1 * g_i * g_i;
     m_out[i] = m_i;
     v_out[i] = v_i;
-    p_out[i] = p[i] - m_i * step_size / (sqrtf(v_i) + eps);
+    // sqrt of a subnormal v (a gradient under ~1e-19) is 0 to within eps's float resolution; the
+    // CPU build's fast math takes sqrtf as v * rsqrt(v), which is NaN there
+    const float root = v_i < 1.17549435e-38f ? 0.0f : sqrtf(v_i);
+    p_out[i] = p[i] - m_i * step_size / (root + eps);
 """
 # The scalars come in the kernel's first input, a float32 Var (never in the source, which
 # would compile a new kernel whenever lr changes).  1-b0 and 1-b1 are rounded from double on

@@ -149,3 +149,20 @@ def test_fused_rejects_non_float32_parameters():
     q = jt.ones((3,), "float64")
     Adam([q], lr=0.1, fused=False).step((q * q).sum())  # the reference path takes it
     assert q.numpy().max() < 1
+
+
+def test_gradients_too_small_for_a_normal_second_moment_update_as_the_reference():
+    """Gradients of 1e-21 .. 1e-18 make v subnormal on the first step; the fused update must still
+    equal NumPy's (sqrt(v) ~ 1e-19, nothing beside eps) and not be NaN."""
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(16, 24)).astype(np.float32)
+    w = np.float32(rng.choice([1e-21, -2e-20, 1.6e-18, 3e-19, 1.0], size=(16, 24)))
+    p = jt.array(start)
+    Adam([p], lr=1e-3, fused=True).step((p * jt.array(w)).sum())
+    m = 0.1 * w.astype(np.float64)
+    v = 0.001 * w.astype(np.float64) ** 2
+    step_size = 1e-3 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    want = start - m * step_size / (np.sqrt(v) + 1e-8)
+    got = p.numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -22,8 +22,8 @@ from core.checkpoint import CheckpointError
 from core.compile_count import jit_kernels
 from dataset.image_folder import ImageFolderError
 from dataset.llff import LLFFError, load_llff
-from pipeline import (decoder_finetune, geometry, latents, mimic, nerf_stage, style_samples, style_stage, targets,
-                      warm_start)
+from pipeline import (decoder_finetune, geometry, latents, mimic, nerf_stage, style_inputs, style_samples, style_stage,
+                      targets, warm_start)
 from pipeline.experiment import experiment_dir
 from render.options import RenderOptions
 
@@ -161,8 +161,9 @@ def _geometry_done(run):
 
 
 def _style_done(run):
+    # finished, and on this run's inputs (else stage 6 runs and names what changed)
     step, _ = style_stage.style_checkpoints(run.expdir, run.args).latest()
-    return step is not None and step >= run.args.total_step
+    return step is not None and step >= run.args.total_step and not style_inputs.mismatch(run.args, run.expdir)
 
 
 STAGES = [
@@ -243,6 +244,9 @@ def run(args, log=print):
         preflight.check_target_size(args, scene.hwf)
         preflight.check_sample_cache(args, scene.hwf, len(geometry.geometry_poses(args, scene)))
         preflight.check_style_inputs(args, expdir, log)
+        _, trained = style_stage.style_checkpoints(expdir, args).latest()
+        if trained is not None and not args.no_reload:  # options changed since: say so before stage 1
+            style_inputs.check(args, expdir, trained, options_only=True)
     else:
         log("total_step <= origin_step: no style training asked for")
     r = Run(args, scene, expdir, log)

@@ -21,6 +21,7 @@ from core.optim import Adam
 from dataset.rays import pixel_rays
 from models.hash_grid import HashGrid
 from models.style_mlp import HashStyleMLP, LatentCodes, StyleMLP
+from pipeline import style_inputs
 from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_style_image_loss, patch_texture_loss,
                                   style_image_features, style_image_stats, window_target)
 from pipeline.targets import target_hwf
@@ -213,9 +214,11 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
         if list(ck["style_names"]) != list(style_names):
             raise ValueError(f"{path} was trained on styles {list(ck['style_names'])}, now asked for "
                              f"{list(style_names)}: use another --expname or --no_reload")
+        style_inputs.check(args, expdir, path)
         model.load(ck, path)
     else:
         start = args.origin_step
+        style_inputs.record(args, expdir)
     if mimic is not None:
         mimic.resume(ck if path is not None else None, str(path), start)
     if start >= args.total_step:

@@ -831,3 +831,31 @@ def test_consistency_floor_diagnostic_carries_adain_without_a_stylized_nerf(trai
                 assert res[warp]["carried_ratio"][str(k)] == pytest.approx(carried[f"k{k}_mean"] / adain[f"k{k}_mean"])
             assert carried["k1_mean"] < adain["k1_mean"]  # flicker-free where carried
     assert "carried / per-frame: k=1 " in capsys.readouterr().out
+
+
+def test_a_finished_style_stage_is_not_reused_for_other_inputs(trained, tmp_path, monkeypatch, capsys):
+    """A copy of the finished experiment: another style option is refused before the NeRF stage;
+    other targets (--target_propagation) are remade and then refused at stage 6, both naming what
+    changed; --no_reload trains the style stage again."""
+    import shutil
+    argv, exp = trained
+    shutil.copytree(exp, tmp_path / "tiny")
+    argv = argv + ["--basedir", str(tmp_path)]
+    assert run_stylenerf.main(argv) == 0                       # unchanged: still done
+    capsys.readouterr()
+
+    def no_nerf(*a, **k):
+        raise AssertionError("the NeRF stage ran")
+    monkeypatch.setattr(nerf_stage, "train_nerf", no_nerf)
+    assert run_stylenerf.main(argv + ["--rgb_loss_lambda", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "style_000040.pkl was trained with other inputs than this run's (--rgb_loss_lambda 1.0 -> 2.0)" in err
+    assert "Traceback" not in err
+    assert run_stylenerf.main(argv + ["--target_propagation", "--mimic_every", "0"]) == 1
+    captured = capsys.readouterr()
+    assert "stage 4 stylized targets: to run" in captured.out
+    assert "was trained with other inputs than this run's (the targets (" in captured.err
+    before = os.path.getmtime(tmp_path / "tiny" / "style_000040.pkl")
+    assert run_stylenerf.main(argv + ["--target_propagation", "--mimic_every", "0", "--no_reload"]) == 0
+    assert os.path.getmtime(tmp_path / "tiny" / "style_000040.pkl") > before
+    assert run_stylenerf.main(argv + ["--target_propagation", "--mimic_every", "0"]) == 0  # its own record now

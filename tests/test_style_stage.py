@@ -185,13 +185,13 @@ def test_checkpoints_rotate_and_training_resumes(style_setup, count_steps):
     st = style_setup
     run(st)  # steps 1..6, checkpoints at 2, 4, 6, keep 2
     assert sorted(f for f in os.listdir(st["expdir"]) if f.startswith("style_")) == \
-        ["style_000004.pkl", "style_000006.pkl"]
+        ["style_000004.pkl", "style_000006.pkl", "style_inputs.json"]  # and what they learned from
     assert len(count_steps) == 6
     count_steps.clear()
     model = run(st, total_step=8)
     assert len(count_steps) == 2  # steps 7 and 8 only
     assert any("step 6" in line for line in st["logs"])
-    assert sorted(f for f in os.listdir(st["expdir"]) if f.startswith("style_")) == \
+    assert sorted(f for f in os.listdir(st["expdir"]) if f.startswith("style_") and f.endswith(".pkl")) == \
         ["style_000006.pkl", "style_000008.pkl"]
     # finished: nothing more to do, and the loaded model is the saved one
     count_steps.clear()
@@ -399,5 +399,10 @@ def test_hash_encoding_trains_saves_and_reloads_with_its_settings(style_setup, c
     assert loaded.encoding == {"levels": 4, "log2_size": 10, "max_res": 32}
     for (k, a), b in zip(model.mlp.state_dict().items(), loaded.mlp.state_dict().values()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    # its checkpoints resumed with the default encoding: the option named with both values
+    with pytest.raises(ValueError, match="style_000030.pkl was trained with other inputs than this run's "
+                                         r"\(--style_encoding hash -> pe; --hash_levels 4 -> 16"):
+        run(st, total_step=32, i_weights=10)
+    os.remove(os.path.join(st["expdir"], "style_inputs.json"))  # checkpoints from before the record
     with pytest.raises(ValueError, match="--style_encoding hash --hash_levels 4.*now asked for --style_encoding pe"):
         run(st, total_step=32, i_weights=10)

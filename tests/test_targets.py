@@ -59,7 +59,8 @@ def setup(tmp_path):
         f.write('{"nerf_step": 10}')
     with open(os.path.join(expdir, "decoder.pkl"), "wb") as f:
         f.write(b"decoder v1")
-    args = SimpleNamespace(style_size=32, target_factor=1, target_propagation=False, propagation_thresh=0.2)
+    args = SimpleNamespace(style_size=32, target_factor=1, target_propagation=False, propagation_thresh=0.2,
+                           propagation_colour_thresh=0.0)
     return args, geo, styles, expdir
 
 
@@ -240,6 +241,29 @@ def test_turning_target_propagation_on_or_its_threshold_makes_the_targets_again(
     def other_thresh():
         args.propagation_thresh = 0.1
     assert _stylized_again(setup, other_thresh) == 2 * V
+
+    def colour_test():
+        args.propagation_colour_thresh = 0.1
+    assert _stylized_again(setup, colour_test) == 2 * V
+
+
+def test_the_colour_test_reads_the_views_photoreal_renders(setup):
+    """--propagation_colour_thresh: renders that agree along the plane's 2-column shift, but for
+    a patch of view 2 that is brighter: there view 2 keeps its own target; elsewhere it takes the
+    central view's, as without the test."""
+    args, geo, styles, expdir = setup
+    _plane_geometry(geo)
+    base = np.random.default_rng(7).uniform(0.2, 0.6, (H, W + 2 * (V - 1), 3)).astype(np.float32)
+    geo.rgb = np.stack([base[:, 2 * v:2 * v + W] for v in range(V)])  # view v, column i = view v-1, i+2
+    geo.rgb[2][3:6, 3:6] += 0.3  # at least 3 pixels from the edges: the mask's 3x3 opening keeps the rest
+    own = [np.array(t) for t in make(setup)[0]]
+    args.target_propagation, args.propagation_colour_thresh = True, 0.1
+    out = load_or_make_targets(args, geo, IdentityEncoder(), IdentityDecoder(), styles, expdir, log=lambda *_: None)
+    for t, o in zip(out, own):
+        np.testing.assert_array_equal(t[2][3:6, 3:6], o[2][3:6, 3:6])
+        keep = np.ones((H, W - 2), bool)
+        keep[3:6, 3:6] = False
+        np.testing.assert_array_equal(t[2][:, :W - 2][keep], o[1][:, 2:][keep])
 
 
 def test_saved_targets_for_a_render(tmp_path):

@@ -151,6 +151,9 @@ def build_parser():
         help="--target_propagation: a pixel is taken only where the earlier view's photoreal render at the "
              "projection differs from its own by less than this (largest channel, colours in [0, 1]); "
              "0: no colour test")
+    add("--propagation_edge_thresh", type=float, default=0.0,
+        help="--target_propagation: no pixel is taken that lies on a depth edge in either view (its depth "
+             "varies over its 3x3 neighbourhood by more than this times itself); 0: no edge test")
     add("--chunk", type=int, default=32768, help="rays per rendering chunk")
     add("--N_samples", type=int, default=64, help="coarse samples per ray")
     add("--N_samples_fine", type=int, default=64, help="extra fine samples per ray")
@@ -255,7 +258,7 @@ _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", 
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",
                  "vae_steps", "geo_thresh", "eval_frames",
                  "style_W", "style_lrate", "style_patch_weight", "style_samples", "propagation_thresh",
-                 "propagation_colour_thresh",
+                 "propagation_colour_thresh", "propagation_edge_thresh",
                  "style_render_samples", "surface_jitter"]
 
 
@@ -278,9 +281,10 @@ def check_args(args):
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
                           f"expected --style_patch_weight > 0 with it")
-    if args.propagation_colour_thresh > 0 and not args.target_propagation:
-        raise ConfigError(f"--propagation_colour_thresh {args.propagation_colour_thresh} tests the colours of "
-                          f"propagated targets: expected --target_propagation with it")
+    for name in ("propagation_colour_thresh", "propagation_edge_thresh"):
+        if getattr(args, name) > 0 and not args.target_propagation:
+            raise ConfigError(f"--{name} {getattr(args, name)} tests which pixels propagated targets take: "
+                              f"expected --target_propagation with it")
     if args.target_propagation and args.mimic_every > 0 and args.decoder_step <= args.total_step:
         raise ConfigError(f"--target_propagation with the mimic step (--decoder_step {args.decoder_step} <= "
                           f"--total_step {args.total_step}) is not supported: the mimic step remakes targets "

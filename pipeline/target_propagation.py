@@ -16,7 +16,9 @@ of the views (`rgb`) and --propagation_colour_thresh, a pixel is also taken only
 view's render at the projection has the pixel's own colour (largest channel difference under the
 threshold): where the expected depth is wrong (a frond edge over the planter) the points still
 pass the distance test, but the colours do not, and copying there tears white planter strokes
-into the fronds. The mask of taken pixels
+into the fronds. With --propagation_edge_thresh e, no pixel is taken that lies on a depth edge
+(its depth varies by more than e times itself over its 3x3 neighbourhood) in either view: there the expected depth mixes the two sides, and on a sharp NeRF a frond's gaps
+speckle its propagated target with the wall behind. The mask of taken pixels
 is closed and opened (3x3) so that no single pixels of one kind sit among the other. Only pixels
 no earlier view sees keep the view's own stylization. All views of a style then show one set of strokes fixed to the surface, as a
 video-consistent style transfer does, at the cost of seams where a view's own strokes meet the
@@ -66,6 +68,19 @@ def seen_in(points_dst, points_src, c2w_src, h, w, focal, thresh):
     return u.reshape(h, w), v.reshape(h, w), (inside & near).reshape(h, w)
 
 
+def depth_edges(points, c2ws, thresh):
+    """[V,h,w] bool: pixels whose depth along their camera's axis varies over the 3x3
+    neighbourhood by more than thresh times itself (points [V,h,w,3] world, c2ws [V,3,4]; the
+    camera looks down its -z axis, so a plane facing it has no edge however wide the view)."""
+    out = np.zeros(np.shape(points)[:3], bool)
+    for v in range(len(out)):
+        c2w = np.asarray(c2ws[v], np.float64)
+        depth = (-(np.asarray(points[v], np.float64) - c2w[:3, 3]) @ c2w[:3, 2]).astype(np.float32)
+        spread = cv2.dilate(depth, MASK_CLEAN) - cv2.erode(depth, MASK_CLEAN)
+        out[v] = spread > thresh * np.abs(depth)
+    return out
+
+
 def clean_mask(mask):
     """Close then open a bool mask (3x3): lone holes filled, then lone pixels removed (opening
     first would widen a lone hole into a 3x3 one)."""
@@ -83,10 +98,11 @@ def sample(image, u, v):
     return out if dtype == np.uint8 else np.clip(out, 0, 1).astype(dtype)
 
 
-def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=None, colour_thresh=0.0):
+def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=None, colour_thresh=0.0,
+              edge_thresh=0.0):
     """own [V,h,w,3] per-view targets (uint8 or float in [0,1]), points [V,h,w,3] world,
     c2ws [V,3,4]; rgb [V,h,w,3] float photoreal renders and colour_thresh > 0: the colour test
-    (module doc) too.
+    (module doc) too; edge_thresh > 0: no pixel on a depth edge (depth_edges) of either view.
 
     Returns (targets [V,h,w,3] of own's dtype, taken [V] float: the fraction of each view's
     pixels taken from earlier views)."""
@@ -99,6 +115,7 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=Non
     if check_colour and (rgb is None or np.shape(rgb) != (V, h, w, 3)):
         raise ValueError(f"propagate: the colour test needs renders [{V},{h},{w},3], got "
                          f"{None if rgb is None else np.shape(rgb)}")
+    edges = depth_edges(points, c2ws, edge_thresh) if edge_thresh > 0 else None
     order = view_order(c2ws)
     centres = np.asarray(c2ws, np.float64)[:, :3, 3]
     out = np.array(own, copy=True)
@@ -114,6 +131,10 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=Non
             col_s, row_s, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
             if check_colour:
                 seen &= np.abs(sample(rgb[s], col_s, row_s) - rgb[v]).max(-1) < colour_thresh
+            if edges is not None:  # seen: the nearest source pixel is inside the image
+                near_col = np.clip(np.nan_to_num(np.floor(col_s + 0.5)), 0, w - 1).astype(np.int64)
+                near_row = np.clip(np.nan_to_num(np.floor(row_s + 0.5)), 0, h - 1).astype(np.int64)
+                seen &= ~edges[v] & ~edges[s][near_row, near_col]
             use = clean_mask(seen) & ~filled
             out[v][use] = sample(out[s], col_s, row_s)[use]
             filled |= use

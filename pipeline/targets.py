@@ -92,6 +92,8 @@ def target_key(args, expdir):
         key["propagation"] = args.propagation_thresh
         if args.propagation_colour_thresh > 0:
             key["propagation_colour"] = args.propagation_colour_thresh
+        if args.propagation_edge_thresh > 0:
+            key["propagation_edge"] = args.propagation_edge_thresh
     return key
 
 
@@ -139,7 +141,8 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
                        if args.propagation_colour_thresh > 0 else None)
             out, taken = propagate(out, points_at(geo.points, args.target_factor, h, w), geo.c2ws,
                                    focal, args.propagation_thresh, rgb=renders,
-                                   colour_thresh=args.propagation_colour_thresh)
+                                   colour_thresh=args.propagation_colour_thresh,
+                                   edge_thresh=args.propagation_edge_thresh)
             log(f"targets {name}: {taken.mean():.0%} of the pixels taken from earlier views "
                 f"(--target_propagation)")
         try:

@@ -184,7 +184,9 @@ def test_too_few_evaluation_frames_for_the_frame_gap_are_refused_up_front():
 def test_propagation_colour_thresh_needs_target_propagation():
     args = parse_args(["--target_propagation", "--mimic_every", "0", "--propagation_colour_thresh", "0.1"])
     assert args.propagation_colour_thresh == 0.1
-    with pytest.raises(ConfigError, match="--propagation_colour_thresh 0.1 tests the colours of propagated targets"):
+    with pytest.raises(ConfigError, match="--propagation_colour_thresh 0.1 tests which pixels propagated targets take"):
         parse_args(["--propagation_colour_thresh", "0.1"])
+    with pytest.raises(ConfigError, match="--propagation_edge_thresh 0.1 tests which pixels propagated targets take"):
+        parse_args(["--propagation_edge_thresh", "0.1"])
     with pytest.raises(ConfigError, match="propagation_colour_thresh"):
         parse_args(["--target_propagation", "--mimic_every", "0", "--propagation_colour_thresh", "-1"])

@@ -3,7 +3,7 @@ camera shift moves every point by a known whole number of pixels."""
 import numpy as np
 import pytest
 
-from pipeline.target_propagation import clean_mask, points_at, propagate, sample, seen_in, view_order
+from pipeline.target_propagation import clean_mask, depth_edges, points_at, propagate, sample, seen_in, view_order
 
 H, W, F, DEPTH = 12, 16, 10.0, 5.0
 
@@ -142,3 +142,35 @@ def test_propagate_colour_test_without_renders_is_a_clear_error():
     with pytest.raises(ValueError, match="the colour test needs renders"):
         propagate(np.zeros((2, H, W, 3), np.uint8), np.zeros((2, H, W, 3), np.float32),
                   np.stack([camera(0.0), camera(1.0)]), F, thresh=0.1, colour_thresh=0.1)
+
+
+def test_depth_edges_mark_the_pixels_beside_a_depth_step_only():
+    """A plane at depth 5 with a strip at depth 3 (columns 5..7): a pixel is an edge where its
+    3x3 neighbourhood holds both depths (columns 4, 5, 7, 8; not the strip's middle); a plane
+    facing the camera has none, however wide the view."""
+    c = camera(0.0)
+    pts = plane_points(c)
+    pts[:, 5:8] = plane_points(c, depth=3.0)[:, 5:8]
+    edges = depth_edges(pts[None], c[None], 0.05)[0]
+    want = np.zeros((H, W), bool)
+    want[:, [4, 5, 7, 8]] = True
+    np.testing.assert_array_equal(edges, want)
+    assert not depth_edges(plane_points(c)[None], c[None], 0.05).any()
+
+
+def test_propagate_with_the_edge_test_keeps_its_own_at_a_depth_step():
+    """Right camera over the plane, with a nearer strip in both views' geometry where they see
+    it: pixels on its edges in either view keep their own target; the plane away from it is
+    still taken from the central view."""
+    rng = np.random.default_rng(5)
+    c2ws = np.stack([camera(-1.0), camera(0.0), camera(1.0)])
+    pts = np.stack([plane_points(c) for c in c2ws])
+    own = rng.uniform(0, 1, (3, H, W, 3)).astype(np.float32)
+    plain, _ = propagate(own, pts, c2ws, F, thresh=0.01)
+    edged = pts.copy()
+    edged[2][:, 3:5] += np.float32([0.0, 0.0, 1.0])  # view 2 sees something 1 unit nearer there
+    out, taken = propagate(own, edged, c2ws, F, thresh=0.01, edge_thresh=0.05)
+    # view 2's columns 2..5 are on the step (its own edge test); they and the moved strip keep their own
+    np.testing.assert_allclose(out[2][:, 2:6], own[2][:, 2:6])
+    np.testing.assert_allclose(out[2][:, 7:W - 2], plain[2][:, 7:W - 2])
+    assert taken[2] < (W - 2) / W

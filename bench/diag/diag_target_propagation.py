@@ -44,7 +44,8 @@ def main(argv=None):
         own = np.load(targets.target_path(os.path.join(run.expdir, "targets"), k, name)).astype(np.float32) / 255
         renders = np.stack([targets.target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
         prop, taken = target_propagation.propagate(own, pts_t, poses, focal, args.propagation_thresh, rgb=renders,
-                                                   colour_thresh=args.propagation_colour_thresh)
+                                                   colour_thresh=args.propagation_colour_thresh,
+                                                   edge_thresh=args.propagation_edge_thresh)
         stats = tap_statistics(encoder, images[k])
         for label, t in (("per-view", own), ("propagated", prop)):
             line = f"{name} {label:10s} style loss {style_loss(encoder, t, style_stats=stats).mean():.3f}"

@@ -122,6 +122,19 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def clear_base_style_step(base, origin_step):
+    """Remove the base's own one-step style checkpoint (and its record of inputs), when that is
+    all the style stage holds there: it is only there to finish stages 1-5, and a base whose
+    targets were remade since (a new decoder) would otherwise refuse it (pipeline/style_inputs.py).
+    A real style training in the base folder (later steps) is left as it is."""
+    steps = [int(f[6:-4]) for f in os.listdir(base) if f.startswith("style_") and f.endswith(".pkl")
+             and f[6:-4].isdigit()]
+    if steps == [origin_step + 1]:
+        for f in (f"style_{origin_step + 1:06d}.pkl", "style_inputs.json"):
+            if os.path.exists(os.path.join(base, f)):
+                os.remove(os.path.join(base, f))
+
+
 def style_steps(expdir, origin_step):
     """Style steps trained: the newest style_<step>.pkl's step past origin_step."""
     steps = [int(f[6:-4]) for f in os.listdir(expdir) if f.startswith("style_") and f.endswith(".pkl")
@@ -242,6 +255,7 @@ def main(argv=None):
         print(f"base experiment {base}: stages 1-5", flush=True)
         prep = py + ["run_stylenerf.py", "--config", a.config] + common + ["--total_step", str(args.origin_step + 1)]
         os.makedirs(base, exist_ok=True)
+        clear_base_style_step(base, args.origin_step)
         rc = run_all([("stages 1-5", prep, os.path.join(base, "levers_prepare.log"))], 1)["stages 1-5"][0]
         if rc != 0:
             raise SystemExit(f"error: stages 1-5 failed (exit {rc}): see {base}/levers_prepare.log")

@@ -89,3 +89,15 @@ def test_a_variant_without_recorded_seconds_says_so_in_the_table():
     assert style_levers.stage_time(361.4) == "361 s"
     assert style_levers.stage_time(float("nan")) == "time not recorded"
     assert style_levers.stage_time(None) == "time not recorded"
+
+
+def test_the_bases_one_step_style_checkpoint_is_cleared_but_a_real_training_is_kept(tmp_path):
+    for name in ("style_000031.pkl", "style_inputs.json", "nerf_000030.pkl"):
+        (tmp_path / name).write_bytes(b"x")
+    style_levers.clear_base_style_step(str(tmp_path), 30)
+    assert sorted(os.listdir(tmp_path)) == ["nerf_000030.pkl"]
+    for name in ("style_000031.pkl", "style_000500.pkl", "style_inputs.json"):
+        (tmp_path / name).write_bytes(b"x")
+    style_levers.clear_base_style_step(str(tmp_path), 30)
+    assert sorted(os.listdir(tmp_path)) == ["nerf_000030.pkl", "style_000031.pkl", "style_000500.pkl",
+                                            "style_inputs.json"]

@@ -17,10 +17,11 @@ view's render at the projection has the pixel's own colour (largest channel diff
 threshold): where the expected depth is wrong (a frond edge over the planter) the points still
 pass the distance test, but the colours do not, and copying there tears white planter strokes
 into the fronds. With --propagation_edge_thresh e, no pixel is taken that lies on a depth edge
-(its depth varies by more than e times itself over its 3x3 neighbourhood) in either view: there the expected depth mixes the two sides, and on a sharp NeRF a frond's gaps
-speckle its propagated target with the wall behind. The mask of taken pixels
-is closed and opened (3x3) so that no single pixels of one kind sit among the other. Only pixels
-no earlier view sees keep the view's own stylization. All views of a style then show one set of strokes fixed to the surface, as a
+(its depth varies by more than e times itself over its 3x3 neighbourhood) in either view: there
+the expected depth mixes the two sides, and on a sharp NeRF a frond's gaps speckle its propagated
+target with the wall behind. The mask of taken pixels is closed and opened (3x3) so that no
+single pixels of one kind sit among the other. Only pixels no earlier view sees keep the view's
+own stylization. All views of a style then show one set of strokes fixed to the surface, as a
 video-consistent style transfer does, at the cost of seams where a view's own strokes meet the
 propagated ones.
 

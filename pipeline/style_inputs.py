@@ -51,9 +51,19 @@ def _differences(old, new):
     when their keys differ."""
     was = old.get("options") or {}
     out = [f"--{k} {was.get(k)} -> {v}" for k, v in new["options"].items() if _normal(was.get(k)) != _normal(v)]
-    out += [f"the {k} ({json.dumps(old.get(k))[:80]} -> {json.dumps(new[k])[:80]})"
+    out += [f"the {k} ({_changed_entries(old.get(k), _normal(new[k]))})"
             for k in ("targets", "samples") if k in new and old.get(k) != _normal(new[k])]
     return out
+
+
+def _changed_entries(old, new):
+    """'name: old -> new' for each entry of two keys (dicts) that differs ('absent' where one has
+    none); other values whole, cut to 80 characters."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return f"{json.dumps(old)[:80]} -> {json.dumps(new)[:80]}"
+    shown = lambda d, k: json.dumps(d[k])[:80] if k in d else "absent"  # noqa: E731
+    return "; ".join(f"{k}: {shown(old, k)} -> {shown(new, k)}" for k in sorted(set(old) | set(new))
+                     if k not in old or k not in new or old[k] != new[k])
 
 
 def mismatch(args, expdir, options_only=False):

@@ -40,8 +40,7 @@ def test_other_targets_are_named_but_not_when_only_options_are_asked(tmp_path):
     exp = _exp(tmp_path, {"decoder": "1:a"})
     style_inputs.record(args, exp)
     _exp(tmp_path, {"decoder": "1:a", "propagation": 0.2})  # --target_propagation remade them
-    changed = style_inputs.mismatch(args, exp)
-    assert len(changed) == 1 and changed[0].startswith("the targets (") and "propagation" in changed[0]
+    assert style_inputs.mismatch(args, exp) == ["the targets (propagation: absent -> 0.2)"]
     assert style_inputs.mismatch(args, exp, options_only=True) == []
 
 
@@ -52,5 +51,5 @@ def test_the_sample_cache_counts_only_with_style_samples(tmp_path):
     args = parse_args(["--style_samples", "1", "--style_point", "surface"])
     style_inputs.record(args, exp)
     (tmp_path / "style_samples" / "meta.json").write_text(json.dumps({"k": 2, "jitter": 1.0}))
-    assert [c[:13] for c in style_inputs.mismatch(args, exp)] == ["the samples ("]
+    assert style_inputs.mismatch(args, exp) == ["the samples (jitter: absent -> 1.0; k: 1 -> 2)"]
     assert os.path.basename(style_inputs.record_path(exp)) == "style_inputs.json"

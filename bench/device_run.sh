@@ -161,8 +161,10 @@ case "$step" in
            # machine: finished stages and style steps are found, evaluate.py runs again.  Variants
            # boxed by their own --time_limit would train once more: add --eval_only to evaluate
            # them as they stand.
+    # (a folder of its own: fernstyle's and tidycheck's style trainings have other options, and a
+    # style stage trained on other inputs is refused, pipeline/style_inputs.py)
     budget=$1; shift
-    exp=logs/fern_quick_nerf120k
+    exp=logs/levers_nerf120k
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     levers "$budget" $exp "--expname $(basename $exp) --origin_step 120001" "$@" ;;
@@ -186,7 +188,7 @@ case "$step" in
             # PSNR at 5k: FERN_LONG_RUN=fern_5k bash bench/device_run.sh fernlong 300 --eval_at 5000
             # (21.27 dB on 2026-12-03, f4bc7ff).  tidycheck <seconds>
     budget=$1; shift
-    exp=logs/fern_quick_nerf120k
+    exp=logs/tidycheck_nerf120k  # its own folder: fernstyle's 30,000 steps are another style training
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     run_pipeline $exp "$budget" 0 --no_eval --extra --expname "$(basename $exp)" --origin_step 120001 \
@@ -204,5 +206,5 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     boxed bench_render.py render.log "$budget" --expdir $exp "$@" ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers | tidycheck)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers | leversown | tidycheck)" >&2; exit 2 ;;
 esac

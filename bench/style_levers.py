@@ -127,19 +127,22 @@ def clear_base_style_step(base, origin_step):
     all the style stage holds there: it is only there to finish stages 1-5, and a base whose
     targets were remade since (a new decoder) would otherwise refuse it (pipeline/style_inputs.py).
     A real style training in the base folder (later steps) is left as it is."""
-    steps = [int(f[6:-4]) for f in os.listdir(base) if f.startswith("style_") and f.endswith(".pkl")
-             and f[6:-4].isdigit()]
-    if steps == [origin_step + 1]:
+    if style_checkpoint_steps(base) == [origin_step + 1]:
         for f in (f"style_{origin_step + 1:06d}.pkl", "style_inputs.json"):
             if os.path.exists(os.path.join(base, f)):
                 os.remove(os.path.join(base, f))
 
 
+def style_checkpoint_steps(folder):
+    """The steps of the style_<step>.pkl files in folder."""
+    return sorted(int(f[6:-4]) for f in os.listdir(folder) if f.startswith("style_") and f.endswith(".pkl")
+                  and f[6:-4].isdigit())
+
+
 def style_steps(expdir, origin_step):
     """Style steps trained: the newest style_<step>.pkl's step past origin_step."""
-    steps = [int(f[6:-4]) for f in os.listdir(expdir) if f.startswith("style_") and f.endswith(".pkl")
-             and f[6:-4].isdigit()]
-    return max(steps) - origin_step if steps else 0
+    steps = style_checkpoint_steps(expdir)
+    return steps[-1] - origin_step if steps else 0
 
 
 SECONDS_FILE = "levers_style_seconds.txt"

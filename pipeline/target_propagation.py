@@ -52,6 +52,15 @@ def view_order(c2ws):
     return [int(v) for v in np.lexsort((np.arange(len(dist)), dist))]
 
 
+def nearest_pixel(u, v, h, w):
+    """(row, col) int64 of the pixel nearest each projection (u, v), clipped into the image
+    (NaN: 0); where a projection falls outside, the caller's own mask decides."""
+    with np.errstate(invalid="ignore"):
+        col = np.clip(np.nan_to_num(np.floor(u + 0.5)), 0, w - 1).astype(np.int64)
+        row = np.clip(np.nan_to_num(np.floor(v + 0.5)), 0, h - 1).astype(np.int64)
+    return row, col
+
+
 def seen_in(points_dst, points_src, c2w_src, h, w, focal, thresh):
     """Where the source view sees the destination view's surface points.
 
@@ -60,11 +69,9 @@ def seen_in(points_dst, points_src, c2w_src, h, w, focal, thresh):
     nearest the projection holds a point within thresh of it, i.e. not occluded)."""
     u, v, z = project_points(points_dst.reshape(-1, 3), c2w_src, h, w, focal)
     with np.errstate(invalid="ignore"):
-        col = np.floor(u + 0.5)
-        row = np.floor(v + 0.5)
-        inside = (z > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-    col = np.where(inside, col, 0).astype(np.int64)
-    row = np.where(inside, row, 0).astype(np.int64)
+        inside = (z > 0) & (np.floor(u + 0.5) >= 0) & (np.floor(u + 0.5) < w) \
+            & (np.floor(v + 0.5) >= 0) & (np.floor(v + 0.5) < h)
+    row, col = nearest_pixel(u, v, h, w)
     near = np.linalg.norm(points_src[row, col] - points_dst.reshape(-1, 3), axis=-1) < thresh
     return u.reshape(h, w), v.reshape(h, w), (inside & near).reshape(h, w)
 
@@ -132,10 +139,8 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=Non
             col_s, row_s, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
             if check_colour:
                 seen &= np.abs(sample(rgb[s], col_s, row_s) - rgb[v]).max(-1) < colour_thresh
-            if edges is not None:  # seen: the nearest source pixel is inside the image
-                near_col = np.clip(np.nan_to_num(np.floor(col_s + 0.5)), 0, w - 1).astype(np.int64)
-                near_row = np.clip(np.nan_to_num(np.floor(row_s + 0.5)), 0, h - 1).astype(np.int64)
-                seen &= ~edges[v] & ~edges[s][near_row, near_col]
+            if edges is not None:
+                seen &= ~edges[v] & ~edges[s][nearest_pixel(col_s, row_s, h, w)]
             use = clean_mask(seen) & ~filled
             out[v][use] = sample(out[s], col_s, row_s)[use]
             filled |= use

@@ -122,6 +122,7 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
             if f.endswith(".npy"):
                 os.remove(os.path.join(folder, f))
     refresh(os.path.join(folder, "meta.json"), key, clear, "stylized targets", log)
+    renders = None  # the views' photoreal renders for the propagation's colour test, made once
     targets = []
     for k, (name, img) in enumerate(styles):
         path = target_path(folder, k, name)
@@ -137,8 +138,8 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
             out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
         if args.target_propagation:
-            renders = (np.stack([target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
-                       if args.propagation_colour_thresh > 0 else None)
+            if renders is None and args.propagation_colour_thresh > 0:
+                renders = np.stack([target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
             out, taken = propagate(out, points_at(geo.points, args.target_factor, h, w), geo.c2ws,
                                    focal, args.propagation_thresh, rgb=renders,
                                    colour_thresh=args.propagation_colour_thresh,

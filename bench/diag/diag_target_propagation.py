@@ -39,10 +39,11 @@ def main(argv=None):
     names, _paths, images = run.styles()
     encoder = run.get("encoder")
     ks = [int(k) for k in args.ks.split(",")]
+    renders = (np.stack([targets.target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
+               if args.propagation_colour_thresh > 0 else None)  # the colour test's, once
     rows = []
     for k, name in enumerate(names):
         own = np.load(targets.target_path(os.path.join(run.expdir, "targets"), k, name)).astype(np.float32) / 255
-        renders = np.stack([targets.target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
         prop, taken = target_propagation.propagate(own, pts_t, poses, focal, args.propagation_thresh, rgb=renders,
                                                    colour_thresh=args.propagation_colour_thresh,
                                                    edge_thresh=args.propagation_edge_thresh)

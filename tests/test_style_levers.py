@@ -101,3 +101,39 @@ def test_the_bases_one_step_style_checkpoint_is_cleared_but_a_real_training_is_k
     style_levers.clear_base_style_step(str(tmp_path), 30)
     assert sorted(os.listdir(tmp_path)) == ["nerf_000030.pkl", "style_000031.pkl", "style_000500.pkl",
                                             "style_inputs.json"]
+
+
+def test_variants_share_the_bases_files_and_link_its_sample_cache_file_by_file(tmp_path):
+    from core.cache_key import refresh, write_key
+    base, dst = tmp_path / "base", tmp_path / "base_v"
+    (base / "geometry").mkdir(parents=True)
+    (base / "style_samples").mkdir()
+    for name in ("nerf_005000.pkl", "style_005001.pkl", "args.txt", "levers_prepare.log"):
+        (base / name).write_bytes(b"x")
+    samples = base / "style_samples"
+    write_key(str(samples / "meta.json"), {"k": 1})
+    for name in ("view_000.npz", "view_000.json", "view_001.tmp.npz"):
+        (samples / name).write_bytes(b"v")
+    style_levers.share(str(base), str(dst))
+    assert sorted(os.listdir(dst)) == ["geometry", "nerf_005000.pkl", "style_samples"]
+    assert os.path.islink(dst / "geometry") and not os.path.islink(dst / "style_samples")
+    assert os.path.samefile(dst / "nerf_005000.pkl", base / "nerf_005000.pkl")
+    assert sorted(os.listdir(dst / "style_samples")) == ["meta.json", "view_000.json", "view_000.npz"]
+    assert os.path.samefile(dst / "style_samples" / "view_000.npz", samples / "view_000.npz")
+    # a variant with the same sampling options reuses the links; one with others clears them and
+    # writes its own key, and the base's cache stays as it was
+    mine = dst / "style_samples"
+    assert refresh(str(mine / "meta.json"), {"k": 1}, log=lambda *_: None)
+
+    def clear():
+        for f in os.listdir(mine):
+            if f.startswith("view_"):
+                os.remove(mine / f)
+    assert not refresh(str(mine / "meta.json"), {"k": 32}, clear, log=lambda *_: None)
+    assert sorted(os.listdir(mine)) == ["meta.json"]
+    assert refresh(str(samples / "meta.json"), {"k": 1}, log=lambda *_: None)
+    assert sorted(os.listdir(samples)) == ["meta.json", "view_000.json", "view_000.npz", "view_001.tmp.npz"]
+    # sharing again keeps the variant's own cache
+    style_levers.share(str(base), str(dst))
+    assert sorted(os.listdir(mine)) == ["meta.json"]
+    assert refresh(str(mine / "meta.json"), {"k": 32}, log=lambda *_: None)

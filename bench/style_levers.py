@@ -34,6 +34,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from pipeline.experiment import is_partial  # noqa: E402
 NERF = "stylized NeRF"
 ADAIN = "per-frame AdaIN"
 SHARED_DIRS = ("geometry",)
@@ -55,7 +57,6 @@ def parse_variant(spec):
 
 def experiment_dir(config, common):
     """<basedir>/<expname> as run_stylenerf.py resolves them for these options."""
-    sys.path.insert(0, ROOT)
     from core.config import parse_args
     args = parse_args(["--config", config] + common)
     return os.path.join(args.basedir, args.expname), args
@@ -80,7 +81,7 @@ def share(base, dst):
             continue  # none to share, or the variant's own cache (kept, whatever its key)
         os.makedirs(out_dir, exist_ok=True)
         for f in os.listdir(src_dir):
-            if ".tmp" not in f and not os.path.lexists(os.path.join(out_dir, f)):
+            if not is_partial(f) and not os.path.lexists(os.path.join(out_dir, f)):
                 os.link(os.path.join(src_dir, f), os.path.join(out_dir, f))
 
 

@@ -16,12 +16,18 @@ def experiment_dir(args, create=True):
     return path
 
 
+def is_partial(name):
+    """Whether a file name is that of a write in progress (`*.tmp`, `*.tmp.npz`): finished files
+    are never named so."""
+    return name.endswith(".tmp") or ".tmp." in name
+
+
 def remove_partial_files(folder):
     """Delete `*.tmp` / `*.tmp.npz` files a kill left mid-write (decoder.pkl.tmp, the VAE's
-    statistics cache, ...); finished files are never named so.  Training runs only: a render
-    beside a training run must not delete the file it is writing."""
+    statistics cache, ...).  Training runs only: a render beside a training run must not delete
+    the file it is writing."""
     for name in os.listdir(folder):
-        if name.endswith(".tmp") or ".tmp." in name:
+        if is_partial(name):
             p = os.path.join(folder, name)
             if os.path.isfile(p):
                 os.remove(p)

@@ -69,8 +69,8 @@ def seen_in(points_dst, points_src, c2w_src, h, w, focal, thresh):
     nearest the projection holds a point within thresh of it, i.e. not occluded)."""
     u, v, z = project_points(points_dst.reshape(-1, 3), c2w_src, h, w, focal)
     with np.errstate(invalid="ignore"):
-        inside = (z > 0) & (np.floor(u + 0.5) >= 0) & (np.floor(u + 0.5) < w) \
-            & (np.floor(v + 0.5) >= 0) & (np.floor(v + 0.5) < h)
+        cu, cv = np.floor(u + 0.5), np.floor(v + 0.5)
+        inside = (z > 0) & (cu >= 0) & (cu < w) & (cv >= 0) & (cv < h)
     row, col = nearest_pixel(u, v, h, w)
     near = np.linalg.norm(points_src[row, col] - points_dst.reshape(-1, 3), axis=-1) < thresh
     return u.reshape(h, w), v.reshape(h, w), (inside & near).reshape(h, w)

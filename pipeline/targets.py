@@ -108,6 +108,23 @@ def is_current(args, expdir, names):
             and all(os.path.exists(target_path(folder, k, n)) for k, n in enumerate(names)))
 
 
+def colour_test_renders(args, geo):
+    """The views' photoreal renders at the targets' size, float32 [V,h,w,3], for the propagation's
+    colour test (--propagation_colour_thresh); None when that test is off."""
+    if args.propagation_colour_thresh <= 0:
+        return None
+    return np.stack([target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
+
+
+def propagate_targets(args, geo, own, renders):
+    """--target_propagation with the options' tests: own [V,h,w,3] per-view targets ->
+    (targets, taken [V]) (target_propagation.propagate); renders: colour_test_renders'."""
+    h, w, focal = target_hwf(args, geo)
+    return propagate(own, points_at(geo.points, args.target_factor, h, w), geo.c2ws, focal,
+                     args.propagation_thresh, rgb=renders, colour_thresh=args.propagation_colour_thresh,
+                     edge_thresh=args.propagation_edge_thresh)
+
+
 def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print):
     """styles: list of (name, image [h,w,3]); returns list of uint8 arrays [V,H,W,3], one per style."""
     folder = os.path.join(expdir, "targets")
@@ -126,7 +143,7 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
     targets = []
     for k, (name, img) in enumerate(styles):
         path = target_path(folder, k, name)
-        h, w, focal = target_hwf(args, geo)
+        h, w, _ = target_hwf(args, geo)
         shape = (geo.n_views, h, w, 3)
         cached = _read_cached(path, shape, log)
         if cached is not None:
@@ -138,12 +155,9 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
             out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
         if args.target_propagation:
-            if renders is None and args.propagation_colour_thresh > 0:
-                renders = np.stack([target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
-            out, taken = propagate(out, points_at(geo.points, args.target_factor, h, w), geo.c2ws,
-                                   focal, args.propagation_thresh, rgb=renders,
-                                   colour_thresh=args.propagation_colour_thresh,
-                                   edge_thresh=args.propagation_edge_thresh)
+            if renders is None:
+                renders = colour_test_renders(args, geo)
+            out, taken = propagate_targets(args, geo, out, renders)
             log(f"targets {name}: {taken.mean():.0%} of the pixels taken from earlier views "
                 f"(--target_propagation)")
         try:

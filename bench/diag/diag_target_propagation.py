@@ -39,14 +39,11 @@ def main(argv=None):
     names, _paths, images = run.styles()
     encoder = run.get("encoder")
     ks = [int(k) for k in args.ks.split(",")]
-    renders = (np.stack([targets.target_content(args, geo, v) for v in range(geo.n_views)]).astype(np.float32)
-               if args.propagation_colour_thresh > 0 else None)  # the colour test's, once
+    renders = targets.colour_test_renders(args, geo)  # once for all styles
     rows = []
     for k, name in enumerate(names):
         own = np.load(targets.target_path(os.path.join(run.expdir, "targets"), k, name)).astype(np.float32) / 255
-        prop, taken = target_propagation.propagate(own, pts_t, poses, focal, args.propagation_thresh, rgb=renders,
-                                                   colour_thresh=args.propagation_colour_thresh,
-                                                   edge_thresh=args.propagation_edge_thresh)
+        prop, taken = targets.propagate_targets(args, geo, own, renders)
         stats = tap_statistics(encoder, images[k])
         for label, t in (("per-view", own), ("propagated", prop)):
             line = f"{name} {label:10s} style loss {style_loss(encoder, t, style_stats=stats).mean():.3f}"

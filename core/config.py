@@ -7,6 +7,7 @@ share (the device, the time box, the GPU library switches) come from add_common_
 Environment: STYLENERF_DEVICE is the default of --device (CI and tests set it); nothing
 else is read from the environment.
 """
+import argparse
 import os
 import re
 
@@ -139,10 +140,11 @@ def build_parser():
         help="the stylized targets and the style stage's rays at the geometry views' size divided by this "
              "(1: full size, the original). The decoder's strokes have a fixed size in pixels: make the "
              "targets at the size the stylized NeRF is rendered at (--render_factor, evaluate.py's --eval_factor)")
-    add("--target_propagation", action="store_true",
+    add("--target_propagation", action=argparse.BooleanOptionalAction, default=None,
         help="consistent targets: each view's target takes, where the views made before it see the same "
              "surface point, their strokes (warped with the geometry, the central camera first), and keeps "
-             "its own stylization only elsewhere (pipeline/target_propagation.py; off: every view "
+             "its own stylization only elsewhere (pipeline/target_propagation.py; --no-target_propagation "
+             "turns off a config's setting; off: every view "
              "stylized on its own, the original)")
     add("--propagation_thresh", type=float, default=0.2,
         help="--target_propagation: the largest distance (world units) between a view's surface point and "
@@ -281,8 +283,12 @@ def check_args(args):
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
                           f"expected --style_patch_weight > 0 with it")
+    # None: not asked for. False: turned off by --no-target_propagation, which leaves a config's
+    # thresholds inert instead of an error
+    turned_off = args.target_propagation is False
+    args.target_propagation = bool(args.target_propagation)
     for name in ("propagation_colour_thresh", "propagation_edge_thresh"):
-        if getattr(args, name) > 0 and not args.target_propagation:
+        if getattr(args, name) > 0 and not args.target_propagation and not turned_off:
             raise ConfigError(f"--{name} {getattr(args, name)} tests which pixels propagated targets take: "
                               f"expected --target_propagation with it")
     if args.target_propagation and args.mimic_every > 0 and args.decoder_step <= args.total_step:

@@ -57,6 +57,8 @@ def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     assert args.style_patch_weight == 0.01 and args.style_patch_ref == "target"
     # one style point a ray at its expected depth, trained and rendered there (README, "Style strength")
     assert (args.style_samples, args.style_render_samples, args.style_point) == (1, 1, "surface")
+    # consistent targets with the depth-edge test (README, "Style strength")
+    assert args.target_propagation and args.propagation_edge_thresh == 0.2
 
 
 def test_the_originals_config_and_its_other_options_are_accepted(tmp_path):
@@ -137,6 +139,20 @@ def test_target_propagation_is_off_by_default_and_refuses_the_mimic_step():
                        "--mimic_every", "0"]).target_propagation
     with pytest.raises(ConfigError, match="--propagation_thresh must be >= 0"):
         parse_args(["--propagation_thresh", "-1"])
+
+
+def test_a_configs_target_propagation_is_turned_off_on_the_command_line(tmp_path):
+    cfg = tmp_path / "prop.txt"
+    cfg.write_text("target_propagation = True\npropagation_edge_thresh = 0.2\ntotal_step = 35000\n")
+    args = parse_args(["--config", str(cfg)])
+    assert args.target_propagation is True and args.propagation_edge_thresh == 0.2
+    # off: the config's threshold stays inert instead of an error
+    args = parse_args(["--config", str(cfg), "--no-target_propagation"])
+    assert args.target_propagation is False and args.propagation_edge_thresh == 0.2
+    # a threshold without propagation ever asked for is still a mistake named
+    with pytest.raises(ConfigError, match="--propagation_edge_thresh 0.2 tests which pixels"):
+        parse_args(["--propagation_edge_thresh", "0.2"])
+    assert parse_args([]).target_propagation is False  # a bool, never None, after the checks
 
 
 def test_style_render_samples_shape_every_stylized_render_and_need_the_fine_level():

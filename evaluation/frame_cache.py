@@ -32,6 +32,7 @@ class FrameCache:
         os.makedirs(folder, exist_ok=True)
         remove_partial_files(folder)  # a frame a kill left half written
         self.reused, self.on = 0, True
+        self._fresh = set()  # frames this run put: reading them back is no reuse of an earlier run's
         refresh(os.path.join(folder, "key.json"), inputs, clear=self._clear, what="evaluation frame cache",
                 log=log)
 
@@ -51,11 +52,16 @@ class FrameCache:
         """(rgb [H,W,3], depth [H,W]) of frame t of group, or None (not rendered yet, or damaged)."""
         if not self.on:
             return None
-        got = read_arrays(self._path(group, t), {"rgb": (H, W, 3), "depth": (H, W)}, "evaluation frame", self.log)
+        path = self._path(group, t)
+        got = read_arrays(path, {"rgb": (H, W, 3), "depth": (H, W)}, "evaluation frame", self.log)
         if got is None:
             return None
-        self.reused += 1
+        self.reused += path not in self._fresh
         return got["rgb"], got["depth"]
+
+    def has(self, group, t):
+        """Whether frame t of group is kept (not read: get checks it)."""
+        return self.on and os.path.exists(self._path(group, t))
 
     def put(self, group, t, rgb, depth):
         if not self.on:
@@ -67,6 +73,7 @@ class FrameCache:
                           f"{KEEP_FREE / 2**30:.0f} GB to the rest of the run")
                 return
             write_arrays(self._path(group, t), {"rgb": rgb, "depth": depth})
+            self._fresh.add(self._path(group, t))
         except OSError as e:
             self._off(describe(e))
 

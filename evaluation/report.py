@@ -175,6 +175,30 @@ def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style
     return adain, carried, coverage
 
 
+def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache):
+    """Every style's stylized path into the frame cache before the per-style measures read it:
+    up to STYLES_PER_PASS styles a frame over one geometry (render_with_latents, the videos'
+    render, the same frames as one style at a time), so the densities and depths, most of a
+    frame's cost with one colour point a ray, are computed once for them. Frames already cached
+    are skipped; without a cache (or fine samples) nothing is done and each style renders alone."""
+    from pipeline.stylized_render import STYLES_PER_PASS, render_with_latents
+    if cache is None or not cache.on or opts.n_fine < 1 or len(styles) < 2:
+        return
+    for first in range(0, len(styles), STYLES_PER_PASS):
+        group = styles[first:first + STYLES_PER_PASS]
+        names = [model.style_names[k] for k in group]
+        for t, c2w in enumerate(tqdm(poses, desc=f"stylized NeRF {', '.join(names)}", dynamic_ncols=True)):
+            todo = [(k, name) for k, name in zip(group, names) if not cache.has(f"style_{name}", t)]
+            if not todo:
+                continue
+            images = render_with_latents(system, model, [jt.array(model.mu[k]) for k, _ in todo], args, opts,
+                                         H, W, focal, c2w)
+            for (_, name), out in zip(todo, images):
+                res = out["fine"]
+                cache.put(f"style_{name}", t, np.asarray(res["rgb"], np.float32).reshape(H, W, 3),
+                          np.asarray(res["depth"], np.float32).reshape(H, W))
+
+
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log,
                   cache=None):
     """Per style: consistency rows of the stylized NeRF and per-frame AdaIN, style-strength rows
@@ -190,7 +214,9 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
     encoder, decoder = adain_networks(args, expdir, log)
     photo_stats = tap_statistics(encoder, photo_frames)  # the same for every style
     rows, strength, strips = {warp: [] for warp in WARPS}, [], {}
-    for k in style_indices(args.style, model.style_names, "the trained style model"):
+    styles = style_indices(args.style, model.style_names, "the trained style model")
+    prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache)
+    for k in styles:
         name = model.style_names[k]
         # at --style_size, as the stylized targets and the AdaIN baseline see the style
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]

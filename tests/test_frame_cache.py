@@ -31,6 +31,20 @@ def test_frames_come_back_exactly_under_the_same_key(tmp_path):
     assert not os.path.exists(os.path.join(folder, "photo_0000.npz"))
 
 
+def test_frames_put_by_this_run_are_there_but_not_counted_as_reused(tmp_path):
+    """The stylized paths are rendered ahead, all styles together, and read back per style: only
+    frames an earlier (cut) run left count as reused."""
+    folder = str(tmp_path / "frames")
+    cache = FrameCache(folder, {"nerf": 1}, lambda line: None)
+    assert not cache.has("style_a.jpg", 0)
+    cache.put("style_a.jpg", 0, *_frame(2))
+    assert cache.has("style_a.jpg", 0) and not cache.has("style_a.jpg", 1)
+    np.testing.assert_array_equal(cache.get("style_a.jpg", 0, 5, 7)[0], _frame(2)[0])
+    assert cache.reused == 0
+    again = FrameCache(folder, {"nerf": 1}, lambda line: None)
+    assert again.get("style_a.jpg", 0, 5, 7) is not None and again.reused == 1
+
+
 def test_a_changed_key_clears_the_frames(tmp_path):
     folder, lines = str(tmp_path / "frames"), []
     FrameCache(folder, {"nerf": 1, "style": ["style_100.pkl", "5:7"]}, lines.append).put("photo", 0, *_frame(0))

@@ -285,6 +285,24 @@ def test_evaluate_writes_a_report(trained):
     _check_style_strength(argv, os.path.join(exp, "eval"), report)
 
 
+def test_styles_rendered_together_give_the_figures_of_one_style_at_a_time(trained, monkeypatch):
+    """evaluate.py renders the stylized paths of several styles over one geometry a frame
+    (report.prerender_styles); its figures are those of each style rendered alone."""
+    import evaluation.report as report
+    argv, exp = trained
+    base = argv + ["--eval_factor", "1", "--eval_k_long", "3"]
+    together = []
+    real = report.prerender_styles
+    monkeypatch.setattr(report, "prerender_styles", lambda *a, **k: together.append(len(a[3])) or real(*a, **k))
+    assert evaluate.main(base + ["--eval_name", "eval_together"]) == 0
+    assert together and together[0] >= 2  # the fixture's styles, rendered together
+    monkeypatch.setattr(report, "prerender_styles", lambda *a, **k: None)
+    assert evaluate.main(base + ["--eval_name", "eval_alone"]) == 0
+    for name in ("style_strength.csv", "consistency.csv", "consistency_backward.csv"):
+        assert (open(os.path.join(exp, "eval_together", name)).read()
+                == open(os.path.join(exp, "eval_alone", name)).read()), name
+
+
 def test_another_eval_name_keeps_the_earlier_report(trained, capsys):
     """--eval_name: the report of other render options goes to its own folder, the default
     report stays as it was; a name that is not a plain folder name is one line, before any render."""

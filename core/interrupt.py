@@ -10,6 +10,11 @@
 The first Ctrl-C (SIGINT) or SIGTERM (what `timeout`, `kill` and job schedulers such as
 SLURM send before they kill) only sets `requested`; a second one raises KeyboardInterrupt at
 once.  Outside the main thread (where signal handlers cannot be set) it does nothing.
+A second signal within REPEAT_WINDOW_S of the first is the same request delivered twice, not a
+user's second Ctrl-C: `timeout` signals the whole process group and a parent that runs jobs
+(bench/style_levers.py) passes the signal on to them as well, so a job gets it twice within
+milliseconds. Taken as "abort at once", that lost a job's steps since its last checkpoint
+(3,500 style steps once on one H100).
 
 `timeout` and SLURM signal the whole process group, so a signal that lands while Jittor is
 compiling a step's kernels also stops the compiler, and the step fails with Jittor's compile
@@ -23,6 +28,10 @@ about to end anyway; Jittor's handler, installed outside Python, cannot be put b
 """
 import signal
 import threading
+import time
+
+# seconds after a stop request in which the same request arriving again is ignored
+REPEAT_WINDOW_S = 1.0
 
 
 class TrainingInterrupted(Exception):
@@ -86,12 +95,18 @@ class StopRequest:
 
     def __init__(self):
         self.requested = False
+        self._first = 0.0
         self._previous = None
 
     def _handler(self, signum, frame):
+        now = time.monotonic()
         if self.requested:
+            if now - self._first < REPEAT_WINDOW_S:
+                print(f"{signal.Signals(signum).name} again within {REPEAT_WINDOW_S:g} s: the same stop request "
+                      f"delivered twice (process group and parent); still stopping after this step", flush=True)
+                return
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self._first = True, now
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # children dying of the same signal: expected
         name = signal.Signals(signum).name
         _state["signal"] = name

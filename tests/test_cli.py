@@ -79,7 +79,10 @@ def test_a_step_that_fails_after_sigterm_is_one_stop_line_naming_the_checkpoint(
                         lambda: (ValueError,))
 
 
-def test_a_second_signal_aborts_at_once_with_one_line(tmp_path, capsys):
+def test_a_second_signal_aborts_at_once_with_one_line(tmp_path, capsys, monkeypatch):
+    import core.interrupt as interrupt
+    monkeypatch.setattr(interrupt, "REPEAT_WINDOW_S", 0.0)  # a user's second request, not a duplicate
+
     def body(step):
         if step == 3:
             os.kill(os.getpid(), signal.SIGTERM)

@@ -4,7 +4,14 @@ import signal
 
 import pytest
 
+import core.interrupt as interrupt
 from core.interrupt import StopRequest, TrainingInterrupted
+
+
+@pytest.fixture(autouse=True)
+def no_repeat_window(monkeypatch):
+    """A second signal aborts however soon it comes (the window has a test of its own)."""
+    monkeypatch.setattr(interrupt, "REPEAT_WINDOW_S", 0.0)
 
 
 @pytest.fixture
@@ -51,6 +58,27 @@ def test_sigterm_requests_a_stop_and_the_handler_is_restored():
                 os.kill(os.getpid(), signal.SIGTERM)
         os.kill(os.getpid(), signal.SIGTERM)
         assert seen == ["outer"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_same_signal_twice_at_once_is_one_stop_request(monkeypatch, capsys):
+    """`timeout` signals the process group and a job runner passes the signal on too: the two
+    copies, milliseconds apart, must not abort the step; a second signal after the window does."""
+    clock = [100.0]
+    monkeypatch.setattr(interrupt, "REPEAT_WINDOW_S", 1.0)
+    monkeypatch.setattr(interrupt.time, "monotonic", lambda: clock[0])
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            clock[0] += 0.01
+            os.kill(os.getpid(), signal.SIGTERM)  # the group's copy and the runner's
+            assert stop.requested
+            assert "the same stop request delivered twice" in capsys.readouterr().out
+            clock[0] += 5.0
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)  # a real second request: abort
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -79,19 +79,20 @@ def timed(fn, repeat=1):
 def style_colours(a, system, n):
     """(coarse field, colour field, what they are) for n styles."""
     import jittor as jt
-    from models.style_mlp import StyleMLP
-    from pipeline.style_stage import StyleColors, StyleField, load_style_model
+    from pipeline.style_stage import StyleColors, StyleField, StyleModel, load_style_model
     args = a.args
     try:
         model, step = load_style_model(args, system, a.expdir)
         latents = [jt.array(model.mu[k % len(model.mu)]) for k in range(n)]
         mlp, what = model.mlp, f"style model step {step}"
-    except FileNotFoundError:
+    except FileNotFoundError:  # the run's style model (--style_encoding, --style_W) with random weights
         jt.set_global_seed(0)
-        mlp = StyleMLP(D=args.style_D, W=args.netwidth, input_ch=system.embed_xyz.out_dim, latent_dim=args.vae_latent)
         rng = np.random.default_rng(0)
-        latents = [jt.array(rng.normal(0, 1, args.vae_latent).astype(np.float32)) for _ in range(n)]
-        what = "a random style MLP (no style checkpoint in --expdir)"
+        mu = rng.normal(0, 1, (n, args.vae_latent)).astype(np.float32)
+        model = StyleModel(args, mu, np.zeros_like(mu), 1, system.embed_xyz.out_dim, [f"random_{k}" for k in range(n)])
+        latents = [jt.array(m) for m in mu]
+        mlp = model.mlp
+        what = (f"a random style MLP, {args.style_encoding} encoding (no style checkpoint in --expdir)")
     return (StyleField(system.coarse, mlp, system.embed_xyz, None),
             StyleColors(system.fine, mlp, system.embed_xyz, latents), what)
 
@@ -148,6 +149,13 @@ def bench(a):
           f"coarse {worst['coarse']:.2f}", flush=True)
 
     coarse, colours, what = style_colours(a, system, a.styles)
+    # the stylized path as the videos render it: --style_render_samples / --style_point of the
+    # config or --extra (fern_quick: one point a ray at its expected depth)
+    exact = exact.for_style(args)
+    fast = fast_options(exact, args, scene, fields, a.expdir, step, settings=settings)
+    skip = fast.skip
+    if exact.top_k:
+        what += f"; coloured at {exact.top_k} point(s) a ray" + (" (expected depth)" if exact.surface else "")
     path_poses = nerf_stage.valid_poses(args, scene)
     picks = np.linspace(0, len(path_poses) - 1, a.path_frames).round().astype(int)
 

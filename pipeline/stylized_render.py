@@ -96,7 +96,7 @@ def render(args, scene, expdir, log=print):
     model, step = load_style_model(args, system, expdir)
     styles = style_indices(args.style, model.style_names, "the trained style model")
     opts = fast_options(RenderOptions.from_args(args, scene, "eval").for_style(args), args, scene, system.fields(),
-                        expdir, nerf_step, log)  # --render_mode (exact where --style_render_samples is set)
+                        expdir, nerf_step, log)  # --render_mode
     H, W, focal = scaled_hwf(scene.hwf, args.render_factor)
     if args.render_train_style:  # the style-training views: the geometry stage's poses
         poses, mode = geometry.geometry_poses(args, scene), "train"

@@ -208,12 +208,13 @@ def fast_options(opts, args, scene, fields, expdir, step, log=print, *, settings
     """opts with the fast renderer when args.render_mode is "fast" (else opts unchanged): the
     occupancy grid of the NeRF checkpoint `step` in expdir (cached there; settings default:
     GridSettings at grid_resolution(opts.n_samples)), fields = the (coarse, fine) NeRFFields of
-    that checkpoint.  A top_k render (--style_render_samples) needs every sample's weight, so it
-    stays exact (unchanged opts)."""
+    that checkpoint.  A top_k render (--style_render_samples) takes its samples from the skipping
+    geometry too: the samples it leaves out are in empty cells or behind the point where the ray
+    turned opaque, whose weights are below the termination threshold."""
     import dataclasses
 
     from render.occupancy import GridSettings, load_or_build, scene_box
-    if getattr(args, "render_mode", "exact") != "fast" or opts.top_k:
+    if getattr(args, "render_mode", "exact") != "fast":
         return opts
     lo, hi = scene_box(scene.hwf, scene.poses, opts.near, opts.far, ndc=not args.no_ndc)
     densities = [field.density for field in fields]

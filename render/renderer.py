@@ -93,7 +93,13 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts
     if o.top_k:
         if not (share_color and o.n_fine > 0):
             raise ValueError("render_rays: top_k renders need share_color and fine samples (the style field)")
-        geo = _shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, o)
+        if o.skip is not None:  # the fast renderer's geometry (inference: frozen densities)
+            with jt.no_grad():
+                z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
+                                            n_rays=n_rays)
+                geo = o.skip.shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, z_vals, o)
+        else:
+            geo = _shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, o)
         return composite_top_k(top_k_samples(geo, rays_d, o.top_k, o.surface), (fine_field or coarse_field).colors,
                                rays_o, rays_d, o.white_bkgd)
     if o.skip is not None:  # the fast renderer (no gradients)
@@ -264,7 +270,7 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
             origins, d = jt.array(ro[start:end]), jt.array(rd[start:end])
             z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
                                         n_rays=end - start)
-            if o.skip is not None and not o.top_k:  # the fast renderer: colours only where they are seen
+            if o.skip is not None:  # the fast renderer: densities (and colours) only where they are seen
                 geo = o.skip.shared_geometry(coarse_field, fine_field, origins, d, z_vals, o)
             else:
                 geo = _shared_geometry(coarse_field, fine_field, origins, d, o, z_vals)

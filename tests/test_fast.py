@@ -140,11 +140,13 @@ def style_colour_net(kind, ex):
     return HashStyleMLP(grid, D=3, W=24, input_ch=ex.out_dim, latent_dim=5)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "hash"])
-def test_stylized_colours_fast_equal_exact(kind):
+@pytest.mark.parametrize("kind,top_k,surface", [("mlp", 0, False), ("hash", 0, False), ("hash", 1, True),
+                                                 ("mlp", 4, False)])
+def test_stylized_colours_fast_equal_exact(kind, top_k, surface):
     """render_image_colors (all styles of a frame over one geometry) and render_image with
     share_color: fast against exact, with the style stage's own fields and a style MLP (alone,
-    or reading a hash grid as fern_quick's does)."""
+    or reading a hash grid as fern_quick's does), coloured at every sample or at each ray's
+    top_k heaviest (one point at the expected depth: fern_quick's videos)."""
     nets, ex, fields = biased_nerf_fields(12, use_viewdirs=False)
     jt.set_global_seed(8)
     mlp = style_colour_net(kind, ex)
@@ -154,7 +156,7 @@ def test_stylized_colours_fast_equal_exact(kind):
     ro = np.concatenate([rng.uniform(-0.8, 0.8, (H * W, 2)), -np.ones((H * W, 1))], -1).astype(np.float32)
     rd = np.concatenate([rng.uniform(-0.2, 0.2, (H * W, 2)), np.full((H * W, 1), 2.0)], -1).astype(np.float32)
     lo, hi = np.full(3, -1.25, np.float32), np.full(3, 1.25, np.float32)
-    opts = RenderOptions(near=0.0, far=1.0, n_samples=32, n_fine=32)
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=32, n_fine=32, top_k=top_k, surface=surface)
     skip = Skipping(nerf_grid(fields, lo, hi, 32))
     fast_opts = dataclasses.replace(opts, skip=skip)
     coarse = StyleField(nets[0], mlp, ex, None)
@@ -166,7 +168,10 @@ def test_stylized_colours_fast_equal_exact(kind):
         for level in ("coarse", "fine"):
             assert psnr(fast[k][level]["rgb"], exact[k][level]["rgb"]) > 40, (k, level)
             np.testing.assert_allclose(fast[k][level]["acc"], exact[k][level]["acc"], atol=2e-3)
-    assert skip.skipped_fraction("colour") > 0.3, skip.stats
+    if top_k:  # colours at k points a ray; the densities skipped as without top_k
+        assert skip.skipped_fraction("coarse") > 0.3 and skip.skipped_fraction("fine") > 0.1, skip.stats
+    else:
+        assert skip.skipped_fraction("colour") > 0.3, skip.stats
     # one colour through render_image(share_color=True) (the interpolated-style video, evaluation)
     one = [StyleField(n, mlp, ex, latents[1]) for n in nets]
     alone = render_image(ro, rd, None, H, W, 40, opts=fast_opts, coarse_field=one[0], fine_field=one[1],
@@ -195,10 +200,11 @@ def test_fast_options_follow_render_mode(tmp_path):
     grid = load_grid(cache_path(str(tmp_path), 7))
     assert grid.resolution == (grid_resolution(8),) * 3 == (16, 16, 16) and len(logs) == 1
     assert grid_resolution(64) == 128 and grid_resolution(1000) == 256
-    # a top_k render needs every sample's weight: it stays exact, and no grid is built for it
+    # a top_k render (--style_render_samples) skips as well
     top = dataclasses.replace(opts, top_k=1)
-    assert fast_options(top, parse_args(["--render_mode", "fast"]), scene, fields, str(tmp_path), 8) is top
-    assert not os.path.exists(cache_path(str(tmp_path), 8))
+    fast_top = fast_options(top, parse_args(["--render_mode", "fast"]), scene, fields, str(tmp_path), 8)
+    assert isinstance(fast_top.skip, Skipping) and fast_top.top_k == 1
+    assert os.path.exists(cache_path(str(tmp_path), 8))
 
 
 def test_trained_fern_nerf_fast_equals_exact(fern_dir, fern_long_expdir):
@@ -251,5 +257,15 @@ def test_render_benchmark_runs_on_the_committed_nerf(fern_dir, fern_long_expdir,
     assert photo and styled, out
     assert float(photo.group(3)) > 40 and float(photo.group(4)) > 40 and float(styled.group(2)) > 40, out
     assert 0 < float(styled.group(1)) < 1
+    # fern_quick's videos: one point a ray at its expected depth, a style MLP reading a hash grid
+    assert bench_render.main(["--expdir", fern_long_expdir, "--datadir", fern_dir, "--stride", "64",
+                              "--resolution", "32", "--samples_per_cell", "2", "--path_frames", "1",
+                              "--extra", "--device", "cpu", "--matmul", "fp32", "--style_render_samples", "1",
+                              "--style_point", "surface", "--style_encoding", "hash", "--hash_log2_size", "12"]) == 0
+    out = capsys.readouterr().out
+    styled = re.search(r"^stylized \(2 styles.*hash encoding.*1 point\(s\) a ray \(expected depth\)\): exact "
+                       r"[\d.]+ frames/s per style, fast [\d.]+ .*fine density ([\d.]+),.*worst PSNR fast vs exact "
+                       r"([\d.]+)$", out, re.M)
+    assert styled and float(styled.group(1)) > 0 and float(styled.group(2)) > 40, out
     assert bench_render.main(["--expdir", fern_long_expdir, "--stride", "0"]) == 2
     assert "--stride must be >= 1" in capsys.readouterr().err

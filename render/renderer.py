@@ -93,13 +93,7 @@ def render_rays(rays_o, rays_d, viewdirs, coarse_field, fine_field=None, *, opts
     if o.top_k:
         if not (share_color and o.n_fine > 0):
             raise ValueError("render_rays: top_k renders need share_color and fine samples (the style field)")
-        if o.skip is not None:  # the fast renderer's geometry (inference: frozen densities)
-            with jt.no_grad():
-                z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
-                                            n_rays=n_rays)
-                geo = o.skip.shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, z_vals, o)
-        else:
-            geo = _shared_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, o)
+        geo = _frozen_geometry(coarse_field, fine_field or coarse_field, rays_o, rays_d, o)
         return composite_top_k(top_k_samples(geo, rays_d, o.top_k, o.surface), (fine_field or coarse_field).colors,
                                rays_o, rays_d, o.white_bkgd)
     if o.skip is not None:  # the fast renderer (no gradients)
@@ -157,6 +151,18 @@ def _shared_geometry(coarse_field, fine_field, rays_o, rays_d, opts, z_vals=None
     geo = _shared_depths(coarse_field, rays_o, rays_d, z_vals, opts.n_fine, opts.noise_std, opts.deterministic_fine)
     geo["sigma_f"] = _noised(fine_field.density(geo["pts"]), opts.noise_std)
     return geo
+
+
+def _frozen_geometry(coarse_field, fine_field, rays_o, rays_d, opts, z_vals=None):
+    """_shared_geometry, or with opts.skip the fast renderer's (densities only in occupied cells in
+    front of where the ray turns opaque; no gradients: the densities are frozen wherever it is used)."""
+    if opts.skip is None:
+        return _shared_geometry(coarse_field, fine_field, rays_o, rays_d, opts, z_vals)
+    if z_vals is None:
+        z_vals = stratified_samples(opts.near, opts.far, opts.n_samples, perturb=opts.perturb,
+                                    lindisp=opts.lindisp, n_rays=rays_o.shape[0])
+    with jt.no_grad():
+        return opts.skip.shared_geometry(coarse_field, fine_field, rays_o, rays_d, z_vals, opts)
 
 
 def composite_shared(geo, samples_rgb, rays_d, white_bkgd):
@@ -270,10 +276,7 @@ def render_image_colors(rays_o, rays_d, H, W, chunk, coarse_field, fine_field, n
             origins, d = jt.array(ro[start:end]), jt.array(rd[start:end])
             z_vals = stratified_samples(o.near, o.far, o.n_samples, perturb=o.perturb, lindisp=o.lindisp,
                                         n_rays=end - start)
-            if o.skip is not None:  # the fast renderer: densities (and colours) only where they are seen
-                geo = o.skip.shared_geometry(coarse_field, fine_field, origins, d, z_vals, o)
-            else:
-                geo = _shared_geometry(coarse_field, fine_field, origins, d, o, z_vals)
+            geo = _frozen_geometry(coarse_field, fine_field, origins, d, o, z_vals)
             jt.sync([v for v in geo.values() if isinstance(v, jt.Var)])  # once for every colour
             kept = top_k_samples(geo, d, o.top_k, o.surface) if o.top_k else None
             for k in range(n_colors):

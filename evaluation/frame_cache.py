@@ -1,7 +1,7 @@
 """The evaluation's rendered frames, one .npz a frame in <expdir>/eval/frames/, so that an
 evaluation cut short (a time limit, Ctrl-C, a lost machine) resumes at the first frame it had
 not rendered: the renders are most of its time (104 s of 123 s for fern_cpu on a 2-core CPU).
-Each frame keeps its fine RGB and depth as float32, so that a resumed evaluation reports exactly
+Each frame keeps its fine RGB, depth and opacity as float32, so that a resumed evaluation reports exactly
 what an uncut one would.  The folder is keyed (core/cache_key.py) by the NeRF and style
 checkpoints, the path, the size and the render options: a change renders every frame again.  A
 finished report removes the folder: 3 MB a frame at 504x378, 12 MB a path frame for fern with
@@ -49,30 +49,31 @@ class FrameCache:
         return os.path.join(self.folder, f"{safe}_{t:04d}.npz")
 
     def get(self, group, t, H, W):
-        """(rgb [H,W,3], depth [H,W]) of frame t of group, or None (not rendered yet, or damaged)."""
+        """(rgb [H,W,3], depth [H,W], acc [H,W]) of frame t of group, or None (not rendered yet, or
+        damaged)."""
         if not self.on:
             return None
         path = self._path(group, t)
-        got = read_arrays(path, {"rgb": (H, W, 3), "depth": (H, W)}, "evaluation frame", self.log)
+        got = read_arrays(path, {"rgb": (H, W, 3), "depth": (H, W), "acc": (H, W)}, "evaluation frame", self.log)
         if got is None:
             return None
         self.reused += path not in self._fresh
-        return got["rgb"], got["depth"]
+        return got["rgb"], got["depth"], got["acc"]
 
     def has(self, group, t):
         """Whether frame t of group is kept (not read: get checks it)."""
         return self.on and os.path.exists(self._path(group, t))
 
-    def put(self, group, t, rgb, depth):
+    def put(self, group, t, rgb, depth, acc):
         if not self.on:
             return
         try:
             free = shutil.disk_usage(self.folder).free
-            if free - rgb.nbytes - depth.nbytes < KEEP_FREE:
+            if free - rgb.nbytes - depth.nbytes - acc.nbytes < KEEP_FREE:
                 self._off(f"{self.folder}: {free / 2**30:.1f} GB free, and the frames leave at least "
                           f"{KEEP_FREE / 2**30:.0f} GB to the rest of the run")
                 return
-            write_arrays(self._path(group, t), {"rgb": rgb, "depth": depth})
+            write_arrays(self._path(group, t), {"rgb": rgb, "depth": depth, "acc": acc})
             self._fresh.add(self._path(group, t))
         except OSError as e:
             self._off(describe(e))
@@ -104,4 +105,4 @@ def frame_inputs(nerf_path, style_path, poses, hwf, opts, style_opts, args, held
             "poses": array_digest([poses]), "hwf": [int(H), int(W), float(focal)],
             "held_out": [int(i) for i in held_out], "scene_hwf": [float(v) for v in scene_hwf],
             "opts": repr(opts), "style_opts": repr(style_opts), "render_mode": args.render_mode,
-            "use_viewdir": bool(args.use_viewdir), "ndc": not args.no_ndc}
+            "use_viewdir": bool(args.use_viewdir), "ndc": not args.no_ndc, "arrays": ["rgb", "depth", "acc"]}

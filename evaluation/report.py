@@ -48,12 +48,13 @@ from render.renderer import render_image
 
 
 def render_path(args, fields, opts, poses, H, W, focal, desc, viewdirs=True, share_color=False, cache=None,
-                group=None):
+                group=None, surfaces=None):
     """Fine RGB [T,H,W,3] and world points [T,H,W,3] along poses, rendered as opts says.
 
     viewdirs: feed view directions (the photoreal NeRF with --use_viewdir; the style field has none).
     share_color: one colour pass for both levels (the style field, render_rays).
-    cache: a FrameCache; frame t is read from it as `group`'s, or rendered and put there."""
+    cache: a FrameCache; frame t is read from it as `group`'s, or rendered and put there.
+    surfaces: a list that gets each frame's fine (depth, acc) [H,W] (colour_at_surface's input)."""
     coarse_field, fine_field = fields
     rgbs, pts = [], []
     for t, c2w in enumerate(tqdm(poses, desc=desc, dynamic_ncols=True)):
@@ -63,14 +64,43 @@ def render_path(args, fields, opts, poses, H, W, focal, desc, viewdirs=True, sha
             out = render_image(ro, rd, vd if (args.use_viewdir and viewdirs) else None, H, W, args.chunk,
                                opts=opts, coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False,
                                share_color=share_color)
-            res = out["fine" if "fine" in out else "coarse"]
-            got = (np.asarray(res["rgb"], np.float32).reshape(H, W, 3),
-                   np.asarray(res["depth"], np.float32).reshape(H, W))
+            got = fine_arrays(out["fine" if "fine" in out else "coarse"], H, W)
             if cache:
                 cache.put(group, t, *got)
         rgbs.append(got[0])
         pts.append(surface_points(ro, rd, got[1], H, W, focal, ndc=not args.no_ndc))
+        if surfaces is not None:
+            surfaces.append(got[1:])
     return np.stack(rgbs).astype(np.float32), np.stack(pts).astype(np.float32)
+
+
+def fine_arrays(level, H, W):
+    """(rgb [H,W,3], depth [H,W], acc [H,W]) float32 of a rendered level: what the frame cache keeps."""
+    return (np.asarray(level["rgb"], np.float32).reshape(H, W, 3), np.asarray(level["depth"], np.float32).reshape(H, W),
+            np.asarray(level["acc"], np.float32).reshape(H, W))
+
+
+def colour_at_surface(args, system, model, styles, H, W, focal, c2w, depth, acc, white_bkgd=False):
+    """[H,W,3] frames of a one-point stylized render (--style_render_samples 1 --style_point
+    surface) of each style in styles, coloured at the photoreal render's own surface: the style
+    MLP at o + (depth / acc) d, weighted by acc. A one-point render computes the same thing after
+    a second density pass (top_samples: the expected depth under the fine weights, the one weight
+    scaled to the fine opacity; where a ray has no opacity its colour has no weight either)."""
+    from pipeline.style_stage import StyleColors
+    from render.cached_samples import cached_points
+    ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
+    ro, rd, a = ro.reshape(-1, 3), rd.reshape(-1, 3), np.asarray(acc, np.float32).reshape(-1)
+    z = np.where(a > 1e-6, np.asarray(depth, np.float64).reshape(-1) / np.maximum(a, 1e-30), 0.0).astype(np.float32)
+    colours = StyleColors(system.fine, model.mlp, system.embed_xyz, [jt.array(model.mu[k]) for k in styles])
+    rgbs = [np.empty((len(a), 3), np.float32) for _ in styles]
+    with jt.no_grad():
+        for start in range(0, len(a), int(args.chunk)):
+            end = min(start + int(args.chunk), len(a))
+            pts = cached_points(ro[start:end], rd[start:end], z[start:end, None])
+            for i in range(len(styles)):
+                rgbs[i][start:end] = colours.color(pts, i).reshape((end - start, 3)).numpy()
+    background = (1.0 - a[:, None]) if white_bkgd else 0.0
+    return [(rgb * a[:, None] + background).reshape(H, W, 3).astype(np.float32) for rgb in rgbs]
 
 
 def photoreal_metrics(args, scene, system, log, cache=None):
@@ -112,13 +142,14 @@ def evaluate(args, scene, expdir, log=print):
         nerf_path, style_path, poses, (H, W, focal), opts, style_opts, args, scene.i_test, scene.hwf), log)
     with cache.kept_on_interrupt():  # Ctrl-C: one line saying where the frames so far are
         photo = photoreal_metrics(args, scene, system, log, cache)
+        surfaces = []  # the photoreal path's fine depth and opacity: one-point styles are coloured there
         photo_frames, points = render_path(args, system.fields(), opts, poses, H, W, focal, "photoreal path",
-                                           cache=cache, group="photo")
+                                           cache=cache, group="photo", surfaces=surfaces)
         tables = method_rows("(photoreal NeRF)", "NeRF render", photo_frames, points, poses, H, W, focal, ks)
         if style_path is not None:
             style_opts = fast_options(style_opts, args, scene, system.fields(), expdir, nerf_step, log)
         rows, strength, strips = stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal,
-                                               ks, style_opts, out_dir, log, cache)
+                                               ks, style_opts, out_dir, log, cache, surfaces)
     if cache.reused:
         log(f"{cache.reused} rendered frames came from an earlier evaluation that was cut short")
     for warp in WARPS:
@@ -175,14 +206,17 @@ def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style
     return adain, carried, coverage
 
 
-def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache):
-    """Every style's stylized path into the frame cache before the per-style measures read it:
-    up to STYLES_PER_PASS styles a frame over one geometry (render_with_latents, the videos'
-    render, the same frames as one style at a time), so the densities and depths, most of a
-    frame's cost with one colour point a ray, are computed once for them. Frames already cached
-    are skipped; without a cache (or fine samples) nothing is done and each style renders alone."""
+def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache, surfaces=None):
+    """Every style's stylized path into the frame cache before the per-style measures read it.
+    One point a ray at the expected depth (opts.top_k 1, surface) with the photoreal path's
+    surfaces (its fine (depth, acc) per frame, rendered with the same samples): coloured there
+    (colour_at_surface), no density pass at all. Otherwise up to STYLES_PER_PASS styles a frame
+    over one geometry (render_with_latents, the videos' render, the same frames as one style at a
+    time). Frames already cached are skipped; without a cache (or fine samples) nothing is done
+    and each style renders alone."""
     from pipeline.stylized_render import STYLES_PER_PASS, render_with_latents
-    if cache is None or not cache.on or opts.n_fine < 1 or len(styles) < 2:
+    at_surface = opts.top_k == 1 and opts.surface and surfaces is not None and len(surfaces) == len(poses)
+    if cache is None or not cache.on or opts.n_fine < 1 or (len(styles) < 2 and not at_surface):
         return
     for first in range(0, len(styles), STYLES_PER_PASS):
         group = styles[first:first + STYLES_PER_PASS]
@@ -191,18 +225,24 @@ def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cach
             todo = [(k, name) for k, name in zip(group, names) if not cache.has(f"style_{name}", t)]
             if not todo:
                 continue
-            images = render_with_latents(system, model, [jt.array(model.mu[k]) for k, _ in todo], args, opts,
-                                         H, W, focal, c2w)
-            for (_, name), out in zip(todo, images):
-                res = out["fine"]
-                cache.put(f"style_{name}", t, np.asarray(res["rgb"], np.float32).reshape(H, W, 3),
-                          np.asarray(res["depth"], np.float32).reshape(H, W))
+            if at_surface:
+                depth, acc = surfaces[t]
+                frames = colour_at_surface(args, system, model, [k for k, _ in todo], H, W, focal, c2w, depth, acc,
+                                           opts.white_bkgd)
+                got = [(rgb, depth, acc) for rgb in frames]
+            else:
+                images = render_with_latents(system, model, [jt.array(model.mu[k]) for k, _ in todo], args, opts,
+                                             H, W, focal, c2w, keys=("rgb", "depth", "acc"))
+                got = [fine_arrays(out["fine"], H, W) for out in images]
+            for (_, name), arrays in zip(todo, got):
+                cache.put(f"style_{name}", t, *arrays)
 
 
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log,
-                  cache=None):
+                  cache=None, surfaces=None):
     """Per style: consistency rows of the stylized NeRF and per-frame AdaIN, style-strength rows
-    of those and of the photoreal frames, and the picture strip (cache: a FrameCache).
+    of those and of the photoreal frames, and the picture strip (cache: a FrameCache; surfaces:
+    the photoreal path's, see prerender_styles).
     Returns ({warp: consistency rows}, strength rows, {style: strip file name})."""
     from pipeline.style_stage import load_style_model, style_fields
     from pipeline.style_selection import load_style_images, style_indices
@@ -215,7 +255,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
     photo_stats = tap_statistics(encoder, photo_frames)  # the same for every style
     rows, strength, strips = {warp: [] for warp in WARPS}, [], {}
     styles = style_indices(args.style, model.style_names, "the trained style model")
-    prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache)
+    prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache, surfaces)
     for k in styles:
         name = model.style_names[k]
         # at --style_size, as the stylized targets and the AdaIN baseline see the style

@@ -51,7 +51,7 @@ def render_with_latent(system, model, latent, args, opts, H, W, focal, c2w):
                         fine_field=fine_field, share_color=True)
 
 
-def render_with_latents(system, model, latents, args, opts, H, W, focal, c2w):
+def render_with_latents(system, model, latents, args, opts, H, W, focal, c2w, keys=("rgb", "depth")):
     """One frame for several latent codes (a list of [L]): a list of render_image results, the
     geometry shared (render_image_colors); without fine samples one render per code."""
     if opts.n_fine < 1:
@@ -59,7 +59,8 @@ def render_with_latents(system, model, latents, args, opts, H, W, focal, c2w):
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     coarse_field = StyleField(system.coarse, model.mlp, system.embed_xyz, None)
     fine_field = StyleColors(system.fine, model.mlp, system.embed_xyz, latents)
-    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), opts=opts)
+    return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), opts=opts,
+                               keys=keys)
 
 
 def interpolated_latents(mus, n_frames):

@@ -10,20 +10,22 @@ from evaluation.frame_cache import FrameCache
 
 def _frame(seed, H=5, W=7):
     rng = np.random.default_rng(seed)
-    return rng.random((H, W, 3), dtype=np.float32), rng.random((H, W), dtype=np.float32)
+    return (rng.random((H, W, 3), dtype=np.float32), rng.random((H, W), dtype=np.float32),
+            rng.random((H, W), dtype=np.float32))
 
 
 def test_frames_come_back_exactly_under_the_same_key(tmp_path):
     folder, lines = str(tmp_path / "frames"), []
     cache = FrameCache(folder, {"nerf": 1}, lines.append)
     assert cache.get("photo", 0, 5, 7) is None
-    rgb, depth = _frame(0)
-    cache.put("photo", 0, rgb, depth)
+    rgb, depth, acc = _frame(0)
+    cache.put("photo", 0, rgb, depth, acc)
     cache.put("style_la muse.jpg", 3, *_frame(1))
     again = FrameCache(folder, {"nerf": 1}, lines.append)
     got = again.get("photo", 0, 5, 7)
     np.testing.assert_array_equal(got[0], rgb)  # float32 kept bit for bit
     np.testing.assert_array_equal(got[1], depth)
+    np.testing.assert_array_equal(got[2], acc)
     np.testing.assert_array_equal(again.get("style_la muse.jpg", 3, 5, 7)[0], _frame(1)[0])
     assert again.get("photo", 1, 5, 7) is None and again.reused == 2
     # another size is a damaged frame: warned, removed, rendered again
@@ -96,6 +98,6 @@ def test_a_nearly_full_disk_turns_the_cache_off_before_writing(tmp_path, monkeyp
     cache = FrameCache(str(tmp_path / "frames"), {"nerf": 1}, lines.append)
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(frame_cache.shutil, "disk_usage", lambda p: usage(10 * 2**30, 0, frame_cache.KEEP_FREE + 100))
-    cache.put("photo", 0, *_frame(0))  # 5x7 floats: 560 bytes, more than the 100 left above the reserve
+    cache.put("photo", 0, *_frame(0))  # 5x7x5 floats: 700 bytes, more than the 100 left above the reserve
     assert not cache.on and len(lines) == 1 and "GB free" in lines[0]
     assert [f for f in os.listdir(tmp_path / "frames") if f.endswith(".npz")] == []

@@ -285,22 +285,73 @@ def test_evaluate_writes_a_report(trained):
     _check_style_strength(argv, os.path.join(exp, "eval"), report)
 
 
-def test_styles_rendered_together_give_the_figures_of_one_style_at_a_time(trained, monkeypatch):
-    """evaluate.py renders the stylized paths of several styles over one geometry a frame
-    (report.prerender_styles); its figures are those of each style rendered alone."""
+@pytest.mark.parametrize("render", [[], ["--style_render_samples", "1", "--style_point", "surface"]],
+                         ids=["every_sample", "one_point"])
+def test_styles_rendered_together_give_the_figures_of_one_style_at_a_time(trained, monkeypatch, render):
+    """evaluate.py renders the stylized paths of several styles over one geometry a frame, or
+    colours one-point styles at the photoreal path's surface (report.prerender_styles); its
+    figures are those of each style rendered alone."""
     import evaluation.report as report
     argv, exp = trained
-    base = argv + ["--eval_factor", "1", "--eval_k_long", "3"]
-    together = []
-    real = report.prerender_styles
+    base = argv + ["--eval_factor", "1", "--eval_k_long", "3"] + render
+    together, at_surface = [], []
+    real, real_surface = report.prerender_styles, report.colour_at_surface
     monkeypatch.setattr(report, "prerender_styles", lambda *a, **k: together.append(len(a[3])) or real(*a, **k))
-    assert evaluate.main(base + ["--eval_name", "eval_together"]) == 0
+    monkeypatch.setattr(report, "colour_at_surface", lambda *a, **k: at_surface.append(1) or real_surface(*a, **k))
+    name = "_".join(["eval_together"] + render[1:2])
+    assert evaluate.main(base + ["--eval_name", name]) == 0
     assert together and together[0] >= 2  # the fixture's styles, rendered together
+    assert bool(at_surface) == bool(render)
     monkeypatch.setattr(report, "prerender_styles", lambda *a, **k: None)
-    assert evaluate.main(base + ["--eval_name", "eval_alone"]) == 0
-    for name in ("style_strength.csv", "consistency.csv", "consistency_backward.csv"):
-        assert (open(os.path.join(exp, "eval_together", name)).read()
-                == open(os.path.join(exp, "eval_alone", name)).read()), name
+    alone = "_".join(["eval_alone"] + render[1:2])
+    assert evaluate.main(base + ["--eval_name", alone]) == 0
+    for csv in ("style_strength.csv", "consistency.csv", "consistency_backward.csv"):
+        a, b = (open(os.path.join(exp, n, csv)).read() for n in (name, alone))
+        if not render:  # the same render, only shared: byte for byte
+            assert a == b, csv
+        else:  # the same colours from the photoreal depth instead of a second density pass: to float rounding
+            rows_a, rows_b = ([line.split(",") for line in text.splitlines()] for text in (a, b))
+            assert [len(r) for r in rows_a] == [len(r) for r in rows_b], csv
+            for ra, rb in zip(rows_a, rows_b):
+                for x, y in zip(ra, rb):
+                    try:
+                        assert np.isclose(float(x), float(y), rtol=1e-5, atol=1e-6), (csv, x, y)
+                    except ValueError:  # a name
+                        assert x == y, csv
+
+
+def test_one_point_styles_coloured_at_the_photoreal_surface_equal_their_render(trained):
+    """evaluate.py colours one-point styles (--style_render_samples 1 --style_point surface) at the
+    photoreal path's own fine depth and opacity (report.colour_at_surface) instead of a second
+    density pass: the same frames as the one-point render."""
+    import jittor as jt
+
+    import evaluation.report as report
+    from dataset.rays import image_rays
+    from pipeline.style_stage import load_style_model
+    from pipeline.stylized_render import render_with_latents
+    from render.renderer import render_image
+    argv, exp = trained
+    args = parse_args(argv + ["--style_render_samples", "1", "--style_point", "surface"])
+    scene = load_scene(args)
+    system, _, _ = nerf_stage.load_trained_nerf(args, exp)
+    model, _ = load_style_model(args, system, exp)
+    opts = RenderOptions.from_args(args, scene, "eval")
+    H, W, focal = int(scene.hwf[0]), int(scene.hwf[1]), scene.hwf[2]
+    c2w = nerf_stage.valid_poses(args, scene)[1]
+    ro, rd, vd = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
+    coarse, fine = system.fields()
+    photo = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts, coarse_field=coarse,
+                         fine_field=fine, coarse_rgb=False)["fine"]
+    styles = list(range(len(model.style_names)))
+    assert len(styles) >= 2
+    at_surface = report.colour_at_surface(args, system, model, styles, H, W, focal, c2w, photo["depth"],
+                                          photo["acc"], opts.white_bkgd)
+    rendered = render_with_latents(system, model, [jt.array(model.mu[k]) for k in styles], args,
+                                   opts.for_style(args), H, W, focal, c2w)
+    assert not np.allclose(at_surface[0], at_surface[1], atol=1e-3)  # the styles differ
+    for k in styles:
+        np.testing.assert_allclose(at_surface[k], rendered[k]["fine"]["rgb"], atol=1e-4)
 
 
 def test_another_eval_name_keeps_the_earlier_report(trained, capsys):

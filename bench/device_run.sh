@@ -196,5 +196,16 @@ case "$step" in
     COMPARE_ARGS="--atol inf" timeout "$budget" bash bench/tidycheck.sh run .tidy_ref logs/tidy \
       --origin_step 120001 --total_step 123001 "$@" 2>&1 | logged tidycheck.log
     tar czf "$OUT/tidy_frames.tgz" $(ls -d logs/tidy/*/render_valid_* 2>/dev/null) 2>/dev/null ;;
+  render)  # the fast renderer against the exact one (bench_render.py, default every 2nd pixel:
+           # 504x378) on fern.txt's trained NeRF, with fernstyle's style model when an archive of
+           # it is in $resume (exp_fern_quick_nerf120k_rest.tgz), else a random style MLP:
+           # render <seconds> [bench_render args, e.g. --styles 3 --path_frames 10 --extra --matmul fp16]
+    budget=$1; shift
+    for f in "$resume"/exp_*.tgz; do [ -f "$f" ] && tar xzf "$f"; done
+    exp=logs/fern_quick_nerf120k
+    [ -n "$(newest $exp style)" ] || exp=logs/fern_long/bench
+    mkdir -p $exp
+    [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
+    boxed bench_render.py render.log "$budget" --expdir $exp "$@" ;;
   *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers | leversown | tidycheck)" >&2; exit 2 ;;
 esac

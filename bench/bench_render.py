@@ -151,11 +151,12 @@ def bench(a):
     coarse, colours, what = style_colours(a, system, a.styles)
     # the stylized path as the videos render it: --style_render_samples / --style_point of the
     # config or --extra (fern_quick: one point a ray at its expected depth)
-    exact = exact.for_style(args)
-    fast = fast_options(exact, args, scene, fields, a.expdir, step, settings=settings)
-    skip = fast.skip
-    if exact.top_k:
-        what += f"; coloured at {exact.top_k} point(s) a ray" + (" (expected depth)" if exact.surface else "")
+    style_exact = exact.for_style(args)
+    style_fast = fast_options(style_exact, args, scene, fields, a.expdir, step, settings=settings)
+    skip = style_fast.skip
+    if style_exact.top_k:
+        what += (f"; coloured at {style_exact.top_k} point(s) a ray"
+                 + (" (expected depth)" if style_exact.surface else ""))
     path_poses = nerf_stage.valid_poses(args, scene)
     picks = np.linspace(0, len(path_poses) - 1, a.path_frames).round().astype(int)
 
@@ -163,15 +164,15 @@ def bench(a):
         return render_image_colors(ro, rd, ro.shape[0], ro.shape[1], args.chunk, coarse, colours, a.styles, opts=opts,
                                    keys=("rgb", "depth"))
 
-    for opts in (exact, fast):
+    for opts in (style_exact, style_fast):
         stylized(opts, *warm[:2])
     skip.stats.clear()
     times = {"exact": 0.0, "fast": 0.0}
     worst = np.inf
     for i in picks:
         ro, rd, _ = rays_of(args, scene, path_poses[i], a.stride)
-        ref, t_exact = timed(lambda: stylized(exact, ro, rd), a.repeat)
-        out, t_fast = timed(lambda: stylized(fast, ro, rd), a.repeat)
+        ref, t_exact = timed(lambda: stylized(style_exact, ro, rd), a.repeat)
+        out, t_fast = timed(lambda: stylized(style_fast, ro, rd), a.repeat)
         times["exact"] += t_exact
         times["fast"] += t_fast
         p = [min(psnr(o[lv]["rgb"], r[lv]["rgb"]) for lv in ("fine", "coarse")) for o, r in zip(out, ref)]

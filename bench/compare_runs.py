@@ -12,7 +12,6 @@ bench/tidycheck.sh (the code before the tidy-up against this tree).
 import argparse
 import glob
 import os
-import pickle
 import sys
 
 import numpy as np
@@ -22,6 +21,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench import compare_frames  # noqa: E402  (after the path)
+from core import checkpoint  # noqa: E402
 
 
 def arrays(obj, prefix=""):
@@ -49,18 +49,13 @@ def max_diff(a, b):
     return max(diffs, default=0.0), apart
 
 
-def load_pickle(path):
-    with open(path, "rb") as f:
-        return pickle.load(f)
-
-
 def load_arrays(path):
     if path.endswith(".npz"):
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
     if path.endswith(".npy"):
         return {"": np.load(path)}
-    return arrays(load_pickle(path))
+    return arrays(checkpoint.load(path))
 
 
 def compare(ref, new, atol=0.0, min_psnr=40.0):

@@ -73,8 +73,9 @@ class FrameCache:
                 self._off(f"{self.folder}: {free / 2**30:.1f} GB free, and the frames leave at least "
                           f"{KEEP_FREE / 2**30:.0f} GB to the rest of the run")
                 return
-            write_arrays(self._path(group, t), {"rgb": rgb, "depth": depth, "acc": acc})
-            self._fresh.add(self._path(group, t))
+            path = self._path(group, t)
+            write_arrays(path, {"rgb": rgb, "depth": depth, "acc": acc})
+            self._fresh.add(path)
         except OSError as e:
             self._off(describe(e))
 

@@ -206,6 +206,11 @@ def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style
     return adain, carried, coverage
 
 
+def style_group(name):
+    """The frame cache's group of a style's stylized path frames."""
+    return f"style_{name}"
+
+
 def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache, surfaces=None):
     """Every style's stylized path into the frame cache before the per-style measures read it.
     One point a ray at the expected depth (opts.top_k 1, surface) with the photoreal path's
@@ -222,7 +227,7 @@ def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cach
         group = styles[first:first + STYLES_PER_PASS]
         names = [model.style_names[k] for k in group]
         for t, c2w in enumerate(tqdm(poses, desc=f"stylized NeRF {', '.join(names)}", dynamic_ncols=True)):
-            todo = [(k, name) for k, name in zip(group, names) if not cache.has(f"style_{name}", t)]
+            todo = [(k, name) for k, name in zip(group, names) if not cache.has(style_group(name), t)]
             if not todo:
                 continue
             if at_surface:
@@ -235,7 +240,7 @@ def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cach
                                              H, W, focal, c2w, keys=("rgb", "depth", "acc"))
                 got = [fine_arrays(out["fine"], H, W) for out in images]
             for (_, name), arrays in zip(todo, got):
-                cache.put(f"style_{name}", t, *arrays)
+                cache.put(style_group(name), t, *arrays)
 
 
 def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal, ks, opts, out_dir, log,
@@ -262,7 +267,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
-                                     cache=cache, group=f"style_{name}")
+                                     cache=cache, group=style_group(name))
         adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
                                                      style_img)
         for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):

@@ -285,14 +285,16 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         strength.append({"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,
                          "style_loss": float(terms.sum(axis=(1, 2)).mean()),
                          "taps": tap_terms(encoder, terms, std_level(photo_stats, style_stats))})
-        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames)):
+        # the carried frames too: how much of AdaIN's style loss a stylization keeps once its
+        # texture is fixed in 3D (the reference beside the stylized NeRF's, as for consistency)
+        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):
             m = measure(encoder, frames, None, photo_frames, style_stats=style_stats)
             strength.append({"style": name, "method": method, "style_loss": float(m["style_loss"].mean()),
                              "content_distance": float(m["content_distance"].mean()),
                              "sharpness": path_sharpness(frames, photo_frames),
                              "taps": tap_terms(encoder, m["style_loss_terms"], m["std_level"])})
         log(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
-                       f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}" for r in strength[-3:]))
+                       f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}" for r in strength[-4:]))
         t = len(photo_frames) // 2
         strips[name] = write_strip(out_dir, name, photo_frames[t], nerf_frames[t], adain_frames[t], style_img,
                                    taken=strips.values())

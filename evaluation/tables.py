@@ -152,7 +152,9 @@ def strength_lines(strength, strips, n_frames, size, style_size):
              "1 - style loss / the photoreal frames' style loss. Content distance: MSE of the deepest "
              "VGG features to the photoreal frame. Sharpness: mean squared Laplacian of the luminance "
              "over the photoreal frame's, as a ratio of the path's means (1 = as much fine detail, below "
-             "1 blurrier). The other figures are means over the path frames.", "",
+             "1 blurrier). The other figures are means over the path frames. AdaIN carried in 3D (where "
+             "the evaluation has it): per-frame AdaIN's middle frame carried into every frame by the "
+             "geometry, the style a flicker-free stylization with AdaIN's texture keeps.", "",
              "| style | method | style loss | style gain | content distance | sharpness |",
              "|---|---|---|---|---|---|"]
     for r in with_style_gain(strength):

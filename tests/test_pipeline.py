@@ -433,11 +433,15 @@ def _check_style_strength(argv, out, report):
     args = parse_args(argv)
     with open(os.path.join(out, "style_strength.csv")) as f:
         rows = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
-    methods = ("photoreal NeRF", "stylized NeRF", "per-frame AdaIN")
+    methods = ("photoreal NeRF", "stylized NeRF", "per-frame AdaIN", "AdaIN carried in 3D")
     styles = {"la_muse": "la_muse.jpg", "sketch": "sketch.png"}
     assert set(rows) == {(s, m) for s in styles.values() for m in methods}
     for s in styles.values():
         photo, adain = rows[(s, "photoreal NeRF")], rows[(s, "per-frame AdaIN")]
+        # AdaIN's middle frame carried into every frame: stylized too, and its own row in the report
+        carried = rows[(s, "AdaIN carried in 3D")]
+        assert 0 < float(carried["style_gain"]) < 1 and float(carried["content_distance"]) > 0
+        assert f"| {s} | AdaIN carried in 3D | " in report
         assert float(photo["content_distance"]) == 0 and float(photo["sharpness"]) == 1
         assert float(photo["style_gain"]) == 0 and float(photo["style_loss"]) > 0
         assert float(adain["content_distance"]) > 0

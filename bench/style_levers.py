@@ -36,8 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from pipeline.experiment import is_partial  # noqa: E402
-NERF = "stylized NeRF"
-ADAIN = "per-frame AdaIN"
+from evaluation.tables import ADAIN, CARRIED, NERF  # noqa: E402  (the report's method names)
 SHARED_DIRS = ("geometry",)
 # Folders whose files each variant gets as hard links, not the folder: the style sample cache
 # built by the base's one style step serves every variant with the same sampling options (its
@@ -199,6 +198,8 @@ def variant_rows(name, expdir, eval_name="eval"):
         key = os.path.splitext(s)[0]
         nerf, adain = float(get[NERF]["style_loss"]), float(get[ADAIN]["style_loss"])
         cons = {k: float(v) for k, v in summary.get(key, {}).items() if k.startswith("consistency_ratio")}
+        if CARRIED in get:  # AdaIN's texture fixed in 3D: the style loss a consistent stylization of it has
+            cons["carried_style_loss_ratio"] = float(get[CARRIED]["style_loss"]) / adain
         rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
                      "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),
                      "sharpness_adain": float(get[ADAIN]["sharpness"]),
@@ -209,8 +210,12 @@ def variant_rows(name, expdir, eval_name="eval"):
 
 def table(rows, seconds):
     ks = sorted({k for r in rows for k in r if k.startswith("consistency_ratio")})
+    if any("carried_style_loss_ratio" in r for r in rows):
+        ks.append("carried_style_loss_ratio")
+    titles = [k.replace("consistency_ratio_", "consistency ") if k.startswith("consistency_ratio")
+              else "AdaIN carried in 3D: ratio" for k in ks]
     lines = ["| variant | style | style loss NeRF / AdaIN | ratio | sharpness NeRF / AdaIN | content distance NeRF / AdaIN | "
-             + " | ".join(k.replace("consistency_ratio_", "consistency ") for k in ks) + " | style stage |",
+             + " | ".join(titles) + " | style stage |",
              "|---" * (7 + len(ks)) + "|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['style']} | {r['style_loss_nerf']:.3f} / {r['style_loss_adain']:.3f} | "

@@ -137,3 +137,22 @@ def test_variants_share_the_bases_files_and_link_its_sample_cache_file_by_file(t
     style_levers.share(str(base), str(dst))
     assert sorted(os.listdir(mine)) == ["meta.json"]
     assert refresh(str(mine / "meta.json"), {"k": 32}, log=lambda *_: None)
+
+
+def test_variant_rows_read_the_report_and_give_the_carried_frames_ratio(tmp_path):
+    # style losses 3.0 (NeRF), 2.0 (AdaIN), 2.9 (AdaIN carried in 3D): ratios 1.5 and 1.45
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "style_strength.csv").write_text(
+        "style,method,style_loss,style_gain,content_distance,sharpness\n"
+        "a.jpg,photoreal NeRF,6.0,0,0,1\na.jpg,stylized NeRF,3.0,0.5,2.5,1.2\n"
+        "a.jpg,per-frame AdaIN,2.0,0.67,2.6,1.1\na.jpg,AdaIN carried in 3D,2.9,0.52,3.5,1.9\n")
+    (ev / "summary.csv").write_text("style,consistency_ratio_k1,consistency_ratio_k7\na,0.5,0.45\n")
+    rows = style_levers.variant_rows("v", str(tmp_path))
+    assert len(rows) == 1 and rows[0]["style"] == "a"
+    assert rows[0]["style_loss_ratio"] == pytest.approx(1.5)
+    assert rows[0]["carried_style_loss_ratio"] == pytest.approx(1.45)
+    assert rows[0]["consistency_ratio_k7"] == pytest.approx(0.45)
+    lines = style_levers.table(rows, {"v": 100.0})
+    assert lines[0].endswith("| consistency k1 | consistency k7 | AdaIN carried in 3D: ratio | style stage |")
+    assert "| 1.50x |" in lines[2] and lines[2].endswith("| 0.50 | 0.45 | 1.45 | 0 steps, 100 s |")

@@ -198,30 +198,30 @@ def variant_rows(name, expdir, eval_name="eval"):
         key = os.path.splitext(s)[0]
         nerf, adain = float(get[NERF]["style_loss"]), float(get[ADAIN]["style_loss"])
         cons = {k: float(v) for k, v in summary.get(key, {}).items() if k.startswith("consistency_ratio")}
-        if CARRIED in get:  # AdaIN's texture fixed in 3D: the style loss a consistent stylization of it has
-            cons["carried_style_loss_ratio"] = float(get[CARRIED]["style_loss"]) / adain
+        # AdaIN's texture fixed in 3D: the style loss a consistent stylization with it has
+        carried = {"carried_style_loss_ratio": float(get[CARRIED]["style_loss"]) / adain} if CARRIED in get else {}
         rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
                      "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),
                      "sharpness_adain": float(get[ADAIN]["sharpness"]),
                      "content_distance_nerf": float(get[NERF]["content_distance"]),
-                     "content_distance_adain": float(get[ADAIN]["content_distance"]), **cons})
+                     "content_distance_adain": float(get[ADAIN]["content_distance"]), **cons, **carried})
     return rows
 
 
 def table(rows, seconds):
-    ks = sorted({k for r in rows for k in r if k.startswith("consistency_ratio")})
+    ratios = sorted({k for r in rows for k in r if k.startswith("consistency_ratio")})
+    titles = [k.replace("consistency_ratio_", "consistency ") for k in ratios]
     if any("carried_style_loss_ratio" in r for r in rows):
-        ks.append("carried_style_loss_ratio")
-    titles = [k.replace("consistency_ratio_", "consistency ") if k.startswith("consistency_ratio")
-              else "AdaIN carried in 3D: ratio" for k in ks]
+        ratios.append("carried_style_loss_ratio")
+        titles.append("AdaIN carried in 3D: ratio")
     lines = ["| variant | style | style loss NeRF / AdaIN | ratio | sharpness NeRF / AdaIN | content distance NeRF / AdaIN | "
              + " | ".join(titles) + " | style stage |",
-             "|---" * (7 + len(ks)) + "|"]
+             "|---" * (7 + len(ratios)) + "|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['style']} | {r['style_loss_nerf']:.3f} / {r['style_loss_adain']:.3f} | "
                      f"{r['style_loss_ratio']:.2f}x | {r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
                      f"{r['content_distance_nerf']:.2f} / {r['content_distance_adain']:.2f} | "
-                     + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in ks)
+                     + " | ".join(f"{r.get(k, float('nan')):.2f}" for k in ratios)
                      + f" | {r.get('style_steps', 0)} steps, {stage_time(seconds.get(r['variant']))} |")
     return lines
 

@@ -270,13 +270,16 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
                                      cache=cache, group=style_group(name))
         adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
                                                      style_img)
-        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):
+        # the carried frames: AdaIN's texture fixed in 3D, the reference beside the stylized NeRF
+        # for consistency and for how much of AdaIN's style a consistent stylization keeps
+        methods = ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried))
+        for method, frames in methods:
             for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
                 rows[warp] += r
         for warp in WARPS:
             log(f"{warp} warp: " + " | ".join(
                 f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
-                for r in rows[warp][-3:]))
+                for r in rows[warp][-len(methods):]))
         log(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels; sharpness "
             f"{path_sharpness(carried, photo_frames):.3f} (per-frame AdaIN {path_sharpness(adain_frames, photo_frames):.3f})")
         style_stats = tap_statistics(encoder, style_img)
@@ -285,16 +288,15 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         strength.append({"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,
                          "style_loss": float(terms.sum(axis=(1, 2)).mean()),
                          "taps": tap_terms(encoder, terms, std_level(photo_stats, style_stats))})
-        # the carried frames too: how much of AdaIN's style loss a stylization keeps once its
-        # texture is fixed in 3D (the reference beside the stylized NeRF's, as for consistency)
-        for method, frames in ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried)):
+        for method, frames in methods:
             m = measure(encoder, frames, None, photo_frames, style_stats=style_stats)
             strength.append({"style": name, "method": method, "style_loss": float(m["style_loss"].mean()),
                              "content_distance": float(m["content_distance"].mean()),
                              "sharpness": path_sharpness(frames, photo_frames),
                              "taps": tap_terms(encoder, m["style_loss_terms"], m["std_level"])})
         log(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
-                       f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}" for r in strength[-4:]))
+                       f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}"
+                       for r in strength[-1 - len(methods):]))
         t = len(photo_frames) // 2
         strips[name] = write_strip(out_dir, name, photo_frames[t], nerf_frames[t], adain_frames[t], style_img,
                                    taken=strips.values())

@@ -903,7 +903,12 @@ def test_consistency_floor_diagnostic_carries_adain_without_a_stylized_nerf(trai
             for k in (1, 3):
                 assert res[warp]["carried_ratio"][str(k)] == pytest.approx(carried[f"k{k}_mean"] / adain[f"k{k}_mean"])
             assert carried["k1_mean"] < adain["k1_mean"]  # flicker-free where carried
-    assert "carried / per-frame: k=1 " in capsys.readouterr().out
+        assert res["style_loss_ratio"] == pytest.approx(res["style_loss_carried"] / res["style_loss_adain"])
+        by = res["style_ratio_by_distance"]  # the middle frame is carried onto itself: AdaIN's own
+        assert sorted(by, key=int)[0] == "0" and by["0"] == pytest.approx(1.0)
+        assert len(by) == got["frames"] // 2 + 1
+    out = capsys.readouterr().out
+    assert "carried / per-frame: k=1 " in out and "carried / per-frame by frames from the middle one: 0: 1.00x" in out
 
 
 def test_a_finished_style_stage_is_not_reused_for_other_inputs(trained, tmp_path, monkeypatch, capsys):

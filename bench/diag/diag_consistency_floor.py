@@ -13,13 +13,33 @@ sharpness figures (relative to the photoreal frames).  A consistency target belo
 ratio asks for a stylization blurrier than AdaIN's, or one more consistent than the NeRF's
 geometry lets the measure see.  (Where the depth is rough the carried frames gain detail of their
 own, the sharpness figures show how much, so the ratio is, if anything, above that floor.)
+
+It also prints the style side of the same reference: the style loss (evaluate.py's measure) of
+per-frame AdaIN and of the carried frames, their ratio over the path, and that ratio by the
+frames' distance from the carried (middle) frame.  Ratios that grow with the distance say the
+texture's statistics drift as the view moves away from the one it was made for; a ratio already
+high next to the middle frame would point at the carrying itself (resampling, depth jumps).
 """
 import json
 import os
 import sys
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from backend import runtime  # noqa: E402
+
+
+def style_by_distance(measure, style_stats, encoder, adain, carried, photo):
+    """Style loss of per-frame AdaIN and of the carried frames (path means, evaluate.py's figures)
+    and carried / per-frame by |t - middle frame| (means of each distance's frames, a ratio of
+    means as evaluate.py's)."""
+    a = measure(encoder, adain, None, photo, style_stats=style_stats)["style_loss"]
+    c = measure(encoder, carried, None, photo, style_stats=style_stats)["style_loss"]
+    dist = abs(np.arange(len(a)) - len(a) // 2)
+    by = {int(d): float(c[dist == d].mean() / a[dist == d].mean()) for d in np.unique(dist)}
+    return {"style_loss_adain": float(a.mean()), "style_loss_carried": float(c.mean()),
+            "style_loss_ratio": float(c.mean() / a.mean()), "style_ratio_by_distance": by}
 
 
 def main(argv=None):
@@ -31,7 +51,7 @@ def main(argv=None):
     runtime.setup()
     from dataset.rays import scaled_hwf
     from evaluation.report import adain_networks, adain_path, method_rows, render_path
-    from evaluation.style_strength import path_sharpness
+    from evaluation.style_strength import measure, path_sharpness, tap_statistics
     from evaluation.tables import ADAIN, CARRIED, consistency_ratio
     from pipeline import stages
     from pipeline.experiment import experiment_dir
@@ -57,6 +77,10 @@ def main(argv=None):
         adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, style_img)
         res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
                "sharpness_carried": path_sharpness(carried, photo)}
+        res.update(style_by_distance(measure, tap_statistics(encoder, style_img), encoder, adain, carried, photo))
+        print(f"{name}: style loss per-frame AdaIN {res['style_loss_adain']:.4g}, carried "
+              f"{res['style_loss_carried']:.4g} ({res['style_loss_ratio']:.2f}x); carried / per-frame by frames "
+              "from the middle one: " + ", ".join(f"{d}: {v:.2f}x" for d, v in res["style_ratio_by_distance"].items()))
         # each method's rows for every warp at once (method_rows measures all of WARPS)
         by_method = [method_rows(name, m, f, points, poses, H, W, focal, ks) for m, f in ((ADAIN, adain),
                                                                                            (CARRIED, carried))]

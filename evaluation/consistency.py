@@ -114,7 +114,7 @@ def warp_onto(src_img, src_points, src_c2w, dst_points, dst_c2w, H, W, focal, wa
     return backward_warp(src_img, src_points, src_c2w, dst_points, dst_c2w, H, W, focal, occlusion_tol=occlusion_tol)
 
 
-def carried_sequence(frames, points, c2ws, H, W, focal, ref=None):
+def carried_sequence(frames, points, c2ws, H, W, focal, ref=None, occlusion_tol=np.inf):
     """A sequence consistent by construction: frame `ref` (default the middle one) projected onto
     every frame's surface points (projective texturing: each pixel reads `ref` bilinearly where
     its own point lies in `ref`'s camera, whether or not `ref` sees that surface), so every
@@ -125,7 +125,9 @@ def carried_sequence(frames, points, c2ws, H, W, focal, ref=None):
     depth is rough (frond edges) the reads jump and add fine detail of their own, so the
     carried frames can be sharper than AdaIN's and their error is, if anything, above that
     floor.  (No occlusion test: on a rough NeRF depth it would reject most pixels, and a surface
-    `ref` does not see still gets one colour from every view.)
+    `ref` does not see still gets one colour from every view.)  A finite occlusion_tol (relative
+    camera depth, as backward_warp's) carries only pixels whose point `ref` itself sees; the rest
+    keep their own colour (a diagnostic of what the unoccluded reads cost).
     Returns (frames [T,H,W,3] float32, coverage [T]: the share of each frame's pixels read from ref)."""
     frames = np.asarray(frames, np.float32)
     points = np.asarray(points, np.float32)
@@ -142,7 +144,7 @@ def carried_sequence(frames, points, c2ws, H, W, focal, ref=None):
         if t == ref:
             continue
         warped, mask = backward_warp(frames[ref], points[ref], c2ws[ref], points[t], c2ws[t], H, W, focal,
-                                     occlusion_tol=np.inf)
+                                     occlusion_tol=occlusion_tol)
         out[t][mask] = warped[mask]
         coverage[t] = float(mask.mean())
     return out, coverage

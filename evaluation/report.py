@@ -194,15 +194,15 @@ def adain_networks(args, expdir, log=print):
     return encoder, decoder
 
 
-def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_img):
+def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_img, occlusion_tol=np.inf):
     """Per-frame AdaIN of the photoreal path with style_img [h,w,3] and the same carried in 3D from
-    its middle frame (consistency.carried_sequence): (adain [T,H,W,3], carried [T,H,W,3], carried
-    coverage [T])."""
+    its middle frame (consistency.carried_sequence, with its occlusion_tol): (adain [T,H,W,3],
+    carried [T,H,W,3], carried coverage [T])."""
     from pipeline.targets import stylize_view
     with jt.no_grad():
         style_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
     adain = np.stack([stylize_view(encoder, decoder, f, style_feat) for f in photo_frames])
-    carried, coverage = carried_sequence(adain, points, poses, H, W, focal)
+    carried, coverage = carried_sequence(adain, points, poses, H, W, focal, occlusion_tol=occlusion_tol)
     return adain, carried, coverage
 
 

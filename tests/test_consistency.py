@@ -182,6 +182,23 @@ def test_carried_sequence_is_the_reference_frame_projected_onto_every_camera():
     assert exact["mean"] < 1e-5  # flicker-free: whole-pixel reads of one image
 
 
+def test_carried_sequence_with_an_occlusion_test_carries_only_what_the_reference_sees():
+    planes = [FAR, NEAR]
+    c2ws = [pose(tx=t / 6, ty=-t / 6) for t in range(5)]
+    frames, points, c2ws = render_sequence(planes, c2ws, H, W, F)
+    marked = frames.copy()
+    marked[:, :, :, 2] = np.arange(5)[:, None, None] / 10
+    carried, coverage = carried_sequence(marked, points, c2ws, H, W, F, occlusion_tol=0.03)
+    for t in (0, 1, 3, 4):
+        _, seen = backward_warp(marked[2], points[2], c2ws[2], points[t], c2ws[t], H, W, F)  # tol 0.03
+        from_ref = np.isclose(carried[t][..., 2], 0.2)
+        np.testing.assert_array_equal(from_ref, seen)  # exactly the points the reference sees
+        assert coverage[t] == pytest.approx(seen.mean())
+        np.testing.assert_array_equal(carried[t][~seen], marked[t][~seen])  # the rest: their own colour
+    # without the test the surfaces the reference does not see are carried too: more coverage
+    assert (coverage[[0, 1, 3, 4]] < carried_sequence(marked, points, c2ws, H, W, F)[1][[0, 1, 3, 4]]).all()
+
+
 def test_carried_noise_is_consistent_where_per_frame_noise_flickers():
     # per-frame noise (a per-frame stylization's flicker) is charged as flicker; the same noise
     # carried from one frame keeps its texture and leaves about the warp's own floor

@@ -892,8 +892,9 @@ def test_consistency_floor_diagnostic_carries_adain_without_a_stylized_nerf(trai
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "diag"))
     import diag_consistency_floor
     argv, exp = trained
-    out = str(tmp_path / "floor.json")
-    assert diag_consistency_floor.main(argv + ["--eval_factor", "1", "--eval_k_long", "3", "--floor_out", out]) == 0
+    out, npz = str(tmp_path / "floor.json"), str(tmp_path / "path.npz")
+    common = argv + ["--eval_factor", "1", "--eval_k_long", "3", "--path_npz", npz]
+    assert diag_consistency_floor.main(common + ["--floor_out", out]) == 0
     got = json.load(open(out))
     assert sorted(got["styles"]) == ["la_muse.jpg", "sketch.png"] and got["ks"] == [1, 3]
     for res in got["styles"].values():
@@ -909,6 +910,13 @@ def test_consistency_floor_diagnostic_carries_adain_without_a_stylized_nerf(trai
         assert len(by) == got["frames"] // 2 + 1
     out = capsys.readouterr().out
     assert "carried / per-frame: k=1 " in out and "carried / per-frame by frames from the middle one: 0: 1.00x" in out
+    # the kept path read back gives the same figures; an occlusion test carries less of it
+    again, occ = str(tmp_path / "again.json"), str(tmp_path / "occ.json")
+    assert diag_consistency_floor.main(common + ["--floor_out", again]) == 0
+    assert "photoreal path read from" in capsys.readouterr().out and json.load(open(again)) == got
+    assert diag_consistency_floor.main(common + ["--carry_occlusion_tol", "0.03", "--floor_out", occ]) == 0
+    for name, res in json.load(open(occ))["styles"].items():
+        assert res["coverage"] < got["styles"][name]["coverage"]
 
 
 def test_a_finished_style_stage_is_not_reused_for_other_inputs(trained, tmp_path, monkeypatch, capsys):

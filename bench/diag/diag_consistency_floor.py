@@ -19,6 +19,10 @@ per-frame AdaIN and of the carried frames, their ratio over the path, and that r
 frames' distance from the carried (middle) frame.  Ratios that grow with the distance say the
 texture's statistics drift as the view moves away from the one it was made for; a ratio already
 high next to the middle frame would point at the carrying itself (resampling, depth jumps).
+--carry_occlusion_tol T carries only the pixels whose surface point the middle frame itself sees
+(within T of its camera depth; the rest keep per-frame AdaIN's colour), to tell what the reads
+through occluders cost; --path_npz F keeps the photoreal path (frames and surface points) in F and
+reads it back on the next run with the same options (the NeRF renders are most of the time).
 """
 import json
 import os
@@ -42,10 +46,27 @@ def style_by_distance(measure, style_stats, encoder, adain, carried, photo):
             "style_loss_ratio": float(c.mean() / a.mean()), "style_ratio_by_distance": by}
 
 
+def saved_path(path, step, poses, H, W):
+    """(photo, points) kept by an earlier run with this NeRF step, path and size, else (None, None)."""
+    if not path or not os.path.exists(path):
+        return None, None
+    with np.load(path) as z:
+        same = (int(z["step"]) == step and z["poses"].shape == np.shape(poses) and np.allclose(z["poses"], poses)
+                and z["photo"].shape[1:3] == (H, W))
+        if same:
+            print(f"photoreal path read from {path}")
+            return z["photo"], z["points"]
+    print(f"{path} holds another NeRF step, path or size: rendering the path again")
+    return None, None
+
+
 def main(argv=None):
     from core.config import build_parser, check_args
     ap = build_parser()
     ap.add_argument("--floor_out", default=None, help="also write the figures as JSON here")
+    ap.add_argument("--carry_occlusion_tol", type=float, default=float("inf"),
+                    help="carry only points the middle frame sees within this relative depth (default: all)")
+    ap.add_argument("--path_npz", default=None, help="keep the photoreal path here and reuse it when there")
     args = ap.parse_args(argv)
     check_args(args)
     runtime.setup()
@@ -65,8 +86,12 @@ def main(argv=None):
     ks = (args.eval_k_short, args.eval_k_long)
     H, W, focal = scaled_hwf(scene.hwf, args.eval_factor)
     poses = valid_poses(args, scene)[:args.eval_frames or None]
-    photo, points = render_path(args, system.fields(), RenderOptions.from_args(args, scene, "eval"), poses,
-                                H, W, focal, "photoreal path")
+    photo, points = saved_path(args.path_npz, step, poses, H, W)
+    if photo is None:
+        photo, points = render_path(args, system.fields(), RenderOptions.from_args(args, scene, "eval"), poses,
+                                    H, W, focal, "photoreal path")
+        if args.path_npz:
+            np.savez(args.path_npz, photo=photo, points=points, poses=np.asarray(poses), step=step)
     encoder, decoder = adain_networks(args, expdir)
     out = {"nerf_step": step, "frames": len(poses), "size": [W, H], "ks": list(ks), "styles": {}}
     for warp, r in method_rows("(photoreal NeRF)", "NeRF render", photo, points, poses, H, W, focal, ks).items():
@@ -74,7 +99,8 @@ def main(argv=None):
         print(f"photoreal NeRF, {warp} warp: " + ", ".join(f"k={k} {r[0][f'k{k}_mean']:.4f}" for k in ks))
     for name, path in zip(*select_styles(args)):
         style_img = load_style_images([path], args.style_size)[0]
-        adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, style_img)
+        adain, carried, coverage = adain_path(encoder, decoder, photo, points, poses, H, W, focal, style_img,
+                                              occlusion_tol=args.carry_occlusion_tol)
         res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
                "sharpness_carried": path_sharpness(carried, photo)}
         res.update(style_by_distance(measure, tap_statistics(encoder, style_img), encoder, adain, carried, photo))

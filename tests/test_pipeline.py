@@ -908,6 +908,9 @@ def test_consistency_floor_diagnostic_carries_adain_without_a_stylized_nerf(trai
         by = res["style_ratio_by_distance"]  # the middle frame is carried onto itself: AdaIN's own
         assert sorted(by, key=int)[0] == "0" and by["0"] == pytest.approx(1.0)
         assert len(by) == got["frames"] // 2 + 1
+        prop = res["propagated"]  # the central frame is kept, so some pixels are its own
+        assert 0 < prop["taken"] < 1 and prop["style_loss"] > 0
+        assert prop["ratio_backward"]["1"] < 1  # more consistent than per-frame AdaIN
     out = capsys.readouterr().out
     assert "carried / per-frame: k=1 " in out and "carried / per-frame by frames from the middle one: 0: 1.00x" in out
     # the kept path read back gives the same figures; an occlusion test carries less of it

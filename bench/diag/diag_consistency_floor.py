@@ -23,6 +23,9 @@ high next to the middle frame would point at the carrying itself (resampling, de
 (within T of its camera depth; the rest keep per-frame AdaIN's colour), to tell what the reads
 through occluders cost; --path_npz F keeps the photoreal path (frames and surface points) in F and
 reads it back on the next run with the same options (the NeRF renders are most of the time).
+Last, per-frame AdaIN propagated along the path as --target_propagation makes the training
+targets (consistent wherever some frame sees the point, no read through an occluder): the fair
+reference for a consistent texture, its style loss and consistency ratios.
 """
 import json
 import os
@@ -44,6 +47,34 @@ def style_by_distance(measure, style_stats, encoder, adain, carried, photo):
     by = {int(d): float(c[dist == d].mean() / a[dist == d].mean()) for d in np.unique(dist)}
     return {"style_loss_adain": float(a.mean()), "style_loss_carried": float(c.mean()),
             "style_loss_ratio": float(c.mean() / a.mean()), "style_ratio_by_distance": by}
+
+
+def propagated_reference(args, encoder, name, adain, photo, points, poses, H, W, focal, ks, style_img):
+    """Per-frame AdaIN propagated along the path as --target_propagation makes the training targets
+    (pipeline/target_propagation.propagate, with this run's --propagation_thresh and
+    --propagation_edge_thresh): from the central frame out, each pixel whose point a frame made
+    before sees takes that frame's colour, the rest keep their own.  Consistent wherever some
+    frame sees the point, with no read through an occluder: the reference that the carried one,
+    from one frame, is not.  Returns and prints its style loss and consistency against
+    per-frame AdaIN's."""
+    from evaluation.report import method_rows
+    from evaluation.style_strength import measure
+    from evaluation.tables import ADAIN, consistency_ratio
+    from pipeline.target_propagation import propagate
+    method = "AdaIN propagated in 3D"
+    frames, taken = propagate(adain, points, np.asarray(poses), focal, args.propagation_thresh,
+                              edge_thresh=args.propagation_edge_thresh)
+    loss = [measure(encoder, f, style_img, photo)["style_loss"].mean() for f in (adain, frames)]
+    res = {"taken": float(taken.mean()), "style_loss": float(loss[1]), "style_loss_ratio": float(loss[1] / loss[0])}
+    for warp in ("forward", "backward"):
+        table = (method_rows(name, ADAIN, adain, points, poses, H, W, focal, ks)[warp]
+                 + method_rows(name, method, frames, points, poses, H, W, focal, ks)[warp])
+        res[f"ratio_{warp}"] = {k: consistency_ratio(table, name, k, method) for k in ks}
+    print(f"{name}: {method} ({res['taken']:.0%} of the pixels taken from frames made before): style loss "
+          f"{res['style_loss']:.4g} ({res['style_loss_ratio']:.2f}x per-frame AdaIN's); consistency / per-frame "
+          + "; ".join(f"{w} " + ", ".join(f"k={k} {v:.2f}" for k, v in res[f"ratio_{w}"].items())
+                      for w in ("forward", "backward")))
+    return res
 
 
 def saved_path(path, step, poses, H, W):
@@ -120,6 +151,8 @@ def main(argv=None):
                 f"k={k} {v:.2f}" for k, v in res[warp]["carried_ratio"].items()))
         print(f"{name}: {res['coverage']:.0%} of the pixels carried; sharpness (photo = 1) per-frame AdaIN "
               f"{res['sharpness_adain']:.2f}, carried {res['sharpness_carried']:.2f}")
+        res["propagated"] = propagated_reference(args, encoder, name, adain, photo, points, poses, H, W, focal, ks,
+                                                 style_img)
         out["styles"][name] = res
     if args.floor_out:
         with open(args.floor_out, "w") as f:

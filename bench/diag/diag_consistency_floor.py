@@ -37,10 +37,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from backend import runtime  # noqa: E402
 
 
-def style_by_distance(measure, style_stats, encoder, adain, carried, photo):
+def style_by_distance(encoder, style_stats, adain, carried, photo):
     """Style loss of per-frame AdaIN and of the carried frames (path means, evaluate.py's figures)
     and carried / per-frame by |t - middle frame| (means of each distance's frames, a ratio of
     means as evaluate.py's)."""
+    from evaluation.style_strength import measure
     a = measure(encoder, adain, None, photo, style_stats=style_stats)["style_loss"]
     c = measure(encoder, carried, None, photo, style_stats=style_stats)["style_loss"]
     dist = abs(np.arange(len(a)) - len(a) // 2)
@@ -49,27 +50,28 @@ def style_by_distance(measure, style_stats, encoder, adain, carried, photo):
             "style_loss_ratio": float(c.mean() / a.mean()), "style_ratio_by_distance": by}
 
 
-def propagated_reference(args, encoder, name, adain, photo, points, poses, H, W, focal, ks, style_img):
+def propagated_reference(args, encoder, style_stats, name, adain, adain_rows, adain_loss, photo, points, poses,
+                         H, W, focal, ks):
     """Per-frame AdaIN propagated along the path as --target_propagation makes the training targets
     (pipeline/target_propagation.propagate, with this run's --propagation_thresh and
     --propagation_edge_thresh): from the central frame out, each pixel whose point a frame made
     before sees takes that frame's colour, the rest keep their own.  Consistent wherever some
     frame sees the point, with no read through an occluder: the reference that the carried one,
-    from one frame, is not.  Returns and prints its style loss and consistency against
-    per-frame AdaIN's."""
+    from one frame, is not.  adain_rows: per-frame AdaIN's consistency rows by warp (method_rows),
+    adain_loss: its mean style loss.  Returns and prints the propagated frames' style loss and
+    consistency against per-frame AdaIN's."""
     from evaluation.report import method_rows
     from evaluation.style_strength import measure
-    from evaluation.tables import ADAIN, consistency_ratio
+    from evaluation.tables import consistency_ratio
     from pipeline.target_propagation import propagate
     method = "AdaIN propagated in 3D"
     frames, taken = propagate(adain, points, np.asarray(poses), focal, args.propagation_thresh,
                               edge_thresh=args.propagation_edge_thresh)
-    loss = [measure(encoder, f, style_img, photo)["style_loss"].mean() for f in (adain, frames)]
-    res = {"taken": float(taken.mean()), "style_loss": float(loss[1]), "style_loss_ratio": float(loss[1] / loss[0])}
+    loss = float(measure(encoder, frames, None, photo, style_stats=style_stats)["style_loss"].mean())
+    res = {"taken": float(taken.mean()), "style_loss": loss, "style_loss_ratio": loss / adain_loss}
+    rows = method_rows(name, method, frames, points, poses, H, W, focal, ks)
     for warp in ("forward", "backward"):
-        table = (method_rows(name, ADAIN, adain, points, poses, H, W, focal, ks)[warp]
-                 + method_rows(name, method, frames, points, poses, H, W, focal, ks)[warp])
-        res[f"ratio_{warp}"] = {k: consistency_ratio(table, name, k, method) for k in ks}
+        res[f"ratio_{warp}"] = {k: consistency_ratio(adain_rows[warp] + rows[warp], name, k, method) for k in ks}
     print(f"{name}: {method} ({res['taken']:.0%} of the pixels taken from frames made before): style loss "
           f"{res['style_loss']:.4g} ({res['style_loss_ratio']:.2f}x per-frame AdaIN's); consistency / per-frame "
           + "; ".join(f"{w} " + ", ".join(f"k={k} {v:.2f}" for k, v in res[f"ratio_{w}"].items())
@@ -103,7 +105,7 @@ def main(argv=None):
     runtime.setup()
     from dataset.rays import scaled_hwf
     from evaluation.report import adain_networks, adain_path, method_rows, render_path
-    from evaluation.style_strength import measure, path_sharpness, tap_statistics
+    from evaluation.style_strength import path_sharpness, tap_statistics
     from evaluation.tables import ADAIN, CARRIED, consistency_ratio
     from pipeline import stages
     from pipeline.experiment import experiment_dir
@@ -134,7 +136,8 @@ def main(argv=None):
                                               occlusion_tol=args.carry_occlusion_tol)
         res = {"coverage": float(coverage.mean()), "sharpness_adain": path_sharpness(adain, photo),
                "sharpness_carried": path_sharpness(carried, photo)}
-        res.update(style_by_distance(measure, tap_statistics(encoder, style_img), encoder, adain, carried, photo))
+        style_stats = tap_statistics(encoder, style_img)
+        res.update(style_by_distance(encoder, style_stats, adain, carried, photo))
         print(f"{name}: style loss per-frame AdaIN {res['style_loss_adain']:.4g}, carried "
               f"{res['style_loss_carried']:.4g} ({res['style_loss_ratio']:.2f}x); carried / per-frame by frames "
               "from the middle one: " + ", ".join(f"{d}: {v:.2f}x" for d, v in res["style_ratio_by_distance"].items()))
@@ -151,8 +154,8 @@ def main(argv=None):
                 f"k={k} {v:.2f}" for k, v in res[warp]["carried_ratio"].items()))
         print(f"{name}: {res['coverage']:.0%} of the pixels carried; sharpness (photo = 1) per-frame AdaIN "
               f"{res['sharpness_adain']:.2f}, carried {res['sharpness_carried']:.2f}")
-        res["propagated"] = propagated_reference(args, encoder, name, adain, photo, points, poses, H, W, focal, ks,
-                                                 style_img)
+        res["propagated"] = propagated_reference(args, encoder, style_stats, name, adain, by_method[0],
+                                                 res["style_loss_adain"], photo, points, poses, H, W, focal, ks)
         out["styles"][name] = res
     if args.floor_out:
         with open(args.floor_out, "w") as f:

@@ -81,16 +81,17 @@ def propagated_reference(args, encoder, style_stats, name, adain, adain_rows, ad
 
 def saved_path(path, step, poses, H, W):
     """(photo, points) kept by an earlier run with this NeRF step, path and size, else (None, None)."""
-    if not path or not os.path.exists(path):
+    from core.npz_cache import read_arrays
+    T = len(poses)
+    shapes = {"photo": (T, H, W, 3), "points": (T, H, W, 3), "poses": np.shape(poses), "step": ()}
+    got = read_arrays(path, shapes, "kept photoreal path", print) if path else None
+    if got is None:
         return None, None
-    with np.load(path) as z:
-        same = (int(z["step"]) == step and z["poses"].shape == np.shape(poses) and np.allclose(z["poses"], poses)
-                and z["photo"].shape[1:3] == (H, W))
-        if same:
-            print(f"photoreal path read from {path}")
-            return z["photo"], z["points"]
-    print(f"{path} holds another NeRF step, path or size: rendering the path again")
-    return None, None
+    if int(got["step"]) != step or not np.allclose(got["poses"], poses):
+        print(f"{path} holds another NeRF step or path: rendering the path again")
+        return None, None
+    print(f"photoreal path read from {path}")
+    return got["photo"], got["points"]
 
 
 def main(argv=None):
@@ -101,8 +102,11 @@ def main(argv=None):
                     help="carry only points the middle frame sees within this relative depth (default: all)")
     ap.add_argument("--path_npz", default=None, help="keep the photoreal path here and reuse it when there")
     args = ap.parse_args(argv)
+    if args.path_npz and not args.path_npz.endswith(".npz"):
+        raise SystemExit(f"error: --path_npz {args.path_npz}: expected a file name ending in .npz")
     check_args(args)
     runtime.setup()
+    from core.npz_cache import write_arrays
     from dataset.rays import scaled_hwf
     from evaluation.report import adain_networks, adain_path, method_rows, render_path
     from evaluation.style_strength import path_sharpness, tap_statistics
@@ -124,7 +128,8 @@ def main(argv=None):
         photo, points = render_path(args, system.fields(), RenderOptions.from_args(args, scene, "eval"), poses,
                                     H, W, focal, "photoreal path")
         if args.path_npz:
-            np.savez(args.path_npz, photo=photo, points=points, poses=np.asarray(poses), step=step)
+            write_arrays(args.path_npz, {"photo": photo, "points": points, "poses": np.asarray(poses),
+                                         "step": np.asarray(step)})
     encoder, decoder = adain_networks(args, expdir)
     out = {"nerf_step": step, "frames": len(poses), "size": [W, H], "ks": list(ks), "styles": {}}
     for warp, r in method_rows("(photoreal NeRF)", "NeRF render", photo, points, poses, H, W, focal, ks).items():

@@ -198,7 +198,7 @@ def variant_rows(name, expdir, eval_name="eval"):
         key = os.path.splitext(s)[0]
         nerf, adain = float(get[NERF]["style_loss"]), float(get[ADAIN]["style_loss"])
         cons = {k: float(v) for k, v in summary.get(key, {}).items() if k.startswith("consistency_ratio")}
-        # AdaIN's texture fixed in 3D: the style loss a consistent stylization with it has
+        # AdaIN's texture carried in 3D from one frame (a pessimistic reference for style)
         carried = {"carried_style_loss_ratio": float(get[CARRIED]["style_loss"]) / adain} if CARRIED in get else {}
         rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
                      "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),

@@ -271,7 +271,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
                                                      style_img)
         # the carried frames: AdaIN's texture fixed in 3D, the reference beside the stylized NeRF
-        # for consistency and for how much of AdaIN's style a consistent stylization keeps
+        # for consistency, and a pessimistic one for style (reads through occluders included)
         methods = ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried))
         for method, frames in methods:
             for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():

@@ -154,7 +154,8 @@ def strength_lines(strength, strips, n_frames, size, style_size):
              "over the photoreal frame's, as a ratio of the path's means (1 = as much fine detail, below "
              "1 blurrier). The other figures are means over the path frames. AdaIN carried in 3D (where "
              "the evaluation has it): per-frame AdaIN's middle frame carried into every frame by the "
-             "geometry, the style a flicker-free stylization with AdaIN's texture keeps.", "",
+             "geometry, flicker-free; a pessimistic reference for style, since pixels whose point the "
+             "middle frame does not see read whatever it shows there (docs/STYLE_STRENGTH.md).", "",
              "| style | method | style loss | style gain | content distance | sharpness |",
              "|---|---|---|---|---|---|"]
     for r in with_style_gain(strength):

@@ -156,6 +156,13 @@ def build_parser():
     add("--propagation_edge_thresh", type=float, default=0.0,
         help="--target_propagation: no pixel is taken that lies on a depth edge in either view (its depth "
              "varies over its 3x3 neighbourhood by more than this times itself); 0: no edge test")
+    add("--propagation_resample", type=str, default="chained", choices=["chained", "once"],
+        help="--target_propagation: chained: a taken pixel is read from the earlier view's target as made "
+             "(a pixel that view had taken is resampled again); once: from the own stylization of the view "
+             "that drew it, at its surface point's projection there (one resampling)")
+    add("--propagation_interp", type=str, default="cubic", choices=["cubic", "lanczos"],
+        help="--target_propagation: the kernel that reads the earlier views (lanczos: 8x8, softens fine "
+             "strokes less)")
     add("--chunk", type=int, default=32768, help="rays per rendering chunk")
     add("--N_samples", type=int, default=64, help="coarse samples per ray")
     add("--N_samples_fine", type=int, default=64, help="extra fine samples per ray")
@@ -290,6 +297,10 @@ def check_args(args):
     for name in ("propagation_colour_thresh", "propagation_edge_thresh"):
         if getattr(args, name) > 0 and not args.target_propagation and not turned_off:
             raise ConfigError(f"--{name} {getattr(args, name)} tests which pixels propagated targets take: "
+                              f"expected --target_propagation with it")
+    for name, default in (("propagation_resample", "chained"), ("propagation_interp", "cubic")):
+        if getattr(args, name) != default and not args.target_propagation and not turned_off:
+            raise ConfigError(f"--{name} {getattr(args, name)} says how propagated targets are read: "
                               f"expected --target_propagation with it")
     if args.target_propagation and args.mimic_every > 0 and args.decoder_step <= args.total_step:
         raise ConfigError(f"--target_propagation with the mimic step (--decoder_step {args.decoder_step} <= "

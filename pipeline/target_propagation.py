@@ -25,6 +25,13 @@ own stylization. All views of a style then show one set of strokes fixed to the 
 video-consistent style transfer does, at the cost of seams where a view's own strokes meet the
 propagated ones.
 
+Each resampling softens the strokes a little (bicubic at a half-pixel offset keeps about 80% of
+a fine texture's Laplacian energy), and a pixel taken from a view that had itself taken it is
+resampled twice or more. With resample="once" (--propagation_resample once) every taken pixel
+remembers the view whose own stylization drew it and is read from that stylization directly, at
+the projection of its surface point there: one resampling, whatever the chain. interp="lanczos"
+(--propagation_interp) reads with Lanczos' 8x8 kernel (about 92% kept at a half-pixel offset).
+
 Geometry at the targets' size: target pixel (i, j) is the ray of geometry pixel (F i, F j)
 (dataset/rays.py: pixel centres at integer coordinates about W/2, H/2, focal / F), so its
 surface point is points[F j, F i] exactly.
@@ -96,21 +103,27 @@ def clean_mask(mask):
     return cv2.morphologyEx(m, cv2.MORPH_OPEN, MASK_CLEAN).astype(bool)
 
 
-def sample(image, u, v):
-    """image [h,w,3] (uint8 or float) read at pixel coordinates (u, v) [h,w], bicubic, edges
-    replicated; uint8 saturates, floats are clipped to [0, 1]."""
+INTERPOLATIONS = {"cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+RESAMPLINGS = ("chained", "once")
+
+
+def sample(image, u, v, interp="cubic"):
+    """image [h,w,3] (uint8 or float) read at pixel coordinates (u, v) [h,w] (interp: a key of
+    INTERPOLATIONS), edges replicated; uint8 saturates, floats are clipped to [0, 1]."""
     dtype = image.dtype
     src = np.ascontiguousarray(image if dtype == np.uint8 else image.astype(np.float32))
     out = cv2.remap(src, np.nan_to_num(u).astype(np.float32), np.nan_to_num(v).astype(np.float32),
-                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+                    INTERPOLATIONS[interp], borderMode=cv2.BORDER_REPLICATE)
     return out if dtype == np.uint8 else np.clip(out, 0, 1).astype(dtype)
 
 
 def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=None, colour_thresh=0.0,
-              edge_thresh=0.0):
+              edge_thresh=0.0, interp="cubic", resample="chained"):
     """own [V,h,w,3] per-view targets (uint8 or float in [0,1]), points [V,h,w,3] world,
     c2ws [V,3,4]; rgb [V,h,w,3] float photoreal renders and colour_thresh > 0: the colour test
-    (module doc) too; edge_thresh > 0: no pixel on a depth edge (depth_edges) of either view.
+    (module doc) too; edge_thresh > 0: no pixel on a depth edge (depth_edges) of either view;
+    interp: a key of INTERPOLATIONS; resample "chained" reads a taken pixel from the earlier
+    view's target as made, "once" from the own stylization of the view that drew it.
 
     Returns (targets [V,h,w,3] of own's dtype, taken [V] float: the fraction of each view's
     pixels taken from earlier views)."""
@@ -119,6 +132,9 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=Non
     if points.shape != (V, h, w, 3) or len(c2ws) != V:
         raise ValueError(f"propagate: expected points [{V},{h},{w},3] and {V} cameras, "
                          f"got {points.shape} and {len(c2ws)}")
+    if interp not in INTERPOLATIONS or resample not in RESAMPLINGS:
+        raise ValueError(f"propagate: interp must be one of {sorted(INTERPOLATIONS)} and resample one of "
+                         f"{list(RESAMPLINGS)}, got {interp!r} and {resample!r}")
     check_colour = colour_thresh > 0
     if check_colour and (rgb is None or np.shape(rgb) != (V, h, w, 3)):
         raise ValueError(f"propagate: the colour test needs renders [{V},{h},{w},3], got "
@@ -127,6 +143,7 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=Non
     order = view_order(c2ws)
     centres = np.asarray(c2ws, np.float64)[:, :3, 3]
     out = np.array(own, copy=True)
+    drawn_by = np.broadcast_to(np.arange(V)[:, None, None], (V, h, w)).copy()  # whose stylization
     taken = np.zeros(V)
     for n, v in enumerate(order):
         done = order[:n]
@@ -138,11 +155,20 @@ def propagate(own, points, c2ws, focal, thresh, max_sources=MAX_SOURCES, rgb=Non
             # where view v's points fall in view s (column, row) and which of them s sees
             col_s, row_s, seen = seen_in(points[v], points[s], c2ws[s], h, w, focal, thresh)
             if check_colour:
-                seen &= np.abs(sample(rgb[s], col_s, row_s) - rgb[v]).max(-1) < colour_thresh
+                seen &= np.abs(sample(rgb[s], col_s, row_s, interp) - rgb[v]).max(-1) < colour_thresh
             if edges is not None:
                 seen &= ~edges[v] & ~edges[s][nearest_pixel(col_s, row_s, h, w)]
             use = clean_mask(seen) & ~filled
-            out[v][use] = sample(out[s], col_s, row_s)[use]
+            if resample == "once":
+                drawn_by[v][use] = drawn_by[s][nearest_pixel(col_s, row_s, h, w)][use]
+            else:
+                out[v][use] = sample(out[s], col_s, row_s, interp)[use]
             filled |= use
+        if resample == "once":
+            for o in np.unique(drawn_by[v][filled]):
+                # the surface points read straight from the stylization that drew them
+                col_o, row_o, _ = seen_in(points[v], points[o], c2ws[o], h, w, focal, thresh)
+                here = filled & (drawn_by[v] == o)
+                out[v][here] = sample(own[o], col_o, row_o, interp)[here]
         taken[v] = filled.mean()
     return out, taken

@@ -94,6 +94,10 @@ def target_key(args, expdir):
             key["propagation_colour"] = args.propagation_colour_thresh
         if args.propagation_edge_thresh > 0:
             key["propagation_edge"] = args.propagation_edge_thresh
+        if args.propagation_resample != "chained":
+            key["propagation_resample"] = args.propagation_resample
+        if args.propagation_interp != "cubic":
+            key["propagation_interp"] = args.propagation_interp
     return key
 
 
@@ -122,7 +126,8 @@ def propagate_targets(args, geo, own, renders):
     h, w, focal = target_hwf(args, geo)
     return propagate(own, points_at(geo.points, args.target_factor, h, w), geo.c2ws, focal,
                      args.propagation_thresh, rgb=renders, colour_thresh=args.propagation_colour_thresh,
-                     edge_thresh=args.propagation_edge_thresh)
+                     edge_thresh=args.propagation_edge_thresh, interp=args.propagation_interp,
+                     resample=args.propagation_resample)
 
 
 def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print):

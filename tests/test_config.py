@@ -155,6 +155,16 @@ def test_a_configs_target_propagation_is_turned_off_on_the_command_line(tmp_path
     assert parse_args([]).target_propagation is False  # a bool, never None, after the checks
 
 
+def test_propagation_reading_options_need_propagation_and_name_their_choices():
+    args = parse_args(["--target_propagation", "--total_step", "35000", "--propagation_resample", "once",
+                       "--propagation_interp", "lanczos"])
+    assert (args.propagation_resample, args.propagation_interp) == ("once", "lanczos")
+    with pytest.raises(ConfigError, match="--propagation_resample once says how propagated targets are read"):
+        parse_args(["--propagation_resample", "once"])
+    with pytest.raises(ConfigError, match="--propagation_interp lanczos says how"):
+        parse_args(["--propagation_interp", "lanczos"])
+
+
 def test_style_render_samples_shape_every_stylized_render_and_need_the_fine_level():
     from render.options import RenderOptions
     args = parse_args([])

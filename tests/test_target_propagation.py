@@ -68,6 +68,22 @@ def test_sample_at_whole_pixels_is_exact_and_clips():
     assert as8.dtype == np.uint8
 
 
+def test_lanczos_keeps_more_of_a_fine_texture_than_bicubic_at_a_half_pixel():
+    """Laplacian energy of a blurred noise texture read at a half-pixel offset (NumPy reference:
+    the energy of the texture itself); both kernels are exact at whole pixels."""
+    img = np.random.default_rng(4).uniform(0, 1, (64, 64, 3)).astype(np.float32)
+    img = (img + np.roll(img, 1, 0) + np.roll(img, 1, 1)) / 3  # some correlation, like strokes
+    i, j = np.meshgrid(np.arange(64, dtype=np.float32), np.arange(64, dtype=np.float32), indexing="xy")
+
+    def energy(x):  # 4-neighbour Laplacian, away from the replicated border
+        x = x[8:-8, 8:-8]
+        return float(((4 * x[1:-1, 1:-1] - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]) ** 2).mean())
+    kept = {k: energy(sample(img, i + 0.5, j + 0.5, k)) / energy(img) for k in ("cubic", "lanczos")}
+    assert kept["cubic"] < kept["lanczos"] < 1.0
+    for k in ("cubic", "lanczos"):
+        np.testing.assert_allclose(sample(img, i + 2, j, k)[:, :-8], img[:, 2:-6], atol=1e-5)
+
+
 def test_clean_mask_removes_lone_pixels_of_either_kind():
     m = np.zeros((12, 12), bool)
     m[2, 2] = True            # a lone taken pixel
@@ -107,6 +123,28 @@ def test_propagate_fills_from_a_later_source_what_the_central_view_does_not_see(
     np.testing.assert_allclose(out[2][:, W - 2:], own[2][:, W - 2:])
     # view 0 is further than view 1 from view 2's missing part: nothing else to take there
     np.testing.assert_allclose(taken[2], (W - 2) / W)
+
+
+def test_propagate_once_reads_a_pixel_taken_in_turn_from_the_stylization_that_drew_it():
+    """Cameras over the plane (one unit = 2 pixels): central c (0, 0), t (0, 1), s (0.75, 1),
+    v (1.5, 1), and one far off (-2.25, -3) that puts the cameras' mean at c. The top two rows of
+    s, v and t lie above c's image. s takes its top rows from t (1.5 columns over: a fractional
+    read); v, asking c and then its nearest earlier view s (max_sources 2), takes them from s. So
+    chained, v's top rows are t's own strokes read twice at half pixels; once, v reads t's own
+    target at its points' projection there, 3 whole columns over: t's pixels exactly."""
+    rng = np.random.default_rng(5)
+    c2ws = np.stack([camera(0.0), camera(0.0, 1.0), camera(0.75, 1.0), camera(1.5, 1.0), camera(-2.25, -3.0)])
+    assert view_order(c2ws)[:4] == [0, 1, 2, 3]
+    pts = np.stack([plane_points(c) for c in c2ws])
+    own = rng.uniform(0, 1, (5, H, W, 3)).astype(np.float32)
+    kw = dict(thresh=0.3, max_sources=2)  # half a pixel is 0.25 units on the plane
+    once, _ = propagate(own, pts, c2ws, F, resample="once", **kw)
+    chained, _ = propagate(own, pts, c2ws, F, **kw)
+    cols = slice(1, W - 6)  # v's column i is t's i + 3; away from the images' borders
+    np.testing.assert_allclose(once[3][:2, cols], own[1][:2, 4:W - 3], atol=1e-6)
+    assert np.abs(chained[3][:2, cols] - own[1][:2, 4:W - 3]).mean() > 0.05  # softened twice
+    # where both read c's own target (rows it sees) one read is all either makes
+    np.testing.assert_allclose(once[3][4:-2, 2:W - 5], chained[3][4:-2, 2:W - 5], atol=1e-6)
 
 
 def test_propagate_with_a_wrong_geometry_shape_is_a_clear_error():

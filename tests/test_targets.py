@@ -60,7 +60,8 @@ def setup(tmp_path):
     with open(os.path.join(expdir, "decoder.pkl"), "wb") as f:
         f.write(b"decoder v1")
     args = SimpleNamespace(style_size=32, target_factor=1, target_propagation=False, propagation_thresh=0.2,
-                           propagation_colour_thresh=0.0, propagation_edge_thresh=0.0)
+                           propagation_colour_thresh=0.0, propagation_edge_thresh=0.0,
+                           propagation_resample="chained", propagation_interp="cubic")
     return args, geo, styles, expdir
 
 

@@ -66,7 +66,8 @@ def propagated_reference(args, encoder, style_stats, name, adain, adain_rows, ad
     from pipeline.target_propagation import propagate
     method = "AdaIN propagated in 3D"
     frames, taken = propagate(adain, points, np.asarray(poses), focal, args.propagation_thresh,
-                              edge_thresh=args.propagation_edge_thresh)
+                              edge_thresh=args.propagation_edge_thresh, interp=args.propagation_interp,
+                              resample=args.propagation_resample)
     loss = float(measure(encoder, frames, None, photo, style_stats=style_stats)["style_loss"].mean())
     res = {"taken": float(taken.mean()), "style_loss": loss, "style_loss_ratio": loss / adain_loss}
     rows = method_rows(name, method, frames, points, poses, H, W, focal, ks)

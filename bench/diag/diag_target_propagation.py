@@ -2,12 +2,14 @@
 themselves, before any NeRF learns from them: their style loss and their consistency.
 
     python bench/diag/diag_target_propagation.py --config configs/fern_cpu.txt --expname lev_base \
-        [--strip out.jpg]
+        [--strip out.jpg] [--reads chained:cubic,once:cubic,once:lanczos]
 
 Reads an experiment's geometry cache and its cached per-view targets (stages 2 and 4 done),
 propagates them, and prints for both sets: the style loss against the style image (AdaIN's
 objective, evaluation/style_strength), the consistency error of the targets between views k
 apart (evaluation/consistency, masked RMSE) and the share of pixels taken from earlier views.
+--reads propagates once per (--propagation_resample, --propagation_interp) pair listed (default:
+the options' own pair), so the ways of reading the earlier views compare on the same targets.
 """
 import os
 import sys
@@ -21,8 +23,15 @@ def main(argv=None):
     ap = build_parser()
     ap.add_argument("--strip", default=None, help="write a JPEG: per-view targets above, propagated below")
     ap.add_argument("--ks", default="1,7")
+    ap.add_argument("--reads", default=None,
+                    help="resample:interp pairs to compare, e.g. chained:cubic,once:lanczos (default: the options')")
     args = ap.parse_args(argv)
     check_args(args)
+    pairs = [tuple(p.split(":")) for p in args.reads.split(",")] if args.reads else \
+        [(args.propagation_resample, args.propagation_interp)]
+    for p in pairs:
+        if len(p) != 2 or p[0] not in ("chained", "once") or p[1] not in ("cubic", "lanczos"):
+            raise SystemExit(f"error: --reads takes resample:interp pairs (chained|once : cubic|lanczos), got {p}")
     runtime.setup()
     import cv2
     import numpy as np
@@ -43,10 +52,14 @@ def main(argv=None):
     rows = []
     for k, name in enumerate(names):
         own = np.load(targets.target_path(os.path.join(run.expdir, "targets"), k, name)).astype(np.float32) / 255
-        prop, taken = targets.propagate_targets(args, geo, own, renders)
         stats = tap_statistics(encoder, images[k])
-        for label, t in (("per-view", own), ("propagated", prop)):
-            line = f"{name} {label:10s} style loss {style_loss(encoder, t, style_stats=stats).mean():.3f}"
+        sets = [("per-view", own)]
+        for resample, interp in pairs:
+            args.propagation_resample, args.propagation_interp = resample, interp
+            prop, taken = targets.propagate_targets(args, geo, own, renders)
+            sets.append((f"propagated {resample}:{interp}", prop))
+        for label, t in sets:
+            line = f"{name} {label:26s} style loss {style_loss(encoder, t, style_stats=stats).mean():.3f}"
             line += f" sharpness (per-view = 1) {path_sharpness(t, own):.3f}"
             for kk in ks:
                 e = consistency_error(t, pts_t, poses, h, w, focal, k=kk)

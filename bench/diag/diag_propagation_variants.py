@@ -1,0 +1,193 @@
+"""What-if variants of the target propagation (pipeline/target_propagation.py), judged on the
+targets themselves: style loss (with its relu3_1 terms), sharpness and consistency.
+
+    # on the machine that holds an experiment with per-view targets (--no-target_propagation):
+    python bench/diag/diag_propagation_variants.py --config configs/fern_quick.txt \
+        --expname levers_nerf120k_b4kpv --origin_step 120001 --export DIR
+    # anywhere (a 2-core CPU will do), on what was exported:
+    python bench/diag/diag_propagation_variants.py --inputs DIR [--styles la_muse] [--variants all]
+
+--export writes DIR/depth.npz (each target pixel's depth along its camera's axis, float16, with
+the cameras and focal length: the surface points are rebuilt from it exactly as the geometry
+cache's rays give them) and DIR/<style>_<view>.png (the per-view targets), about 13 MB for two
+styles at 504x378. The variants (fern_quick's thresholds, 0.2 and the edge test 0.2, unless
+named): as is; the occlusion test in pixels of the source view instead of world units
+(`px<N>`); depth edges dilated (`dilate<N>`, the bicubic read's footprint); the mask cleaning
+with a larger square (`clean<N>`); the central view as the only source (`central`); seams
+feathered (`feather`: own and taken blended by the taken mask blurred, sigma 2 px); and the
+propagated targets decoded again by the shipped decoder at AdaIN weights 0, 0.3, 0.6 and 1
+(`redecode`). Per view, in propagation order, the style loss says how the cost grows with the
+distance from the central camera.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from backend import runtime  # noqa: E402
+
+VARIANTS = ("asis", "px1.5", "px3", "dilate3", "dilate5", "clean7", "central", "feather", "redecode")
+
+
+def export(argv, folder):
+    """Writes the experiment's per-view targets and target-size depth into folder."""
+    from core.config import build_parser, check_args
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    runtime.setup()
+    import cv2
+    import numpy as np
+    from pipeline import stages, target_propagation, targets
+    from pipeline.experiment import experiment_dir
+    run = stages.Run(args, stages.load_scene(args), experiment_dir(args, create=False))
+    geo = run.get("geo")
+    h, w, focal = targets.target_hwf(args, geo)
+    pts = target_propagation.points_at(geo.points, args.target_factor, h, w).astype(np.float64)
+    c2ws = np.asarray(geo.c2ws, np.float64)
+    depth = np.stack([-(pts[v] - c2ws[v][:3, 3]) @ c2ws[v][:3, 2] for v in range(len(pts))])
+    os.makedirs(folder, exist_ok=True)
+    np.savez_compressed(os.path.join(folder, "depth.npz"), depth=depth.astype(np.float16), c2ws=c2ws,
+                        focal=focal, h=h, w=w)
+    names, _paths, _images = run.styles()
+    for k, name in enumerate(names):
+        own = np.load(targets.target_path(os.path.join(run.expdir, "targets"), k, name))
+        for v in range(len(own)):
+            cv2.imwrite(os.path.join(folder, f"{os.path.splitext(name)[0]}_{v:02d}.png"),
+                        cv2.cvtColor(np.ascontiguousarray(own[v]), cv2.COLOR_RGB2BGR))
+    print(f"wrote {folder}: depth.npz and {len(names)} styles' targets")
+
+
+def load_inputs(folder):
+    """(points [V,h,w,3] float32, c2ws, focal, h, w) rebuilt from folder/depth.npz: each pixel's
+    ray (dataset/rays.py's convention at the targets' size) out to its depth."""
+    import numpy as np
+    d = np.load(os.path.join(folder, "depth.npz"))
+    depth, c2ws, focal, h, w = d["depth"].astype(np.float64), d["c2ws"], float(d["focal"]), int(d["h"]), int(d["w"])
+    i, j = np.meshgrid(np.arange(w), np.arange(h), indexing="xy")
+    dirs = np.stack([(i - w / 2) / focal, -(j - h / 2) / focal, -np.ones_like(i, float)], -1)
+    points = np.stack([c2ws[v][:3, 3] + depth[v][..., None] * (dirs @ c2ws[v][:3, :3].T) for v in range(len(depth))])
+    return points.astype(np.float32), c2ws, focal, h, w
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--inputs", help="folder written by --export")
+    ap.add_argument("--export", help="write the experiment's inputs here (the other options: run_stylenerf.py's)")
+    ap.add_argument("--styles", default="la_muse", help="comma-separated style names (file stems)")
+    ap.add_argument("--variants", default="all", help=f"comma-separated, from {', '.join(VARIANTS)}; or all")
+    args, rest = ap.parse_known_args(argv)
+    if args.export:
+        export(rest, args.export)
+        return 0
+    if not args.inputs or not os.path.exists(os.path.join(args.inputs, "depth.npz")):
+        raise SystemExit(f"error: --inputs must be a folder written by --export (with depth.npz), got {args.inputs!r}")
+    chosen = VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
+    if not set(chosen) <= set(VARIANTS):
+        raise SystemExit(f"error: --variants takes {', '.join(VARIANTS)} or all, got {args.variants!r}")
+    runtime.setup()
+    import cv2
+    import jittor as jt
+    import numpy as np
+    from core.config import parse_args
+    from evaluation.consistency import consistency_error
+    from evaluation.style_strength import loss_terms, path_sharpness, tap_statistics
+    from models.adain import adain
+    from pipeline import target_propagation as tp
+    from pipeline.style_selection import load_style_images, load_style_networks, select_styles
+
+    points, c2ws, focal, h, w = load_inputs(args.inputs)
+    order = tp.view_order(c2ws)
+    opts = parse_args(["--config", "configs/fern_quick.txt"])
+    encoder, decoder = load_style_networks(opts, lambda *a: None)
+
+    def propagate(own, **kw):
+        kw.setdefault("edge_thresh", 0.2)
+        return tp.propagate(own, points, c2ws, focal, 0.2, **kw)
+
+    def with_patch(name, fn, run):  # a module function swapped for one call
+        old = getattr(tp, name)
+        setattr(tp, name, fn)
+        try:
+            return run()
+        finally:
+            setattr(tp, name, old)
+
+    def seen_in_px(px):
+        from render.splatting import project_points
+
+        def seen(points_dst, points_src, c2w_src, h_, w_, focal_, thresh):
+            u, v, z = project_points(points_dst.reshape(-1, 3), c2w_src, h_, w_, focal_)
+            with np.errstate(invalid="ignore"):
+                cu, cv_ = np.floor(u + 0.5), np.floor(v + 0.5)
+                inside = (z > 0) & (cu >= 0) & (cu < w_) & (cv_ >= 0) & (cv_ < h_)
+            row, col = tp.nearest_pixel(u, v, h_, w_)
+            dist = np.linalg.norm(points_src[row, col] - points_dst.reshape(-1, 3), axis=-1)
+            near = dist * focal_ / np.maximum(np.abs(z), 1e-6) < px  # in the source's pixels there
+            return u.reshape(h_, w_), v.reshape(h_, w_), (inside & near).reshape(h_, w_)
+        return seen
+
+    def dilated_edges(k):
+        base = tp.depth_edges
+        return lambda pts, cams, thresh: np.stack(
+            [cv2.dilate(m.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool) for m in base(pts, cams, thresh)])
+
+    def cleaner(k):
+        ker = np.ones((k, k), np.uint8)
+        return lambda mask: cv2.morphologyEx(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, ker),
+                                             cv2.MORPH_OPEN, ker).astype(bool)
+
+    for stem in args.styles.split(","):
+        own = np.stack([cv2.cvtColor(cv2.imread(os.path.join(args.inputs, f"{stem}_{v:02d}.png")), cv2.COLOR_BGR2RGB)
+                        for v in range(len(points))]).astype(np.float32) / 255
+        _names, paths = select_styles(parse_args(["--config", "configs/fern_quick.txt", "--style", stem]))
+        image = load_style_images(paths, opts.style_size)[0]
+        style_stats = tap_statistics(encoder, image)
+        with jt.no_grad():
+            style_feat = encoder.encode(jt.array(image.transpose(2, 0, 1)[None]))
+
+        def show(label, t, taken=None):
+            terms = loss_terms(tap_statistics(encoder, t), style_stats)
+            e1, e7 = (consistency_error(t, points, c2ws, h, w, focal, k=k)["mean"] for k in (1, 7))
+            share = "" if taken is None else f" taken {taken.mean():.2f}"
+            print(f"{stem} {label:22s}{share} style loss {terms.sum((1, 2)).mean():.3f} relu3_1 means/stds "
+                  f"{terms.mean(0)[2][0]:.3f}/{terms.mean(0)[2][1]:.3f} sharpness {path_sharpness(t, own):.3f} "
+                  f"k=1 {e1:.4f} k=7 {e7:.4f}", flush=True)
+            print(f"  style loss per view in propagation order: "
+                  + " ".join(f"{terms[v].sum():.2f}" for v in order), flush=True)
+
+        def redecode(x, a):
+            with jt.no_grad():
+                c = encoder.encode(jt.array(x.transpose(2, 0, 1)[None]))
+                out = decoder(a * adain(c, style_feat) + (1 - a) * c)[0, :, :h, :w]
+                return np.clip(out.numpy().transpose(1, 2, 0), 0, 1)
+
+        show("per-view", own)
+        asis, taken = propagate(own)
+        for name in chosen:
+            if name == "asis":
+                show("as is", asis, taken)
+            elif name.startswith("px"):
+                show(f"occlusion test {name[2:]} px", *with_patch("seen_in", seen_in_px(float(name[2:])),
+                                                                  lambda: propagate(own)))
+            elif name.startswith("dilate"):
+                show(f"edges dilated {name[6:]}", *with_patch("depth_edges", dilated_edges(int(name[6:])),
+                                                              lambda: propagate(own)))
+            elif name.startswith("clean"):
+                show(f"cleaning {name[5:]}x{name[5:]}", *with_patch("clean_mask", cleaner(int(name[5:])),
+                                                                     lambda: propagate(own)))
+            elif name == "central":
+                show("central view only", *propagate(own, max_sources=1))
+            elif name == "feather":
+                out = asis.copy()
+                for v in range(len(out)):
+                    a = cv2.GaussianBlur((np.abs(asis[v] - own[v]).max(-1) > 1e-6).astype(np.float32), (0, 0), 2.0)
+                    out[v] = a[..., None] * asis[v] + (1 - a[..., None]) * own[v]
+                show("seams feathered", out, taken)
+            elif name == "redecode":
+                for a in (0.0, 0.3, 0.6, 1.0):
+                    show(f"decoded again, AdaIN {a}", np.stack([redecode(x, a) for x in asis]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -247,6 +247,14 @@ def test_turning_target_propagation_on_or_its_threshold_makes_the_targets_again(
         args.propagation_colour_thresh = 0.1
     assert _stylized_again(setup, colour_test) == 2 * V
 
+    def read_once():
+        args.propagation_resample = "once"
+    assert _stylized_again(setup, read_once) == 2 * V
+
+    def lanczos():
+        args.propagation_interp = "lanczos"
+    assert _stylized_again(setup, lanczos) == 2 * V
+
 
 def test_the_colour_test_reads_the_views_photoreal_renders(setup):
     """--propagation_colour_thresh: renders that agree along the plane's 2-column shift, but for

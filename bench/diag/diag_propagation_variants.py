@@ -16,7 +16,9 @@ named): as is; the occlusion test in pixels of the source view instead of world 
 with a larger square (`clean<N>`); the central view as the only source (`central`); seams
 feathered (`feather`: own and taken blended by the taken mask blurred, sigma 2 px); and the
 propagated targets decoded again by the shipped decoder at AdaIN weights 0, 0.3, 0.6 and 1
-(`redecode`). Per view, in propagation order, the style loss says how the cost grows with the
+(`redecode`); and two controls: each per-view target moved by a smooth warp of the size of the
+views' parallax (`smoothwarp`: 3.4 and 1.7 pixels, scaled by 1.01) and propagation over the depth
+median-filtered (`median5`, 5x5). Per view, in propagation order, the style loss says how the cost grows with the
 distance from the central camera.
 """
 import argparse
@@ -26,7 +28,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from backend import runtime  # noqa: E402
 
-VARIANTS = ("asis", "px1.5", "px3", "dilate3", "dilate5", "clean7", "central", "feather", "redecode")
+VARIANTS = ("asis", "px1.5", "px3", "dilate3", "dilate5", "clean7", "central", "feather", "redecode", "smoothwarp",
+            "median5")
 
 
 def export(argv, folder):
@@ -96,6 +99,7 @@ def main(argv=None):
     from pipeline.style_selection import load_style_images, load_style_networks, select_styles
 
     points, c2ws, focal, h, w = load_inputs(args.inputs)
+    depth = np.load(os.path.join(args.inputs, "depth.npz"))["depth"].astype(np.float32)
     order = tp.view_order(c2ws)
     opts = parse_args(["--config", "configs/fern_quick.txt"])
     encoder, decoder = load_style_networks(opts, lambda *a: None)
@@ -146,12 +150,16 @@ def main(argv=None):
             style_feat = encoder.encode(jt.array(image.transpose(2, 0, 1)[None]))
 
         def show(label, t, taken=None):
-            terms = loss_terms(tap_statistics(encoder, t), style_stats)
+            stats = tap_statistics(encoder, t)
+            terms = loss_terms(stats, style_stats)
             e1, e7 = (consistency_error(t, points, c2ws, h, w, focal, k=k)["mean"] for k in (1, 7))
             share = "" if taken is None else f" taken {taken.mean():.2f}"
             print(f"{stem} {label:22s}{share} style loss {terms.sum((1, 2)).mean():.3f} relu3_1 means/stds "
                   f"{terms.mean(0)[2][0]:.3f}/{terms.mean(0)[2][1]:.3f} sharpness {path_sharpness(t, own):.3f} "
                   f"k=1 {e1:.4f} k=7 {e7:.4f}", flush=True)
+            # relu3_1's mean activation and mean channel std over the frames (the painting's: below)
+            print(f"  relu3_1 mean activation {stats[-1][0].mean():.3f}, mean channel std {stats[-1][1].mean():.3f} "
+                  f"(the painting: {style_stats[-1][0].mean():.3f}, {style_stats[-1][1].mean():.3f})", flush=True)
             print(f"  style loss per view in propagation order: "
                   + " ".join(f"{terms[v].sum():.2f}" for v in order), flush=True)
 
@@ -183,6 +191,16 @@ def main(argv=None):
                     a = cv2.GaussianBlur((np.abs(asis[v] - own[v]).max(-1) > 1e-6).astype(np.float32), (0, 0), 2.0)
                     out[v] = a[..., None] * asis[v] + (1 - a[..., None]) * own[v]
                 show("seams feathered", out, taken)
+            elif name == "smoothwarp":
+                m = np.float32([[1.01, 0, 3.4 - 0.005 * w], [0, 1.01, 1.7 - 0.005 * h]])
+                show("smooth warp of each", np.stack([cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_CUBIC,
+                                                                     borderMode=cv2.BORDER_REFLECT) for x in own]))
+            elif name == "median5":
+                smooth = np.stack([cv2.medianBlur(d, 5) for d in depth]).astype(np.float64)
+                ratio = np.where(depth > 0, smooth / np.maximum(depth, 1e-6), 1.0)[..., None]
+                centres = np.asarray(c2ws)[:, None, None, :3, 3]
+                moved = (centres + (points - centres) * ratio).astype(np.float32)  # along each ray
+                show("depth median 5x5", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
             elif name == "redecode":
                 for a in (0.0, 0.3, 0.6, 1.0):
                     show(f"decoded again, AdaIN {a}", np.stack([redecode(x, a) for x in asis]))

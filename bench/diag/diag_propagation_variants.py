@@ -18,7 +18,9 @@ feathered (`feather`: own and taken blended by the taken mask blurred, sigma 2 p
 propagated targets decoded again by the shipped decoder at AdaIN weights 0, 0.3, 0.6 and 1
 (`redecode`); and two controls: each per-view target moved by a smooth warp of the size of the
 views' parallax (`smoothwarp`: 3.4 and 1.7 pixels, scaled by 1.01) and propagation over the depth
-median-filtered (`median5`, 5x5). Per view, in propagation order, the style loss says how the cost grows with the
+median-filtered (`median5`, 5x5); and the projections' displacement field smoothed over the pixels
+the source sees (`dispgauss`: Gaussian, sigma 1.5 px, normalised by the mask; `dispbilateral`:
+bilateral, sigma 3 px in space and 0.5 px in displacement). Per view, in propagation order, the style loss says how the cost grows with the
 distance from the central camera.
 """
 import argparse
@@ -29,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from backend import runtime  # noqa: E402
 
 VARIANTS = ("asis", "px1.5", "px3", "dilate3", "dilate5", "clean7", "central", "feather", "redecode", "smoothwarp",
-            "median5")
+            "median5", "dispgauss", "dispbilateral")
 
 
 def export(argv, folder):
@@ -135,6 +137,23 @@ def main(argv=None):
         return lambda pts, cams, thresh: np.stack(
             [cv2.dilate(m.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool) for m in base(pts, cams, thresh)])
 
+    cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32), indexing="xy")
+
+    def smoothed_reads(bilateral):
+        base = tp.seen_in
+
+        def seen(points_dst, points_src, c2w_src, h_, w_, focal_, thresh):
+            u, v, ok = base(points_dst, points_src, c2w_src, h_, w_, focal_, thresh)
+            m = ok.astype(np.float32)
+            du, dv = np.nan_to_num(u - cols) * m, np.nan_to_num(v - rows) * m
+            if bilateral:
+                su, sv = (cv2.bilateralFilter(d, -1, 0.5, 3.0) for d in (du, dv))
+            else:
+                norm = cv2.GaussianBlur(m, (0, 0), 1.5) + 1e-6
+                su, sv = (cv2.GaussianBlur(d, (0, 0), 1.5) / norm for d in (du, dv))
+            return (np.where(ok, cols + su, u).astype(np.float32), np.where(ok, rows + sv, v).astype(np.float32), ok)
+        return seen
+
     def cleaner(k):
         ker = np.ones((k, k), np.uint8)
         return lambda mask: cv2.morphologyEx(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, ker),
@@ -201,6 +220,9 @@ def main(argv=None):
                 centres = np.asarray(c2ws)[:, None, None, :3, 3]
                 moved = (centres + (points - centres) * ratio).astype(np.float32)  # along each ray
                 show("depth median 5x5", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
+            elif name in ("dispgauss", "dispbilateral"):
+                show(f"displacement {name[4:]}", *with_patch("seen_in", smoothed_reads(name == "dispbilateral"),
+                                                             lambda: propagate(own)))
             elif name == "redecode":
                 for a in (0.0, 0.3, 0.6, 1.0):
                     show(f"decoded again, AdaIN {a}", np.stack([redecode(x, a) for x in asis]))

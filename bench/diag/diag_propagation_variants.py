@@ -20,7 +20,13 @@ propagated targets decoded again by the shipped decoder at AdaIN weights 0, 0.3,
 views' parallax (`smoothwarp`: 3.4 and 1.7 pixels, scaled by 1.01) and propagation over the depth
 median-filtered (`median5`, 5x5); and the projections' displacement field smoothed over the pixels
 the source sees (`dispgauss`: Gaussian, sigma 1.5 px, normalised by the mask; `dispbilateral`:
-bilateral, sigma 3 px in space and 0.5 px in displacement). Per view, in propagation order, the style loss says how the cost grows with the
+bilateral, sigma 3 px in space and 0.5 px in displacement); and the depth blurred (`blur3`,
+`blur8`: Gaussian, sigma 3 or 8 px), propagated with fern_quick's tests and with none (every point
+taken that projects inside the source), its consistency still judged on the true depth; and
+`layers` (with --photos, the scene's images at the targets' size or larger): the photos stylized
+by the shipped decoder whole, and in two depth layers (nearer and farther than --layer_depth, each
+stylized with the other inpainted, then composited), each set propagated as fern_quick does: does
+keeping strokes inside a depth layer lower propagation's cost? Per view, in propagation order, the style loss says how the cost grows with the
 distance from the central camera.
 """
 import argparse
@@ -31,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from backend import runtime  # noqa: E402
 
 VARIANTS = ("asis", "px1.5", "px3", "dilate3", "dilate5", "clean7", "central", "feather", "redecode", "smoothwarp",
-            "median5", "dispgauss", "dispbilateral")
+            "median5", "dispgauss", "dispbilateral", "blur3", "blur8", "layers")
 
 
 def export(argv, folder):
@@ -80,6 +86,8 @@ def main(argv=None):
     ap.add_argument("--export", help="write the experiment's inputs here (the other options: run_stylenerf.py's)")
     ap.add_argument("--styles", default="la_muse", help="comma-separated style names (file stems)")
     ap.add_argument("--variants", default="all", help=f"comma-separated, from {', '.join(VARIANTS)}; or all")
+    ap.add_argument("--photos", default=None, help="layers: folder of the scene's images, in the views' order")
+    ap.add_argument("--layer_depth", type=float, default=4.0, help="layers: the depth between the two layers")
     args, rest = ap.parse_known_args(argv)
     if args.export:
         export(rest, args.export)
@@ -89,6 +97,8 @@ def main(argv=None):
     chosen = VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
     if not set(chosen) <= set(VARIANTS):
         raise SystemExit(f"error: --variants takes {', '.join(VARIANTS)} or all, got {args.variants!r}")
+    if "layers" in chosen and not (args.photos and os.path.isdir(args.photos)):
+        raise SystemExit(f"error: --variants layers needs --photos, a folder of the scene's images; got {args.photos!r}")
     runtime.setup()
     import cv2
     import jittor as jt
@@ -214,6 +224,14 @@ def main(argv=None):
                 m = np.float32([[1.01, 0, 3.4 - 0.005 * w], [0, 1.01, 1.7 - 0.005 * h]])
                 show("smooth warp of each", np.stack([cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_CUBIC,
                                                                      borderMode=cv2.BORDER_REFLECT) for x in own]))
+            elif name in ("blur3", "blur8"):
+                sigma = float(name[4:])
+                smooth = np.stack([cv2.GaussianBlur(d, (0, 0), sigma) for d in depth]).astype(np.float64)
+                ratio = np.where(depth > 0, smooth / np.maximum(depth, 1e-6), 1.0)[..., None]
+                centres = np.asarray(c2ws)[:, None, None, :3, 3]
+                moved = (centres + (points - centres) * ratio).astype(np.float32)  # along each ray
+                show(f"depth blurred {sigma:g} px", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
+                show(f"  the same, no tests", *tp.propagate(own, moved, c2ws, focal, np.inf))
             elif name == "median5":
                 smooth = np.stack([cv2.medianBlur(d, 5) for d in depth]).astype(np.float64)
                 ratio = np.where(depth > 0, smooth / np.maximum(depth, 1e-6), 1.0)[..., None]
@@ -223,6 +241,23 @@ def main(argv=None):
             elif name in ("dispgauss", "dispbilateral"):
                 show(f"displacement {name[4:]}", *with_patch("seen_in", smoothed_reads(name == "dispbilateral"),
                                                              lambda: propagate(own)))
+            elif name == "layers":
+                from pipeline.targets import stylize_view
+                files = sorted(f for f in os.listdir(args.photos) if f.lower().endswith((".png", ".jpg", ".jpeg")))
+                photos = [cv2.resize(cv2.cvtColor(cv2.imread(os.path.join(args.photos, f)), cv2.COLOR_BGR2RGB),
+                                     (w, h), interpolation=cv2.INTER_AREA) for f in files[:len(points)]]
+                whole, layered = [], []
+                for v, photo in enumerate(photos):
+                    whole.append(stylize_view(encoder, decoder, photo.astype(np.float32) / 255, style_feat))
+                    near = (depth[v] < args.layer_depth).astype(np.uint8)
+                    out = np.zeros((h, w, 3), np.float32)
+                    for m in (near, 1 - near):  # each layer with the other filled in from its borders
+                        fill = cv2.inpaint(photo, 1 - m, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255
+                        out += stylize_view(encoder, decoder, fill, style_feat) * m[..., None]
+                    layered.append(out)
+                for label, t in (("photos stylized whole", np.stack(whole)), ("photos in two layers", np.stack(layered))):
+                    show(label, t)
+                    show("  propagated", *propagate(t))
             elif name == "redecode":
                 for a in (0.0, 0.3, 0.6, 1.0):
                     show(f"decoded again, AdaIN {a}", np.stack([redecode(x, a) for x in asis]))

@@ -26,7 +26,9 @@ taken that projects inside the source), its consistency still judged on the true
 `layers` (with --photos, the scene's images at the targets' size or larger): the photos stylized
 by the shipped decoder whole, and in two depth layers (nearer and farther than --layer_depth, each
 stylized with the other inpainted, then composited), each set propagated as fern_quick does: does
-keeping strokes inside a depth layer lower propagation's cost? Per view, in propagation order, the style loss says how the cost grows with the
+keeping strokes inside a depth layer lower propagation's cost? `finer` (with --photos): the photos
+stylized at twice the targets' size and area-averaged down (strokes half as wide), propagated.
+Per view, in propagation order, the style loss says how the cost grows with the
 distance from the central camera.
 """
 import argparse
@@ -37,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from backend import runtime  # noqa: E402
 
 VARIANTS = ("asis", "px1.5", "px3", "dilate3", "dilate5", "clean7", "central", "feather", "redecode", "smoothwarp",
-            "median5", "dispgauss", "dispbilateral", "blur3", "blur8", "layers")
+            "median5", "dispgauss", "dispbilateral", "blur3", "blur8", "layers", "finer")
 
 
 def export(argv, folder):
@@ -97,8 +99,10 @@ def main(argv=None):
     chosen = VARIANTS if args.variants == "all" else tuple(args.variants.split(","))
     if not set(chosen) <= set(VARIANTS):
         raise SystemExit(f"error: --variants takes {', '.join(VARIANTS)} or all, got {args.variants!r}")
-    if "layers" in chosen and not (args.photos and os.path.isdir(args.photos)):
-        raise SystemExit(f"error: --variants layers needs --photos, a folder of the scene's images; got {args.photos!r}")
+    for needs_photos in ("layers", "finer"):
+        if needs_photos in chosen and not (args.photos and os.path.isdir(args.photos)):
+            raise SystemExit(f"error: --variants {needs_photos} needs --photos, a folder of the scene's images; "
+                             f"got {args.photos!r}")
     runtime.setup()
     import cv2
     import jittor as jt
@@ -258,6 +262,17 @@ def main(argv=None):
                 for label, t in (("photos stylized whole", np.stack(whole)), ("photos in two layers", np.stack(layered))):
                     show(label, t)
                     show("  propagated", *propagate(t))
+            elif name == "finer":
+                from pipeline.targets import stylize_view
+                files = sorted(f for f in os.listdir(args.photos) if f.lower().endswith((".png", ".jpg", ".jpeg")))
+                finer = []
+                for f in files[:len(points)]:
+                    big = cv2.resize(cv2.cvtColor(cv2.imread(os.path.join(args.photos, f)), cv2.COLOR_BGR2RGB),
+                                     (2 * w, 2 * h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+                    finer.append(cv2.resize(stylize_view(encoder, decoder, big, style_feat), (w, h),
+                                            interpolation=cv2.INTER_AREA))
+                show("photos stylized at 2x", np.stack(finer))
+                show("  propagated", *propagate(np.stack(finer)))
             elif name == "redecode":
                 for a in (0.0, 0.3, 0.6, 1.0):
                     show(f"decoded again, AdaIN {a}", np.stack([redecode(x, a) for x in asis]))

@@ -168,6 +168,18 @@ def main(argv=None):
             return (np.where(ok, cols + su, u).astype(np.float32), np.where(ok, rows + sv, v).astype(np.float32), ok)
         return seen
 
+    def at_depth(new_depth):
+        """The surface points moved along their rays to new_depth [V,h,w]."""
+        ratio = np.where(depth > 0, new_depth / np.maximum(depth, 1e-6), 1.0)[..., None]
+        centres = np.asarray(c2ws)[:, None, None, :3, 3]
+        return (centres + (points - centres) * ratio).astype(np.float32)
+
+    def read_photos(scale=1):
+        """The scene's images (--photos, in the views' order) at scale times the targets' size, uint8."""
+        files = sorted(f for f in os.listdir(args.photos) if f.lower().endswith((".png", ".jpg", ".jpeg")))
+        return [cv2.resize(cv2.cvtColor(cv2.imread(os.path.join(args.photos, f)), cv2.COLOR_BGR2RGB),
+                           (scale * w, scale * h), interpolation=cv2.INTER_AREA) for f in files[:len(points)]]
+
     def cleaner(k):
         ker = np.ones((k, k), np.uint8)
         return lambda mask: cv2.morphologyEx(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, ker),
@@ -230,28 +242,19 @@ def main(argv=None):
                                                                      borderMode=cv2.BORDER_REFLECT) for x in own]))
             elif name in ("blur3", "blur8"):
                 sigma = float(name[4:])
-                smooth = np.stack([cv2.GaussianBlur(d, (0, 0), sigma) for d in depth]).astype(np.float64)
-                ratio = np.where(depth > 0, smooth / np.maximum(depth, 1e-6), 1.0)[..., None]
-                centres = np.asarray(c2ws)[:, None, None, :3, 3]
-                moved = (centres + (points - centres) * ratio).astype(np.float32)  # along each ray
+                moved = at_depth(np.stack([cv2.GaussianBlur(d, (0, 0), sigma) for d in depth]))
                 show(f"depth blurred {sigma:g} px", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
                 show(f"  the same, no tests", *tp.propagate(own, moved, c2ws, focal, np.inf))
             elif name == "median5":
-                smooth = np.stack([cv2.medianBlur(d, 5) for d in depth]).astype(np.float64)
-                ratio = np.where(depth > 0, smooth / np.maximum(depth, 1e-6), 1.0)[..., None]
-                centres = np.asarray(c2ws)[:, None, None, :3, 3]
-                moved = (centres + (points - centres) * ratio).astype(np.float32)  # along each ray
+                moved = at_depth(np.stack([cv2.medianBlur(d, 5) for d in depth]))
                 show("depth median 5x5", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
             elif name in ("dispgauss", "dispbilateral"):
                 show(f"displacement {name[4:]}", *with_patch("seen_in", smoothed_reads(name == "dispbilateral"),
                                                              lambda: propagate(own)))
             elif name == "layers":
                 from pipeline.targets import stylize_view
-                files = sorted(f for f in os.listdir(args.photos) if f.lower().endswith((".png", ".jpg", ".jpeg")))
-                photos = [cv2.resize(cv2.cvtColor(cv2.imread(os.path.join(args.photos, f)), cv2.COLOR_BGR2RGB),
-                                     (w, h), interpolation=cv2.INTER_AREA) for f in files[:len(points)]]
                 whole, layered = [], []
-                for v, photo in enumerate(photos):
+                for v, photo in enumerate(read_photos()):
                     whole.append(stylize_view(encoder, decoder, photo.astype(np.float32) / 255, style_feat))
                     near = (depth[v] < args.layer_depth).astype(np.uint8)
                     out = np.zeros((h, w, 3), np.float32)
@@ -264,13 +267,8 @@ def main(argv=None):
                     show("  propagated", *propagate(t))
             elif name == "finer":
                 from pipeline.targets import stylize_view
-                files = sorted(f for f in os.listdir(args.photos) if f.lower().endswith((".png", ".jpg", ".jpeg")))
-                finer = []
-                for f in files[:len(points)]:
-                    big = cv2.resize(cv2.cvtColor(cv2.imread(os.path.join(args.photos, f)), cv2.COLOR_BGR2RGB),
-                                     (2 * w, 2 * h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-                    finer.append(cv2.resize(stylize_view(encoder, decoder, big, style_feat), (w, h),
-                                            interpolation=cv2.INTER_AREA))
+                finer = [cv2.resize(stylize_view(encoder, decoder, big.astype(np.float32) / 255, style_feat), (w, h),
+                                    interpolation=cv2.INTER_AREA) for big in read_photos(2)]
                 show("photos stylized at 2x", np.stack(finer))
                 show("  propagated", *propagate(np.stack(finer)))
             elif name == "redecode":

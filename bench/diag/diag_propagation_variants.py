@@ -72,14 +72,17 @@ def export(argv, folder):
 
 def load_inputs(folder):
     """(points [V,h,w,3] float32, c2ws, focal, h, w) rebuilt from folder/depth.npz: each pixel's
-    ray (dataset/rays.py's convention at the targets' size) out to its depth."""
+    ray (dataset/rays.py's, at the targets' size; its direction has z = -1 in the camera) out to
+    its depth."""
     import numpy as np
+    from dataset.rays import get_rays_np
     d = np.load(os.path.join(folder, "depth.npz"))
-    depth, c2ws, focal, h, w = d["depth"].astype(np.float64), d["c2ws"], float(d["focal"]), int(d["h"]), int(d["w"])
-    i, j = np.meshgrid(np.arange(w), np.arange(h), indexing="xy")
-    dirs = np.stack([(i - w / 2) / focal, -(j - h / 2) / focal, -np.ones_like(i, float)], -1)
-    points = np.stack([c2ws[v][:3, 3] + depth[v][..., None] * (dirs @ c2ws[v][:3, :3].T) for v in range(len(depth))])
-    return points.astype(np.float32), c2ws, focal, h, w
+    depth, c2ws, focal, h, w = d["depth"].astype(np.float32), d["c2ws"], float(d["focal"]), int(d["h"]), int(d["w"])
+    points = []
+    for v in range(len(depth)):
+        origin, direction = get_rays_np(h, w, focal, c2ws[v])
+        points.append(origin + depth[v][..., None] * direction)
+    return np.stack(points).astype(np.float32), c2ws, focal, h, w
 
 
 def main(argv=None):
@@ -120,9 +123,9 @@ def main(argv=None):
     opts = parse_args(["--config", "configs/fern_quick.txt"])
     encoder, decoder = load_style_networks(opts, lambda *a: None)
 
-    def propagate(own, **kw):
+    def propagate(own, pts=points, thresh=0.2, **kw):  # fern_quick's tests unless told
         kw.setdefault("edge_thresh", 0.2)
-        return tp.propagate(own, points, c2ws, focal, 0.2, **kw)
+        return tp.propagate(own, pts, c2ws, focal, thresh, **kw)
 
     def with_patch(name, fn, run):  # a module function swapped for one call
         old = getattr(tp, name)
@@ -133,17 +136,15 @@ def main(argv=None):
             setattr(tp, name, old)
 
     def seen_in_px(px):
-        from render.splatting import project_points
+        base = tp.seen_in
 
         def seen(points_dst, points_src, c2w_src, h_, w_, focal_, thresh):
-            u, v, z = project_points(points_dst.reshape(-1, 3), c2w_src, h_, w_, focal_)
-            with np.errstate(invalid="ignore"):
-                cu, cv_ = np.floor(u + 0.5), np.floor(v + 0.5)
-                inside = (z > 0) & (cu >= 0) & (cu < w_) & (cv_ >= 0) & (cv_ < h_)
+            u, v, inside = base(points_dst, points_src, c2w_src, h_, w_, focal_, np.inf)  # no distance test
             row, col = tp.nearest_pixel(u, v, h_, w_)
-            dist = np.linalg.norm(points_src[row, col] - points_dst.reshape(-1, 3), axis=-1)
-            near = dist * focal_ / np.maximum(np.abs(z), 1e-6) < px  # in the source's pixels there
-            return u.reshape(h_, w_), v.reshape(h_, w_), (inside & near).reshape(h_, w_)
+            dist = np.linalg.norm(points_src[row, col] - points_dst, axis=-1)
+            c2w = np.asarray(c2w_src, np.float64)
+            z = -(points_dst - c2w[:3, 3]) @ c2w[:3, 2]  # the point's depth in the source camera
+            return u, v, inside & (dist * focal_ / np.maximum(np.abs(z), 1e-6) < px)  # in source pixels there
         return seen
 
     def dilated_edges(k):
@@ -243,11 +244,11 @@ def main(argv=None):
             elif name in ("blur3", "blur8"):
                 sigma = float(name[4:])
                 moved = at_depth(np.stack([cv2.GaussianBlur(d, (0, 0), sigma) for d in depth]))
-                show(f"depth blurred {sigma:g} px", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
-                show(f"  the same, no tests", *tp.propagate(own, moved, c2ws, focal, np.inf))
+                show(f"depth blurred {sigma:g} px", *propagate(own, moved))
+                show(f"  the same, no tests", *propagate(own, moved, np.inf, edge_thresh=0.0))
             elif name == "median5":
                 moved = at_depth(np.stack([cv2.medianBlur(d, 5) for d in depth]))
-                show("depth median 5x5", *tp.propagate(own, moved, c2ws, focal, 0.2, edge_thresh=0.2))
+                show("depth median 5x5", *propagate(own, moved))
             elif name in ("dispgauss", "dispbilateral"):
                 show(f"displacement {name[4:]}", *with_patch("seen_in", smoothed_reads(name == "dispbilateral"),
                                                              lambda: propagate(own)))

@@ -120,7 +120,8 @@ def _targets(run):
     names, _, images = run.styles()
     tgts = targets.load_or_make_targets(run.args, run.get("geo"), run.get("encoder"), run.get("decoder"),
                                         list(zip(names, images)), run.expdir, run.log)
-    return {"targets": tgts}
+    # each view's own stylization beside the propagated targets (--style_patch_ref view), else None
+    return {"targets": tgts, "view_targets": targets.load_view_targets(run.args, run.expdir, names)}
 
 
 def _latents(run):
@@ -150,7 +151,8 @@ def _style(run):
                                               RenderOptions.from_args(args, run.scene, "eval"), run.expdir, run.log)
     model = style_stage.train_style(args, run.get("system"), run.get("geo"), tgts, run.get("mu"),
                                     run.get("logvar"), names, run.expdir, opts, run.log, mimic=mim,
-                                    encoder=encoder, samples=samples, style_images=images)
+                                    encoder=encoder, samples=samples, style_images=images,
+                                    view_targets=run.get("view_targets"))
     run.log(f"style training finished at step {args.total_step}; styles: {', '.join(names)}")
     return {"style_model": model}
 
@@ -174,7 +176,7 @@ STAGES = [
     Stage("2 geometry", ("system", "geo"), _geometry_done, _geometry),
     Stage("3 decoder fine-tune", ("decoder",),
           lambda r: decoder_finetune.is_current(r.args, r.expdir, r.finetune_styles()), _decoder),
-    Stage("4 stylized targets", ("targets",),
+    Stage("4 stylized targets", ("targets", "view_targets"),
           lambda r: targets.is_current(r.args, r.expdir, r.styles()[0]) and not mimic.stale_targets(r.args, r.expdir),
           _targets),
     Stage("5 latents (VAE)", ("mu", "logvar"), lambda r: latents.vae_file(r.args, r.expdir) is not None, _latents),

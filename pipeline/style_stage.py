@@ -197,14 +197,15 @@ def style_checkpoints(expdir, args):
 
 
 def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opts, log=print, mimic=None,
-                encoder=None, samples=None, style_images=None):
+                encoder=None, samples=None, style_images=None, view_targets=None):
     """Train from the newest style checkpoint (or origin_step) to total_step, rendering as opts (a
     RenderOptions: the "frozen_geometry" phase) says; returns the StyleModel.  mimic: a
     pipeline.mimic.Mimic over the same `targets` list, or None (no mimic step).  encoder: the VGG
     encoder of the texture term (--style_patch_weight > 0).  samples: a SampleCache
     (pipeline/style_samples.py, --style_samples) to render the steps from, or None (the renderer).
     style_images: the styles' images at --style_size, in style_names' order (--style_patch_ref
-    style or nn)."""
+    style or nn).  view_targets: the views' own stylizations beside propagated targets, as
+    `targets` (--style_patch_ref view)."""
     model = StyleModel(args, mu, logvar, geo.n_views, system.embed_xyz.out_dim, style_names,
                        box=style_box(args, geo, opts) if args.style_encoding == "hash" else None)
     ckpts = style_checkpoints(expdir, args)
@@ -226,13 +227,16 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     for p in system.parameters():
         p.stop_grad()
     stats = None
-    if args.style_patch_weight > 0 and args.style_patch_ref != "target":
+    if args.style_patch_weight > 0 and args.style_patch_ref == "view" and (
+            view_targets is None or len(view_targets) != len(targets)):
+        raise ValueError("--style_patch_ref view needs the views' own stylizations beside the targets")
+    if args.style_patch_weight > 0 and args.style_patch_ref in ("style", "nn"):
         if encoder is None or style_images is None or len(style_images) != len(style_names):
             raise ValueError(f"--style_patch_ref {args.style_patch_ref} needs the VGG encoder and one image per style")
         of_image = style_image_stats if args.style_patch_ref == "style" else style_image_features
         stats = [of_image(encoder, im) for im in style_images]
     step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples,
-                         style_stats=stats)
+                         style_stats=stats, view_targets=view_targets)
 
     def state(s):
         return {**model.state(s), **(mimic.state() if mimic is not None else {})}
@@ -265,7 +269,7 @@ def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
 
 
 def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None,
-               style_stats=None):
+               style_stats=None, view_targets=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.
     share_color=False: the style MLP runs at both levels' depths (the same result, more work; for
@@ -275,12 +279,16 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     SampleCache to render from instead of the renderer (render_cached).  style_stats: per style,
     its image's tap statistics (style_image_stats): the window is judged against those instead
     of its target window's (--style_patch_ref style); or its deepest features as unit rows
-    (style_image_features): nearest-neighbour feature matching (--style_patch_ref nn)."""
+    (style_image_features): nearest-neighbour feature matching (--style_patch_ref nn).
+    view_targets: per style, the views' own stylizations before propagation: the window is
+    judged against the same window of those (--style_patch_ref view)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
     if p and encoder is None:
         raise ValueError("--style_patch_weight > 0 needs the VGG encoder for the texture term")
+    if p and args.style_patch_ref == "view" and view_targets is None:
+        raise ValueError("--style_patch_ref view needs the views' own stylizations (pipeline/targets.load_view_targets)")
 
     def step_fn(step):
         rng = np.random.default_rng([args.seed, 6, step])
@@ -289,6 +297,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         if p:  # the texture window's rays go last, its target read bilinearly
             ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
+            if args.style_patch_ref == "view":  # the texture's reference: the view's own stylization
+                own = jt.array(window_target(view_targets[ws[0]][wv[0]], wr, wc) / 255.0)
             s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c), (ws, wv, wr, wc)))
         rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
                                     ndc=not args.no_ndc)
@@ -312,6 +322,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
             n = args.batch_size_style
             if args.style_patch_ref == "target":  # the target window's statistics
                 texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
+            elif args.style_patch_ref == "view":  # the unpropagated stylization's, same window
+                texture = patch_texture_loss(encoder, rgb[n:], own, p)
             elif args.style_patch_ref == "style":  # the style image's statistics
                 texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
             else:  # nn: each feature near one of the style image's

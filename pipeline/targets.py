@@ -105,11 +105,27 @@ def target_path(folder, k, name):
     return os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.npy")
 
 
+def view_target_path(folder, k, name):
+    """Each view's own stylization, kept beside the propagated targets for --style_patch_ref view."""
+    return os.path.join(folder, f"{k:03d}_{os.path.splitext(name)[0]}.view.npy")
+
+
+def keeps_view_targets(args):
+    """Whether the targets stage also keeps the views' own stylizations (the texture term reads them)."""
+    return args.target_propagation and args.style_patch_weight > 0 and args.style_patch_ref == "view"
+
+
+def _paths(args, folder, k, name):
+    """The files the targets stage writes for style k."""
+    own = [view_target_path(folder, k, name)] if keeps_view_targets(args) else []
+    return [target_path(folder, k, name)] + own
+
+
 def is_current(args, expdir, names):
     """True when every style's targets exist for the current decoder and geometry."""
     folder = os.path.join(expdir, "targets")
     return (matches(os.path.join(folder, "meta.json"), target_key(args, expdir))
-            and all(os.path.exists(target_path(folder, k, n)) for k, n in enumerate(names)))
+            and all(os.path.exists(f) for k, n in enumerate(names) for f in _paths(args, folder, k, n)))
 
 
 def colour_test_renders(args, geo):
@@ -130,8 +146,20 @@ def propagate_targets(args, geo, own, renders):
                      resample=args.propagation_resample)
 
 
+def _save(path, array):
+    """np.save through a temporary file: a killed run leaves no partial file under the real name."""
+    try:
+        with writing(path):
+            np.save(path + ".tmp.npy", array)
+            os.replace(path + ".tmp.npy", path)
+    except BaseException:
+        remove_quietly(path + ".tmp.npy")
+        raise
+
+
 def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print):
-    """styles: list of (name, image [h,w,3]); returns list of uint8 arrays [V,H,W,3], one per style."""
+    """styles: list of (name, image [h,w,3]); returns list of uint8 arrays [V,H,W,3], one per style.
+    With keeps_view_targets(args) each view's own stylization is saved too (load_view_targets)."""
     folder = os.path.join(expdir, "targets")
     os.makedirs(folder, exist_ok=True)
     key = target_key(args, expdir)
@@ -145,13 +173,15 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
                 os.remove(os.path.join(folder, f))
     refresh(os.path.join(folder, "meta.json"), key, clear, "stylized targets", log)
     renders = None  # the views' photoreal renders for the propagation's colour test, made once
+    keep_own = keeps_view_targets(args)
     targets = []
     for k, (name, img) in enumerate(styles):
-        path = target_path(folder, k, name)
+        path, own_path = target_path(folder, k, name), view_target_path(folder, k, name)
         h, w, _ = target_hwf(args, geo)
         shape = (geo.n_views, h, w, 3)
         cached = _read_cached(path, shape, log)
-        if cached is not None:
+        own_cached = _read_cached(own_path, shape, log) if keep_own and cached is not None else None
+        if cached is not None and (not keep_own or own_cached is not None):
             targets.append(cached)
             continue
         with jt.no_grad():
@@ -159,18 +189,23 @@ def load_or_make_targets(args, geo, encoder, decoder, styles, expdir, log=print)
         out = np.zeros(shape, np.uint8)
         for v in tqdm(range(geo.n_views), desc=f"targets {name}", dynamic_ncols=True):
             out[v] = to8b(stylize_view(encoder, decoder, target_content(args, geo, v), s_feat))
+        if keep_own:
+            _save(own_path, out)
         if args.target_propagation:
             if renders is None:
                 renders = colour_test_renders(args, geo)
             out, taken = propagate_targets(args, geo, out, renders)
             log(f"targets {name}: {taken.mean():.0%} of the pixels taken from earlier views "
                 f"(--target_propagation)")
-        try:
-            with writing(path):
-                np.save(path + ".tmp.npy", out)
-                os.replace(path + ".tmp.npy", path)
-        except BaseException:
-            remove_quietly(path + ".tmp.npy")
-            raise
+        _save(path, out)
         targets.append(np.load(path, mmap_mode="r"))
     return targets
+
+
+def load_view_targets(args, expdir, names):
+    """The views' own stylizations saved beside the propagated targets (memory-mapped uint8
+    [V,H,W,3], one per style), or None unless keeps_view_targets(args)."""
+    if not keeps_view_targets(args):
+        return None
+    folder = os.path.join(expdir, "targets")
+    return [np.load(view_target_path(folder, k, n), mmap_mode="r") for k, n in enumerate(names)]

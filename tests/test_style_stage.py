@@ -102,7 +102,8 @@ def style_args(**over):
                 vae_latent=LATENT, N_samples=8, N_samples_fine=8, batch_size_style=128, lrate=3e-3,
                 origin_step=0, total_step=6, i_weights=2, ckp_num=2, i_print=1000, seed=0)
     opts.update(over)
-    return parse_args([x for k, v in opts.items() for x in (f"--{k}", str(v))])
+    # True: a bare flag (--target_propagation)
+    return parse_args([x for k, v in opts.items() for x in ((f"--{k}",) if v is True else (f"--{k}", str(v)))])
 
 
 @pytest.fixture
@@ -330,6 +331,30 @@ def test_texture_term_judges_the_last_rows_against_their_target_window(style_set
         train_style(style_args(total_step=4, style_patch_weight=0.5, style_patch=4),
                     st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
                     st["opts"], log=lambda *_: None)
+
+
+def test_view_reference_judges_the_window_against_the_views_own_stylization(style_setup, monkeypatch):
+    """--style_patch_ref view: the window's pixels still join the MSE to the (propagated) targets,
+    and its texture term reads the same window of the view's own stylization."""
+    st = style_setup
+    rng = np.random.default_rng(5)
+    st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
+    own = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
+    args = style_args(total_step=2, style_patch_weight=0.5, style_patch=4, style_patch_ref="view",
+                      target_propagation=True)
+    from models.vgg import VGGEncoder
+    windows, seen = train_with_spies(st, monkeypatch, "patch_texture_loss", args, VGGEncoder(deepest="relu1_1"),
+                                     view_targets=own)
+    assert len(seen) == 2
+    for (rgb, ref, p), (ws, wv, wr, wc) in zip(seen, windows):
+        want = window_target_reference(own[ws[0]][wv[0]].astype(np.float64), wr, wc) / 255.0
+        np.testing.assert_allclose(ref.numpy(), want, atol=1e-5)
+        assert not np.allclose(want, window_target_reference(st["targets"][ws[0]][wv[0]].astype(np.float64),
+                                                              wr, wc) / 255.0, atol=1e-2)
+    args.total_step = 4  # two steps more, without the views' own stylizations
+    with pytest.raises(ValueError, match="own stylizations"):
+        train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                    st["opts"], log=lambda *_: None, encoder=VGGEncoder(deepest="relu1_1"))
 
 
 def test_style_image_reference_judges_the_window_against_its_styles_image(style_setup, monkeypatch):

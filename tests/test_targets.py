@@ -61,7 +61,8 @@ def setup(tmp_path):
         f.write(b"decoder v1")
     args = SimpleNamespace(style_size=32, target_factor=1, target_propagation=False, propagation_thresh=0.2,
                            propagation_colour_thresh=0.0, propagation_edge_thresh=0.0,
-                           propagation_resample="chained", propagation_interp="cubic")
+                           propagation_resample="chained", propagation_interp="cubic", style_patch_weight=0.0,
+                           style_patch_ref="target")
     return args, geo, styles, expdir
 
 
@@ -229,6 +230,32 @@ def test_target_propagation_makes_the_per_view_targets_consistent(setup):
         np.testing.assert_array_equal(t[1], o[1])
         np.testing.assert_array_equal(t[2][:, :W - 2], o[1][:, 2:])
     assert any("taken from earlier views" in line for line in logs)
+
+
+def test_view_reference_keeps_each_views_own_stylization_beside_the_propagated_targets(setup):
+    """--style_patch_ref view: the per-view targets are saved too (as the run without propagation
+    makes them), a cache without them is made again, and load_view_targets reads them."""
+    from pipeline.targets import is_current, load_view_targets
+    args, geo, styles, expdir = setup
+    _plane_geometry(geo)
+    own, _ = make(setup)
+    own = [np.array(t) for t in own]
+    names = [n for n, _ in styles]
+    assert load_view_targets(args, expdir, names) is None  # not asked for
+    args.target_propagation = True
+    propagated = [np.array(t) for t in load_or_make_targets(args, geo, IdentityEncoder(), IdentityDecoder(), styles,
+                                                            expdir, log=lambda *_: None)]
+    assert load_view_targets(args, expdir, names) is None and is_current(args, expdir, names)
+    args.style_patch_weight, args.style_patch_ref = 0.01, "view"
+    assert not is_current(args, expdir, names)  # the propagated targets alone no longer do
+    dec = IdentityDecoder()
+    again = load_or_make_targets(args, geo, IdentityEncoder(), dec, styles, expdir, log=lambda *_: None)
+    assert dec.calls == 2 * V and is_current(args, expdir, names)
+    for t, p, o, v in zip(again, propagated, own, load_view_targets(args, expdir, names)):
+        np.testing.assert_array_equal(t, p)
+        np.testing.assert_array_equal(v, o)
+    assert sorted(f for f in os.listdir(os.path.join(expdir, "targets")) if f.endswith(".npy")) == \
+        ["000_la_muse.npy", "000_la_muse.view.npy", "001_sketch.npy", "001_sketch.view.npy"]
 
 
 def test_turning_target_propagation_on_or_its_threshold_makes_the_targets_again(setup):

@@ -8,6 +8,10 @@ rendered P x P patch has the channel means and stds of the encoder's taps (AdaIN
 statistics) of the same patch of its target: the strokes' statistics without their exact
 positions, which one 3D field can give every view at once.  --style_patch_weight 0 (default):
 the original's objective, MSE only.  The window is turned by a random angle (patch_pixels).
+--style_patch_ref view (with --target_propagation) reads the same window of the view's own
+stylization, kept beside the propagated targets: the pixels' MSE follows the targets that agree
+between views, the texture the strokes that propagation broke up on a sharp NeRF (fern.txt's:
+2.84x -> 2.09x per-frame AdaIN's style loss for la_muse at equal time; bench/results, 2026-12-06).
 --style_patch_ref style asks instead for the style image's own statistics (its whole image at
 --style_size): the measure evaluate.py reports, optimised on one window a step of the 3D field,
 as Gatys et al.'s image optimisation does on one image.  Every window then has to hold the whole

@@ -227,9 +227,6 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
     for p in system.parameters():
         p.stop_grad()
     stats = None
-    if args.style_patch_weight > 0 and args.style_patch_ref == "view" and (
-            view_targets is None or len(view_targets) != len(targets)):
-        raise ValueError("--style_patch_ref view needs the views' own stylizations beside the targets")
     if args.style_patch_weight > 0 and args.style_patch_ref in ("style", "nn"):
         if encoder is None or style_images is None or len(style_images) != len(style_names):
             raise ValueError(f"--style_patch_ref {args.style_patch_ref} needs the VGG encoder and one image per style")
@@ -287,8 +284,9 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     p = args.style_patch if args.style_patch_weight > 0 else 0
     if p and encoder is None:
         raise ValueError("--style_patch_weight > 0 needs the VGG encoder for the texture term")
-    if p and args.style_patch_ref == "view" and view_targets is None:
-        raise ValueError("--style_patch_ref view needs the views' own stylizations (pipeline/targets.load_view_targets)")
+    if p and args.style_patch_ref == "view" and (view_targets is None or len(view_targets) != n_styles):
+        raise ValueError("--style_patch_ref view needs the views' own stylizations, one array per style "
+                         "(pipeline/targets.load_view_targets)")
 
     def step_fn(step):
         rng = np.random.default_rng([args.seed, 6, step])

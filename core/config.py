@@ -18,6 +18,10 @@ class ConfigError(ValueError):
     """A bad option value or a bad config file; the message names which."""
 
 
+# --style_patch_ref values that read each view's own stylization (kept beside propagated targets)
+VIEW_REFS = ("view", "view_std")
+
+
 def add_vae_options(add):
     """The style VAE's size options (shared with train_style_modules.py)."""
     add("--vae_d", type=int, default=4, help="VAE depth (linear layers per side)")
@@ -119,10 +123,12 @@ def build_parser():
         help="weight of the style stage's texture term: one rendered --style_patch window a step must have "
              "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original)")
     add("--style_patch", type=int, default=32, help="side in pixels of that window (at the targets' size)")
-    add("--style_patch_ref", type=str, default="target", choices=["target", "view", "style", "nn"],
+    add("--style_patch_ref", type=str, default="target", choices=["target", "view", "view_std", "style", "nn"],
         help="what the texture term asks of its window: its target window's VGG statistics (target), those "
              "of the same window of the view's own stylization before --target_propagation (view: the "
-             "pixels follow the consistent targets, the texture the unpropagated ones), the style image's "
+             "pixels follow the consistent targets, the texture the unpropagated ones), the target window's "
+             "channel means with the view's own channel stds (view_std: the colours where the consistent "
+             "targets put them, the texture's contrast of the unpropagated ones), the style image's "
              "at --style_size (style: a Gatys-like style loss), or that each of its deepest features be "
              "close to one of the style image's (nn: nearest-neighbour feature matching, as ARF)")
     add("--style_samples", type=int, default=0,
@@ -296,10 +302,10 @@ def check_args(args):
     # thresholds inert instead of an error
     turned_off = args.target_propagation is False
     args.target_propagation = bool(args.target_propagation)
-    if args.style_patch_ref == "view" and args.style_patch_weight > 0 and not args.target_propagation:
-        raise ConfigError("--style_patch_ref view reads each view's own stylization beside the propagated "
-                          "targets: expected --target_propagation with it (without it that is "
-                          "--style_patch_ref target)")
+    if args.style_patch_ref in VIEW_REFS and args.style_patch_weight > 0 and not args.target_propagation:
+        raise ConfigError(f"--style_patch_ref {args.style_patch_ref} reads each view's own stylization beside the "
+                          f"propagated targets: expected --target_propagation with it (without it that is "
+                          f"--style_patch_ref target)")
     for name in ("propagation_colour_thresh", "propagation_edge_thresh"):
         if getattr(args, name) > 0 and not args.target_propagation and not turned_off:
             raise ConfigError(f"--{name} {getattr(args, name)} tests which pixels propagated targets take: "

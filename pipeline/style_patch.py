@@ -11,7 +11,11 @@ the original's objective, MSE only.  The window is turned by a random angle (pat
 --style_patch_ref view (with --target_propagation) reads the same window of the view's own
 stylization, kept beside the propagated targets: the pixels' MSE follows the targets that agree
 between views, the texture the strokes that propagation broke up on a sharp NeRF (fern.txt's:
-2.84x -> 2.09x per-frame AdaIN's style loss for la_muse at equal time; bench/results, 2026-12-06).
+2.84x -> 2.09x per-frame AdaIN's style loss for la_muse at equal time; bench/results, 2026-12-06),
+but it cost sketch and Matisse as much (1.72x -> 1.93x, 1.05x -> 1.65x at 8,000 steps), most
+likely through the channel means: the views' own stylizations put their colour patches apart,
+and the means pull each view toward its own.  --style_patch_ref view_std takes the means from
+the target window and only the stds (the texture's contrast) from the view's own stylization.
 --style_patch_ref style asks instead for the style image's own statistics (its whole image at
 --style_size): the measure evaluate.py reports, optimised on one window a step of the 3D field,
 as Gatys et al.'s image optimisation does on one image.  Every window then has to hold the whole
@@ -76,6 +80,21 @@ def patch_texture_loss(encoder, rgb, target, p):
     (a constant): the sum over the encoder's taps of MSE(channel means) + MSE(channel stds)."""
     target_taps = [t.stop_grad() for t in encoder(as_image(target, p).stop_grad())]
     return style_loss(encoder(as_image(rgb, p)), target_taps)
+
+
+def patch_split_loss(encoder, rgb, target, own, p):
+    """--style_patch_ref view_std: the rendered window rgb [p*p,3]'s channel means against those
+    of its target window, its channel stds against those of the same window of the view's own
+    stylization (both [p*p,3], constants), summed over the encoder's taps as style_loss does."""
+    total = 0.0
+    taps = zip(encoder(as_image(rgb, p)), encoder(as_image(target, p).stop_grad()),
+               encoder(as_image(own, p).stop_grad()))
+    for tap, target_tap, own_tap in taps:
+        om, os_ = channel_stats(tap)
+        tm = channel_stats(target_tap)[0].stop_grad()
+        vs = channel_stats(own_tap)[1].stop_grad()
+        total = total + mse(om, tm) + mse(os_, vs)
+    return total
 
 
 def _as_batch(image):

@@ -16,14 +16,15 @@ import jittor as jt
 import numpy as np
 
 from core.checkpoint import CheckpointManager, adam_state, load_adam_state, load_module_state
+from core.config import VIEW_REFS
 from core.train_loop import TrainLoop, resume
 from core.optim import Adam
 from dataset.rays import pixel_rays
 from models.hash_grid import HashGrid
 from models.style_mlp import HashStyleMLP, LatentCodes, StyleMLP
 from pipeline import style_inputs
-from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_style_image_loss, patch_texture_loss,
-                                  style_image_features, style_image_stats, window_target)
+from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_split_loss, patch_style_image_loss,
+                                  patch_texture_loss, style_image_features, style_image_stats, window_target)
 from pipeline.targets import target_hwf
 from render.cached_samples import cached_points, composite_cached, jittered
 from render.occupancy import scene_box
@@ -278,15 +279,16 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     of its target window's (--style_patch_ref style); or its deepest features as unit rows
     (style_image_features): nearest-neighbour feature matching (--style_patch_ref nn).
     view_targets: per style, the views' own stylizations before propagation: the window is
-    judged against the same window of those (--style_patch_ref view)."""
+    judged against the same window of those (--style_patch_ref view), or only its channel stds
+    (--style_patch_ref view_std; the means against the target window's)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
     if p and encoder is None:
         raise ValueError("--style_patch_weight > 0 needs the VGG encoder for the texture term")
-    if p and args.style_patch_ref == "view" and (view_targets is None or len(view_targets) != n_styles):
-        raise ValueError("--style_patch_ref view needs the views' own stylizations, one array per style "
-                         "(pipeline/targets.load_view_targets)")
+    if p and args.style_patch_ref in VIEW_REFS and (view_targets is None or len(view_targets) != n_styles):
+        raise ValueError(f"--style_patch_ref {args.style_patch_ref} needs the views' own stylizations, one array "
+                         f"per style (pipeline/targets.load_view_targets)")
 
     def step_fn(step):
         rng = np.random.default_rng([args.seed, 6, step])
@@ -295,7 +297,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         if p:  # the texture window's rays go last, its target read bilinearly
             ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
-            if args.style_patch_ref == "view":  # the texture's reference: the view's own stylization
+            if args.style_patch_ref in VIEW_REFS:  # the texture's reference: the view's own stylization
                 own = jt.array(window_target(view_targets[ws[0]][wv[0]], wr, wc) / 255.0)
             s, v, r, c = (np.concatenate(x) for x in zip((s, v, r, c), (ws, wv, wr, wc)))
         rays_o, rays_d = pixel_rays(H, W, focal, geo.c2ws[v], r.astype(np.float64), c.astype(np.float64),
@@ -322,6 +324,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
                 texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
             elif args.style_patch_ref == "view":  # the unpropagated stylization's, same window
                 texture = patch_texture_loss(encoder, rgb[n:], own, p)
+            elif args.style_patch_ref == "view_std":  # the target window's means, the view's own stds
+                texture = patch_split_loss(encoder, rgb[n:], tgt[n:], own, p)
             elif args.style_patch_ref == "style":  # the style image's statistics
                 texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
             else:  # nn: each feature near one of the style image's

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.cache_key import file_stamp, matches, refresh
+from core.config import VIEW_REFS
 from core.media import to8b
 from core.oserrors import remove_quietly, writing
 from dataset.rays import scaled_hwf
@@ -112,7 +113,7 @@ def view_target_path(folder, k, name):
 
 def keeps_view_targets(args):
     """Whether the targets stage also keeps the views' own stylizations (the texture term reads them)."""
-    return args.target_propagation and args.style_patch_weight > 0 and args.style_patch_ref == "view"
+    return args.target_propagation and args.style_patch_weight > 0 and args.style_patch_ref in VIEW_REFS
 
 
 def _paths(args, folder, k, name):

@@ -130,6 +130,11 @@ def test_a_texture_reference_without_the_texture_term_is_refused():
         parse_args(["--style_patch_ref", "view", "--style_patch_weight", "0.1"])
     assert parse_args(["--style_patch_ref", "view", "--style_patch_weight", "0.1",
                        "--target_propagation", "--mimic_every", "0"]).style_patch_ref == "view"
+    with pytest.raises(ConfigError, match="--style_patch_ref view_std reads each view's own stylization .* "
+                                          "expected --target_propagation"):
+        parse_args(["--style_patch_ref", "view_std", "--style_patch_weight", "0.1"])
+    assert parse_args(["--style_patch_ref", "view_std", "--style_patch_weight", "0.1",
+                       "--target_propagation", "--mimic_every", "0"]).style_patch_ref == "view_std"
 
 
 def test_target_propagation_is_off_by_default_and_refuses_the_mimic_step():

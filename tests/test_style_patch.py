@@ -4,7 +4,7 @@ import jittor as jt
 import numpy as np
 import pytest
 
-from pipeline.style_patch import (as_image, patch_nn_loss, patch_pixels, patch_style_image_loss,
+from pipeline.style_patch import (as_image, patch_nn_loss, patch_pixels, patch_split_loss, patch_style_image_loss,
                                   patch_texture_loss, style_image_features, style_image_stats, window_target)
 
 
@@ -93,6 +93,36 @@ def test_texture_loss_matches_numpy_and_is_zero_for_the_target_itself():
     ref = texture_loss_np(a.reshape(p, p, 3).transpose(2, 0, 1), b.reshape(p, p, 3).transpose(2, 0, 1))
     assert got == pytest.approx(ref, rel=1e-4)
     assert patch_texture_loss(enc, jt.array(b), jt.array(b), p).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def split_loss_np(a, target, own):
+    """a, target, own [C,H,W]: sum over the two taps of MSE(means of a, target's) + MSE(stds of a, own's)."""
+    def pool(x):
+        return x.reshape(x.shape[0], x.shape[1] // 2, 2, x.shape[2] // 2, 2).mean(axis=(2, 4))
+    total = 0.0
+    for ta, tt, to in ((a, target, own), (pool(a), pool(target), pool(own))):
+        (ma, sa), (mt, _), (_, so) = stats_np(ta), stats_np(tt), stats_np(to)
+        total += ((ma - mt) ** 2).mean() + ((sa - so) ** 2).mean()
+    return total
+
+
+def test_split_loss_takes_the_means_from_the_target_and_the_stds_from_the_views_own():
+    """--style_patch_ref view_std against NumPy; 0 for a window with the target's means and the
+    own window's stds (the own window shifted by a constant keeps its stds), and neither
+    patch_texture_loss against the target nor against the own window is 0 there."""
+    rng = np.random.default_rng(6)
+    p = 4
+    a, target, own = (rng.uniform(0, 1, (p * p, 3)).astype(np.float32) for _ in range(3))
+    enc = TwoTapEncoder()
+    got = patch_split_loss(enc, jt.array(a), jt.array(target), jt.array(own), p).item()
+    as_chw = [x.reshape(p, p, 3).transpose(2, 0, 1) for x in (a, target, own)]
+    assert got == pytest.approx(split_loss_np(*as_chw), rel=1e-4)
+    # own shifted to the target's means (per channel: the 2x2 pooling keeps the shift) has both
+    both = (own - own.mean(0) + target.mean(0)).astype(np.float32)
+    assert patch_split_loss(enc, jt.array(both), jt.array(target), jt.array(own), p).item() == \
+        pytest.approx(0.0, abs=1e-8)
+    assert patch_texture_loss(enc, jt.array(both), jt.array(target), p).item() > 1e-3
+    assert patch_texture_loss(enc, jt.array(both), jt.array(own), p).item() > 1e-3
 
 
 def test_texture_loss_pulls_a_flat_window_towards_the_targets_contrast():

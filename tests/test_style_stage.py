@@ -357,6 +357,37 @@ def test_view_reference_judges_the_window_against_the_views_own_stylization(styl
                     st["opts"], log=lambda *_: None, encoder=VGGEncoder(deepest="relu1_1"))
 
 
+def test_view_std_reference_takes_the_target_window_and_the_views_own_window(style_setup, monkeypatch):
+    """--style_patch_ref view_std: patch_split_loss gets the window's target (propagated) pixels
+    for the means and the same window of the view's own stylization for the stds."""
+    st = style_setup
+    rng = np.random.default_rng(7)
+    st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
+    own = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
+    args = style_args(total_step=2, style_patch_weight=0.5, style_patch=4, style_patch_ref="view_std",
+                      target_propagation=True)
+    windows, seen = [], []
+    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_split_loss
+
+    def window_spy(*a):
+        windows.append(real_window(*a))
+        return windows[-1]
+
+    def loss_spy(encoder, rgb, target, own_window, p):
+        seen.append((target, own_window))
+        return real_loss(encoder, rgb, target, own_window, p)
+    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
+    monkeypatch.setattr(style_stage, "patch_split_loss", loss_spy)
+    from models.vgg import VGGEncoder
+    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                st["opts"], log=lambda *_: None, encoder=VGGEncoder(deepest="relu1_1"), view_targets=own)
+    assert len(seen) == 2
+    for (target, own_window), (ws, wv, wr, wc) in zip(seen, windows):
+        for got, images in ((target, st["targets"]), (own_window, own)):
+            want = window_target_reference(images[ws[0]][wv[0]].astype(np.float64), wr, wc) / 255.0
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+
+
 def test_style_image_reference_judges_the_window_against_its_styles_image(style_setup, monkeypatch):
     """--style_patch_ref style: each step's window is judged against the statistics of the image
     of the window's style (not its target window), and the images are required."""

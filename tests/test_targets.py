@@ -256,6 +256,10 @@ def test_view_reference_keeps_each_views_own_stylization_beside_the_propagated_t
         np.testing.assert_array_equal(v, o)
     assert sorted(f for f in os.listdir(os.path.join(expdir, "targets")) if f.endswith(".npy")) == \
         ["000_la_muse.npy", "000_la_muse.view.npy", "001_sketch.npy", "001_sketch.view.npy"]
+    args.style_patch_ref = "view_std"  # reads the same files: nothing is made again
+    assert is_current(args, expdir, names)
+    for v, o in zip(load_view_targets(args, expdir, names), own):
+        np.testing.assert_array_equal(v, o)
 
 
 def test_turning_target_propagation_on_or_its_threshold_makes_the_targets_again(setup):

@@ -15,7 +15,9 @@ between views, the texture the strokes that propagation broke up on a sharp NeRF
 but it cost sketch and Matisse as much (1.72x -> 1.93x, 1.05x -> 1.65x at 8,000 steps), most
 likely through the channel means: the views' own stylizations put their colour patches apart,
 and the means pull each view toward its own.  --style_patch_ref view_std takes the means from
-the target window and only the stds (the texture's contrast) from the view's own stylization.
+the target window and only the stds (the texture's contrast) from the view's own stylization:
+on the CPU it took most of Matisse's cost back (1.62x -> 1.46x, the target window 1.40x) and most
+of la_muse's gain too (1.93x -> 2.36x, the target window 2.47x; docs/STYLE_STRENGTH.md).
 --style_patch_ref style asks instead for the style image's own statistics (its whole image at
 --style_size): the measure evaluate.py reports, optimised on one window a step of the 3D field,
 as Gatys et al.'s image optimisation does on one image.  Every window then has to hold the whole

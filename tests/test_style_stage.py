@@ -295,7 +295,8 @@ def test_style_width_and_learning_rate_options(style_setup):
 
 def train_with_spies(st, monkeypatch, loss_name, args, encoder, **kw):
     """train_style with the window sampler and the texture loss `loss_name` of style_stage
-    recorded: (windows [(styles, views, rows, cols)], the loss's calls [(rgb, reference, p)])."""
+    recorded: (windows [(styles, views, rows, cols)], the loss's calls: its arguments after the
+    encoder, e.g. (rgb, reference, p))."""
     windows, seen = [], []
     real_window, real_loss = style_stage.patch_pixels, getattr(style_stage, loss_name)
 
@@ -303,9 +304,9 @@ def train_with_spies(st, monkeypatch, loss_name, args, encoder, **kw):
         windows.append(real_window(*a))
         return windows[-1]
 
-    def loss_spy(encoder, rgb, reference, p):
-        seen.append((rgb, reference, p))
-        return real_loss(encoder, rgb, reference, p)
+    def loss_spy(encoder, *a):
+        seen.append(a)
+        return real_loss(encoder, *a)
     monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
     monkeypatch.setattr(style_stage, loss_name, loss_spy)
     train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
@@ -333,15 +334,20 @@ def test_texture_term_judges_the_last_rows_against_their_target_window(style_set
                     st["opts"], log=lambda *_: None)
 
 
+def view_reference_setup(st, seed, ref):
+    """Random propagated targets (into st) and views' own stylizations, and the style options of
+    --style_patch_ref ref for two steps: (args, own)."""
+    rng = np.random.default_rng(seed)
+    st["targets"], own = ([rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)] for _ in range(2))
+    return style_args(total_step=2, style_patch_weight=0.5, style_patch=4, style_patch_ref=ref,
+                      target_propagation=True), own
+
+
 def test_view_reference_judges_the_window_against_the_views_own_stylization(style_setup, monkeypatch):
     """--style_patch_ref view: the window's pixels still join the MSE to the (propagated) targets,
     and its texture term reads the same window of the view's own stylization."""
     st = style_setup
-    rng = np.random.default_rng(5)
-    st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
-    own = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
-    args = style_args(total_step=2, style_patch_weight=0.5, style_patch=4, style_patch_ref="view",
-                      target_propagation=True)
+    args, own = view_reference_setup(st, 5, "view")
     from models.vgg import VGGEncoder
     windows, seen = train_with_spies(st, monkeypatch, "patch_texture_loss", args, VGGEncoder(deepest="relu1_1"),
                                      view_targets=own)
@@ -361,28 +367,12 @@ def test_view_std_reference_takes_the_target_window_and_the_views_own_window(sty
     """--style_patch_ref view_std: patch_split_loss gets the window's target (propagated) pixels
     for the means and the same window of the view's own stylization for the stds."""
     st = style_setup
-    rng = np.random.default_rng(7)
-    st["targets"] = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
-    own = [rng.integers(0, 256, (3, H, W, 3)).astype(np.uint8) for _ in range(2)]
-    args = style_args(total_step=2, style_patch_weight=0.5, style_patch=4, style_patch_ref="view_std",
-                      target_propagation=True)
-    windows, seen = [], []
-    real_window, real_loss = style_stage.patch_pixels, style_stage.patch_split_loss
-
-    def window_spy(*a):
-        windows.append(real_window(*a))
-        return windows[-1]
-
-    def loss_spy(encoder, rgb, target, own_window, p):
-        seen.append((target, own_window))
-        return real_loss(encoder, rgb, target, own_window, p)
-    monkeypatch.setattr(style_stage, "patch_pixels", window_spy)
-    monkeypatch.setattr(style_stage, "patch_split_loss", loss_spy)
+    args, own = view_reference_setup(st, 7, "view_std")
     from models.vgg import VGGEncoder
-    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
-                st["opts"], log=lambda *_: None, encoder=VGGEncoder(deepest="relu1_1"), view_targets=own)
+    windows, seen = train_with_spies(st, monkeypatch, "patch_split_loss", args, VGGEncoder(deepest="relu1_1"),
+                                     view_targets=own)
     assert len(seen) == 2
-    for (target, own_window), (ws, wv, wr, wc) in zip(seen, windows):
+    for (_, target, own_window, _), (ws, wv, wr, wc) in zip(seen, windows):
         for got, images in ((target, st["targets"]), (own_window, own)):
             want = window_target_reference(images[ws[0]][wv[0]].astype(np.float64), wr, wc) / 255.0
             np.testing.assert_allclose(got.numpy(), want, atol=1e-5)

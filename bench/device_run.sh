@@ -147,13 +147,13 @@ case "$step" in
     run_pipeline logs/fern_quick "$budget" 1 "$@" ;;
   fernstyle) # stages 2-6 of fern_quick on fern.txt's fully trained NeRF (the step-120,001
              # checkpoint in bench/checkpoints/fern_long.tgz) instead of its own 5,000-step one, with
-             # fern_quick's 30,000 style steps (style steps count on from origin_step):
+             # fern_quick's 17,000 style steps (style steps count on from origin_step):
              # fernstyle <seconds> [run_stylenerf options, e.g. --style la_muse,sketch]
     budget=$1; shift
     exp=logs/fern_quick_nerf120k
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
-    run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 150001 "$@" ;;
+    run_pipeline $exp "$budget" 0 --extra --expname "$(basename $exp)" --origin_step 120001 --total_step 137001 "$@" ;;
   levers)  # style-stage variants side by side on fern.txt's trained NeRF (bench/style_levers.py:
            # stages 2-5 once, each variant's stage 6, evaluate.py of each, one table):
            # levers <seconds> --variant name="options" ... [--parallel N] [--eval "--eval_frames 30"]
@@ -172,9 +172,15 @@ case "$step" in
               # from logs/fq_inputs/ (a fern_quick run's nerf_005000.pkl and decoder.pkl; the base
               # experiment logs/fq starts from a copy, so refreshing the inputs folder leaves the
               # stages built in logs/fq as they are): stages 2-5 in about 2 minutes, no fine-tune.
+              # Without that folder the base experiment logs/fq_fresh trains its own NeRF and
+              # fine-tunes the decoder as fern_quick does (stages 1-5, about 9 minutes on a fresh
+              # machine; run the same command again to go on).
               # leversown <seconds> --variant name="options" ... [--eval "--eval_frames 30"]
     budget=$1; shift
     src=logs/fq_inputs
+    if [ ! -d $src ]; then
+      levers "$budget" logs/fq_fresh "--expname fq_fresh" "$@"; exit
+    fi
     for f in $src/nerf_005000.pkl $src/decoder.pkl; do
       [ -f $f ] || { echo "error: $f not found: expected fern_quick's NeRF and fine-tuned decoder there"; exit 1; }
     done

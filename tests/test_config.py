@@ -54,7 +54,9 @@ def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     args = parse_args(["--config", os.path.join(root, "configs", "fern_quick.txt")])
     assert args.finetune_decoder_steps == 300 and args.decoder_step == 3500000
     assert (args.style_encoding, args.hash_log2_size) == ("hash", 21)  # README, "Style strength"
-    assert args.style_patch_weight == 0.01 and args.style_patch_ref == "target"
+    # the texture term against the style image's statistics over 256-pixel windows, 17,000 style steps
+    assert (args.style_patch_weight, args.style_patch, args.style_patch_ref) == (0.003, 256, "style")
+    assert args.total_step - args.origin_step == 17000
     # one style point a ray at its expected depth, trained and rendered there (README, "Style strength")
     assert (args.style_samples, args.style_render_samples, args.style_point) == (1, 1, "surface")
     # consistent targets with the depth-edge test (README, "Style strength")

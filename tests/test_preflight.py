@@ -114,6 +114,20 @@ def test_target_size_holds_the_texture_window():
         preflight.check_target_size(SimpleNamespace(target_factor=64, style_patch=4, style_patch_weight=0.0), hwf)
 
 
+def test_fern_quicks_texture_window_fits_its_targets_and_the_error_says_what_to_change():
+    """fern_quick's 256-pixel window needs 362-pixel targets: fern at factor 4 over 2 (504x378)
+    holds it; at --factor 8 the one-line error names the option and the largest window."""
+    from core.config import parse_args
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = parse_args(["--config", os.path.join(root, "configs", "fern_quick.txt")])
+    preflight.check_target_size(args, (756, 1008, 815.0))  # fern's views at factor 4
+    with pytest.raises(ValueError, match=r"--style_patch 256 is larger than the targets \(252x189 at --target_factor 2\)"
+                                         r".*expected at most 133"):
+        preflight.check_target_size(args, (378, 504, 407.0))  # at factor 8
+    args.target_factor = 1  # the config's advice for --factor 8
+    preflight.check_target_size(args, (378, 504, 407.0))
+
+
 def test_the_sample_cache_must_fit_in_the_memory_available():
     from types import SimpleNamespace
     hwf = (756, 1008, 800.0)  # fern at factor 4: 20 views, K 32, full size = 3.65 GiB

@@ -126,6 +126,10 @@ def test_fern_quicks_texture_window_fits_its_targets_and_the_error_says_what_to_
         preflight.check_target_size(args, (378, 504, 407.0))  # at factor 8
     args.target_factor = 1  # the config's advice for --factor 8
     preflight.check_target_size(args, (378, 504, 407.0))
+    # fern_cpu's 128-pixel window (the same share of its targets) fits fern at factor 8 over 2
+    cpu = parse_args(["--config", os.path.join(root, "configs", "fern_cpu.txt")])
+    assert (cpu.style_patch, cpu.style_patch_ref, cpu.target_factor) == (128, "style", 2)
+    preflight.check_target_size(cpu, (378, 504, 407.0))
 
 
 def test_the_sample_cache_must_fit_in_the_memory_available():

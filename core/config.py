@@ -123,6 +123,9 @@ def build_parser():
         help="weight of the style stage's texture term: one rendered --style_patch window a step must have "
              "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original)")
     add("--style_patch", type=int, default=32, help="side in pixels of that window (at the targets' size)")
+    add("--style_patch_every", type=int, default=1,
+        help="the texture window on every Nth style step only (its VGG pass is most of a step's time; the "
+             "other steps are MSE to the targets only)")
     add("--style_patch_ref", type=str, default="target", choices=["target", "view", "view_std", "style", "nn"],
         help="what the texture term asks of its window: its target window's VGG statistics (target), those "
              "of the same window of the view's own stylization before --target_propagation (view: the "
@@ -270,6 +273,7 @@ _POSITIVE = ["factor", "netdepth", "netwidth", "netdepth_fine", "netwidth_fine",
              "batch_size_style", "chunk", "N_samples", "i_print", "i_weights", "ckp_num", "vae_d", "vae_w",
              "vae_latent", "render_factor", "fps", "finetune_size", "i_weights_decoder", "style_size",
              "eval_factor", "eval_k_short", "eval_k_long", "mimic_views", "target_factor", "style_patch",
+             "style_patch_every",
              "hash_levels", "hash_lrate", "gen_factor", "valid_factor"]
 _NON_NEGATIVE = ["N_samples_fine", "origin_step", "total_step", "decoder_step", "finetune_decoder_steps", "mimic_every",
                  "embed_freq_coor", "embed_freq_dir", "lrate_decay", "llffhold", "sigma_noise_std", "perturb",

@@ -272,8 +272,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.
     share_color=False: the style MLP runs at both levels' depths (the same result, more work; for
     benchmarks).
-    With --style_patch_weight > 0 the batch also holds one --style_patch window, whose fine
-    render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
+    With --style_patch_weight > 0 the batch also holds one --style_patch window (on every
+    --style_patch_every-th step), whose fine render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
     SampleCache to render from instead of the renderer (render_cached).  style_stats: per style,
     its image's tap statistics (style_image_stats): the window is judged against those instead
     of its target window's (--style_patch_ref style); or its deepest features as unit rows
@@ -283,7 +283,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     (--style_patch_ref view_std; the means against the target window's)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
-    p = args.style_patch if args.style_patch_weight > 0 else 0
+    p_every = p = args.style_patch if args.style_patch_weight > 0 else 0
     if p and encoder is None:
         raise ValueError("--style_patch_weight > 0 needs the VGG encoder for the texture term")
     if p and args.style_patch_ref in VIEW_REFS and (view_targets is None or len(view_targets) != n_styles):
@@ -291,6 +291,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
                          f"per style (pipeline/targets.load_view_targets)")
 
     def step_fn(step):
+        p = p_every if step % args.style_patch_every == 0 else 0  # --style_patch_every
         rng = np.random.default_rng([args.seed, 6, step])
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
         target = gather_targets(targets, s, v, r, c)

@@ -53,3 +53,15 @@ def test_the_sample_cache_counts_only_with_style_samples(tmp_path):
     (tmp_path / "style_samples" / "meta.json").write_text(json.dumps({"k": 2, "jitter": 1.0}))
     assert style_inputs.mismatch(args, exp) == ["the samples (jitter: absent -> 1.0; k: 1 -> 2)"]
     assert os.path.basename(style_inputs.record_path(exp)) == "style_inputs.json"
+
+
+def test_a_record_from_before_an_option_existed_was_trained_at_its_default(tmp_path):
+    exp = _exp(tmp_path, {"decoder": "1:a"})
+    style_inputs.record(parse_args(["--style_patch_weight", "0.01"]), exp)
+    path = style_inputs.record_path(exp)
+    old = json.loads(open(path).read())
+    del old["options"]["style_patch_every"]  # as written before --style_patch_every
+    open(path, "w").write(json.dumps(old))
+    assert style_inputs.mismatch(parse_args(["--style_patch_weight", "0.01"]), exp) == []
+    args = parse_args(["--style_patch_weight", "0.01", "--style_patch_every", "2"])
+    assert style_inputs.mismatch(args, exp) == ["--style_patch_every 1 -> 2"]

@@ -334,6 +334,20 @@ def test_texture_term_judges_the_last_rows_against_their_target_window(style_set
                     st["opts"], log=lambda *_: None)
 
 
+def test_style_patch_every_puts_the_window_on_every_nth_step_only(style_setup, monkeypatch):
+    """--style_patch_every 2: steps 2 and 4 of four hold the window and its texture term; the
+    other steps render the MSE batch alone."""
+    st = style_setup
+    rows = []
+    real_rays = style_stage.pixel_rays
+    monkeypatch.setattr(style_stage, "pixel_rays", lambda *a, **k: rows.append(len(a[3])) or real_rays(*a, **k))
+    args = style_args(total_step=4, style_patch_weight=0.5, style_patch=4, style_patch_every=2)
+    from models.vgg import VGGEncoder
+    windows, seen = train_with_spies(st, monkeypatch, "patch_texture_loss", args, VGGEncoder(deepest="relu1_1"))
+    assert len(windows) == 2 and len(seen) == 2
+    assert rows == [128, 128 + 16, 128, 128 + 16]
+
+
 def view_reference_setup(st, seed, ref):
     """Random propagated targets (into st) and views' own stylizations, and the style options of
     --style_patch_ref ref for two steps: (args, own)."""

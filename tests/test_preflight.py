@@ -129,6 +129,7 @@ def test_fern_quicks_texture_window_fits_its_targets_and_the_error_says_what_to_
     # fern_cpu's 128-pixel window (the same share of its targets) fits fern at factor 8 over 2
     cpu = parse_args(["--config", os.path.join(root, "configs", "fern_cpu.txt")])
     assert (cpu.style_patch, cpu.style_patch_ref, cpu.target_factor) == (128, "style", 2)
+    assert (cpu.style_patch_every, cpu.style_patch_weight) == (3, 0.009)  # a window every third step
     preflight.check_target_size(cpu, (378, 504, 407.0))
 
 

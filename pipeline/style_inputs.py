@@ -51,8 +51,7 @@ def _normal(value):
 def _differences(old, new):
     """'--name old -> new' for each changed option, 'the targets (...)' / 'the samples (...)'
     when their keys differ."""
-    was = old.get("options") or {}
-    was = {**ADDED_LATER, **was}
+    was = {**ADDED_LATER, **(old.get("options") or {})}
     out = [f"--{k} {was.get(k)} -> {v}" for k, v in new["options"].items() if _normal(was.get(k)) != _normal(v)]
     out += [f"the {k} ({_changed_entries(old.get(k), _normal(new[k]))})"
             for k in ("targets", "samples") if k in new and old.get(k) != _normal(new[k])]

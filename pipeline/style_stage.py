@@ -272,18 +272,19 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.
     share_color=False: the style MLP runs at both levels' depths (the same result, more work; for
     benchmarks).
-    With --style_patch_weight > 0 the batch also holds one --style_patch window (on every
-    --style_patch_every-th step), whose fine render adds the texture term (pipeline/style_patch.py; needs the encoder).  samples: a
-    SampleCache to render from instead of the renderer (render_cached).  style_stats: per style,
-    its image's tap statistics (style_image_stats): the window is judged against those instead
-    of its target window's (--style_patch_ref style); or its deepest features as unit rows
-    (style_image_features): nearest-neighbour feature matching (--style_patch_ref nn).
+    With --style_patch_weight > 0 the batch of every --style_patch_every-th step also holds one
+    --style_patch window, whose fine render adds the texture term (pipeline/style_patch.py; needs
+    the encoder).  samples: a SampleCache to render from instead of the renderer
+    (render_cached).  style_stats: per style, its image's tap statistics (style_image_stats): the
+    window is judged against those instead of its target window's (--style_patch_ref style); or
+    its deepest features as unit rows (style_image_features): nearest-neighbour feature matching
+    (--style_patch_ref nn).
     view_targets: per style, the views' own stylizations before propagation: the window is
     judged against the same window of those (--style_patch_ref view), or only its channel stds
     (--style_patch_ref view_std; the means against the target window's)."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
-    p_every = p = args.style_patch if args.style_patch_weight > 0 else 0
+    p = args.style_patch if args.style_patch_weight > 0 else 0
     if p and encoder is None:
         raise ValueError("--style_patch_weight > 0 needs the VGG encoder for the texture term")
     if p and args.style_patch_ref in VIEW_REFS and (view_targets is None or len(view_targets) != n_styles):
@@ -291,12 +292,12 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
                          f"per style (pipeline/targets.load_view_targets)")
 
     def step_fn(step):
-        p = p_every if step % args.style_patch_every == 0 else 0  # --style_patch_every
+        side = p if step % args.style_patch_every == 0 else 0  # this step's window, if any
         rng = np.random.default_rng([args.seed, 6, step])
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
         target = gather_targets(targets, s, v, r, c)
-        if p:  # the texture window's rays go last, its target read bilinearly
-            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, p)
+        if side:  # the texture window's rays go last, its target read bilinearly
+            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, side)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
             if args.style_patch_ref in VIEW_REFS:  # the texture's reference: the view's own stylization
                 own = jt.array(window_target(view_targets[ws[0]][wv[0]], wr, wc) / 255.0)
@@ -318,19 +319,19 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         logp = model.latents.logp_loss(s_i, v_i)
         loss = args.rgb_loss_lambda * (loss_c + loss_f) + logp_w * logp
         texture = None
-        if p:
+        if side:
             rgb = out["fine" if "fine" in out else "coarse"]["rgb"]
             n = args.batch_size_style
             if args.style_patch_ref == "target":  # the target window's statistics
-                texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], p)
+                texture = patch_texture_loss(encoder, rgb[n:], tgt[n:], side)
             elif args.style_patch_ref == "view":  # the unpropagated stylization's, same window
-                texture = patch_texture_loss(encoder, rgb[n:], own, p)
+                texture = patch_texture_loss(encoder, rgb[n:], own, side)
             elif args.style_patch_ref == "view_std":  # the target window's means, the view's own stds
-                texture = patch_split_loss(encoder, rgb[n:], tgt[n:], own, p)
+                texture = patch_split_loss(encoder, rgb[n:], tgt[n:], own, side)
             elif args.style_patch_ref == "style":  # the style image's statistics
-                texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
+                texture = patch_style_image_loss(encoder, rgb[n:], style_stats[int(ws[0])], side)
             else:  # nn: each feature near one of the style image's
-                texture = patch_nn_loss(encoder, rgb[n:], style_stats[int(ws[0])], p)
+                texture = patch_nn_loss(encoder, rgb[n:], style_stats[int(ws[0])], side)
             loss = loss + args.style_patch_weight * texture
         model.set_lrates(args, step)
         model.opt.step(loss)

@@ -19,7 +19,8 @@ from core.cache_key import read_key, write_key
 TRAINING_OPTIONS = ("style_type", "latent_type", "style_D", "style_W", "style_encoding", "hash_levels",
                     "hash_log2_size", "hash_max_res", "hash_lrate", "style_lrate", "batch_size_style",
                     "rgb_loss_lambda", "logp_loss_lambda", "logp_loss_decay", "style_patch_weight",
-                    "style_patch", "style_patch_every", "style_patch_ref", "style_samples", "style_point", "surface_jitter")
+                    "style_patch", "style_patch_every", "style_patch_ref", "style_samples", "style_point",
+                    "surface_jitter")
 # options added after records were first written: a record without one was trained at its default
 ADDED_LATER = {"style_patch_every": 1}
 

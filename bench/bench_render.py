@@ -83,18 +83,19 @@ def style_colours(a, system, n):
     args = a.args
     try:
         model, step = load_style_model(args, system, a.expdir)
-        latents = [jt.array(model.mu[k % len(model.mu)]) for k in range(n)]
+        styles = [k % len(model.mu) for k in range(n)]
+        latents = [jt.array(model.mu[k]) for k in styles]
         mlp, what = model.mlp, f"style model step {step}"
     except FileNotFoundError:  # the run's style model (--style_encoding, --style_W) with random weights
         jt.set_global_seed(0)
         rng = np.random.default_rng(0)
         mu = rng.normal(0, 1, (n, args.vae_latent)).astype(np.float32)
         model = StyleModel(args, mu, np.zeros_like(mu), 1, system.embed_xyz.out_dim, [f"random_{k}" for k in range(n)])
-        latents = [jt.array(m) for m in mu]
+        latents, styles = [jt.array(m) for m in mu], list(range(n))
         mlp = model.mlp
         what = (f"a random style MLP, {args.style_encoding} encoding (no style checkpoint in --expdir)")
     return (StyleField(system.coarse, mlp, system.embed_xyz, None),
-            StyleColors(system.fine, mlp, system.embed_xyz, latents), what)
+            StyleColors(system.fine, mlp, system.embed_xyz, latents, styles), what)
 
 
 def bench(a):

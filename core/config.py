@@ -107,6 +107,9 @@ def build_parser():
     add("--hash_log2_size", type=int, default=19, help="--style_encoding hash: log2 of each level's table rows")
     add("--hash_max_res", type=int, default=2048,
         help="--style_encoding hash: the finest level's cells per axis of the scene's box (the coarsest: 16)")
+    add("--hash_per_style", action="store_true",
+        help="--style_encoding hash: one grid per style instead of one shared by all (a style's texture gets "
+             "a table of its own; the checkpoint grows with the number of styles)")
     add("--hash_lrate", type=float, default=1e-2,
         help="--style_encoding hash: the grid's learning rate (decays as --style_lrate does)")
     add("--embed_freq_coor", type=int, default=10, help="positional-encoding frequencies for xyz")
@@ -342,6 +345,8 @@ def check_args(args):
         raise ConfigError("--netdepth/--netdepth_fine must be >= 5 (the skip connection enters before layer 5)")
     if args.style_encoding == "hash" and not 4 <= args.hash_log2_size <= 26:
         raise ConfigError(f"--hash_log2_size must be in 4..26, got {args.hash_log2_size}")
+    if args.hash_per_style and args.style_encoding != "hash":
+        raise ConfigError("--hash_per_style gives each style a hash grid of its own: it needs --style_encoding hash")
     if args.style_encoding == "hash" and args.hash_max_res < 16:
         raise ConfigError(f"--hash_max_res must be >= 16 (the coarsest level's), got {args.hash_max_res}")
     if args.style_D < 4:

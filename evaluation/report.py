@@ -91,7 +91,7 @@ def colour_at_surface(args, system, model, styles, H, W, focal, c2w, depth, acc,
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     ro, rd, a = ro.reshape(-1, 3), rd.reshape(-1, 3), np.asarray(acc, np.float32).reshape(-1)
     z = np.where(a > 1e-6, np.asarray(depth, np.float64).reshape(-1) / np.maximum(a, 1e-30), 0.0).astype(np.float32)
-    colours = StyleColors(system.fine, model.mlp, system.embed_xyz, [jt.array(model.mu[k]) for k in styles])
+    colours = StyleColors(system.fine, model.mlp, system.embed_xyz, [jt.array(model.mu[k]) for k in styles], styles)
     rgbs = [np.empty((len(a), 3), np.float32) for _ in styles]
     with jt.no_grad():
         for start in range(0, len(a), int(args.chunk)):
@@ -237,7 +237,8 @@ def prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cach
                 got = [(rgb, depth, acc) for rgb in frames]
             else:
                 images = render_with_latents(system, model, [jt.array(model.mu[k]) for k, _ in todo], args, opts,
-                                             H, W, focal, c2w, keys=("rgb", "depth", "acc"))
+                                             H, W, focal, c2w, keys=("rgb", "depth", "acc"),
+                                             styles=[k for k, _ in todo])
                 got = [fine_arrays(out["fine"], H, W) for out in images]
             for (_, name), arrays in zip(todo, got):
                 cache.put(style_group(name), t, *arrays)
@@ -265,7 +266,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         name = model.style_names[k]
         # at --style_size, as the stylized targets and the AdaIN baseline see the style
         style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
-        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts, poses,
+        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k]), k), opts, poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
                                      cache=cache, group=style_group(name))
         adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,

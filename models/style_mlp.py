@@ -9,6 +9,8 @@ Default (D=8, W=256, 63, 32): 485,475 parameters.
 LatentCodes holds one trainable code per (style, training view), drawn around the style's VAE
 mean; the style's mean and log-variance are fixed.
 """
+from collections import namedtuple
+
 import jittor as jt
 import numpy as np
 from jittor import nn
@@ -29,8 +31,9 @@ class StyleMLP(nn.Module):
         self.hidden = nn.ModuleList([Linear(c, W) for c in widths_in])
         self.out_linear = Linear(W + latent_dim, 3)
 
-    def execute(self, x_emb, latent):
-        """x_emb [..., input_ch], latent [..., latent_dim] -> rgb [..., 3] in [0, 1]."""
+    def execute(self, x_emb, latent, style=None):
+        """x_emb [..., input_ch], latent [..., latent_dim] -> rgb [..., 3] in [0, 1].  style: the
+        points' style (HashStyleMLP's per-style grids); unused here."""
         if x_emb.shape[-1] != self.input_ch or latent.shape[-1] != self.latent_dim:
             raise ValueError(f"StyleMLP: expected [..,{self.input_ch}] and [..,{self.latent_dim}], "
                              f"got {x_emb.shape} and {latent.shape}")
@@ -41,23 +44,71 @@ class StyleMLP(nn.Module):
         return jt.sigmoid(self.out_linear(jt.concat([h, latent], dim=-1)))
 
 
+# A blend of two styles' grid features, (1 - weight) * first's + weight * second's: the frames of a
+# style interpolation (--style_interp) with per-style grids
+StyleMix = namedtuple("StyleMix", "first second weight")
+
+
 class HashStyleMLP(nn.Module):
     """A StyleMLP fed, beside the encoded position, a HashGrid's features at the position
     (--style_encoding hash).  Same call as StyleMLP: the position is the encoding's first 3
-    channels (a PositionalEncoding with include_input), so every caller stays as it is."""
+    channels (a PositionalEncoding with include_input), so every caller stays as it is.
+
+    grid: one HashGrid shared by every style, or a list of them, one per style
+    (--hash_per_style): a style's texture then has a table of its own instead of sharing the
+    rows with the others, and each call names the style of its points."""
 
     def __init__(self, grid, D=8, W=256, input_ch=63, latent_dim=32):
         super().__init__()
-        if not isinstance(grid, HashGrid):
-            raise ValueError("HashStyleMLP: grid must be a HashGrid")
-        self.grid = grid
+        grids = list(grid) if isinstance(grid, (list, tuple)) else [grid]
+        if not grids or not all(isinstance(g, HashGrid) for g in grids):
+            raise ValueError("HashStyleMLP: grid must be a HashGrid or a non-empty list of them")
+        if len({g.out_dim for g in grids}) != 1:
+            raise ValueError("HashStyleMLP: the per-style grids must have the same feature width")
+        if len(grids) == 1 and not isinstance(grid, (list, tuple)):
+            self.grid = grid  # the shared grid (its checkpoint keys stay "grid.*")
+        else:
+            self.grids = nn.ModuleList(grids)
+        self.n_grids = len(grids)
         self.input_ch = input_ch
-        self.mlp = StyleMLP(D=D, W=W, input_ch=input_ch + grid.out_dim, latent_dim=latent_dim)
+        self.mlp = StyleMLP(D=D, W=W, input_ch=input_ch + grids[0].out_dim, latent_dim=latent_dim)
 
-    def execute(self, x_emb, latent):
+    def grid_tables(self):
+        """The grids' tables (their own learning rate)."""
+        return [self.grid.table] if hasattr(self, "grid") else [g.table for g in self.grids]
+
+    def features(self, pos, style=None):
+        """The grid features [N, F] at positions [N, 3].  style: with per-style grids, the style
+        index of every point (an int for all, or a NumPy array [N]) or a StyleMix; ignored with a
+        shared grid."""
+        if hasattr(self, "grid"):
+            return self.grid(pos)
+        if style is None:
+            raise ValueError("HashStyleMLP: per-style grids need the style of the points")
+        if isinstance(style, StyleMix):
+            w = float(style.weight)
+            return (1 - w) * self.features(pos, style.first) + w * self.features(pos, style.second)
+        ids = np.asarray(style)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_grids):
+            raise ValueError(f"HashStyleMLP: style index out of range 0..{self.n_grids - 1}")
+        if ids.ndim == 0:
+            return self.grids[int(ids)](pos)
+        if ids.shape != (pos.shape[0],):
+            raise ValueError(f"HashStyleMLP: {ids.shape} style indices for {pos.shape[0]} points")
+        # each style's points through its own grid, then back in the points' order
+        groups = [np.flatnonzero(ids == k) for k in np.unique(ids)]
+        parts = [self.grids[int(ids[g[0]])](pos[jt.array(g.astype(np.int32))]) for g in groups]
+        if len(parts) == 1:
+            return parts[0]
+        order = np.concatenate(groups)
+        back = np.empty_like(order)
+        back[order] = np.arange(order.size)
+        return jt.concat(parts, dim=0)[jt.array(back.astype(np.int32))]
+
+    def execute(self, x_emb, latent, style=None):
         if x_emb.shape[-1] != self.input_ch:
             raise ValueError(f"HashStyleMLP: expected [..,{self.input_ch}], got {x_emb.shape}")
-        return self.mlp(jt.concat([x_emb, self.grid(x_emb[..., :3])], dim=-1), latent)
+        return self.mlp(jt.concat([x_emb, self.features(x_emb[..., :3], style)], dim=-1), latent)
 
 
 class LatentCodes(nn.Module):

@@ -119,7 +119,7 @@ class Mimic:
             with jt.no_grad():
                 latent = model.latents.lookup(np.int32([si]), np.int32([v])).reshape(-1).stop_grad()
                 out = render_with_latent(self.system, model, latent, args, self.opts, h, w, self.focal,
-                                         self.geo.c2ws[v])
+                                         self.geo.c2ws[v], style=si)
             renders.append(np.asarray(out["fine" if "fine" in out else "coarse"]["rgb"], np.float32))
             content.append(cv2.resize(np.float32(self.geo.rgb[v]), (w, h), interpolation=cv2.INTER_AREA))
         render = jt.array(np.stack(renders).transpose(0, 3, 1, 2)).stop_grad()

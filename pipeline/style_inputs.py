@@ -17,12 +17,12 @@ from core.cache_key import read_key, write_key
 # the options that change what the style field learns (not how long, how often it is saved or
 # how it is rendered): a checkpoint trained with other values is another stylization
 TRAINING_OPTIONS = ("style_type", "latent_type", "style_D", "style_W", "style_encoding", "hash_levels",
-                    "hash_log2_size", "hash_max_res", "hash_lrate", "style_lrate", "batch_size_style",
+                    "hash_log2_size", "hash_max_res", "hash_per_style", "hash_lrate", "style_lrate", "batch_size_style",
                     "rgb_loss_lambda", "logp_loss_lambda", "logp_loss_decay", "style_patch_weight",
                     "style_patch", "style_patch_every", "style_patch_ref", "style_samples", "style_point",
                     "surface_jitter")
 # options added after records were first written: a record without one was trained at its default
-ADDED_LATER = {"style_patch_every": 1}
+ADDED_LATER = {"style_patch_every": 1, "hash_per_style": False}
 
 
 class StaleStyleError(ValueError):

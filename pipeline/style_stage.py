@@ -36,11 +36,14 @@ LATENT_LR = 1e-3
 class StyleField:
     """A renderer field: density from a frozen NeRF, colour from the style MLP with a latent code.
 
-    latent: [L] (one code for every ray) or [R,L] (one per ray).
+    latent: [L] (one code for every ray) or [R,L] (one per ray).  style: the style index of every
+    ray (an int or a models.style_mlp.StyleMix) or of each (a NumPy array [R]), for per-style
+    hash grids (--hash_per_style).
     """
 
-    def __init__(self, nerf, style_mlp, embed_xyz, latent):
+    def __init__(self, nerf, style_mlp, embed_xyz, latent, style=None):
         self.nerf, self.style_mlp, self.embed_xyz, self.latent = nerf, style_mlp, embed_xyz, latent
+        self.style = style
 
     def density(self, pts):
         """pts [R,S,3] -> sigma_raw [R,S] of the frozen NeRF (for render_rays' share_color)."""
@@ -52,36 +55,45 @@ class StyleField:
         R, S = pts.shape[0], pts.shape[1]
         x = self.embed_xyz(pts.reshape(-1, 3))
         sigma, _ = self.nerf.density(x)
-        return self._rgb(x, self.latent, R, S), sigma.stop_grad().reshape(R, S)
+        return self._rgb(x, self.latent, R, S, self.style), sigma.stop_grad().reshape(R, S)
 
     def colors(self, pts):
         """The style MLP's colour [R,S,3] at points [R,S,3], without the density (cached samples)."""
-        return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latent, pts.shape[0], pts.shape[1])
+        return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latent, pts.shape[0], pts.shape[1],
+                         self.style)
 
-    def _rgb(self, x, lat, R, S):
-        """The style MLP's colour [R,S,3] at embedded points x [R*S,C] with latent [L] or [R,L]."""
+    def _rgb(self, x, lat, R, S, style=None):
+        """The style MLP's colour [R,S,3] at embedded points x [R*S,C] with latent [L] or [R,L]
+        and style None, an int or [R] (each ray's style, repeated for its S points)."""
         if lat.ndim == 1:
             lat = lat.reshape(1, -1).broadcast((R * S, lat.shape[0]))
         else:
             lat = lat.reshape(R, 1, -1).broadcast((R, S, lat.shape[-1])).reshape(R * S, -1)
-        return self.style_mlp(x, lat).reshape(R, S, 3)
+        if isinstance(style, np.ndarray):
+            style = np.repeat(style, S)
+        return self.style_mlp(x, lat, style).reshape(R, S, 3)
 
 
-def style_fields(system, style_mlp, latent):
-    return (StyleField(system.coarse, style_mlp, system.embed_xyz, latent),
-            StyleField(system.fine, style_mlp, system.embed_xyz, latent))
+def style_fields(system, style_mlp, latent, style=None):
+    """The coarse and fine StyleFields; style: StyleField's (the rays' style indices)."""
+    return (StyleField(system.coarse, style_mlp, system.embed_xyz, latent, style),
+            StyleField(system.fine, style_mlp, system.embed_xyz, latent, style))
 
 
 class StyleColors(StyleField):
     """The fine field of render_image_colors: the frozen NeRF's density and the style MLP's colour
-    with latents[k] (each [L], one code for every ray) for colour k."""
+    with latents[k] (each [L], one code for every ray) for colour k, of style styles[k]."""
 
-    def __init__(self, nerf, style_mlp, embed_xyz, latents):
+    def __init__(self, nerf, style_mlp, embed_xyz, latents, styles=None):
         super().__init__(nerf, style_mlp, embed_xyz, None)
         self.latents = list(latents)
+        self.styles = list(styles) if styles is not None else [None] * len(self.latents)
+        if len(self.styles) != len(self.latents):
+            raise ValueError(f"StyleColors: {len(self.latents)} latents and {len(self.styles)} styles")
 
     def color(self, pts, k):
-        return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latents[k], pts.shape[0], pts.shape[1])
+        return self._rgb(self.embed_xyz(pts.reshape(-1, 3)), self.latents[k], pts.shape[0], pts.shape[1],
+                         self.styles[k])
 
 
 def sample_batch(rng, n_styles, n_views, H, W, batch):
@@ -122,7 +134,11 @@ def style_encoding(args):
     hash grid's settings (kept in the checkpoint, which a render then builds its model from)."""
     if args.style_encoding == "pe":
         return None
-    return {"levels": int(args.hash_levels), "log2_size": int(args.hash_log2_size), "max_res": int(args.hash_max_res)}
+    encoding = {"levels": int(args.hash_levels), "log2_size": int(args.hash_log2_size),
+                "max_res": int(args.hash_max_res)}
+    if args.hash_per_style:  # (the key only where set: the shared grid's record stays as it was)
+        encoding["per_style"] = True
+    return encoding
 
 
 def style_box(args, geo, opts):
@@ -148,10 +164,14 @@ class StyleModel:
         else:
             # without a box (a checkpoint to load), any box: the checkpoint's own replaces it
             lo, hi = box if box is not None else (-np.ones(3), np.ones(3))
-            grid = HashGrid(lo, hi, n_levels=self.encoding["levels"], log2_size=self.encoding["log2_size"],
-                            max_res=self.encoding["max_res"], seed=args.seed)
-            self.mlp = HashStyleMLP(grid, D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
-            grid_params = [grid.table]
+
+            def grid(seed):
+                return HashGrid(lo, hi, n_levels=self.encoding["levels"], log2_size=self.encoding["log2_size"],
+                                max_res=self.encoding["max_res"], seed=seed)
+            grids = ([grid(args.seed + k) for k in range(len(self.style_names))]
+                     if self.encoding.get("per_style") else grid(args.seed))
+            self.mlp = HashStyleMLP(grids, D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
+            grid_params = self.mlp.grid_tables()
         self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale,
                                    rng=np.random.default_rng(args.seed))
         # one Adam: the MLP at style_lrate (decayed), the latent codes at 1e-3, the hash grid's
@@ -190,7 +210,7 @@ def describe_encoding(encoding):
     if encoding is None:
         return "--style_encoding pe"
     return (f"--style_encoding hash --hash_levels {encoding['levels']} --hash_log2_size {encoding['log2_size']} "
-            f"--hash_max_res {encoding['max_res']}")
+            f"--hash_max_res {encoding['max_res']}" + (" --hash_per_style" if encoding.get("per_style") else ""))
 
 
 def style_checkpoints(expdir, args):
@@ -307,7 +327,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         # NumPy ids: the range checks read them on the host (Vars would be fetched back)
         s_i, v_i = s.astype(np.int32), v.astype(np.int32)
         latent = model.latents.lookup(s_i, v_i)
-        fields = style_fields(system, model.mlp, latent)
+        fields = style_fields(system, model.mlp, latent, s_i)
         if samples is not None:
             out = render_cached(samples, fields[1], rays_o, rays_d, (v, r, c), opts, rng)
         else:  # one style MLP for both levels: its colours evaluated once, at the fine depths

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from core.media import write_png
 from dataset.rays import image_rays, scaled_hwf
+from models.style_mlp import StyleMix
 from pipeline import geometry, render_files
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from pipeline.style_stage import StyleColors, StyleField, load_style_model, style_fields
@@ -44,34 +45,46 @@ from render.renderer import render_image, render_image_colors
 STYLES_PER_PASS = 4
 
 
-def render_with_latent(system, model, latent, args, opts, H, W, focal, c2w):
-    coarse_field, fine_field = style_fields(system, model.mlp, latent)
+def render_with_latent(system, model, latent, args, opts, H, W, focal, c2w, style=None):
+    """One frame for one latent code [L]; style: the code's style index (per-style hash grids)."""
+    coarse_field, fine_field = style_fields(system, model.mlp, latent, style)
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     return render_image(ro, rd, None, H, W, args.chunk, opts=opts, coarse_field=coarse_field,
                         fine_field=fine_field, share_color=True)
 
 
-def render_with_latents(system, model, latents, args, opts, H, W, focal, c2w, keys=("rgb", "depth")):
-    """One frame for several latent codes (a list of [L]): a list of render_image results, the
-    geometry shared (render_image_colors); without fine samples one render per code."""
+def render_with_latents(system, model, latents, args, opts, H, W, focal, c2w, keys=("rgb", "depth"),
+                        styles=None):
+    """One frame for several latent codes (a list of [L]) of `styles` (their style indices, for
+    per-style hash grids): a list of render_image results, the geometry shared
+    (render_image_colors); without fine samples one render per code."""
+    styles = list(styles) if styles is not None else [None] * len(latents)
     if opts.n_fine < 1:
-        return [render_with_latent(system, model, lat, args, opts, H, W, focal, c2w) for lat in latents]
+        return [render_with_latent(system, model, lat, args, opts, H, W, focal, c2w, k)
+                for lat, k in zip(latents, styles)]
     ro, rd, _ = image_rays(H, W, focal, c2w, ndc=not args.no_ndc)
     coarse_field = StyleField(system.coarse, model.mlp, system.embed_xyz, None)
-    fine_field = StyleColors(system.fine, model.mlp, system.embed_xyz, latents)
+    fine_field = StyleColors(system.fine, model.mlp, system.embed_xyz, latents, styles)
     return render_image_colors(ro, rd, H, W, args.chunk, coarse_field, fine_field, len(latents), opts=opts,
                                keys=keys)
+
+
+def interpolation_steps(n_keys, n_frames):
+    """Per frame, the key it leaves and how far it is towards the next: k [n_frames] in
+    0..n_keys-2 and a [n_frames] in [0, 1], the keys evenly spaced along the frames."""
+    if n_keys < 2 or n_frames < 1:
+        raise ValueError(f"an interpolation needs >= 2 codes and >= 1 frame, got {n_keys} and {n_frames}")
+    t = np.linspace(0.0, n_keys - 1, n_frames)
+    k = np.minimum(t.astype(int), n_keys - 2)
+    return k, t - k
 
 
 def interpolated_latents(mus, n_frames):
     """[n_frames, L]: piecewise-linear from mus[0] (frame 0) through each mus[k] to mus[-1]
     (the last frame), the styles' keys evenly spaced along the frames. mus [S>=2, L]."""
     mus = np.asarray(mus, np.float64)
-    if len(mus) < 2 or n_frames < 1:
-        raise ValueError(f"interpolated_latents needs >= 2 codes and >= 1 frame, got {len(mus)} and {n_frames}")
-    t = np.linspace(0.0, len(mus) - 1, n_frames)
-    k = np.minimum(t.astype(int), len(mus) - 2)
-    a = (t - k)[:, None]
+    k, a = interpolation_steps(len(mus), n_frames)
+    a = a[:, None]
     return ((1 - a) * mus[k] + a * mus[k + 1]).astype(np.float32)
 
 
@@ -81,10 +94,14 @@ def render_interpolation(args, system, model, styles, poses, root, opts, H, W, f
     outdir = os.path.join(root, "_to_".join(names))
     os.makedirs(outdir, exist_ok=True)
     latents = interpolated_latents([model.mu[k] for k in styles], len(poses))
+    # per-style grids: their features blended as the codes are
+    keys, weights = interpolation_steps(len(styles), len(poses))
+    mixes = [StyleMix(styles[k], styles[k + 1], w) for k, w in zip(keys, weights)]
     depths = render_files.DepthFrames()
     for i, c2w in enumerate(tqdm(poses, desc=" -> ".join(names), dynamic_ncols=True)):
         with jt.no_grad():
-            out = render_with_latent(system, model, jt.array(latents[i]), args, opts, H, W, focal, c2w)
+            out = render_with_latent(system, model, jt.array(latents[i]), args, opts, H, W, focal, c2w,
+                                     style=mixes[i])
         depths.add(render_files.write_views(outdir, i, out))
     render_files.write_rgb_videos(outdir, outdir, [(None, i) for i in range(len(poses))], args.fps)
     depths.write(outdir, args.fps)
@@ -129,7 +146,7 @@ def render(args, scene, expdir, log=print):
                 targets[k] = saved_targets(target_path(os.path.join(expdir, "targets"), k, model.style_names[k]), log)
         for i, c2w in enumerate(tqdm(poses, desc=f"{mode} {', '.join(names)}", dynamic_ncols=True)):
             images = render_with_latents(system, model, [latent_of(k, i) for k in group], args, opts, H, W, focal,
-                                         c2w)
+                                         c2w, styles=group)
             for k, out in zip(group, images):
                 depth = render_files.write_views(root, i, out, style=k)
                 target = targets.get(k)

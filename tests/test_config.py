@@ -206,6 +206,9 @@ def test_hash_encoding_options_default_to_the_position_encoding_and_are_checked(
         parse_args(["--style_encoding", "hash", "--hash_max_res", "8"])
     with pytest.raises(ConfigError, match="--hash_lrate must be > 0"):
         parse_args(["--hash_lrate", "0"])
+    assert not args.hash_per_style and parse_args(["--style_encoding", "hash", "--hash_per_style"]).hash_per_style
+    with pytest.raises(ConfigError, match="--hash_per_style .* needs --style_encoding hash"):
+        parse_args(["--hash_per_style"])
     from core.cli import OptionError
     with pytest.raises(OptionError, match="--style_encoding: invalid choice: 'grid'"):
         parse_args(["--style_encoding", "grid"])

@@ -1,9 +1,11 @@
-"""models/style_mlp.py: style MLP layout/forward and latent codes vs NumPy."""
+"""models/style_mlp.py: style MLP layout/forward and latent codes vs NumPy; the hash-grid style
+MLP's per-style grids against each grid's NumPy reference."""
 import jittor as jt
 import numpy as np
 import pytest
 
-from models.style_mlp import LatentCodes, StyleMLP
+from models.hash_grid import HashGrid, hash_grid_numpy
+from models.style_mlp import HashStyleMLP, LatentCodes, StyleMix, StyleMLP
 
 
 def n_params(module):
@@ -96,3 +98,67 @@ def test_out_of_range_ids_raise():
         codes.lookup(np.array([0]), np.array([5]))
     with pytest.raises(ValueError, match="style id"):
         codes.style_mean(np.array([3]))
+
+
+# ---------------------------------------------------------------- per-style hash grids
+
+LO, HI = np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, 1.0])
+
+
+def random_grid(seed):
+    g = HashGrid(LO, HI, n_levels=3, n_features=2, log2_size=8, base_res=2, max_res=24)
+    g.table.assign(jt.array(np.random.default_rng(seed).standard_normal(g.table.shape).astype(np.float32)))
+    return g
+
+
+def numpy_features(grid, pts):
+    return hash_grid_numpy(pts, grid.table.numpy(), grid.resolutions, LO, HI, 8)
+
+
+def test_per_style_grids_read_each_point_from_its_own_styles_grid():
+    grids = [random_grid(s) for s in (1, 2, 3)]
+    mlp = HashStyleMLP(grids, D=4, W=8, input_ch=3, latent_dim=2)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(LO, HI, (50, 3)).astype(np.float32)
+    ids = rng.integers(0, 3, 50)
+    ids[:3] = [2, 0, 1]  # every style present, out of order
+    got = mlp.features(jt.array(pts), ids).numpy()
+    want = np.stack([numpy_features(grids[k], pts[i:i + 1])[0] for i, k in enumerate(ids)])
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    # one style for every point: that grid alone; a blend of two: their features blended
+    np.testing.assert_allclose(mlp.features(jt.array(pts), 1).numpy(), numpy_features(grids[1], pts), atol=2e-5)
+    blend = mlp.features(jt.array(pts), StyleMix(0, 2, 0.25)).numpy()
+    np.testing.assert_allclose(blend, 0.75 * numpy_features(grids[0], pts) + 0.25 * numpy_features(grids[2], pts),
+                               atol=3e-5)
+
+
+def test_per_style_grids_learn_only_from_their_own_styles_points():
+    grids = [random_grid(s) for s in (1, 2, 3)]
+    mlp = HashStyleMLP(grids, D=4, W=8, input_ch=3, latent_dim=2)
+    pts = jt.array(np.random.default_rng(0).uniform(LO, HI, (40, 3)).astype(np.float32))
+    ids = np.array([0, 2] * 20)  # style 1 absent
+    rgb = mlp(pts, jt.ones((40, 2)), ids)
+    grads = jt.grad((rgb ** 2).sum(), [g.table for g in grids])
+    assert [float(np.abs(g.numpy()).max()) > 0 for g in grads] == [True, False, True]
+    assert mlp.grid_tables() == [g.table for g in grids]
+
+
+def test_a_shared_grid_ignores_the_style_and_keeps_its_checkpoint_names():
+    grid = random_grid(1)
+    mlp = HashStyleMLP(grid, D=4, W=8, input_ch=3, latent_dim=2)
+    pts = jt.array(np.random.default_rng(0).uniform(LO, HI, (10, 3)).astype(np.float32))
+    np.testing.assert_array_equal(mlp.features(pts, np.arange(10) % 3).numpy(), mlp.features(pts).numpy())
+    assert "grid.table" in mlp.state_dict() and mlp.grid_tables() == [grid.table]
+
+
+def test_per_style_grids_without_a_valid_style_are_refused():
+    mlp = HashStyleMLP([random_grid(1), random_grid(2)], D=4, W=8, input_ch=3, latent_dim=2)
+    pts = jt.array(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="need the style of the points"):
+        mlp.features(pts)
+    with pytest.raises(ValueError, match="style index out of range 0..1"):
+        mlp.features(pts, np.array([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match=r"\(3,\) style indices for 4 points"):
+        mlp.features(pts, np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match="HashGrid or a non-empty list"):
+        HashStyleMLP([], D=4, W=8, input_ch=3, latent_dim=2)

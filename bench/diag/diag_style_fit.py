@@ -60,7 +60,7 @@ def main(argv=None):
             for c in codes:
                 label, lat = f"{c} code", (model.latents.codes[k, v] if c == "own" else jt.array(model.mu[k]))
                 with jt.no_grad():
-                    out = render_with_latent(system, model, lat, args, opts, h, w, focal, geo.c2ws[v])
+                    out = render_with_latent(system, model, lat, args, opts, h, w, focal, geo.c2ws[v], style=k)
                 renders[label].append(np.clip(out["fine" if "fine" in out else "coarse"]["rgb"], 0, 1))
         t = tgt[views]
         print(f"{name}: target style loss {style_loss(encoder, t, style_stats=stats).mean():.3f}", flush=True)

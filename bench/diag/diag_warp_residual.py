@@ -153,7 +153,7 @@ def main(argv=None):
     model, _ = load_style_model(args, system, run.expdir)
     k = style_indices(args.style, model.style_names, "the trained style model")[0]
     name = model.style_names[k]
-    nerf, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts.for_style(args),
+    nerf, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k]), k), opts.for_style(args),
                           poses, H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True)
     encoder, decoder = load_style_networks(args, print)  # as evaluate.py: the fine-tuned decoder if there
     ft = os.path.join(run.expdir, "decoder.pkl")
@@ -172,7 +172,7 @@ def main(argv=None):
         def down(frames):
             return np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_AREA) for f in frames])
         big_photo, _ = render_path(args, system.fields(), opts, poses, H * S, W * S, focal * S, "photoreal, supersampled")
-        big_nerf, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k])), opts.for_style(args),
+        big_nerf, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k]), k), opts.for_style(args),
                                   poses, H * S, W * S, focal * S, "stylized, supersampled", viewdirs=False,
                                   share_color=True)
         methods += [(f"photoreal NeRF, {S}x{S} rays a pixel", down(big_photo)),

@@ -91,15 +91,14 @@ class HashStyleMLP(nn.Module):
         ids = np.asarray(style)
         if ids.size and (ids.min() < 0 or ids.max() >= self.n_grids):
             raise ValueError(f"HashStyleMLP: style index out of range 0..{self.n_grids - 1}")
-        if ids.ndim == 0:
-            return self.grids[int(ids)](pos)
-        if ids.shape != (pos.shape[0],):
+        if ids.ndim > 1 or (ids.ndim == 1 and ids.shape != (pos.shape[0],)):
             raise ValueError(f"HashStyleMLP: {ids.shape} style indices for {pos.shape[0]} points")
+        present = np.unique(ids)
+        if present.size == 1:  # one style for every point: no gathering
+            return self.grids[int(present[0])](pos)
         # each style's points through its own grid, then back in the points' order
-        groups = [np.flatnonzero(ids == k) for k in np.unique(ids)]
-        parts = [self.grids[int(ids[g[0]])](pos[jt.array(g.astype(np.int32))]) for g in groups]
-        if len(parts) == 1:
-            return parts[0]
+        groups = [np.flatnonzero(ids == k) for k in present]
+        parts = [self.grids[int(k)](pos[jt.array(g.astype(np.int32))]) for k, g in zip(present, groups)]
         order = np.concatenate(groups)
         back = np.empty_like(order)
         back[order] = np.arange(order.size)

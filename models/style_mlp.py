@@ -89,17 +89,18 @@ class HashStyleMLP(nn.Module):
             w = float(style.weight)
             return (1 - w) * self.features(pos, style.first) + w * self.features(pos, style.second)
         ids = np.asarray(style)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.n_grids):
+        present, counts = np.unique(ids, return_counts=True)  # sorted: the range check reads the ends
+        if present.size and (present[0] < 0 or present[-1] >= self.n_grids):
             raise ValueError(f"HashStyleMLP: style index out of range 0..{self.n_grids - 1}")
         if ids.ndim > 1 or (ids.ndim == 1 and ids.shape != (pos.shape[0],)):
             raise ValueError(f"HashStyleMLP: {ids.shape} style indices for {pos.shape[0]} points")
-        present = np.unique(ids)
         if present.size == 1:  # one style for every point: no gathering
             return self.grids[int(present[0])](pos)
-        # each style's points through its own grid, then back in the points' order
-        groups = [np.flatnonzero(ids == k) for k in present]
+        # each style's points through its own grid (one stable sort groups them), then back in
+        # the points' order
+        order = np.argsort(ids, kind="stable")
+        groups = np.split(order, np.cumsum(counts)[:-1])
         parts = [self.grids[int(k)](pos[jt.array(g.astype(np.int32))]) for k, g in zip(present, groups)]
-        order = np.concatenate(groups)
         back = np.empty_like(order)
         back[order] = np.arange(order.size)
         return jt.concat(parts, dim=0)[jt.array(back.astype(np.int32))]

@@ -36,7 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from pipeline.experiment import is_partial  # noqa: E402
-from evaluation.tables import ADAIN, CARRIED, NERF  # noqa: E402  (the report's method names)
+from evaluation.tables import ADAIN, ADAIN_3D, CARRIED, NERF  # noqa: E402  (the report's method names)
 SHARED_DIRS = ("geometry",)
 # Folders whose files each variant gets as hard links, not the folder: the style sample cache
 # built by the base's one style step serves every variant with the same sampling options (its
@@ -200,6 +200,9 @@ def variant_rows(name, expdir, eval_name="eval"):
         cons = {k: float(v) for k, v in summary.get(key, {}).items() if k.startswith("consistency_ratio")}
         # AdaIN's texture carried in 3D from one frame (a pessimistic reference for style)
         carried = {"carried_style_loss_ratio": float(get[CARRIED]["style_loss"]) / adain} if CARRIED in get else {}
+        # per-frame AdaIN with the decoder fine-tuned in 3D (the targets' decoder), where there is one
+        if ADAIN_3D in get:
+            carried["style_loss_ratio_3d"] = nerf / float(get[ADAIN_3D]["style_loss"])
         rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
                      "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),
                      "sharpness_adain": float(get[ADAIN]["sharpness"]),
@@ -214,6 +217,9 @@ def table(rows, seconds):
     if any("carried_style_loss_ratio" in r for r in rows):
         ratios.append("carried_style_loss_ratio")
         titles.append("AdaIN carried in 3D: ratio")
+    if any("style_loss_ratio_3d" in r for r in rows):
+        ratios.append("style_loss_ratio_3d")
+        titles.append("ratio to AdaIN with the 3D-tuned decoder")
     lines = ["| variant | style | style loss NeRF / AdaIN | ratio | sharpness NeRF / AdaIN | content distance NeRF / AdaIN | "
              + " | ".join(titles) + " | style stage |",
              "|---" * (7 + len(ratios)) + "|"]

@@ -6,9 +6,10 @@
    RMSE over pixels visible in both is averaged over t.  k = --eval_k_short
    (short range) and --eval_k_long (long range).  Methods compared on the same
    frames: the stylized NeRF (latent = style mean) and per-frame 2D AdaIN of the
-   photoreal renders with the same decoder and style image (the paper's
-   image-stylization baseline).  The photoreal renders themselves are measured
-   too: their error is the floor the warp itself leaves (resampling, NeRF
+   photoreal renders with the same style image and the 2D decoder (the paper's
+   image-stylization baseline; where stage 3 fine-tuned the decoder in 3D, per-frame
+   AdaIN with that one too, a row beside it: adain_networks).  The photoreal
+   renders themselves are measured too: their error is the floor the warp itself leaves (resampling, NeRF
    view-dependence).  So is per-frame AdaIN's middle frame carried into every
    frame by the geometry: flicker-free with AdaIN's texture, its error is about
    the lowest that a stylization with AdaIN's texture gets from the measure.
@@ -39,7 +40,7 @@ from evaluation.figures import bar_chart, write_strip
 from evaluation.frame_cache import FrameCache, frame_inputs
 from evaluation.metrics import psnr, ssim
 from evaluation.style_strength import loss_terms, measure, path_sharpness, std_level, tap_statistics
-from evaluation.tables import ADAIN, CARRIED, NERF, PHOTO, write_report
+from evaluation.tables import ADAIN, ADAIN_3D, CARRIED, NERF, PHOTO, write_report
 from pipeline.geometry import surface_points
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
 from render.fast import fast_options
@@ -183,25 +184,42 @@ def tap_terms(encoder, terms, level):
 
 
 def adain_networks(args, expdir, log=print):
-    """The per-frame AdaIN baseline's encoder and decoder: the experiment's fine-tuned decoder
-    (decoder.pkl) where stage 3 wrote one, as the stylized targets used."""
+    """The per-frame AdaIN baselines: (encoder, the 2D decoder as the user has it, the decoder
+    stage 3 fine-tuned in 3D or None).  The first (--decoder_pth_path, else the shipped one) is
+    what 2D AdaIN gives, the reference of every ratio: the consistency fine-tune trades style for
+    agreement between views (docs/STYLE_STRENGTH.md), so a stylized NeRF judged only against it
+    would hide that loss.  The second (<expdir>/decoder.pkl, as the stylized targets used) is
+    None where stage 3 wrote none or left the weights as they were (--finetune_decoder_steps 0)."""
     from core.checkpoint import load, load_module_state
+    from models.decoder import Decoder
     from pipeline.style_selection import load_style_networks
     encoder, decoder = load_style_networks(args, log)
     ft = os.path.join(expdir, "decoder.pkl")
-    if os.path.exists(ft):
-        load_module_state(decoder, load(ft, required_keys=("decoder",))["decoder"], ft)
-    return encoder, decoder
+    if not os.path.exists(ft):
+        return encoder, decoder, None
+    state = load(ft, required_keys=("decoder",))["decoder"]
+    own = decoder.state_dict()
+    as_np = lambda v: v.numpy() if hasattr(v, "numpy") else np.asarray(v)  # noqa: E731
+    if all(k in state and np.array_equal(as_np(state[k]), as_np(own[k])) for k in own):
+        return encoder, decoder, None
+    tuned = Decoder(decoder.deepest_channels)
+    load_module_state(tuned, state, ft)
+    return encoder, decoder, tuned
+
+
+def stylize_frames(encoder, decoder, photo_frames, style_img):
+    """Per-frame AdaIN [T,H,W,3] of the photoreal frames with style_img [h,w,3]."""
+    from pipeline.targets import stylize_view
+    with jt.no_grad():
+        style_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
+    return np.stack([stylize_view(encoder, decoder, f, style_feat) for f in photo_frames])
 
 
 def adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_img, occlusion_tol=np.inf):
     """Per-frame AdaIN of the photoreal path with style_img [h,w,3] and the same carried in 3D from
     its middle frame (consistency.carried_sequence, with its occlusion_tol): (adain [T,H,W,3],
     carried [T,H,W,3], carried coverage [T])."""
-    from pipeline.targets import stylize_view
-    with jt.no_grad():
-        style_feat = encoder.encode(jt.array(style_img.transpose(2, 0, 1)[None]))
-    adain = np.stack([stylize_view(encoder, decoder, f, style_feat) for f in photo_frames])
+    adain = stylize_frames(encoder, decoder, photo_frames, style_img)
     carried, coverage = carried_sequence(adain, points, poses, H, W, focal, occlusion_tol=occlusion_tol)
     return adain, carried, coverage
 
@@ -257,7 +275,7 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
     except FileNotFoundError as e:
         log(f"no stylized NeRF to evaluate ({e})")
         return {warp: [] for warp in WARPS}, [], {}
-    encoder, decoder = adain_networks(args, expdir, log)
+    encoder, decoder, tuned = adain_networks(args, expdir, log)
     photo_stats = tap_statistics(encoder, photo_frames)  # the same for every style
     rows, strength, strips = {warp: [] for warp in WARPS}, [], {}
     styles = style_indices(args.style, model.style_names, "the trained style model")
@@ -274,6 +292,8 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
         # the carried frames: AdaIN's texture fixed in 3D, the reference beside the stylized NeRF
         # for consistency, and a pessimistic one for style (reads through occluders included)
         methods = ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried))
+        if tuned is not None:  # the decoder the targets came from, beside the 2D reference
+            methods += ((ADAIN_3D, stylize_frames(encoder, tuned, photo_frames, style_img)),)
         for method, frames in methods:
             for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
                 rows[warp] += r

@@ -7,7 +7,7 @@ Tables come in as lists of row dicts:
   carried in 3D from one frame: flicker-free, consistency.carried_sequence); one table per warp
   (the forward splat's, and optionally the backward bilinear read's, evaluation/consistency.py);
 - strength: {"style", "method", "style_loss", "content_distance", "sharpness"} per (style,
-  method), methods PHOTO, NERF and ADAIN: means over the path frames (sharpness: the ratio of
+  method), methods PHOTO, NERF and ADAIN (and ADAIN_3D where stage 3 fine-tuned the decoder): means over the path frames (sharpness: the ratio of
   the path's mean high-frequency energies, style_strength.path_sharpness), and optionally
   "taps": {tap: (means term, stds term, std level)}, the style loss split by encoder tap and
   the frames' feature stds over the style image's (style_strength.std_level).
@@ -19,6 +19,9 @@ import numpy as np
 
 PHOTO, NERF, ADAIN = "photoreal NeRF", "stylized NeRF", "per-frame AdaIN"
 CARRIED = "AdaIN carried in 3D"
+# per-frame AdaIN with the decoder that stage 3 fine-tuned for consistency (the targets' decoder),
+# beside ADAIN's 2D decoder, the reference of every ratio (evaluation/report.py, adain_networks)
+ADAIN_3D = "per-frame AdaIN, decoder fine-tuned in 3D"
 STRENGTH_FIELDS = ["style", "method", "style_loss", "style_gain", "content_distance", "sharpness"]
 
 
@@ -26,10 +29,10 @@ def _find(table, style, method):
     return next((r for r in table if r["style"] == style and r["method"] == method), None)
 
 
-def consistency_ratio(table, style, k, method=NERF):
-    """`method`'s error (the stylized NeRF's) / per-frame AdaIN's error of `style` at offset k
-    (None without both rows)."""
-    a, b = _find(table, style, method), _find(table, style, ADAIN)
+def consistency_ratio(table, style, k, method=NERF, reference=ADAIN):
+    """`method`'s error (the stylized NeRF's) / `reference`'s error (per-frame AdaIN's) of `style`
+    at offset k (None without both rows)."""
+    a, b = _find(table, style, method), _find(table, style, reference)
     if a is None or b is None:
         return None
     return a[f"k{k}_mean"] / max(b[f"k{k}_mean"], 1e-12)
@@ -52,6 +55,9 @@ def consistency_ratios(table, ks):
                 text += f" (above the floor: {max(a[key] - floor[key], 0.0) / (b[key] - floor[key]):.2f})"
             parts.append(f"{text} at k={k}")
         lines.append(f"- {s}: stylized NeRF / per-frame AdaIN = " + ", ".join(parts))
+        if _find(table, s, ADAIN_3D) is not None:
+            lines.append(f"- {s}: stylized NeRF / {ADAIN_3D} = " + ", ".join(
+                f"{consistency_ratio(table, s, k, reference=ADAIN_3D):.2f} at k={k}" for k in ks))
         if _find(table, s, CARRIED) is not None:
             lines.append(f"- {s}: {CARRIED} / per-frame AdaIN = " + ", ".join(
                 f"{consistency_ratio(table, s, k, CARRIED):.2f} at k={k}" for k in ks)
@@ -80,7 +86,10 @@ def summary_rows(strength, table, ks, table_backward=None):
         a, b = _find(strength, s, NERF), _find(strength, s, ADAIN)
         if b is None:
             continue
-        row = {"style": os.path.splitext(s)[0]}
+        row = {"style": os.path.splitext(s)[0], "style_loss_ratio": a["style_loss"] / max(b["style_loss"], 1e-12)}
+        tuned = _find(strength, s, ADAIN_3D)
+        if tuned is not None:  # the same against the 3D-fine-tuned decoder's AdaIN
+            row["style_loss_ratio_3d"] = a["style_loss"] / max(tuned["style_loss"], 1e-12)
         for key in ("style_gain", "content_distance", "sharpness"):
             row[f"{key}_nerf"], row[f"{key}_adain"] = a[key], b[key]
         for suffix, t in (("", table), ("_backward", table_backward)):
@@ -103,10 +112,13 @@ def summary_markdown(rows, ks):
         keys += [(f"consistency_ratio_k{k}_backward", f"k={k}, backward warp") for k in ks]
     if rows and f"carried_ratio_k{ks[-1]}" in rows[0]:
         keys += [(f"carried_ratio_k{ks[-1]}", f"k={ks[-1]}, AdaIN carried in 3D")]
-    lines = ["| style | style gain | content distance | sharpness | "
-             + " | ".join(title for _, title in keys) + " |", "|---" * (4 + len(keys)) + "|"]
+    if rows and "style_loss_ratio_3d" in rows[0]:
+        keys = [("style_loss_ratio_3d", "style loss ratio to the 3D-tuned decoder's AdaIN")] + keys
+    lines = ["| style | style loss ratio | style gain | content distance | sharpness | "
+             + " | ".join(title for _, title in keys) + " |", "|---" * (5 + len(keys)) + "|"]
     for r in rows:
-        lines.append(f"| {r['style']} | {r['style_gain_nerf']:.2f} / {r['style_gain_adain']:.2f} | "
+        lines.append(f"| {r['style']} | {r['style_loss_ratio']:.2f}x | "
+                     f"{r['style_gain_nerf']:.2f} / {r['style_gain_adain']:.2f} | "
                      f"{r['content_distance_nerf']:.3g} / {r['content_distance_adain']:.3g} | "
                      f"{r['sharpness_nerf']:.2f} / {r['sharpness_adain']:.2f} | "
                      + " | ".join(f"{r[key]:.2f}" for key, _ in keys) + " |")
@@ -226,7 +238,8 @@ def write_report(out_dir, nerf_step, photo, table, ks, n_frames, size, strength=
         summary = summary_rows(strength, table, ks, table_backward)
         if summary:
             write_csv(os.path.join(out_dir, "summary.csv"), list(summary[0]), summary)
-            lines += ["", "## Summary per style (stylized NeRF / per-frame AdaIN; consistency ratio: "
+            lines += ["", "## Summary per style (stylized NeRF / per-frame AdaIN with the 2D decoder; style "
+                      "loss ratio: the stylized NeRF's style loss over per-frame AdaIN's; consistency ratio: "
                       "stylized NeRF error / per-frame AdaIN error; AdaIN carried in 3D: the same ratio of "
                       "per-frame AdaIN's middle frame carried into every frame by the geometry)", ""] \
                 + summary_markdown(summary, ks)

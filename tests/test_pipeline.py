@@ -433,7 +433,10 @@ def _check_style_strength(argv, out, report):
     args = parse_args(argv)
     with open(os.path.join(out, "style_strength.csv")) as f:
         rows = {(r["style"], r["method"]): r for r in csv.DictReader(f)}
-    methods = ("photoreal NeRF", "stylized NeRF", "per-frame AdaIN", "AdaIN carried in 3D")
+    # stage 3 fine-tuned the decoder (2 iterations): per-frame AdaIN with the 2D decoder, the
+    # reference, and with the 3D-tuned one, a row of its own
+    methods = ("photoreal NeRF", "stylized NeRF", "per-frame AdaIN", "AdaIN carried in 3D",
+               "per-frame AdaIN, decoder fine-tuned in 3D")
     styles = {"la_muse": "la_muse.jpg", "sketch": "sketch.png"}
     assert set(rows) == {(s, m) for s in styles.values() for m in methods}
     for s in styles.values():
@@ -468,6 +471,11 @@ def _check_style_strength(argv, out, report):
     for r in summary:
         s = styles[r["style"]]
         assert float(r["style_gain_adain"]) == pytest.approx(float(rows[(s, "per-frame AdaIN")]["style_gain"]))
+        nerf_loss = float(rows[(s, "stylized NeRF")]["style_loss"])
+        assert float(r["style_loss_ratio"]) == pytest.approx(nerf_loss / float(rows[(s, "per-frame AdaIN")]["style_loss"]))
+        tuned = rows[(s, "per-frame AdaIN, decoder fine-tuned in 3D")]
+        assert float(tuned["style_loss"]) != float(rows[(s, "per-frame AdaIN")]["style_loss"])
+        assert float(r["style_loss_ratio_3d"]) == pytest.approx(nerf_loss / float(tuned["style_loss"]))
         for suffix, c in (("", cons), ("_backward", back)):
             want = float(c[(s, "stylized NeRF")]["k3_mean"]) / float(c[(s, "per-frame AdaIN")]["k3_mean"])
             assert float(r[f"consistency_ratio_k3{suffix}"]) == pytest.approx(want)

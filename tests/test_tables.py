@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from evaluation.tables import (ADAIN, CARRIED, NERF, PHOTO, consistency_ratios, summary_markdown, summary_rows,
+from evaluation.tables import (ADAIN, ADAIN_3D, CARRIED, NERF, PHOTO, consistency_ratios, summary_markdown, summary_rows,
                                tap_lines, tap_rows, with_style_gain, write_report)
 
 
@@ -61,20 +61,36 @@ def test_style_gain_is_relative_to_the_same_styles_photoreal_row():
 def test_summary_rows_and_markdown():
     rows = summary_rows(STRENGTH, TABLE, (1, 7))
     assert [r["style"] for r in rows] == ["a", "b"]
-    assert rows[0] == {"style": "a", "style_gain_nerf": 0.75, "style_gain_adain": 0.5,
+    assert rows[0] == {"style": "a", "style_loss_ratio": 0.5, "style_gain_nerf": 0.75, "style_gain_adain": 0.5,
                        "content_distance_nerf": 2.5, "content_distance_adain": 3.0,
                        "sharpness_nerf": 0.5, "sharpness_adain": 1.25,
                        "consistency_ratio_k1": pytest.approx(0.5), "consistency_ratio_k7": pytest.approx(0.5)}
     assert rows[1]["consistency_ratio_k1"] == pytest.approx(0.25)
     lines = summary_markdown(rows, (1, 7))
-    assert lines[0] == ("| style | style gain | content distance | sharpness | consistency ratio k=1 | "
-                        "consistency ratio k=7 |")
-    assert lines[1] == "|---|---|---|---|---|---|"
-    assert lines[2] == "| a | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 |"
-    assert lines[3] == "| b | 0.20 / 0.50 | 1 / 2 | 0.75 / 1.00 | 0.25 | 0.40 |"
+    assert lines[0] == ("| style | style loss ratio | style gain | content distance | sharpness | "
+                        "consistency ratio k=1 | consistency ratio k=7 |")
+    assert lines[1] == "|---|---|---|---|---|---|---|"
+    assert lines[2] == "| a | 0.50x | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 |"
+    assert lines[3] == "| b | 1.60x | 0.20 / 0.50 | 1 / 2 | 0.75 / 1.00 | 0.25 | 0.40 |"
     # a style without its consistency rows still gets its strength figures
     rows = summary_rows(STRENGTH, TABLE[:3], (1,))
     assert math.isnan(rows[1]["consistency_ratio_k1"]) and rows[1]["style_gain_nerf"] == pytest.approx(0.2)
+
+
+def test_the_3d_tuned_decoders_adain_is_a_second_reference_beside_the_2d_one():
+    # per-frame AdaIN with the decoder fine-tuned in 3D: weaker in style (loss 4 against the 2D
+    # decoder's 2), more consistent (0.04 against 0.06); the ratios stay against the 2D decoder's
+    strength = STRENGTH[:3] + [_strength("a.jpg", ADAIN_3D, 4.0, 1.0, 1.0)]
+    table = TABLE[:3] + [_row("a.jpg", ADAIN_3D, 0.04, 0.05)]
+    (row,) = summary_rows(strength, table, (1, 7))
+    assert row["style_loss_ratio"] == 0.5 and row["style_loss_ratio_3d"] == 0.25
+    assert row["consistency_ratio_k1"] == pytest.approx(0.5)  # 0.03 / 0.06, not 0.03 / 0.04
+    lines = summary_markdown([row], (1, 7))
+    assert lines[0].startswith("| style | style loss ratio | style gain | content distance | sharpness | "
+                               "style loss ratio to the 3D-tuned decoder's AdaIN | consistency ratio k=1")
+    assert lines[2].startswith("| a | 0.50x | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.25 | 0.50 |")
+    assert consistency_ratios(table, (1, 7))[-1] == (f"- a.jpg: stylized NeRF / {ADAIN_3D} = 0.75 at k=1, "
+                                                      "0.80 at k=7")
 
 
 def test_write_report_files(tmp_path):
@@ -85,7 +101,7 @@ def test_write_report_files(tmp_path):
     assert "## Style strength (12 path frames at 63x47; style images at 32 px on the short side)" in report
     assert "| a.jpg | stylized NeRF | 1 | 0.750 | 2.5 | 0.500 |" in report
     assert "![a.jpg](strip_a.png)" in report and "![b.png](strip_b.png)" in report
-    assert "| a | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 |" in report
+    assert "| a | 0.50x | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 |" in report
     with open(tmp_path / "style_strength.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and float(rows[1]["style_gain"]) == 0.75
@@ -129,8 +145,8 @@ def test_backward_warp_table_adds_its_own_section_csv_and_summary_columns(tmp_pa
     assert rows[0]["consistency_ratio_k7"] == pytest.approx(0.5)
     lines = summary_markdown(rows, (1, 7))
     assert lines[0].endswith("| consistency ratio k=7 | k=1, backward warp | k=7, backward warp |")
-    assert lines[1] == "|---" * 8 + "|"
-    assert lines[2] == "| a | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 | 0.50 | 0.12 |"
+    assert lines[1] == "|---" * 9 + "|"
+    assert lines[2] == "| a | 0.50x | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 | 0.50 | 0.12 |"
     write_report(str(tmp_path), 30, [], TABLE, (1, 7), 12, (47, 63), STRENGTH, None, 32, table_backward=backward)
     report = (tmp_path / "report.md").read_text()
     assert "## Consistency, forward splat (12 path frames" in report
@@ -153,7 +169,7 @@ def test_carried_adain_rows_give_their_own_ratio_line_and_summary_columns(tmp_pa
     assert math.isnan(rows[1]["carried_ratio_k7"])
     md = summary_markdown(rows, (1, 7))
     assert md[0].endswith("| consistency ratio k=7 | k=7, AdaIN carried in 3D |")
-    assert md[2] == "| a | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 | 0.55 |"
+    assert md[2] == "| a | 0.50x | 0.75 / 0.50 | 2.5 / 3 | 0.50 / 1.25 | 0.50 | 0.50 | 0.55 |"
     write_report(str(tmp_path), 30, [], table, (1, 7), 12, (47, 63), STRENGTH, None, 32)
     with open(tmp_path / "summary.csv") as f:
         assert float(list(csv.DictReader(f))[0]["carried_ratio_k7"]) == pytest.approx(0.55)

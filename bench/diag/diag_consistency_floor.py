@@ -131,7 +131,8 @@ def main(argv=None):
         if args.path_npz:
             write_arrays(args.path_npz, {"photo": photo, "points": points, "poses": np.asarray(poses),
                                          "step": np.asarray(step)})
-    encoder, decoder = adain_networks(args, expdir)
+    encoder, decoder, tuned = adain_networks(args, expdir)
+    decoder = decoder if tuned is None else tuned  # the decoder the stylized targets came from
     out = {"nerf_step": step, "frames": len(poses), "size": [W, H], "ks": list(ks), "styles": {}}
     for warp, r in method_rows("(photoreal NeRF)", "NeRF render", photo, points, poses, H, W, focal, ks).items():
         out[f"photoreal_{warp}"] = r[0]

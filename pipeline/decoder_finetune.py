@@ -88,6 +88,10 @@ def finetune_decoder(args, geo, encoder, decoder, style_images, expdir, log=prin
         except CorruptCheckpoint as e:  # cut short: fine-tune again from the last checkpoint
             os.replace(final, final + ".corrupt")
             log(f"warning: {e}; kept it as {final}.corrupt; running the fine-tune again")
+    if args.finetune_decoder_steps == 0:  # nothing to learn: the given decoder is the result
+        log("decoder fine-tune: 0 iterations, the decoder as given")
+        save_atomic({"decoder": decoder.state_dict(), "iter": 0}, final)
+        return decoder
     if geo.n_views < 2:
         raise ValueError(f"the decoder fine-tune needs at least 2 geometry views, got {geo.n_views} "
                          f"(lower --gen_factor)")

@@ -157,6 +157,23 @@ def test_a_runs_fine_tuned_decoder_starts_another_run_unchanged(tmp_path, networ
         np.testing.assert_array_equal(v, tuned[k])
 
 
+def test_zero_iterations_keep_the_decoder_without_looking_at_the_views(tmp_path, networks, style_images,
+                                                                      count_steps):
+    """--finetune_decoder_steps 0 (fern_quick): decoder.pkl holds the given weights; one view is
+    then no error, since nothing is splatted between views."""
+    from models.decoder import Decoder
+    from pipeline.decoder_finetune import finetune_decoder
+    encoder, new_decoder = networks
+    decoder = new_decoder()
+    given = _weights(decoder)
+    out = finetune_decoder(finetune_args(finetune_decoder_steps=0), plane_geometry(n_views=1), encoder, decoder,
+                           style_images, str(tmp_path), log=lambda *_: None)
+    assert out is decoder and count_steps == []
+    saved = Decoder.from_file(os.path.join(str(tmp_path), "decoder.pkl"), encoder.deepest_channels)
+    for k, v in _weights(saved).items():
+        np.testing.assert_array_equal(v, given[k])
+
+
 def test_finetune_resumes_from_its_checkpoint(tmp_path, networks, style_images, count_steps):
     from pipeline.decoder_finetune import finetune_decoder
     encoder, new_decoder = networks

@@ -172,9 +172,9 @@ case "$step" in
               # from logs/fq_inputs/ (a fern_quick run's nerf_005000.pkl and decoder.pkl; the base
               # experiment logs/fq starts from a copy, so refreshing the inputs folder leaves the
               # stages built in logs/fq as they are): stages 2-5 in about 2 minutes, no fine-tune.
-              # Without that folder the base experiment logs/fq_fresh trains its own NeRF and
-              # fine-tunes the decoder as fern_quick does (stages 1-5, about 9 minutes on a fresh
-              # machine; run the same command again to go on).
+              # Without that folder the base experiment logs/fq_fresh runs stages 1-5 as fern_quick's
+              # config says (its own NeRF; about 9 minutes on a fresh machine, run the same command
+              # again to go on).
               # leversown <seconds> --variant name="options" ... [--eval "--eval_frames 30"]
     budget=$1; shift
     src=logs/fq_inputs

@@ -64,6 +64,11 @@ def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     assert (args.style_samples, args.style_render_samples, args.style_point) == (1, 1, "surface")
     # consistent targets with the depth-edge test (README, "Style strength")
     assert args.target_propagation and args.propagation_edge_thresh == 0.2
+    # the CPU config too uses the shipped decoder as it is; the paper's config fine-tunes it
+    cpu = parse_args(["--config", os.path.join(root, "configs", "fern_cpu.txt")])
+    assert cpu.finetune_decoder_steps == 0 and cpu.style_patch_every == 3
+    paper = parse_args(["--config", os.path.join(root, "configs", "fern.txt")])
+    assert paper.finetune_decoder_steps == 1000
 
 
 def test_the_originals_config_and_its_other_options_are_accepted(tmp_path):

@@ -201,13 +201,13 @@ def variant_rows(name, expdir, eval_name="eval"):
         # AdaIN's texture carried in 3D from one frame (a pessimistic reference for style)
         carried = {"carried_style_loss_ratio": float(get[CARRIED]["style_loss"]) / adain} if CARRIED in get else {}
         # per-frame AdaIN with the decoder fine-tuned in 3D (the targets' decoder), where there is one
-        if ADAIN_3D in get:
-            carried["style_loss_ratio_3d"] = nerf / float(get[ADAIN_3D]["style_loss"])
+        tuned = {"style_loss_ratio_3d": nerf / float(get[ADAIN_3D]["style_loss"])} if ADAIN_3D in get else {}
         rows.append({"variant": name, "style": key, "style_loss_nerf": nerf, "style_loss_adain": adain,
                      "style_loss_ratio": nerf / adain, "sharpness_nerf": float(get[NERF]["sharpness"]),
                      "sharpness_adain": float(get[ADAIN]["sharpness"]),
                      "content_distance_nerf": float(get[NERF]["content_distance"]),
-                     "content_distance_adain": float(get[ADAIN]["content_distance"]), **cons, **carried})
+                     "content_distance_adain": float(get[ADAIN]["content_distance"]), **cons, **carried,
+                     **tuned})
     return rows
 
 

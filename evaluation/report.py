@@ -9,8 +9,8 @@
    photoreal renders with the same style image and the 2D decoder (the paper's
    image-stylization baseline; where stage 3 fine-tuned the decoder in 3D, per-frame
    AdaIN with that one too, a row beside it: adain_networks).  The photoreal
-   renders themselves are measured too: their error is the floor the warp itself leaves (resampling, NeRF
-   view-dependence).  So is per-frame AdaIN's middle frame carried into every
+   renders themselves are measured too: their error is the floor the warp
+   itself leaves (resampling, NeRF view-dependence).  So is per-frame AdaIN's middle frame carried into every
    frame by the geometry: flicker-free with AdaIN's texture, its error is about
    the lowest that a stylization with AdaIN's texture gets from the measure.
    Two warps, each with its own table: the forward splat (the project's

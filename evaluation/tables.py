@@ -7,10 +7,11 @@ Tables come in as lists of row dicts:
   carried in 3D from one frame: flicker-free, consistency.carried_sequence); one table per warp
   (the forward splat's, and optionally the backward bilinear read's, evaluation/consistency.py);
 - strength: {"style", "method", "style_loss", "content_distance", "sharpness"} per (style,
-  method), methods PHOTO, NERF and ADAIN (and ADAIN_3D where stage 3 fine-tuned the decoder): means over the path frames (sharpness: the ratio of
-  the path's mean high-frequency energies, style_strength.path_sharpness), and optionally
-  "taps": {tap: (means term, stds term, std level)}, the style loss split by encoder tap and
-  the frames' feature stds over the style image's (style_strength.std_level).
+  method), methods PHOTO, NERF and ADAIN (and ADAIN_3D where stage 3 fine-tuned the decoder):
+  means over the path frames (sharpness: the ratio of the path's mean high-frequency energies,
+  style_strength.path_sharpness), and optionally "taps": {tap: (means term, stds term, std
+  level)}, the style loss split by encoder tap and the frames' feature stds over the style
+  image's (style_strength.std_level).
 """
 import csv
 import os

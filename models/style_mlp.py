@@ -54,34 +54,28 @@ class HashStyleMLP(nn.Module):
     (--style_encoding hash).  Same call as StyleMLP: the position is the encoding's first 3
     channels (a PositionalEncoding with include_input), so every caller stays as it is.
 
-    grid: one HashGrid shared by every style, or a list of them, one per style
-    (--hash_per_style): a style's texture then has a table of its own instead of sharing the
-    rows with the others, and each call names the style of its points."""
+    grid: a HashGrid of one table shared by every style, or of a table per style (n_tables =
+    the number of styles, --hash_per_style): a style's texture then has rows of its own instead of
+    sharing them with the others, and each call names the style of its points."""
 
     def __init__(self, grid, D=8, W=256, input_ch=63, latent_dim=32):
         super().__init__()
-        grids = list(grid) if isinstance(grid, (list, tuple)) else [grid]
-        if not grids or not all(isinstance(g, HashGrid) for g in grids):
-            raise ValueError("HashStyleMLP: grid must be a HashGrid or a non-empty list of them")
-        if len({g.out_dim for g in grids}) != 1:
-            raise ValueError("HashStyleMLP: the per-style grids must have the same feature width")
-        if len(grids) == 1 and not isinstance(grid, (list, tuple)):
-            self.grid = grid  # the shared grid (its checkpoint keys stay "grid.*")
-        else:
-            self.grids = nn.ModuleList(grids)
-        self.n_grids = len(grids)
+        if not isinstance(grid, HashGrid):
+            raise ValueError("HashStyleMLP: grid must be a HashGrid")
+        self.grid = grid  # checkpoint keys "grid.*" (a table per style: the tables stacked)
+        self.n_grids = grid.n_tables
         self.input_ch = input_ch
-        self.mlp = StyleMLP(D=D, W=W, input_ch=input_ch + grids[0].out_dim, latent_dim=latent_dim)
+        self.mlp = StyleMLP(D=D, W=W, input_ch=input_ch + grid.out_dim, latent_dim=latent_dim)
 
     def grid_tables(self):
-        """The grids' tables (their own learning rate)."""
-        return [self.grid.table] if hasattr(self, "grid") else [g.table for g in self.grids]
+        """The grid's table (its own learning rate)."""
+        return [self.grid.table]
 
     def features(self, pos, style=None):
-        """The grid features [N, F] at positions [N, 3].  style: with per-style grids, the style
+        """The grid features [N, F] at positions [N, 3].  style: with per-style tables, the style
         index of every point (an int for all, or a NumPy array [N]) or a StyleMix; ignored with a
-        shared grid."""
-        if hasattr(self, "grid"):
+        shared table."""
+        if self.n_grids == 1:
             return self.grid(pos)
         if style is None:
             raise ValueError("HashStyleMLP: per-style grids need the style of the points")
@@ -89,21 +83,11 @@ class HashStyleMLP(nn.Module):
             w = float(style.weight)
             return (1 - w) * self.features(pos, style.first) + w * self.features(pos, style.second)
         ids = np.asarray(style)
-        present, counts = np.unique(ids, return_counts=True)  # sorted: the range check reads the ends
-        if present.size and (present[0] < 0 or present[-1] >= self.n_grids):
-            raise ValueError(f"HashStyleMLP: style index out of range 0..{self.n_grids - 1}")
         if ids.ndim > 1 or (ids.ndim == 1 and ids.shape != (pos.shape[0],)):
             raise ValueError(f"HashStyleMLP: {ids.shape} style indices for {pos.shape[0]} points")
-        if present.size == 1:  # one style for every point: no gathering
-            return self.grids[int(present[0])](pos)
-        # each style's points through its own grid (one stable sort groups them), then back in
-        # the points' order
-        order = np.argsort(ids, kind="stable")
-        groups = np.split(order, np.cumsum(counts)[:-1])
-        parts = [self.grids[int(k)](pos[jt.array(g.astype(np.int32))]) for k, g in zip(present, groups)]
-        back = np.empty_like(order)
-        back[order] = np.arange(order.size)
-        return jt.concat(parts, dim=0)[jt.array(back.astype(np.int32))]
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_grids):
+            raise ValueError(f"HashStyleMLP: style index out of range 0..{self.n_grids - 1}")
+        return self.grid(pos, ids)
 
     def execute(self, x_emb, latent, style=None):
         if x_emb.shape[-1] != self.input_ch:

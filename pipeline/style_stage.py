@@ -165,12 +165,10 @@ class StyleModel:
             # without a box (a checkpoint to load), any box: the checkpoint's own replaces it
             lo, hi = box if box is not None else (-np.ones(3), np.ones(3))
 
-            def grid(seed):
-                return HashGrid(lo, hi, n_levels=self.encoding["levels"], log2_size=self.encoding["log2_size"],
-                                max_res=self.encoding["max_res"], seed=seed)
-            grids = ([grid(args.seed + k) for k in range(len(self.style_names))]
-                     if self.encoding.get("per_style") else grid(args.seed))
-            self.mlp = HashStyleMLP(grids, D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
+            grid = HashGrid(lo, hi, n_levels=self.encoding["levels"], log2_size=self.encoding["log2_size"],
+                            max_res=self.encoding["max_res"], seed=args.seed,
+                            n_tables=len(self.style_names) if self.encoding.get("per_style") else 1)
+            self.mlp = HashStyleMLP(grid, D=args.style_D, W=self.width, input_ch=in_ch, latent_dim=latent_dim)
             grid_params = self.mlp.grid_tables()
         self.latents = LatentCodes(mu, logvar, n_views, sigma_scale=args.sigma_scale,
                                    rng=np.random.default_rng(args.seed))
@@ -200,10 +198,33 @@ class StyleModel:
             raise ValueError(f"{source}: its style MLP was trained with {describe_encoding(ck.get('encoding'))}, "
                              f"now asked for {describe_encoding(self.encoding)}: use the same --style_encoding "
                              f"and --hash_* options, or another --expname / --no_reload")
+        ck = stack_style_grids(ck)
         load_module_state(self.mlp, ck["style_mlp"], source + " (style MLP)")
         load_module_state(self.latents, ck["latents"], source + " (latent codes)")
         if with_optim:
             load_adam_state(self.opt, ck["optimizer"], source)
+
+
+def stack_style_grids(ck):
+    """A checkpoint whose per-style grids were modules of their own (grids.<k>.*, before the
+    tables were stacked into one grid) in today's layout: the tables stacked in style order
+    into grid.table, and likewise the hash grid's Adam moments (the optimizer's last group)."""
+    sd = ck["style_mlp"]
+    if "grids.0.table" not in sd:
+        return ck
+    n = 0
+    while f"grids.{n}.table" in sd:
+        n += 1
+    stacked = {k: v for k, v in sd.items() if not k.startswith("grids.")}
+    for key in [k[len("grids.0."):] for k in sd if k.startswith("grids.0.")]:
+        stacked["grid." + key] = (np.concatenate([sd[f"grids.{i}.table"] for i in range(n)])
+                                  if key == "table" else sd["grids.0." + key])
+    out = dict(ck, style_mlp=stacked)
+    opt = ck.get("optimizer")
+    if opt is not None and len(opt["m"]) > 2 and len(opt["m"][-1]) == n:
+        out["optimizer"] = dict(opt, m=opt["m"][:-1] + [[np.concatenate(opt["m"][-1])]],
+                                v=opt["v"][:-1] + [[np.concatenate(opt["v"][-1])]])
+    return out
 
 
 def describe_encoding(encoding):

@@ -68,3 +68,22 @@ def test_table_gradient_matches_finite_differences():
 def test_bad_box_is_refused():
     with pytest.raises(ValueError, match="hi > lo"):
         HashGrid([0, 0, 0], [1, 0, 1])
+
+
+def test_stacked_tables_read_the_table_each_point_names():
+    g = HashGrid(LO, HI, n_levels=4, n_features=2, log2_size=8, base_res=2, max_res=40, n_tables=3)
+    g.table.assign(jt.array(np.random.default_rng(4).standard_normal(g.table.shape).astype(np.float32)))
+    rows = 4 << 8
+    pts = np.random.default_rng(5).uniform(LO, HI, (60, 3)).astype(np.float32)
+    ids = np.arange(60) % 3
+    out = g(jt.array(pts), ids).numpy()
+    for k in range(3):
+        want = hash_grid_numpy(pts[ids == k], g.table.numpy()[k * rows:(k + 1) * rows], g.resolutions, LO, HI, 8)
+        np.testing.assert_allclose(out[ids == k], want, atol=2e-5)
+    np.testing.assert_array_equal(g(jt.array(pts), 2).numpy()[ids == 2], out[ids == 2])  # an int for all
+    with pytest.raises(ValueError, match="3 tables: each point needs a table index"):
+        g(jt.array(pts))
+    with pytest.raises(ValueError, match=r"table index out of range 0..2"):
+        g(jt.array(pts), ids + 1)
+    with pytest.raises(ValueError, match=r"\(59,\) table indices for points \(60,\)"):
+        g(jt.array(pts), ids[:59])

@@ -103,44 +103,59 @@ def test_out_of_range_ids_raise():
 # ---------------------------------------------------------------- per-style hash grids
 
 LO, HI = np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, 1.0])
+ROWS = 3 << 8  # a table's rows: 3 levels of 2^8
 
 
-def random_grid(seed):
-    g = HashGrid(LO, HI, n_levels=3, n_features=2, log2_size=8, base_res=2, max_res=24)
+def random_grid(seed, n_tables=1):
+    g = HashGrid(LO, HI, n_levels=3, n_features=2, log2_size=8, base_res=2, max_res=24, n_tables=n_tables)
     g.table.assign(jt.array(np.random.default_rng(seed).standard_normal(g.table.shape).astype(np.float32)))
     return g
 
 
-def numpy_features(grid, pts):
-    return hash_grid_numpy(pts, grid.table.numpy(), grid.resolutions, LO, HI, 8)
+def numpy_features(grid, pts, k=0):
+    """Table k's features by the NumPy reference, from that table's rows alone."""
+    return hash_grid_numpy(pts, grid.table.numpy()[k * ROWS:(k + 1) * ROWS], grid.resolutions, LO, HI, 8)
 
 
-def test_per_style_grids_read_each_point_from_its_own_styles_grid():
-    grids = [random_grid(s) for s in (1, 2, 3)]
-    mlp = HashStyleMLP(grids, D=4, W=8, input_ch=3, latent_dim=2)
+def test_per_style_grids_read_each_point_from_its_own_styles_table():
+    grid = random_grid(1, n_tables=3)
+    mlp = HashStyleMLP(grid, D=4, W=8, input_ch=3, latent_dim=2)
     rng = np.random.default_rng(0)
     pts = rng.uniform(LO, HI, (50, 3)).astype(np.float32)
     ids = rng.integers(0, 3, 50)
     ids[:3] = [2, 0, 1]  # every style present, out of order
     got = mlp.features(jt.array(pts), ids).numpy()
-    want = np.stack([numpy_features(grids[k], pts[i:i + 1])[0] for i, k in enumerate(ids)])
+    want = np.stack([numpy_features(grid, pts[i:i + 1], k)[0] for i, k in enumerate(ids)])
     np.testing.assert_allclose(got, want, atol=2e-5)
-    # one style for every point: that grid alone; a blend of two: their features blended
-    np.testing.assert_allclose(mlp.features(jt.array(pts), 1).numpy(), numpy_features(grids[1], pts), atol=2e-5)
+    # one style for every point: that table alone; a blend of two: their features blended
+    np.testing.assert_allclose(mlp.features(jt.array(pts), 1).numpy(), numpy_features(grid, pts, 1), atol=2e-5)
     blend = mlp.features(jt.array(pts), StyleMix(0, 2, 0.25)).numpy()
-    np.testing.assert_allclose(blend, 0.75 * numpy_features(grids[0], pts) + 0.25 * numpy_features(grids[2], pts),
+    np.testing.assert_allclose(blend, 0.75 * numpy_features(grid, pts, 0) + 0.25 * numpy_features(grid, pts, 2),
                                atol=3e-5)
 
 
 def test_per_style_grids_learn_only_from_their_own_styles_points():
-    grids = [random_grid(s) for s in (1, 2, 3)]
-    mlp = HashStyleMLP(grids, D=4, W=8, input_ch=3, latent_dim=2)
-    pts = jt.array(np.random.default_rng(0).uniform(LO, HI, (40, 3)).astype(np.float32))
+    grid = random_grid(1, n_tables=3)
+    mlp = HashStyleMLP(grid, D=4, W=8, input_ch=3, latent_dim=2)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(LO, HI, (40, 3)).astype(np.float32)
     ids = np.array([0, 2] * 20)  # style 1 absent
-    rgb = mlp(pts, jt.ones((40, 2)), ids)
-    grads = jt.grad((rgb ** 2).sum(), [g.table for g in grids])
-    assert [float(np.abs(g.numpy()).max()) > 0 for g in grads] == [True, False, True]
-    assert mlp.grid_tables() == [g.table for g in grids]
+    G = rng.standard_normal((40, 6)).astype(np.float32)
+    grad = jt.grad((mlp.features(jt.array(pts), ids) * jt.array(G)).sum(), grid.table).numpy()
+    moved = [float(np.abs(grad[k * ROWS:(k + 1) * ROWS]).max()) > 0 for k in range(3)]
+    assert moved == [True, False, True]
+    # the lookup is linear in the table: its gradient is exact against finite differences
+    table = grid.table.numpy().astype(np.float64)
+
+    def loss(t):
+        return sum((hash_grid_numpy(pts[ids == k], t[k * ROWS:(k + 1) * ROWS], grid.resolutions, LO, HI, 8)
+                    * G[ids == k]).sum() for k in (0, 2))
+    base = loss(table)
+    for row in [int(r) for r in np.argwhere(np.abs(grad[:, 0]) > 0)[:3, 0]] + [2 * ROWS + 5]:
+        bumped = table.copy()
+        bumped[row, 0] += 1.0
+        assert abs((loss(bumped) - base) - grad[row, 0]) < 1e-3
+    assert mlp.grid_tables() == [grid.table] and mlp.n_grids == 3
 
 
 def test_a_shared_grid_ignores_the_style_and_keeps_its_checkpoint_names():
@@ -152,7 +167,7 @@ def test_a_shared_grid_ignores_the_style_and_keeps_its_checkpoint_names():
 
 
 def test_per_style_grids_without_a_valid_style_are_refused():
-    mlp = HashStyleMLP([random_grid(1), random_grid(2)], D=4, W=8, input_ch=3, latent_dim=2)
+    mlp = HashStyleMLP(random_grid(1, n_tables=2), D=4, W=8, input_ch=3, latent_dim=2)
     pts = jt.array(np.zeros((4, 3), np.float32))
     with pytest.raises(ValueError, match="need the style of the points"):
         mlp.features(pts)
@@ -160,5 +175,5 @@ def test_per_style_grids_without_a_valid_style_are_refused():
         mlp.features(pts, np.array([0, 1, 2, 0]))
     with pytest.raises(ValueError, match=r"\(3,\) style indices for 4 points"):
         mlp.features(pts, np.array([0, 1, 1]))
-    with pytest.raises(ValueError, match="HashGrid or a non-empty list"):
+    with pytest.raises(ValueError, match="grid must be a HashGrid"):
         HashStyleMLP([], D=4, W=8, input_ch=3, latent_dim=2)

@@ -478,13 +478,15 @@ def test_per_style_hash_grids_train_each_styles_own_table(style_setup, count_ste
     args = style_args(hash_per_style=True, **hash_opts)
     untrained = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
     assert untrained.encoding == {"levels": 4, "log2_size": 10, "max_res": 32, "per_style": True}
-    tables0 = [t.numpy().copy() for t in untrained.mlp.grid_tables()]
-    assert len(tables0) == 2 and np.abs(tables0[0] - tables0[1]).max() > 0  # seeded apart
+    rows = 4 << 10  # a style's table: 4 levels of 2^10 rows
+    [table0] = [t.numpy().copy() for t in untrained.mlp.grid_tables()]
+    assert table0.shape[0] == 2 * rows and np.abs(table0[:rows] - table0[rows:]).max() > 0  # drawn apart
     before = mimic_mse(untrained, st)
     model = run(st, total_step=30, i_weights=10, hash_per_style=True, **hash_opts)
     assert len(count_steps) == 30 and mimic_mse(model, st) < 0.3 * before
-    for t, t0 in zip(model.mlp.grid_tables(), tables0):
-        assert np.abs(t.numpy() - t0).max() > 1e-3
+    [table] = [t.numpy() for t in model.mlp.grid_tables()]
+    for k in (0, 1):  # each style's table trained
+        assert np.abs(table[k * rows:(k + 1) * rows] - table0[k * rows:(k + 1) * rows]).max() > 1e-3
     loaded, _ = load_style_model(style_args(total_step=30), st["system"], st["expdir"])
     assert loaded.encoding["per_style"] and loaded.mlp.n_grids == 2
     for (k, a), b in zip(model.mlp.state_dict().items(), loaded.mlp.state_dict().values()):
@@ -504,3 +506,23 @@ def test_per_style_hash_grids_train_each_styles_own_table(style_setup, count_ste
         np.testing.assert_allclose(mix["fine"]["rgb"], alone["fine"]["rgb"], atol=1e-5)
     other = render_with_latent(st["system"], loaded, latents[0], args, st["opts"], H, W, FOCAL, c2w, style=1)
     assert np.abs(other["fine"]["rgb"] - together[0]["fine"]["rgb"]).max() > 1e-3  # the grids do differ
+    # a checkpoint of the former layout (a grid module per style, grids.<k>.*, an Adam moment per
+    # table) loads as the same model and optimizer
+    from core import checkpoint
+    _, path = style_stage.style_checkpoints(st["expdir"], args).latest()
+    ck = checkpoint.load(path)
+    sd = {k: v for k, v in ck["style_mlp"].items() if not k.startswith("grid.")}
+    for k in (0, 1):
+        for key, v in ck["style_mlp"].items():
+            if key.startswith("grid."):
+                sd[f"grids.{k}.{key[5:]}"] = v[k * rows:(k + 1) * rows] if key == "grid.table" else v
+    opt = ck["optimizer"]
+    split = lambda moments: moments[:-1] + [[moments[-1][0][:rows], moments[-1][0][rows:]]]
+    former = dict(ck, style_mlp=sd, optimizer=dict(opt, m=split(opt["m"]), v=split(opt["v"])))
+    again = style_stage.StyleModel(args, st["mu"], st["logvar"], 3, st["system"].embed_xyz.out_dim, st["names"])
+    again.load(former, "former.pkl")
+    for (k, a), b in zip(loaded.mlp.state_dict().items(), again.mlp.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    for got, want in zip(checkpoint.adam_state(again.opt)["v"], opt["v"]):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)

@@ -3,6 +3,7 @@ self-check of kernels that have a plain-Jittor formula.
 
 - elementwise_kernel(body, name)  (cpu_src, cuda_src) running `body` for each output element
 - per_row_kernel(body, name, n)   (cpu_src, cuda_src) running `body` for each row index r < n
+                                  (cpu_parallel=True: the CPU loop over the cores, OpenMP)
 - as_rows(x)                      x [..., N] as [R, N] and its leading shape
 - register_check / kernel_ok      a kernel with a plain-Jittor formula is compared with it once
                                   per process on the GPU before first use (backend/reductions.py)
@@ -45,10 +46,18 @@ if (n_blocks > 0) {name}<<<n_blocks, 256>>>(@ARGS);
     return cpu, cuda
 
 
-def per_row_kernel(body, name, n_rows):
+# the CPU loop of a kernel whose rows write apart, over the cores (OpenMP) once it is long
+# enough to pay for starting the threads
+CPU_PARALLEL_FOR = "#pragma omp parallel for if ({n} > 16384)\n"
+
+
+def per_row_kernel(body, name, n_rows, cpu_parallel=False):
     """(cpu_src, cuda_src) of a kernel running `body` once for each row index r < n_rows (a C
-    expression such as "in0_shape0"): one CUDA thread per row (a ray's samples, say), grid-stride."""
-    cpu = f"for (long long r = 0; r < {n_rows}; r++) {{{body}}}"
+    expression such as "in0_shape0"): one CUDA thread per row (a ray's samples, say), grid-stride.
+    cpu_parallel: the CPU loop over the cores too (only for rows that write apart: no row may
+    write where another reads or writes)."""
+    cpu = ((CPU_PARALLEL_FOR.format(n=n_rows) if cpu_parallel else "")
+           + f"for (long long r = 0; r < {n_rows}; r++) {{{body}}}")
     cuda = f"""
 __global__ static void {name}(@ARGS_DEF) {{
     @PRECALC

@@ -51,6 +51,7 @@ static inline void stylenerf_adam(const float* __restrict__ s, const float* __re
         const float* __restrict__ g, const float* __restrict__ m, const float* __restrict__ v,
         float* __restrict__ p_out, float* __restrict__ m_out, float* __restrict__ v_out,
         long long n) {""" + _LOAD_SCALARS + """
+    #pragma omp parallel for if (n > 16384)
     for (long long i = 0; i < n; i++) {""" + _ELEMENT + """}
 }
 """

@@ -24,7 +24,7 @@ import jittor as jt
 import numpy as np
 from jittor import nn
 
-from backend.kernels import per_row_kernel
+from backend.kernels import CPU_PARALLEL_FOR, per_row_kernel
 
 PRIMES = (1, 2654435761, 805459861)
 
@@ -80,10 +80,12 @@ def _sources(levels, feats, log2_size, per_point_table):
         return (s.replace("TABLE", table).replace("LEVELS", str(levels)).replace("FEATS", str(feats))
                 .replace("TSIZE", f"{1 << log2_size}LL"))
     rows = "(long long)in0_shape0 * LEVELS"
-    fwd_cpu, fwd_cuda = per_row_kernel(consts(_FORWARD, fwd_table), "hash_grid_fwd", consts(rows, "0"))
+    # (the forward's rows write apart: over the CPU's cores; the backward's add into shared rows)
+    fwd_cpu, fwd_cuda = per_row_kernel(consts(_FORWARD, fwd_table), "hash_grid_fwd", consts(rows, "0"),
+                                       cpu_parallel=True)
     body = consts(_BACKWARD, bwd_table)
     bwd_cpu, bwd_cuda = per_row_kernel(body.replace("ADD(", "hash_grid_add("), "hash_grid_bwd", consts(rows, "0"))
-    clear = "for (long long k = 0; k < out0->num; k++) out0_p[k] = 0;\n"
+    clear = CPU_PARALLEL_FOR.format(n="out0->num") + "for (long long k = 0; k < out0->num; k++) out0_p[k] = 0;\n"
     # the table's gradient starts at zero: a clearing kernel first (kernels lead the CUDA source)
     cuda_clear = """
 __global__ static void hash_grid_clear(@ARGS_DEF) {

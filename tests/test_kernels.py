@@ -27,6 +27,12 @@ def test_templates_run_their_body_once_per_element_and_per_row():
     cpu, cuda = kernels.per_row_kernel(body, "row_total", "in0_shape0")
     got = jt.code((3,), "float32", [jt.array(x)], cpu_src=cpu, cuda_src=cuda).numpy()
     np.testing.assert_allclose(got, x.astype(np.float64).sum(1), rtol=1e-5, atol=1e-6)
+    # over the CPU's cores (rows past the threshold): every row written, the same totals
+    many = np.random.default_rng(1).standard_normal((40000, 3)).astype(np.float32)
+    cpu, _ = kernels.per_row_kernel(body, "row_total", "in0_shape0", cpu_parallel=True)
+    assert cpu.startswith("#pragma omp parallel for")
+    got = jt.code((40000,), "float32", [jt.array(many)], cpu_src=cpu).numpy()
+    np.testing.assert_allclose(got, many.astype(np.float64).sum(1), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- GPU self-check of the kernels

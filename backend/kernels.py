@@ -17,6 +17,11 @@ import numpy as np
 from backend.jit_extern import failure_reason
 
 
+# the CPU loop of a kernel whose rows or elements write apart, over the cores (OpenMP) once
+# it is long enough to pay for starting the threads
+CPU_PARALLEL_FOR = "#pragma omp parallel for if ({n} > 16384)\n"
+
+
 def as_rows(x):
     """x [..., N] -> ([R, N] view, leading shape)."""
     lead = tuple(x.shape[:-1])
@@ -28,10 +33,11 @@ def as_rows(x):
 
 def elementwise_kernel(body, name, ndim=4):
     """(cpu_src, cuda_src) of a kernel running `body` for each index i of an ndim-D output
-    (one CUDA thread per element, grid-stride)."""
+    (one CUDA thread per element, grid-stride; on the CPU the loop runs over the cores).  The
+    body writes element i of the output only."""
     size = " * ".join(["(long long)out0_shape0"] + [f"out0_shape{d}" for d in range(1, ndim)])
     count = f"const long long n = {size};"
-    cpu = count + "\nfor (long long i = 0; i < n; i++) {" + body + "}"
+    cpu = count + "\n" + CPU_PARALLEL_FOR.format(n="n") + "for (long long i = 0; i < n; i++) {" + body + "}"
     cuda = f"""
 __global__ static void {name}(@ARGS_DEF) {{
     @PRECALC
@@ -44,11 +50,6 @@ if (n_blocks > 65536) n_blocks = 65536;
 if (n_blocks > 0) {name}<<<n_blocks, 256>>>(@ARGS);
 """
     return cpu, cuda
-
-
-# the CPU loop of a kernel whose rows write apart, over the cores (OpenMP) once it is long
-# enough to pay for starting the threads
-CPU_PARALLEL_FOR = "#pragma omp parallel for if ({n} > 16384)\n"
 
 
 def per_row_kernel(body, name, n_rows, cpu_parallel=False):

@@ -23,6 +23,9 @@ def test_templates_run_their_body_once_per_element_and_per_row():
     x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     got = jt.code(x.shape, "float32", [jt.array(x)], cpu_src=cpu, cuda_src=cuda).numpy()
     np.testing.assert_allclose(got, x * 2 + np.arange(15).reshape(3, 5), rtol=1e-6)
+    big = np.random.default_rng(2).standard_normal((300, 100)).astype(np.float32)  # over the cores
+    got = jt.code(big.shape, "float32", [jt.array(big)], cpu_src=cpu, cuda_src=cuda).numpy()
+    np.testing.assert_allclose(got, big * 2 + np.arange(30000).reshape(300, 100), rtol=1e-6)
     body = "double s = 0; for (long long j = 0; j < in0_shape1; j++) s += in0_p[r * in0_shape1 + j]; out0_p[r] = s;"
     cpu, cuda = kernels.per_row_kernel(body, "row_total", "in0_shape0")
     got = jt.code((3,), "float32", [jt.array(x)], cpu_src=cpu, cuda_src=cuda).numpy()

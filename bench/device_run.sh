@@ -15,6 +15,7 @@
 #   | levers <seconds> [style_levers args] (style-stage variants on fern.txt's NeRF, evaluated)
 #   | leversown <seconds> [style_levers args] (the same on fern_quick's own NeRF and decoder)
 #   | tidycheck <seconds> (1427bdb's code and this tree, the same inputs, frames compared)
+#   | gridbench [bench_hash_grid args] (the hash-grid step: one table, a table per style)
 # <seconds> is a time limit (a job scheduler's, say): the long steps save their newest
 # checkpoints into $OUT as archives, and with those archives in .offline/resume/ the same step
 # continues on a fresh machine where the last run stopped.
@@ -82,6 +83,8 @@ case "$step" in
       ls -la /usr/lib/x86_64-linux-gnu/libcudnn* /usr/local/cuda/lib64/libcudnn* 2>&1 | head -30
       python3 -c 'import nvidia.cudnn, os; d=os.path.dirname(nvidia.cudnn.__file__) if nvidia.cudnn.__file__ else list(nvidia.cudnn.__path__)[0]; print(d); [print(r, f) for r, _, f in os.walk(d)]' 2>&1 | head -30
     } 2>&1 | tee "$OUT/probe.txt" ;;
+  gridbench)  # the hash-grid step alone, one table against a table per style (about a minute)
+    python3 bench/bench_hash_grid.py "$@" 2>&1 | logged grid_bench.log ;;
   tests)   # the CPU suite's kernel tests, on the GPU (jt.code CUDA paths, the GPU convolution)
     python3 -m pytest -q -p no:cacheprovider "$@" 2>&1 | logged tests.log | tail -80 ;;
   nerf)    # NeRF stage benchmark
@@ -213,5 +216,5 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     boxed bench_render.py render.log "$budget" --expdir $exp "$@" ;;
-  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers | leversown | tidycheck)" >&2; exit 2 ;;
+  *) echo "device_run.sh: unknown step '$step' (probe | tests | nerf | decoder | diag | nerfdiag | conv | cudnn | check | cublaslt | fernlong | pipeline | fernstyle | render | levers | leversown | tidycheck | gridbench)" >&2; exit 2 ;;
 esac

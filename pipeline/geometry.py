@@ -6,6 +6,13 @@ depth and expected 3D point map (world coordinates) are rendered and cached in
 `<expdir>/geometry/`.  The cache is reused while the NeRF checkpoint step, the
 pose set and the image size stay the same (its key: geometry/meta.json, core/cache_key.py),
 and regenerated otherwise.
+
+With --render_mode fast (the default) the views are rendered by the fast renderer
+(render/fast.py: the same samples, the MLPs skipped in empty cells and behind the point where a
+ray turned opaque; its occupancy grid is cached in the experiment folder, where the videos and
+evaluate.py use it again): these are renders without gradients, like the videos.  The depths
+and points it gives differ from the exact renderer's by far less than a sample spacing
+(bench/bench_geometry.py), so a cache written by either is kept.
 """
 import os
 from dataclasses import dataclass
@@ -18,6 +25,7 @@ from core.npz_cache import read_arrays, write_arrays
 from dataset.camera_paths import interpolate_poses
 from dataset.rays import image_rays
 from pipeline.experiment import remove_partial_files
+from render.fast import fast_options
 from render.options import RenderOptions
 from render.renderer import render_image
 
@@ -112,6 +120,8 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
         log(f"geometry: rendering {len(todo)} of {len(poses)} views into {folder}")
     coarse_field, fine_field = system.fields()
     opts = RenderOptions.from_args(args, scene, "eval")
+    if todo:  # (the occupancy grid is built, or read, only when a view is to be rendered)
+        opts = fast_options(opts, args, scene, (coarse_field, fine_field), expdir, nerf_step, log)
     for v in tqdm(todo, desc="geometry", dynamic_ncols=True, disable=not todo):
         ro, rd, vd = image_rays(H, W, focal, poses[v], ndc=not args.no_ndc)
         out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts,

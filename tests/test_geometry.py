@@ -16,6 +16,7 @@ from dataset.camera_paths import quaternion_to_rotation
 from dataset.rays import get_rays_np, ndc_rays_np
 from pipeline import geometry
 from pipeline.geometry import geometry_poses, load_or_generate, ndc_to_world
+from render import occupancy
 
 H, W, FOCAL = 6, 8, 7.0
 SURFACE_Z = -2.0          # world plane the slab starts at (cameras sit near z = 0, looking down -z)
@@ -87,7 +88,9 @@ def fake_scene(n_views=3, seed=2):
 
 
 def make_args(ndc=True, **over):
-    opts = dict(gen_factor=1, N_samples=128, N_samples_fine=32, chunk=20)
+    # the exact renderer unless a test asks for the fast one (its occupancy grid at 128 samples
+    # would have 256^3 cells)
+    opts = dict(gen_factor=1, N_samples=128, N_samples_fine=32, chunk=20, render_mode="exact")
     opts.update(over)
     argv = [] if ndc else ["--no_ndc"]
     for k, v in opts.items():
@@ -106,17 +109,22 @@ class SlabSystem:
         self.ndc = ndc
 
     def _field(self, colour):
-        def field(pts, viewdirs=None):
-            z = pts[..., 2]
-            if self.ndc:  # world z -> z' = 1 + 2 / z (grows with distance)
-                lo, hi = 1 + 2 / SURFACE_Z, 1 + 2 / (SURFACE_Z - 1.0)
-            else:
-                lo, hi = SURFACE_Z - 1.0, SURFACE_Z
-            inside = ((z >= lo) & (z <= hi)).float32()
-            sigma = inside * 2000.0 - 1000.0
-            rgb = jt.ones(tuple(pts.shape[:2]) + (3,), dtype="float32") * jt.array(np.float32(colour))
-            return rgb, sigma
-        return field
+        ndc = self.ndc
+
+        class Field:  # called for (rgb, sigma), as NeRFField; .density for the fast renderer's grid
+            @staticmethod
+            def density(pts):
+                z = pts[..., 2]
+                if ndc:  # world z -> z' = 1 + 2 / z (grows with distance)
+                    lo, hi = 1 + 2 / SURFACE_Z, 1 + 2 / (SURFACE_Z - 1.0)
+                else:
+                    lo, hi = SURFACE_Z - 1.0, SURFACE_Z
+                return ((z >= lo) & (z <= hi)).float32() * 2000.0 - 1000.0
+
+            def __call__(self, pts, viewdirs=None):
+                rgb = jt.ones(tuple(pts.shape[:2]) + (3,), dtype="float32") * jt.array(np.float32(colour))
+                return rgb, self.density(pts)
+        return Field()
 
     def fields(self):
         return self._field((0.2, 0.4, 0.6)), self._field(FINE_RGB)
@@ -173,6 +181,45 @@ def test_slab_points_are_in_world_coordinates(tmp_path, ndc, count_renders):
     if not ndc:  # world-space rays: depth is the ray parameter of the point
         o, d = get_rays_np(H, W, FOCAL, scene.poses[0])
         np.testing.assert_allclose(o + geo.depth[0][..., None] * d, geo.points[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("ndc", [True, False])
+def test_the_fast_renderer_gives_the_exact_geometry(tmp_path, ndc, monkeypatch):
+    """--render_mode fast (the default): the views go through the fast renderer (an occupancy
+    grid cached in the experiment folder) and give the exact renderer's colours, depths and
+    points."""
+    scene, system = fake_scene(), SlabSystem(ndc)
+    exact = load_or_generate(make_args(ndc, N_samples=32), scene, str(tmp_path / "exact"), system, nerf_step=10,
+                             log=quiet)
+    skips = []
+    real = geometry.render_image
+
+    def recording(*a, **k):
+        skips.append(k["opts"].skip)
+        return real(*a, **k)
+    monkeypatch.setattr(geometry, "render_image", recording)
+    logs = []
+    fast = load_or_generate(make_args(ndc, N_samples=32, render_mode="fast"), scene, str(tmp_path / "fast"), system,
+                            nerf_step=10, log=logs.append)
+    assert len(skips) == 3 and all(s is not None for s in skips)
+    assert any(line.startswith("occupancy grid") for line in logs)
+    assert os.path.exists(occupancy.cache_path(str(tmp_path / "fast"), 10))
+    np.testing.assert_allclose(fast.rgb, exact.rgb, atol=2e-3)
+    np.testing.assert_allclose(fast.depth, exact.depth, atol=1e-4)
+    np.testing.assert_allclose(fast.points, exact.points, atol=1e-3)
+    # and on the slab's front face, within about one coarse sample spacing (32 samples)
+    np.testing.assert_allclose(fast.points[..., 2], SURFACE_Z, atol=0.1)
+
+
+def test_a_cache_of_the_exact_renderer_is_kept_by_the_fast_one(tmp_path, count_renders):
+    scene, system, expdir = fake_scene(), SlabSystem(True), str(tmp_path)
+    first = load_or_generate(make_args(N_samples=32), scene, expdir, system, nerf_step=10, log=quiet)
+    count_renders.clear()
+    again = load_or_generate(make_args(N_samples=32, render_mode="fast"), scene, expdir, system, nerf_step=10,
+                             log=quiet)
+    assert count_renders == []
+    assert not os.path.exists(occupancy.cache_path(expdir, 10))  # no grid built for nothing to render
+    np.testing.assert_array_equal(again.points, first.points)
 
 
 def test_cache_is_reused_and_regenerated_when_the_nerf_changes(tmp_path, count_renders):
@@ -268,3 +315,24 @@ def test_a_full_disk_while_writing_a_view_names_it_and_leaves_no_partial_file(tm
     assert sorted(os.listdir(os.path.join(expdir, "geometry"))) == ["meta.json"]
     monkeypatch.setattr(np, "savez", real_savez)
     assert load_or_generate(args, scene, expdir, system, nerf_step=10, log=quiet).n_views == 3
+
+
+def test_geometry_benchmark_runs_on_the_committed_nerf(fern_dir, fern_long_expdir, capsys):
+    """bench/bench_geometry.py at a tiny scale (one view, every 64th pixel, a 32^3 grid): both
+    renderers' time a view and how close the fast one's colours, depths and points are."""
+    import re
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench import bench_geometry
+    assert bench_geometry.main(["--expdir", fern_long_expdir, "--datadir", fern_dir, "--stride", "64",
+                                "--views", "1", "--resolution", "32", "--samples_per_cell", "2",
+                                "--extra", "--device", "cpu", "--matmul", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"; 1 views of 16x12 rays; occupancy grid 32\^3, ", out), out  # fern.txt: 1008x756
+    times = re.search(r"^exact: ([\d.]+) s a view; fast: ([\d.]+) s a view", out, re.M)
+    close = re.search(r"^fast against exact: colour >= ([\d.]+) dB; .* max ([\d.e+-]+); surface points", out, re.M)
+    assert times and close, out
+    assert float(times.group(1)) > 0 and float(times.group(2)) > 0
+    assert float(close.group(1)) > 40, out
+    assert bench_geometry.main(["--expdir", fern_long_expdir, "--stride", "0"]) == 2
+    assert "--stride must be >= 1" in capsys.readouterr().err

@@ -31,20 +31,18 @@ def parse(argv):
 
 
 def bench(a):
-    from dataset.rays import image_rays
     from pipeline import nerf_stage
-    from pipeline.geometry import geometry_poses, ndc_to_world
+    from pipeline.geometry import geometry_poses, render_view
     from pipeline.stages import apply_compute_options, load_scene
     from render.fast import fast_options, grid_resolution
     from render.occupancy import GridSettings
     from render.options import RenderOptions
-    from render.renderer import render_image
     args = a.args
     apply_compute_options(args)
     scene = load_scene(args)
     system, step, path = nerf_stage.load_trained_nerf(args, a.expdir)
     coarse, fine = system.fields()
-    H, W, focal = int(scene.hwf[0]), int(scene.hwf[1]), scene.hwf[2]
+    H, W = int(scene.hwf[0]), int(scene.hwf[1])
     poses = geometry_poses(args, scene)
     poses = poses[:a.views] if a.views else poses
     exact = RenderOptions.from_args(args, scene, "eval")
@@ -57,14 +55,8 @@ def bench(a):
     grid = fast.skip.grid
     s = a.stride
 
-    def view(opts, c2w):
-        ro, rd, vd = (r.reshape(H, W, 3)[::s, ::s] for r in image_rays(H, W, focal, c2w, ndc=not args.no_ndc))
-        h, w = ro.shape[:2]
-        out = render_image(ro, rd, vd if args.use_viewdir else None, h, w, args.chunk, opts=opts,
-                           coarse_field=coarse, fine_field=fine, coarse_rgb=False)["fine"]
-        # the points as the stage computes them (surface_points; NDC mapped back with the full image's size)
-        pts = ro + out["depth"][..., None] * rd
-        return out["rgb"], out["depth"], (ndc_to_world(pts, H, W, focal) if not args.no_ndc else pts)
+    def view(opts, c2w):  # the stage's own render of a view
+        return render_view(args, scene.hwf, c2w, opts, (coarse, fine), stride=s)
 
     h, w = len(range(0, H, s)), len(range(0, W, s))
     print(f"{path} (step {step}); {len(poses)} views of {w}x{h} rays; occupancy grid {grid.resolution[0]}^3, "

@@ -55,10 +55,25 @@ def ndc_to_world(pts, H, W, focal, near=1.0):
 
 
 def surface_points(rays_o, rays_d, depth, H, W, focal, ndc):
-    """World points o + t d at the expected ray parameter t (NDC rays mapped back): [H,W,3]."""
-    p = (np.asarray(rays_o).reshape(H, W, 3)
-         + np.asarray(depth).reshape(H, W, 1) * np.asarray(rays_d).reshape(H, W, 3))
+    """World points o + t d at the expected ray parameter t (NDC rays mapped back): shaped as
+    depth + (3,), [H,W,3] for a whole image (H, W, focal: the image the rays were made for)."""
+    shape = np.shape(depth)
+    p = (np.asarray(rays_o).reshape(shape + (3,))
+         + np.asarray(depth)[..., None] * np.asarray(rays_d).reshape(shape + (3,)))
     return ndc_to_world(p, H, W, focal) if ndc else p.astype(np.float32)
+
+
+def render_view(args, hwf, c2w, opts, fields, stride=1):
+    """One geometry view as stage 2 renders it, every stride-th pixel in both directions: the
+    fine level's colour [h,w,3] and expected depth [h,w] and the surface points [h,w,3] (world
+    coordinates).  fields: (coarse, fine); the coarse level runs without its colour head."""
+    H, W, focal = int(hwf[0]), int(hwf[1]), hwf[2]
+    ro, rd, vd = (r.reshape(H, W, 3)[::stride, ::stride] for r in image_rays(H, W, focal, c2w, ndc=not args.no_ndc))
+    h, w = ro.shape[:2]
+    out = render_image(ro, rd, vd if args.use_viewdir else None, h, w, args.chunk, opts=opts,
+                       coarse_field=fields[0], fine_field=fields[1], coarse_rgb=False)
+    res = out["fine" if "fine" in out else "coarse"]
+    return res["rgb"], res["depth"], surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc)
 
 
 def geometry_poses(args, scene):
@@ -124,13 +139,9 @@ def load_or_generate(args, scene, expdir, system, nerf_step, log=print):
     if todo:  # (the occupancy grid is built, or read, only when a view is to be rendered)
         opts = fast_options(opts, args, scene, (coarse_field, fine_field), expdir, nerf_step, log)
     for v in tqdm(todo, desc="geometry", dynamic_ncols=True, disable=not todo):
-        ro, rd, vd = image_rays(H, W, focal, poses[v], ndc=not args.no_ndc)
-        out = render_image(ro, rd, vd if args.use_viewdir else None, H, W, args.chunk, opts=opts,
-                           coarse_field=coarse_field, fine_field=fine_field, coarse_rgb=False)
-        res = out["fine" if "fine" in out else "coarse"]
-        p = surface_points(ro, rd, res["depth"], H, W, focal, ndc=not args.no_ndc)
-        _write_view(folder, v, res["rgb"], res["depth"], p)
+        rgb_v, depth_v, p = render_view(args, (H, W, focal), poses[v], opts, (coarse_field, fine_field))
+        _write_view(folder, v, rgb_v, depth_v, p)
         # what later stages read: the float16-rounded colours, as a cached view gives them
-        rgb[v] = res["rgb"].astype(np.float16).astype(np.float32)
-        depth[v], points[v] = res["depth"], p
+        rgb[v] = rgb_v.astype(np.float16).astype(np.float32)
+        depth[v], points[v] = depth_v, p
     return GeometryData(rgb=rgb, depth=depth, points=points, c2ws=poses, hwf=(H, W, focal))

@@ -207,6 +207,27 @@ def test_fast_options_follow_render_mode(tmp_path):
     assert os.path.exists(cache_path(str(tmp_path), 8))
 
 
+def test_a_full_grid_keeps_the_exact_renderer(tmp_path):
+    """A NeRF dense everywhere (an untrained one's fog) leaves no cell to skip: fast_options
+    builds and caches the grid, says so and keeps the options exact."""
+    from types import SimpleNamespace
+
+    from core.config import parse_args
+    from render.fast import FULL, fast_options
+    from render.occupancy import cache_path, load_grid
+    nets, _, fields = biased_nerf_fields(14)
+    for net in nets:  # a large positive density everywhere
+        net.alpha_linear.weight.assign(jt.zeros(net.alpha_linear.weight.shape))
+        net.alpha_linear.bias.assign(jt.full(net.alpha_linear.bias.shape, 4.0))
+    scene = SimpleNamespace(hwf=(6, 8, 7.0), poses=np.stack([pose(tz=2.0), pose(0.2, 0.0, 2.0)])[:, :3])
+    opts = RenderOptions(near=0.0, far=1.0, n_samples=8, n_fine=8)
+    logs = []
+    kept = fast_options(opts, parse_args(["--render_mode", "fast"]), scene, fields, str(tmp_path), 7, logs.append)
+    assert kept is opts and kept.skip is None
+    assert load_grid(cache_path(str(tmp_path), 7)).fraction >= FULL
+    assert "nothing to skip, the exact renderer renders" in logs[-1]
+
+
 def test_trained_fern_nerf_fast_equals_exact(fern_dir, fern_long_expdir):
     """The committed fern NeRF: random held-out pixels, fast (a 32^3 grid of its own density)
     against exact, both levels, with view directions."""

@@ -216,12 +216,16 @@ def test_style_interpolation_video_starts_and_ends_in_the_two_styles(trained):
         assert np.abs(got - want).mean() < np.abs(got - not_want).mean()  # the styles do differ
 
 
-def test_fast_renders_match_exact_ones(trained):
+def test_fast_renders_match_exact_ones(trained, monkeypatch, capsys):
     """--render_mode fast (the default for the novel-view and stylized renders) against exact: the
     same frames within 8-bit rounding; the NeRF's occupancy grid is built once, next to its
-    checkpoint, and reused."""
+    checkpoint, and reused.  This 30-step NeRF fills its grid, which by default keeps the exact
+    renderer (render.fast.FULL): the fast one is forced here."""
     import imageio.v2 as imageio
     argv, exp = trained
+    assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "0", "--render_mode", "fast"]) == 0
+    assert "nothing to skip, the exact renderer renders" in capsys.readouterr().out
+    monkeypatch.setattr("render.fast.FULL", 1.01)
     kinds = ("fine", "coarse", "fine_depth")
     runs = (("--render_valid_style", "render_valid_40", "style_00000_"), ("--render_valid", "render_valid_30", ""))
     frames = {}
@@ -238,6 +242,7 @@ def test_fast_renders_match_exact_ones(trained):
             assert np.abs(a - b).max() <= 1, flag  # 8-bit rounding at most
     assert run_stylenerf.main(argv + ["--render_valid_style", "--style", "0", "--render_mode", "fast"]) == 0
     assert os.path.getmtime(grid) == built
+    assert "nothing to skip" not in capsys.readouterr().out
 
 
 def test_style_interpolation_needs_two_styles_and_the_video_mode(trained, capsys):

@@ -25,8 +25,9 @@ Writes `<expdir>/eval/report.md`, `photoreal.csv`, `consistency.csv`, `style_str
 `style_loss_by_tap.csv` (its style loss split by encoder tap), `consistency_backward.csv`,
 `summary.csv` (the per-style table of stylized NeRF against per-frame AdaIN),
 `consistency.png` and `strip_<style>.png` (evaluation/tables.py, evaluation/figures.py).
-The rendered frames are kept in `<expdir>/eval/frames/` until the report is written, so that a
-cut evaluation resumes where it stopped (evaluation/frame_cache.py).
+The rendered frames, and each style's finished measures, are kept in `<expdir>/eval/frames/` until
+the report is written, so that a cut evaluation resumes where it stopped: at the first frame not
+rendered and the first style not measured (evaluation/frame_cache.py).
 """
 import os
 
@@ -34,6 +35,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from core.cache_key import array_digest
 from dataset.rays import image_rays, scaled_hwf
 from evaluation.consistency import WARPS, carried_sequence, consistency_error
 from evaluation.figures import bar_chart, write_strip
@@ -279,11 +281,27 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
     photo_stats = tap_statistics(encoder, photo_frames)  # the same for every style
     rows, strength, strips = {warp: [] for warp in WARPS}, [], {}
     styles = style_indices(args.style, model.style_names, "the trained style model")
-    prerender_styles(args, system, model, styles, opts, poses, H, W, focal, cache, surfaces)
+    networks = {"encoder": module_digest(encoder), "decoder": module_digest(decoder),
+                "tuned": module_digest(tuned) if tuned is not None else None, "ks": list(ks)}
+    # at --style_size, as the stylized targets and the AdaIN baseline see the style
+    images = {k: load_style_images([os.path.join(args.styledir, model.style_names[k])], args.style_size)[0]
+              for k in styles}
+    inputs = {k: dict(networks, style=array_digest([images[k]])) for k in styles}
+    kept = {k: kept_measures(cache, model.style_names[k], inputs[k], out_dir) for k in styles}
+    prerender_styles(args, system, model, [k for k in styles if kept[k] is None], opts, poses, H, W, focal, cache,
+                     surfaces)
+    reused = []
     for k in styles:
-        name = model.style_names[k]
-        # at --style_size, as the stylized targets and the AdaIN baseline see the style
-        style_img = load_style_images([os.path.join(args.styledir, name)], args.style_size)[0]
+        name, style_img = model.style_names[k], images[k]
+        if kept[k] is not None and kept[k]["strip"] not in strips.values():
+            add_kept_measures(kept[k], name, rows, strength, strips, log)
+            reused.append(name)
+            continue
+        lines = []
+
+        def say(line):
+            lines.append(line)
+            log(line)
         nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k]), k), opts, poses,
                                      H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
                                      cache=cache, group=style_group(name))
@@ -298,10 +316,10 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
             for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
                 rows[warp] += r
         for warp in WARPS:
-            log(f"{warp} warp: " + " | ".join(
+            say(f"{warp} warp: " + " | ".join(
                 f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
                 for r in rows[warp][-len(methods):]))
-        log(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels; sharpness "
+        say(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels; sharpness "
             f"{path_sharpness(carried, photo_frames):.3f} (per-frame AdaIN {path_sharpness(adain_frames, photo_frames):.3f})")
         style_stats = tap_statistics(encoder, style_img)
         # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
@@ -315,10 +333,41 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
                              "content_distance": float(m["content_distance"].mean()),
                              "sharpness": path_sharpness(frames, photo_frames),
                              "taps": tap_terms(encoder, m["style_loss_terms"], m["std_level"])})
-        log(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
+        say(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
                        f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}"
                        for r in strength[-1 - len(methods):]))
         t = len(photo_frames) // 2
         strips[name] = write_strip(out_dir, name, photo_frames[t], nerf_frames[t], adain_frames[t], style_img,
                                    taken=strips.values())
+        if cache is not None:
+            n_rows = len(methods)
+            cache.put_measures(name, inputs[k], {"rows": {warp: rows[warp][-n_rows:] for warp in WARPS},
+                                              "strength": strength[-1 - n_rows:], "strip": strips[name],
+                                              "lines": lines})
+    if reused:
+        log(f"the measures of {', '.join(reused)} came from an earlier evaluation that was cut short")
     return rows, strength, strips
+
+
+def module_digest(module):
+    """A digest of a module's weights: the measures kept for a style depend on the 2D networks."""
+    state = module.state_dict()
+    return array_digest([np.asarray(state[k].numpy() if hasattr(state[k], "numpy") else state[k]) for k in sorted(state)])
+
+
+def kept_measures(cache, name, inputs, out_dir):
+    """The measures an earlier, cut evaluation kept for this style with these inputs, if its strip
+    is still written; else None."""
+    kept = cache.get_measures(name, inputs) if cache is not None else None
+    return kept if kept is not None and os.path.exists(os.path.join(out_dir, kept["strip"])) else None
+
+
+def add_kept_measures(kept, name, rows, strength, strips, log):
+    """Append a style's kept measures to the tables, as measuring it again would, and log its lines."""
+    for line in kept["lines"]:
+        log(line)
+    for warp in WARPS:
+        rows[warp] += kept["rows"][warp]
+    strength += [dict(r, taps={tap: tuple(v) for tap, v in r["taps"].items()}) if "taps" in r else r
+                 for r in kept["strength"]]
+    strips[name] = kept["strip"]

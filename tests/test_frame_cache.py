@@ -101,3 +101,21 @@ def test_a_nearly_full_disk_turns_the_cache_off_before_writing(tmp_path, monkeyp
     cache.put("photo", 0, *_frame(0))  # 5x7x5 floats: 700 bytes, more than the 100 left above the reserve
     assert not cache.on and len(lines) == 1 and "GB free" in lines[0]
     assert [f for f in os.listdir(tmp_path / "frames") if f.endswith(".npz")] == []
+
+
+def test_a_styles_measures_come_back_under_the_same_inputs_and_key_only(tmp_path):
+    folder = str(tmp_path / "frames")
+    cache = FrameCache(folder, {"nerf": 1}, print)
+    measures = {"rows": {"forward": [{"style": "la muse.jpg", "k1_mean": 0.1 + 0.2}]}, "strip": "strip_a.png",
+                "lines": ["forward warp: ..."]}
+    inputs = {"decoder": "ab12", "ks": (1, 7)}
+    assert cache.get_measures("la muse.jpg", inputs) is None
+    cache.put_measures("la muse.jpg", inputs, measures)
+    again = FrameCache(folder, {"nerf": 1}, print)
+    assert again.get_measures("la muse.jpg", inputs) == measures  # floats kept exactly
+    assert again.get_measures("la muse.jpg", dict(inputs, decoder="cd34")) is None  # other 2D networks
+    assert again.get_measures("sketch.png", inputs) is None
+    # the frames' key changes (another NeRF): the measures go with the frames
+    FrameCache(folder, {"nerf": 2}, print)
+    assert FrameCache(folder, {"nerf": 2}, print).get_measures("la muse.jpg", inputs) is None
+    assert not [n for n in os.listdir(folder) if n.startswith("measures_")]

@@ -416,6 +416,51 @@ def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys)
         assert open(os.path.join(eval_dir, name)).read() == text, name
 
 
+def test_a_cut_evaluation_keeps_the_styles_it_had_measured(trained, monkeypatch, capsys):
+    """Ctrl-C during the second style's measures: the next run measures only the styles left (the
+    first one's rows, strip and log lines were kept beside the frames), to an uncut run's files."""
+    import evaluation.frame_cache as frame_cache
+    import evaluation.report as report
+    argv, exp = trained
+    argv = argv + ["--eval_factor", "1", "--eval_k_long", "3", "--eval_name", "eval_styles"]
+    monkeypatch.setattr(frame_cache, "KEEP_FREE", 0)  # whatever the machine's free disk
+    real, calls = report.adain_path, []
+
+    def counting(*a, **k):
+        calls.append(1)
+        if cut_at and len(calls) == cut_at:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(report, "adain_path", counting)
+    eval_dir = os.path.join(exp, "eval_styles")
+    names = ("style_strength.csv", "style_loss_by_tap.csv", "summary.csv", "consistency.csv",
+             "consistency_backward.csv")
+    cut_at = 0
+    assert evaluate.main(argv) == 0
+    n_styles = len(calls)
+    assert n_styles >= 2
+    uncut = {name: open(os.path.join(eval_dir, name)).read() for name in names}
+    strips = {name: open(os.path.join(eval_dir, name), "rb").read() for name in os.listdir(eval_dir)
+              if name.startswith("strip_")}
+    first_lines = [line for line in capsys.readouterr().out.splitlines() if "warp: " in line][:2]
+    calls.clear()
+    cut_at = 2
+    assert evaluate.main(argv) == 130
+    assert len([f for f in os.listdir(os.path.join(eval_dir, "frames")) if f.startswith("measures_")]) == 1
+    calls.clear()
+    cut_at = 0
+    capsys.readouterr()
+    assert evaluate.main(argv) == 0
+    assert len(calls) == n_styles - 1  # the first style's measures were kept
+    out = capsys.readouterr().out
+    assert "came from an earlier evaluation that was cut short" in out and all(line in out for line in first_lines)
+    for name, text in uncut.items():
+        assert open(os.path.join(eval_dir, name)).read() == text, name
+    for name, data in strips.items():
+        assert open(os.path.join(eval_dir, name), "rb").read() == data, name
+    assert not os.path.exists(os.path.join(eval_dir, "frames"))
+
+
 def test_a_path_too_short_for_the_frame_gap_is_refused_before_any_render(trained, monkeypatch, capsys):
     import evaluation.report as report
     argv, exp = trained

@@ -292,61 +292,75 @@ def stylized_rows(args, expdir, system, poses, photo_frames, points, H, W, focal
                      surfaces)
     reused = []
     for k in styles:
-        name, style_img = model.style_names[k], images[k]
+        name = model.style_names[k]
         if kept[k] is not None and kept[k]["strip"] not in strips.values():
-            add_kept_measures(kept[k], name, rows, strength, strips, log)
+            for line in kept[k]["lines"]:
+                log(line)
+            measures = kept[k]
             reused.append(name)
-            continue
-        lines = []
-
-        def say(line):
-            lines.append(line)
-            log(line)
-        nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k]), k), opts, poses,
-                                     H, W, focal, f"stylized NeRF {name}", viewdirs=False, share_color=True,
-                                     cache=cache, group=style_group(name))
-        adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal,
-                                                     style_img)
-        # the carried frames: AdaIN's texture fixed in 3D, the reference beside the stylized NeRF
-        # for consistency, and a pessimistic one for style (reads through occluders included)
-        methods = ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried))
-        if tuned is not None:  # the decoder the targets came from, beside the 2D reference
-            methods += ((ADAIN_3D, stylize_frames(encoder, tuned, photo_frames, style_img)),)
-        for method, frames in methods:
-            for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
-                rows[warp] += r
+        else:
+            nerf_frames, _ = render_path(args, style_fields(system, model.mlp, jt.array(model.mu[k]), k), opts,
+                                         poses, H, W, focal, f"stylized NeRF {name}", viewdirs=False,
+                                         share_color=True, cache=cache, group=style_group(name))
+            measures = measure_style(name, images[k], nerf_frames, photo_frames, photo_stats, points, poses,
+                                     H, W, focal, ks, (encoder, decoder, tuned), out_dir, strips.values(), log)
+            if cache is not None:
+                cache.put_measures(name, inputs[k], measures)
         for warp in WARPS:
-            say(f"{warp} warp: " + " | ".join(
-                f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
-                for r in rows[warp][-len(methods):]))
-        say(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels; sharpness "
-            f"{path_sharpness(carried, photo_frames):.3f} (per-frame AdaIN {path_sharpness(adain_frames, photo_frames):.3f})")
-        style_stats = tap_statistics(encoder, style_img)
-        # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
-        terms = loss_terms(photo_stats, style_stats)
-        strength.append({"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,
-                         "style_loss": float(terms.sum(axis=(1, 2)).mean()),
-                         "taps": tap_terms(encoder, terms, std_level(photo_stats, style_stats))})
-        for method, frames in methods:
-            m = measure(encoder, frames, None, photo_frames, style_stats=style_stats)
-            strength.append({"style": name, "method": method, "style_loss": float(m["style_loss"].mean()),
-                             "content_distance": float(m["content_distance"].mean()),
-                             "sharpness": path_sharpness(frames, photo_frames),
-                             "taps": tap_terms(encoder, m["style_loss_terms"], m["std_level"])})
-        say(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
-                       f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}"
-                       for r in strength[-1 - len(methods):]))
-        t = len(photo_frames) // 2
-        strips[name] = write_strip(out_dir, name, photo_frames[t], nerf_frames[t], adain_frames[t], style_img,
-                                   taken=strips.values())
-        if cache is not None:
-            n_rows = len(methods)
-            cache.put_measures(name, inputs[k], {"rows": {warp: rows[warp][-n_rows:] for warp in WARPS},
-                                              "strength": strength[-1 - n_rows:], "strip": strips[name],
-                                              "lines": lines})
+            rows[warp] += measures["rows"][warp]
+        strength += [dict(r, taps={tap: tuple(v) for tap, v in r["taps"].items()}) for r in measures["strength"]]
+        strips[name] = measures["strip"]
     if reused:
         log(f"the measures of {', '.join(reused)} came from an earlier evaluation that was cut short")
     return rows, strength, strips
+
+
+def measure_style(name, style_img, nerf_frames, photo_frames, photo_stats, points, poses, H, W, focal, ks, networks,
+                  out_dir, taken, log):
+    """One style's measures, logged as they come: {"rows": {warp: consistency rows of the stylized
+    NeRF, per-frame AdaIN, AdaIN carried in 3D (and per-frame AdaIN with the decoder fine-tuned in
+    3D)}, "strength": the style-strength rows of the photoreal frames and of those, "strip": its
+    picture strip's file name (written; taken: names other styles' strips took), "lines": what was
+    logged}: JSON-able, so that a cut evaluation keeps it (FrameCache.put_measures)."""
+    encoder, decoder, tuned = networks
+    lines = []
+
+    def say(line):
+        lines.append(line)
+        log(line)
+    adain_frames, carried, coverage = adain_path(encoder, decoder, photo_frames, points, poses, H, W, focal, style_img)
+    # the carried frames: AdaIN's texture fixed in 3D, the reference beside the stylized NeRF
+    # for consistency, and a pessimistic one for style (reads through occluders included)
+    methods = ((NERF, nerf_frames), (ADAIN, adain_frames), (CARRIED, carried))
+    if tuned is not None:  # the decoder the targets came from, beside the 2D reference
+        methods += ((ADAIN_3D, stylize_frames(encoder, tuned, photo_frames, style_img)),)
+    rows = {warp: [] for warp in WARPS}
+    for method, frames in methods:
+        for warp, r in method_rows(name, method, frames, points, poses, H, W, focal, ks).items():
+            rows[warp] += r
+    for warp in WARPS:
+        say(f"{warp} warp: " + " | ".join(
+            f"{r['method']}: k={ks[0]} {r[f'k{ks[0]}_mean']:.4f}, k={ks[1]} {r[f'k{ks[1]}_mean']:.4f}"
+            for r in rows[warp]))
+    say(f"{CARRIED}: the middle frame covers {coverage.mean():.0%} of the path's pixels; sharpness "
+        f"{path_sharpness(carried, photo_frames):.3f} (per-frame AdaIN {path_sharpness(adain_frames, photo_frames):.3f})")
+    style_stats = tap_statistics(encoder, style_img)
+    # the photoreal frames are their own reference: content distance 0 and sharpness 1 exactly
+    terms = loss_terms(photo_stats, style_stats)
+    strength = [{"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,
+                 "style_loss": float(terms.sum(axis=(1, 2)).mean()),
+                 "taps": tap_terms(encoder, terms, std_level(photo_stats, style_stats))}]
+    for method, frames in methods:
+        m = measure(encoder, frames, None, photo_frames, style_stats=style_stats)
+        strength.append({"style": name, "method": method, "style_loss": float(m["style_loss"].mean()),
+                         "content_distance": float(m["content_distance"].mean()),
+                         "sharpness": path_sharpness(frames, photo_frames),
+                         "taps": tap_terms(encoder, m["style_loss_terms"], m["std_level"])})
+    say(" | ".join(f"{r['method']}: style loss {r['style_loss']:.4g}, content distance "
+                   f"{r['content_distance']:.4g}, sharpness {r['sharpness']:.3f}" for r in strength))
+    t = len(photo_frames) // 2
+    strip = write_strip(out_dir, name, photo_frames[t], nerf_frames[t], adain_frames[t], style_img, taken=taken)
+    return {"rows": rows, "strength": strength, "strip": strip, "lines": lines}
 
 
 def module_digest(module):
@@ -360,14 +374,3 @@ def kept_measures(cache, name, inputs, out_dir):
     is still written; else None."""
     kept = cache.get_measures(name, inputs) if cache is not None else None
     return kept if kept is not None and os.path.exists(os.path.join(out_dir, kept["strip"])) else None
-
-
-def add_kept_measures(kept, name, rows, strength, strips, log):
-    """Append a style's kept measures to the tables, as measuring it again would, and log its lines."""
-    for line in kept["lines"]:
-        log(line)
-    for warp in WARPS:
-        rows[warp] += kept["rows"][warp]
-    strength += [dict(r, taps={tap: tuple(v) for tap, v in r["taps"].items()}) if "taps" in r else r
-                 for r in kept["strength"]]
-    strips[name] = kept["strip"]

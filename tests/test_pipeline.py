@@ -377,6 +377,26 @@ def test_another_eval_name_keeps_the_earlier_report(trained, capsys):
     assert not os.path.exists(os.path.join(os.path.dirname(exp), "elsewhere"))
 
 
+class Interrupting:
+    """module.name counted, and Ctrl-C (KeyboardInterrupt) at its call number `at` (0: never)."""
+
+    def __init__(self, monkeypatch, module, name):
+        self.calls, self.at = 0, 0
+        real = getattr(module, name)
+
+        def counting(*a, **k):
+            self.calls += 1
+            if self.at and self.calls == self.at:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+        monkeypatch.setattr(module, name, counting)
+
+    def run(self, argv, at=0):
+        """evaluate.py's exit code, the count started afresh."""
+        self.calls, self.at = 0, at
+        return evaluate.main(argv)
+
+
 def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys):
     """Ctrl-C in the middle of evaluate.py's renders: the frames rendered so far are kept, the
     next run renders only the rest, and its figures are those of an uncut run."""
@@ -385,32 +405,20 @@ def test_a_cut_evaluation_resumes_where_it_stopped(trained, monkeypatch, capsys)
     argv, exp = trained
     argv = argv + ["--eval_factor", "1", "--eval_k_long", "3"]
     monkeypatch.setattr(frame_cache, "KEEP_FREE", 0)  # whatever the machine's free disk
-    real, calls = report.render_image, []
-
-    def counting(*a, **k):
-        calls.append(1)
-        if cut_at and len(calls) == cut_at:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-    monkeypatch.setattr(report, "render_image", counting)
+    renders = Interrupting(monkeypatch, report, "render_image")
     eval_dir = os.path.join(exp, "eval")
-    cut_at = 0
-    assert evaluate.main(argv) == 0
-    total = len(calls)
+    assert renders.run(argv) == 0
+    total = renders.calls
     uncut = {name: open(os.path.join(eval_dir, name)).read()
              for name in ("style_strength.csv", "consistency.csv", "consistency_backward.csv", "photoreal.csv")}
     assert not os.path.exists(os.path.join(eval_dir, "frames"))  # removed with the report written
-    calls.clear()
-    cut_at = total - 3
     capsys.readouterr()
-    assert evaluate.main(argv) == 130
+    assert renders.run(argv, at=total - 3) == 130
     kept = [f for f in os.listdir(os.path.join(eval_dir, "frames")) if f.endswith(".npz")]
     assert len(kept) == total - 4
     assert f"evaluation interrupted; the {total - 4} frames rendered so far are kept in" in capsys.readouterr().err
-    calls.clear()
-    cut_at = 0
-    assert evaluate.main(argv) == 0
-    assert len(calls) == 4  # only the frames the cut run had not rendered
+    assert renders.run(argv) == 0
+    assert renders.calls == 4  # only the frames the cut run had not rendered
     assert f"{total - 4} rendered frames came from an earlier evaluation" in capsys.readouterr().out
     for name, text in uncut.items():
         assert open(os.path.join(eval_dir, name)).read() == text, name
@@ -424,34 +432,22 @@ def test_a_cut_evaluation_keeps_the_styles_it_had_measured(trained, monkeypatch,
     argv, exp = trained
     argv = argv + ["--eval_factor", "1", "--eval_k_long", "3", "--eval_name", "eval_styles"]
     monkeypatch.setattr(frame_cache, "KEEP_FREE", 0)  # whatever the machine's free disk
-    real, calls = report.adain_path, []
-
-    def counting(*a, **k):
-        calls.append(1)
-        if cut_at and len(calls) == cut_at:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-    monkeypatch.setattr(report, "adain_path", counting)
+    styles = Interrupting(monkeypatch, report, "adain_path")
     eval_dir = os.path.join(exp, "eval_styles")
     names = ("style_strength.csv", "style_loss_by_tap.csv", "summary.csv", "consistency.csv",
              "consistency_backward.csv")
-    cut_at = 0
-    assert evaluate.main(argv) == 0
-    n_styles = len(calls)
+    assert styles.run(argv) == 0
+    n_styles = styles.calls
     assert n_styles >= 2
     uncut = {name: open(os.path.join(eval_dir, name)).read() for name in names}
     strips = {name: open(os.path.join(eval_dir, name), "rb").read() for name in os.listdir(eval_dir)
               if name.startswith("strip_")}
     first_lines = [line for line in capsys.readouterr().out.splitlines() if "warp: " in line][:2]
-    calls.clear()
-    cut_at = 2
-    assert evaluate.main(argv) == 130
+    assert styles.run(argv, at=2) == 130
     assert len([f for f in os.listdir(os.path.join(eval_dir, "frames")) if f.startswith("measures_")]) == 1
-    calls.clear()
-    cut_at = 0
     capsys.readouterr()
-    assert evaluate.main(argv) == 0
-    assert len(calls) == n_styles - 1  # the first style's measures were kept
+    assert styles.run(argv) == 0
+    assert styles.calls == n_styles - 1  # the first style's measures were kept
     out = capsys.readouterr().out
     assert "came from an earlier evaluation that was cut short" in out and all(line in out for line in first_lines)
     for name, text in uncut.items():

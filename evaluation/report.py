@@ -41,7 +41,7 @@ from evaluation.consistency import WARPS, carried_sequence, consistency_error
 from evaluation.figures import bar_chart, write_strip
 from evaluation.frame_cache import FrameCache, frame_inputs
 from evaluation.metrics import psnr, ssim
-from evaluation.style_strength import loss_terms, measure, path_sharpness, std_level, tap_statistics
+from evaluation.style_strength import loss_terms, measure_many, path_sharpness, std_level, tap_statistics
 from evaluation.tables import ADAIN, ADAIN_3D, CARRIED, NERF, PHOTO, write_report
 from pipeline.geometry import surface_points
 from pipeline.nerf_stage import load_trained_nerf, valid_poses
@@ -350,8 +350,9 @@ def measure_style(name, style_img, nerf_frames, photo_frames, photo_stats, point
     strength = [{"style": name, "method": PHOTO, "content_distance": 0.0, "sharpness": 1.0,
                  "style_loss": float(terms.sum(axis=(1, 2)).mean()),
                  "taps": tap_terms(encoder, terms, std_level(photo_stats, style_stats))}]
+    measured = measure_many(encoder, dict(methods), None, photo_frames, style_stats=style_stats)
     for method, frames in methods:
-        m = measure(encoder, frames, None, photo_frames, style_stats=style_stats)
+        m = measured[method]
         strength.append({"style": name, "method": method, "style_loss": float(m["style_loss"].mean()),
                          "content_distance": float(m["content_distance"].mean()),
                          "sharpness": path_sharpness(frames, photo_frames),

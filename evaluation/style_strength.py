@@ -150,17 +150,30 @@ def measure(encoder, frames, style_image, content_frames, style_stats=None, batc
 
     Returns {"style_loss", "content_distance", "sharpness"}: float64 arrays [N], and
     "style_loss_terms" [N, taps, 2] (loss_terms) and "std_level" [N, taps] (std_level)."""
-    frames, content_frames = _pair(frames, content_frames, "content")
+    return measure_many(encoder, {None: frames}, style_image, content_frames, style_stats, batch)[None]
+
+
+def measure_many(encoder, frame_sets, style_image, content_frames, style_stats=None, batch=BATCH):
+    """measure of each frame set in frame_sets ({key: frames [N,H,W,3]}, the same content_frames
+    for all): {key: measure's dict}.  Each batch of content frames goes through the encoder once
+    for all the sets (evaluate.py measures three or four methods against the same photoreal path)."""
+    frame_sets = {key: _pair(frames, content_frames, "content")[0] for key, frames in frame_sets.items()}
+    content_frames = _frames(content_frames, "content frames")
     style_stats = _style_stats(encoder, style_image, style_stats)
-    stats, dist = [], []
+    stats, dist = {key: [] for key in frame_sets}, {key: [] for key in frame_sets}
+    batches = {key: _batches(frames, batch) for key, frames in frame_sets.items()}
     with jt.no_grad():
-        for a, b in zip(_batches(frames, batch), _batches(content_frames, batch)):
-            taps = encoder(a)
-            stats.append(_stats(taps))
-            dist.append(_deep_mse(taps[-1], encoder.encode(b)))
-    stats = _concat(stats)
-    terms = loss_terms(stats, style_stats)
-    return {"style_loss": terms.sum(axis=(1, 2)), "style_loss_terms": terms,
-            "std_level": std_level(stats, style_stats),
-            "content_distance": np.concatenate(dist),
-            "sharpness": sharpness(frames, content_frames)}
+        for b in _batches(content_frames, batch):
+            content = encoder.encode(b)
+            for key in frame_sets:
+                taps = encoder(next(batches[key]))
+                stats[key].append(_stats(taps))
+                dist[key].append(_deep_mse(taps[-1], content))
+    out = {}
+    for key, frames in frame_sets.items():
+        per_frame = _concat(stats[key])
+        terms = loss_terms(per_frame, style_stats)
+        out[key] = {"style_loss": terms.sum(axis=(1, 2)), "style_loss_terms": terms,
+                    "std_level": std_level(per_frame, style_stats), "content_distance": np.concatenate(dist[key]),
+                    "sharpness": sharpness(frames, content_frames)}
+    return out

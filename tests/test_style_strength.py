@@ -10,7 +10,7 @@ import pytest
 from core.pth import load_state_dict
 from dataset.image_folder import load_image
 from evaluation.style_strength import (StyleStrengthInputError, content_distance, highpass_energy, loss_terms, measure,
-                                       path_sharpness, sharpness, std_level, style_loss, tap_statistics)
+                                       measure_many, path_sharpness, sharpness, std_level, style_loss, tap_statistics)
 from models.adain import style_loss as adain_style_loss
 from models.vgg import VGGEncoder
 from tests.test_vgg import np_vgg_relu3
@@ -157,6 +157,23 @@ def test_measure_is_the_three_measures(encoder, crops, style_img):
     assert {k: v.shape for k, v in got.items()} == {k: (3,) for k in got}
     same = measure(encoder, crops, style_img, crops)
     assert (same["content_distance"] == 0).all() and np.allclose(same["sharpness"], 1)
+
+
+def test_measure_many_is_measure_of_each_set_with_one_content_pass(encoder, crops, style_img, monkeypatch):
+    sets = {"a": np.clip(crops[::-1] * 1.2, 0, 1), "b": crops ** 2, "c": crops}
+    alone = {key: measure(encoder, frames, style_img, crops, batch=2) for key, frames in sets.items()}
+    real, content_passes = encoder.encode, []
+
+    def counting(x):
+        content_passes.append(x.shape[0])
+        return real(x)
+    monkeypatch.setattr(encoder, "encode", counting)
+    together = measure_many(encoder, sets, style_img, crops, batch=2)
+    assert content_passes == [2, 1]  # the 3 content frames once, in batches of 2, for all three sets
+    for key in sets:
+        assert together[key].keys() == alone[key].keys()
+        for name, value in alone[key].items():
+            np.testing.assert_array_equal(together[key][name], value, err_msg=f"{key} {name}")
 
 
 def test_bad_inputs_say_what_was_expected(encoder, crops, style_img):

@@ -88,6 +88,25 @@ def test_high_frequencies_stay_accurate_far_from_zero():
     np.testing.assert_allclose(out, numpy_encoding(x.astype(np.float64), 10), atol=1e-5)
 
 
+def test_values_are_float64_sin_cos_rounded_to_float32_up_to_16_frequencies():
+    """The CPU kernel takes 2^l x by the double-angle formulas: after 15 doublings its values are
+    still NumPy's float64 sin/cos rounded to float32 (to one rounding step), far from 0 too; and its
+    gradient is the analytic one."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-1.5, 1.5, (500, 3)), rng.uniform(-40, 40, (500, 3))]).astype(np.float32)
+    enc = PositionalEncoding(16)
+    want = numpy_encoding(x.astype(np.float64), 16).astype(np.float32)
+    np.testing.assert_allclose(enc(jt.array(x)).numpy(), want, rtol=0, atol=1.2e-7)
+    g = rng.standard_normal((len(x), enc.out_dim)).astype(np.float32)
+    xv = jt.array(x)
+    (gx,) = jt.grad((enc(xv) * jt.array(g)).sum(), [xv])
+    x64, want_g = x.astype(np.float64), g[:, :3].astype(np.float64)
+    for k in range(16):
+        f = 2.0 ** k
+        want_g += f * (g[:, 3 + 6 * k: 6 + 6 * k] * np.cos(f * x64) - g[:, 6 + 6 * k: 9 + 6 * k] * np.sin(f * x64))
+    np.testing.assert_allclose(gx.numpy(), want_g, rtol=1e-6, atol=1e-3)
+
+
 def test_one_kernel_per_encoding():
     enc = PositionalEncoding(10)
     x = jt.array(np.random.rand(64, 3).astype(np.float32))

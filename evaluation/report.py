@@ -201,8 +201,7 @@ def adain_networks(args, expdir, log=print):
         return encoder, decoder, None
     state = load(ft, required_keys=("decoder",))["decoder"]
     own = decoder.state_dict()
-    as_np = lambda v: v.numpy() if hasattr(v, "numpy") else np.asarray(v)  # noqa: E731
-    if all(k in state and np.array_equal(as_np(state[k]), as_np(own[k])) for k in own):
+    if all(k in state and np.array_equal(_as_numpy(state[k]), _as_numpy(own[k])) for k in own):
         return encoder, decoder, None
     tuned = Decoder(decoder.deepest_channels)
     load_module_state(tuned, state, ft)
@@ -367,7 +366,12 @@ def measure_style(name, style_img, nerf_frames, photo_frames, photo_stats, point
 def module_digest(module):
     """A digest of a module's weights: the measures kept for a style depend on the 2D networks."""
     state = module.state_dict()
-    return array_digest([np.asarray(state[k].numpy() if hasattr(state[k], "numpy") else state[k]) for k in sorted(state)])
+    return array_digest([_as_numpy(state[k]) for k in sorted(state)])
+
+
+def _as_numpy(value):
+    """A state-dict value (a Jittor Var or an array) as a NumPy array."""
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 def kept_measures(cache, name, inputs, out_dir):

@@ -93,20 +93,22 @@ for (long long i = 0; i < n; i++) {
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(body, name, keep):
-    _, cuda = elementwise_kernel(body.replace("KEEP", "1" if keep else "0"), name, ndim=2)
-    cpu = (_CPU_FORWARD if body == _FORWARD else _CPU_BACKWARD).replace("KEEP", "1" if keep else "0")
-    return dict(cpu_src=cpu, cuda_src=cuda, cpu_header="#include <cmath>", cuda_header="#include <cmath>")
+def _kernel(cuda_body, cpu_src, name, keep):
+    flag = "1" if keep else "0"
+    _, cuda = elementwise_kernel(cuda_body.replace("KEEP", flag), name, ndim=2)
+    return dict(cpu_src=cpu_src.replace("KEEP", flag), cuda_src=cuda, cpu_header="#include <cmath>",
+                cuda_header="#include <cmath>")
 
 
 class _Encode(jt.Function):
     def execute(self, x2d, n_freqs, keep):
         self.x, self.keep = x2d, keep
         width = x2d.shape[1] * (int(keep) + 2 * n_freqs)
-        return jt.code([x2d.shape[0], width], x2d.dtype, [x2d], **_kernel(_FORWARD, "encode", keep))
+        return jt.code([x2d.shape[0], width], x2d.dtype, [x2d], **_kernel(_FORWARD, _CPU_FORWARD, "encode", keep))
 
     def grad(self, g):
-        gx = jt.code(self.x.shape, self.x.dtype, [self.x, g], **_kernel(_BACKWARD, "encode_grad", self.keep))
+        gx = jt.code(self.x.shape, self.x.dtype, [self.x, g],
+                     **_kernel(_BACKWARD, _CPU_BACKWARD, "encode_grad", self.keep))
         self.x = None
         return gx, None, None
 

@@ -67,7 +67,9 @@ def coverage_ks(k, n_all):
 
 def _render_view(args, geo, v, fields, opts, ks):
     """The K heaviest samples of every pixel of view v at the targets' size: NAMES' float16 [h,w,K],
-    and its coverage: {"ks": ks, "kept": fine weight those hold, "total": all fine weight}."""
+    and its coverage: {"ks": ks, "kept": fine weight those hold, "total": all fine weight}, or None
+    for no ks (one point a ray at its expected depth: no share of the weight to tell, and ranking
+    every ray's samples to tell it took most of the view's time)."""
     h, w, focal = target_hwf(args, geo)
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
     rows, cols = rows.ravel(), cols.ravel()
@@ -78,11 +80,13 @@ def _render_view(args, geo, v, fields, opts, ks):
         end = min(start + args.chunk, h * w)
         ro, rd = pixel_rays(h, w, focal, c2ws[start:end], rows[start:end], cols[start:end], ndc=not args.no_ndc)
         z, w_c, w_f = shared_weights(*fields, ro, rd, opts)
-        kept += kept_weight(w_c, w_f, ks)
-        total += float(w_f.sum(dtype=np.float64))
+        if ks:
+            kept += kept_weight(w_c, w_f, ks)
+            total += float(w_f.sum(dtype=np.float64))
         for dst, src in zip(out, top_samples(z, w_c, w_f, args.style_samples, surface(args), args.surface_jitter)):
             dst[start:end] = src
-    return tuple(a.reshape(h, w, -1) for a in out), {"ks": ks, "kept": kept.tolist(), "total": total}
+    coverage = {"ks": ks, "kept": kept.tolist(), "total": total} if ks else None
+    return tuple(a.reshape(h, w, -1) for a in out), coverage
 
 
 def _read_coverage(path, ks):
@@ -131,7 +135,7 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
     refresh(os.path.join(folder, "meta.json"), cache_key(args, expdir, opts), clear, "style sample cache", log)
     h, w, _ = target_hwf(args, geo)
     arrays = [np.empty((geo.n_views, h, w, k), np.float16) for _ in NAMES]
-    ks = coverage_ks(k, n_all)
+    ks = [] if surface(args) else coverage_ks(k, n_all)  # surface: no coverage (coverage_line)
     todo, coverages = [], []
     for v in range(geo.n_views):
         got = _read_view(os.path.join(folder, f"view_{v:03d}.npz"), (h, w, k), log)
@@ -140,15 +144,17 @@ def load_or_build(args, geo, fields, opts, expdir, log=print):
         else:
             for dst, src in zip(arrays, got):
                 dst[v] = src
-        coverages.append(None if got is None else _read_coverage(os.path.join(folder, f"view_{v:03d}.json"), ks))
+        coverages.append(None if got is None or not ks else
+                         _read_coverage(os.path.join(folder, f"view_{v:03d}.json"), ks))
     if todo:
         what = "the point at its expected depth" if surface(args) else f"the {k} heaviest samples"
         log(f"style sample cache: {what} of every pixel, {len(todo)} of {geo.n_views} views at {w}x{h} into {folder}")
     for v in tqdm(todo, desc="style samples", dynamic_ncols=True, disable=not todo):
         got, coverages[v] = _render_view(args, geo, v, fields, opts, ks)
         write_arrays(os.path.join(folder, f"view_{v:03d}.npz"), dict(zip(NAMES, got)))
-        with open(os.path.join(folder, f"view_{v:03d}.json"), "w") as f:  # small: a cut write reads as unknown
-            json.dump(coverages[v], f)
+        if coverages[v] is not None:
+            with open(os.path.join(folder, f"view_{v:03d}.json"), "w") as f:  # small: a cut write reads as unknown
+                json.dump(coverages[v], f)
         for dst, src in zip(arrays, got):
             dst[v] = src
     if not surface(args):

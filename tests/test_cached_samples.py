@@ -89,6 +89,20 @@ def test_surface_jitter_spreads_the_point_over_the_rays_depth_spread():
     np.testing.assert_allclose(small[:, 0], 0.05, rtol=1e-5)
 
 
+def test_a_ray_without_weight_keeps_its_first_sample():
+    """k = 1 on a ray whose samples all weigh the same (none: empty space) keeps its first sample,
+    with its one gap's half as spread; surface keeps it too (no expected depth without weight)."""
+    z = np.tile(np.linspace(0, 1, 5), (2, 1))
+    wc, wf = np.zeros((2, 5)), np.zeros((2, 5))
+    wc[1, 3] = 0.4
+    for surface in (False, True):
+        t, kc, kf, spread = top_samples(z, wc, wf, 1, surface)
+        np.testing.assert_array_equal(t[:, 0], [0.0, 0.75])
+        np.testing.assert_array_equal(spread[:, 0], [0.125, 0.125])
+        np.testing.assert_allclose(kc[:, 0], [0.0, 0.4], rtol=1e-6)
+        np.testing.assert_array_equal(kf, 0)
+
+
 def test_a_level_without_weight_stays_without_weight():
     z = np.linspace(0, 1, 6)[None]
     wc, wf = np.zeros((1, 6)), np.array([[0, 0, 0.5, 0.2, 0, 0]])
@@ -234,12 +248,13 @@ def test_kept_weight_is_the_fine_weight_of_the_heaviest_samples():
     their fine weight summed over the rays; k above the samples a ray has keeps them all."""
     rng = np.random.default_rng(4)
     w_c, w_f = rng.uniform(0, 1, (6, 10)), rng.uniform(0, 1, (6, 10))
-    got = kept_weight(w_c, w_f, [1, 4, 10, 40])
-    want = []
-    for k in (1, 4, 10, 40):
-        want.append(sum(sum(w_f[r, i] for i in sorted(range(10), key=lambda i: -(w_c[r, i] + w_f[r, i]))[:k])
-                        for r in range(6)))
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for ks in ([1, 4, 10, 40], [1, 4], [3, 9]):  # every sample ranked, or only the heaviest max(ks)
+        got = kept_weight(w_c, w_f, ks)
+        want = []
+        for k in ks:
+            want.append(sum(sum(w_f[r, i] for i in sorted(range(10), key=lambda i: -(w_c[r, i] + w_f[r, i]))[:k])
+                            for r in range(6)))
+        np.testing.assert_allclose(got, want, rtol=1e-12)
     z = np.sort(rng.uniform(0, 1, (6, 10)), 1)
     kept = top_samples(z, w_c, w_f, 4)[0]  # the same samples as top_samples keeps
     order = np.argsort(-(w_c + w_f), axis=1)[:, :4]

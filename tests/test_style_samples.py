@@ -69,6 +69,10 @@ def test_a_one_sample_surface_cache_holds_each_pixels_expected_depth_and_is_keye
     logs.clear()
     build(st, log=logs.append, style_samples=1, style_point="surface", style_render_samples=1)
     assert not any("--style_render_samples" in line for line in logs)
+    # one point a ray: no share of the weight to tell, so no coverage ranked or kept
+    folder = os.path.join(st["expdir"], "style_samples")
+    assert not [f for f in os.listdir(folder) if f.startswith("view_") and f.endswith(".json")]
+    assert not any("heaviest samples hold" in line for line in logs)
 
 
 def test_half_size_targets_get_a_half_size_cache(style_setup):

@@ -197,10 +197,39 @@ def _level_weights(geo, rays_d, n_samples):
 def top_k_samples(geo, rays_d, k, surface=False):
     """What every colour of a top-k render shares: each ray's k heaviest samples of a shared-colour
     geometry (_shared_depths with its fine sigma) - their depths and both levels' weights, rescaled
-    to each level's opacity (top_samples) - and the full levels' depth and acc (NumPy)."""
+    to each level's opacity (top_samples) - and the full levels' depth and acc (NumPy; for k = 1
+    jt Vars, one_point_samples)."""
+    if int(k) == 1:
+        return one_point_samples(geo, rays_d, surface)
     z_all, w_c, w_f, d_c, d_f, a_c, a_f = _level_weights(geo, rays_d, geo["z_vals"].shape[1])
     z, w_c, w_f, _ = top_samples(z_all, w_c, w_f, min(int(k), z_all.shape[1]), surface)
     return dict(z=z, w_coarse=w_c, w_fine=w_f, depth=(d_c, d_f), acc=(a_c, a_f))
+
+
+def one_point_samples(geo, rays_d, surface=False):
+    """top_k_samples for k = 1 on the device, as top_samples selects (render/cached_samples.py):
+    each ray's heaviest sample by coarse + fine weight (the first of equals), or with surface its
+    expected depth under the fine weights (the heaviest where the fine level has no opacity), and
+    each level's whole opacity there.  Only [R] arrays are made: a 504x378 view of 64 + 64 samples
+    took the host 0.3-0.5 s to fetch, place and select the full [R, S+n_fine] weights
+    (bench/bench_sample_selection.py).  The sums run in float32 (top_samples: float64)."""
+    n_samples = geo["z_vals"].shape[1]
+    none = jt.zeros(tuple(geo["sigma_f"].shape) + (3,), dtype="float32")
+    fine = composite(none, geo["sigma_f"], geo["z_all"], rays_d)
+    coarse = composite(none[:, :n_samples], geo["sigma_c"], geo["z_vals"], rays_d)
+    w_f, z_all = fine["weights"], geo["z_all"]
+    n_rays, n_all = w_f.shape
+    w_c_all = jt.zeros((n_rays, n_all), dtype="float32").scatter_(1, geo["coarse_at"], coarse["weights"])
+    keep, heaviest = jt.argmax(w_c_all + w_f, dim=1)
+    z = z_all.reindex([n_rays], ["i0", "@e0(i0)"], extras=[keep])
+    # one sample holds a level's whole opacity, unless the ray has no weight at all (top_samples)
+    has = (heaviest > 0).float32()
+    w_c, opacity = coarse["weights"].sum(1) * has, w_f.sum(1)
+    if surface:
+        expected = (w_f * z_all).sum(1) / jt.clamp(opacity, min_v=1e-30)
+        z = jt.where(opacity > 1e-6, expected, z)
+    return dict(z=z.unsqueeze(1), w_coarse=w_c.unsqueeze(1), w_fine=(opacity * has).unsqueeze(1),
+                depth=(coarse["depth"], fine["depth"]), acc=(coarse["acc"], fine["acc"]))
 
 
 def composite_top_k(kept, colors, rays_o, rays_d, white_bkgd):
@@ -209,8 +238,9 @@ def composite_top_k(kept, colors, rays_o, rays_d, white_bkgd):
     unchanged)."""
     out = composite_cached(colors(cached_points(rays_o, rays_d, kept["z"])), kept["w_coarse"], kept["w_fine"],
                            white_bkgd)
+    as_var = lambda x: x if isinstance(x, jt.Var) else jt.array(x)
     for i, level in enumerate(("coarse", "fine")):
-        out[level]["depth"], out[level]["acc"] = jt.array(kept["depth"][i]), jt.array(kept["acc"][i])
+        out[level]["depth"], out[level]["acc"] = as_var(kept["depth"][i]), as_var(kept["acc"][i])
     return out
 
 

@@ -213,6 +213,37 @@ def test_a_top_k_render_is_the_cache_rule_at_render_time(white_bkgd):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("surface", [False, True])
+def test_one_point_samples_on_the_device_select_as_top_samples(surface):
+    """k = 1 renders select on the device (renderer.one_point_samples) what top_samples selects from
+    the fetched weights (renderer._level_weights): on rays with weight along them, a ray with none
+    (empty space: the first sample, no opacity), and rays whose heaviest sample is a coarse one the
+    fine level has no weight at."""
+    from render.renderer import _level_weights, one_point_samples
+    rng = np.random.default_rng(5)
+    R, S, F = 40, 8, 6
+    z_vals = np.sort(rng.uniform(0, 1, (R, S)), 1).astype(np.float32)
+    z_all = np.sort(np.concatenate([z_vals, rng.uniform(0, 1, (R, F))], 1), 1).astype(np.float32)
+    coarse_at = np.stack([np.searchsorted(z_all[r], z_vals[r]) for r in range(R)]).astype(np.int32)
+    sigma_c, sigma_f = rng.normal(0, 3, (R, S)).astype(np.float32), rng.normal(0, 3, (R, S + F)).astype(np.float32)
+    sigma_c[0], sigma_f[0] = -10, -10  # empty space
+    sigma_c[1:4], sigma_f[1:4] = -10, -10
+    sigma_c[1:4, 3] = 1e4  # an opaque coarse sample where the fine level sees nothing
+    rays_d = rng.normal(0, 1, (R, 3)).astype(np.float32)
+    geo = {k: jt.array(v) for k, v in dict(z_vals=z_vals, z_all=z_all, coarse_at=coarse_at, sigma_c=sigma_c,
+                                            sigma_f=sigma_f).items()}
+    got = one_point_samples(geo, jt.array(rays_d), surface)
+    z_a, w_c, w_f, d_c, d_f, a_c, a_f = _level_weights(geo, jt.array(rays_d), S)
+    want = top_samples(z_a, w_c, w_f, 1, surface)
+    for key, ref in zip(("z", "w_coarse", "w_fine"), want):
+        np.testing.assert_allclose(got[key].numpy(), ref, rtol=1e-5, atol=1e-7)
+    for value, ref in zip(got["depth"] + got["acc"], (d_c, d_f, a_c, a_f)):
+        np.testing.assert_allclose(value.numpy(), ref, rtol=1e-6, atol=1e-7)
+    assert got["z"].numpy()[0, 0] == z_all[0, 0] and got["w_fine"].numpy()[0, 0] == 0
+    assert (got["w_coarse"].numpy()[1:4, 0] > 0.99).all() and (got["w_fine"].numpy()[1:4, 0] == 0).all()
+    np.testing.assert_array_equal(got["z"].numpy()[1:4, 0], z_vals[1:4, 3])  # the coarse sample's depth
+
+
 def test_a_surface_render_colours_each_ray_at_its_expected_depth():
     """RenderOptions(top_k=1, surface=True): the style field's colour at the fine level's expected
     depth (sum w z / sum w over the exact render's weights), times each level's opacity."""

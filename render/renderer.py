@@ -178,13 +178,18 @@ def composite_shared(geo, samples_rgb, rays_d, white_bkgd):
     return {"coarse": coarse, "fine": fine}
 
 
+def _levels_without_colour(geo, rays_d, n_samples):
+    """The coarse and fine levels (weights, depth, acc) of a shared-colour geometry, no colour."""
+    none = jt.zeros(tuple(geo["sigma_f"].shape) + (3,), dtype="float32")
+    return (composite(none[:, :n_samples], geo["sigma_c"], geo["z_vals"], rays_d),
+            composite(none, geo["sigma_f"], geo["z_all"], rays_d))
+
+
 def _level_weights(geo, rays_d, n_samples):
     """NumPy (z_all, coarse weights, fine weights, coarse depth, fine depth, coarse acc, fine acc)
     of a shared-colour geometry (_shared_depths with its fine sigma): both levels' weights at the
     fine depths [R, S+n_fine] (each coarse sample's weight at its place among them, 0 elsewhere)."""
-    none = jt.zeros(tuple(geo["sigma_f"].shape) + (3,), dtype="float32")
-    fine = composite(none, geo["sigma_f"], geo["z_all"], rays_d)
-    coarse = composite(none[:, :n_samples], geo["sigma_c"], geo["z_vals"], rays_d)
+    coarse, fine = _levels_without_colour(geo, rays_d, n_samples)
     parts = [geo["z_all"], coarse["weights"], fine["weights"], geo["coarse_at"], coarse["depth"], fine["depth"],
              coarse["acc"], fine["acc"]]
     jt.sync(parts)
@@ -213,10 +218,7 @@ def one_point_samples(geo, rays_d, surface=False):
     each level's whole opacity there.  Only [R] arrays are made: a 504x378 view of 64 + 64 samples
     took the host 0.3-0.5 s to fetch, place and select the full [R, S+n_fine] weights
     (bench/bench_sample_selection.py).  The sums run in float32 (top_samples: float64)."""
-    n_samples = geo["z_vals"].shape[1]
-    none = jt.zeros(tuple(geo["sigma_f"].shape) + (3,), dtype="float32")
-    fine = composite(none, geo["sigma_f"], geo["z_all"], rays_d)
-    coarse = composite(none[:, :n_samples], geo["sigma_c"], geo["z_vals"], rays_d)
+    coarse, fine = _levels_without_colour(geo, rays_d, geo["z_vals"].shape[1])
     w_f, z_all = fine["weights"], geo["z_all"]
     n_rays, n_all = w_f.shape
     w_c_all = jt.zeros((n_rays, n_all), dtype="float32").scatter_(1, geo["coarse_at"], coarse["weights"])

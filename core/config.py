@@ -137,6 +137,10 @@ def build_parser():
              "targets put them, the texture's contrast of the unpropagated ones), the style image's "
              "at --style_size (style: a Gatys-like style loss), or that each of its deepest features be "
              "close to one of the style image's (nn: nearest-neighbour feature matching, as ARF)")
+    add("--style_patch_balance", action="store_true",
+        help="with --style_patch_ref style and several styles: draw each texture window's style in proportion "
+             "to how far that style's own targets lie from its painting over such windows (measured once at the "
+             "stage's start) instead of uniformly, so that the hardest painting gets the most windows")
     add("--style_samples", type=int, default=0,
         help="style stage: render each step from every target pixel's K heaviest samples of the frozen "
              "density, cached once (pipeline/style_samples.py): the style MLP at K points a ray instead of "
@@ -305,6 +309,9 @@ def check_args(args):
     if args.style_patch_ref != "target" and args.style_patch_weight == 0:
         raise ConfigError(f"--style_patch_ref {args.style_patch_ref} acts through the texture term, which is off: "
                           f"expected --style_patch_weight > 0 with it")
+    if args.style_patch_balance and (args.style_patch_weight == 0 or args.style_patch_ref != "style"):
+        raise ConfigError("--style_patch_balance shares the texture windows by the style images' statistics: "
+                          "expected --style_patch_weight > 0 and --style_patch_ref style with it")
     # None: not asked for. False: turned off by --no-target_propagation, which leaves a config's
     # thresholds inert instead of an error
     turned_off = args.target_propagation is False

@@ -39,19 +39,21 @@ def window_span(p):
     return int(np.ceil((p - 1) * np.sqrt(2.0))) + 1
 
 
-def patch_pixels(rng, n_styles, n_views, h, w, p):
+def patch_pixels(rng, n_styles, n_views, h, w, p, shares=None):
     """One random (style, view) and a p x p window of sample positions inside its h x w target,
     turned by a random angle about a random centre: (styles, views, rows, cols), each [p*p] in
     row-major order of the window, rows and cols as floats (pixel units; the rays go through
     them and the target is read bilinearly, window_target).  The turn keeps the window's axes
     off the pixel grid: axis-aligned windows taught a small style MLP a plaid of horizontal and
-    vertical strokes (docs/STYLE_STRENGTH.md)."""
+    vertical strokes (docs/STYLE_STRENGTH.md).  shares: each style's probability (window_shares),
+    else every style alike."""
     half = (p - 1) / 2.0
     reach = half * np.sqrt(2.0)  # the corners' distance from the centre, whatever the angle
     if window_span(p) > min(h, w):
         raise ValueError(f"--style_patch {p} is larger than the targets ({w}x{h}) allow: a turned window needs "
                          f"{window_span(p)} pixels a side; use a smaller patch or a smaller --target_factor")
-    s, v = rng.integers(n_styles), rng.integers(n_views)
+    s = rng.integers(n_styles) if shares is None else rng.choice(n_styles, p=shares)
+    v = rng.integers(n_views)
     cy, cx = rng.uniform(reach, h - 1 - reach), rng.uniform(reach, w - 1 - reach)
     a = rng.uniform(0.0, 2.0 * np.pi)
     i, j = np.meshgrid(np.arange(p) - half, np.arange(p) - half, indexing="ij")
@@ -97,6 +99,28 @@ def patch_split_loss(encoder, rgb, target, own, p):
         vs = channel_stats(own_tap)[1].stop_grad()
         total = total + mse(om, tm) + mse(os_, vs)
     return total
+
+
+def window_shares(encoder, targets, stats, p, rng, windows=8):
+    """--style_patch_balance: each style's share of the texture windows, in proportion to the mean
+    texture loss (patch_style_image_loss against the style image's statistics, stats) of `windows`
+    random p x p windows of its own targets [V,H,W,3] (uint8): the distance from the painting that
+    the 2D stylization itself leaves at the window's scale.  A painting whose statistics the
+    targets match least (la_muse on fern: its targets' loss about 3x Matisse's) gets the most
+    windows.  Returns (shares [S] summing to 1, the mean losses [S])."""
+    losses = []
+    for k, (stack, st) in enumerate(zip(targets, stats)):
+        total = 0.0
+        for _ in range(windows):
+            _, v, r, c = patch_pixels(rng, 1, len(stack), stack.shape[1], stack.shape[2], p)
+            with jt.no_grad():
+                win = jt.array(window_target(stack[v[0]], r, c) / 255.0)
+                total += float(patch_style_image_loss(encoder, win, st, p).item())
+        losses.append(total / windows)
+    losses = np.asarray(losses, np.float64)
+    if not np.all(np.isfinite(losses)) or losses.sum() <= 0:
+        return np.full(len(losses), 1.0 / len(losses)), losses
+    return losses / losses.sum(), losses
 
 
 def _as_batch(image):

@@ -12,6 +12,8 @@ Checkpoints `style_<step>.pkl` (style MLP, latents, optimizers) every
 --i_weights steps, newest --ckp_num kept; resumes from the newest.  With a Mimic
 (pipeline/mimic.py) the 2D <- 3D mimic step runs too, its decoder kept in the checkpoints.
 """
+import os
+
 import jittor as jt
 import numpy as np
 
@@ -24,7 +26,8 @@ from models.hash_grid import HashGrid
 from models.style_mlp import HashStyleMLP, LatentCodes, StyleMLP
 from pipeline import style_inputs
 from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_split_loss, patch_style_image_loss,
-                                  patch_texture_loss, style_image_features, style_image_stats, window_target)
+                                  patch_texture_loss, style_image_features, style_image_stats, window_shares,
+                                  window_target)
 from pipeline.targets import target_hwf
 from render.cached_samples import cached_points, composite_cached, jittered
 from render.occupancy import scene_box
@@ -274,8 +277,15 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
             raise ValueError(f"--style_patch_ref {args.style_patch_ref} needs the VGG encoder and one image per style")
         of_image = style_image_stats if args.style_patch_ref == "style" else style_image_features
         stats = [of_image(encoder, im) for im in style_images]
+    shares = None
+    if args.style_patch_balance and len(style_names) > 1:
+        shares, losses = window_shares(encoder, targets, stats, args.style_patch,
+                                       np.random.default_rng([args.seed, 7]))
+        log("texture windows per style (--style_patch_balance, by their targets' own texture loss "
+            + ", ".join(f"{l:.3g}" for l in losses) + "): "
+            + ", ".join(f"{os.path.splitext(n)[0]} {sh:.0%}" for n, sh in zip(style_names, shares)))
     step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples,
-                         style_stats=stats, view_targets=view_targets)
+                         style_stats=stats, view_targets=view_targets, style_shares=shares)
 
     def state(s):
         return {**model.state(s), **(mimic.state() if mimic is not None else {})}
@@ -308,7 +318,7 @@ def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
 
 
 def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None,
-               style_stats=None, view_targets=None):
+               style_stats=None, view_targets=None, style_shares=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.
     share_color=False: the style MLP runs at both levels' depths (the same result, more work; for
@@ -322,7 +332,9 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     (--style_patch_ref nn).
     view_targets: per style, the views' own stylizations before propagation: the window is
     judged against the same window of those (--style_patch_ref view), or only its channel stds
-    (--style_patch_ref view_std; the means against the target window's)."""
+    (--style_patch_ref view_std; the means against the target window's).
+    style_shares: each style's probability of a texture window (--style_patch_balance), or None:
+    every style alike."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -338,7 +350,7 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
         target = gather_targets(targets, s, v, r, c)
         if side:  # the texture window's rays go last, its target read bilinearly
-            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, side)
+            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, side, style_shares)
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
             if args.style_patch_ref in VIEW_REFS:  # the texture's reference: the view's own stylization
                 own = jt.array(window_target(view_targets[ws[0]][wv[0]], wr, wc) / 255.0)

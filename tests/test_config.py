@@ -134,6 +134,11 @@ def test_a_texture_reference_without_the_texture_term_is_refused():
         parse_args(["--style_patch_ref", "nn"])
     assert parse_args(["--style_patch_ref", "nn", "--style_patch_weight", "0.1"]).style_patch_ref == "nn"
     assert parse_args(["--style_patch_ref", "target"]).style_patch_weight == 0  # the default pair
+    with pytest.raises(ConfigError, match="--style_patch_balance shares the texture windows .* expected "
+                                          "--style_patch_weight > 0 and --style_patch_ref style"):
+        parse_args(["--style_patch_balance", "--style_patch_weight", "0.1"])  # ref target
+    assert parse_args(["--style_patch_balance", "--style_patch_weight", "0.1", "--style_patch_ref",
+                       "style"]).style_patch_balance
     # view: the views' own stylizations exist beside propagated targets only
     with pytest.raises(ConfigError, match="--style_patch_ref view reads each view's own stylization .* "
                                           "expected --target_propagation"):

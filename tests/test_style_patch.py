@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pipeline.style_patch import (as_image, patch_nn_loss, patch_pixels, patch_split_loss, patch_style_image_loss,
-                                  patch_texture_loss, style_image_features, style_image_stats, window_target)
+                                  patch_texture_loss, style_image_features, style_image_stats, window_shares,
+                                  window_target)
 
 
 class TwoTapEncoder:
@@ -52,6 +53,40 @@ def test_patch_pixels_is_one_turned_window_of_one_view_in_row_major_order():
         np.testing.assert_allclose(along, np.broadcast_to(along[0, 0], along.shape), atol=1e-9)  # straight rows
         angles.append(np.arctan2(along[0, 0, 0], along[0, 0, 1]))
     assert np.ptp(angles) > 1.0  # the turn varies from window to window
+
+
+def test_patch_pixels_draws_the_style_by_its_share():
+    """Without shares the draws are those of before (one integer for the style, one for the view);
+    with shares each style comes up about that often, one of share 0 never."""
+    rng, ref = np.random.default_rng(3), np.random.default_rng(3)
+    for _ in range(5):
+        s, v, r, c = patch_pixels(rng, 3, 5, 12, 17, 4)
+        assert (s[0], v[0]) == (ref.integers(3), ref.integers(5))
+        ref.uniform(size=3)  # the centre and the turn
+    rng = np.random.default_rng(4)
+    drawn = np.array([patch_pixels(rng, 3, 5, 12, 17, 4, shares=[0.0, 0.25, 0.75])[0][0] for _ in range(2000)])
+    counts = np.bincount(drawn, minlength=3) / len(drawn)
+    assert counts[0] == 0 and abs(counts[1] - 0.25) < 0.04 and abs(counts[2] - 0.75) < 0.04
+
+
+def test_window_shares_follow_the_targets_distance_from_each_painting():
+    """window_shares: the mean texture loss of random target windows against each style image's
+    statistics (TwoTapEncoder: the image and its 2x2 pooling), as shares.  Flat targets at 0.9
+    against a flat image at 0.5: (0.4^2) per tap x 2 taps = 0.32 (stds equal); equal targets and
+    image: 0; all zero: equal shares."""
+    enc = TwoTapEncoder()
+    flat = lambda value: np.full((8, 8, 3), value, np.float32)
+    stats = [style_image_stats(enc, flat(0.5)) for _ in range(2)]
+    targets = [np.full((2, 12, 14, 3), 128, np.uint8), np.full((2, 12, 14, 3), 230, np.uint8)]
+    shares, losses = window_shares(enc, targets, stats, 4, np.random.default_rng(0), windows=3)
+    expected = 2 * (230 / 255.0 - 0.5) ** 2
+    np.testing.assert_allclose(losses, [2 * (128 / 255.0 - 0.5) ** 2, expected], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(shares, losses / losses.sum())
+    same = [np.full((2, 12, 14, 3), 128, np.uint8)] * 2
+    stats_same = [style_image_stats(enc, flat(128 / 255.0))] * 2
+    shares, losses = window_shares(enc, same, stats_same, 4, np.random.default_rng(0), windows=2)
+    np.testing.assert_allclose(losses, 0, atol=1e-9)
+    np.testing.assert_allclose(shares, [0.5, 0.5])
 
 
 def test_window_target_is_bilinear():

@@ -413,6 +413,26 @@ def test_style_image_reference_judges_the_window_against_its_styles_image(style_
                     st["opts"], log=lambda *_: None, encoder=encoder, style_images=images[:1])
 
 
+def test_balanced_windows_go_to_the_style_its_targets_match_least(style_setup, monkeypatch):
+    """--style_patch_balance: the windows' styles are drawn in proportion to how far each style's
+    targets lie from its image (window_shares, once at the start, said in the log): style a's flat
+    targets have its flat image's statistics exactly, b's do not, so every window is b's."""
+    st = style_setup
+    images = [np.full((8, 8, 3), STYLE_COLOURS[0] / 255.0, np.float32), np.full((8, 8, 3), 0.5, np.float32)]
+    args = style_args(total_step=4, style_patch_weight=0.5, style_patch=4, style_patch_ref="style",
+                      style_patch_balance=True)
+    from models.vgg import VGGEncoder
+    logs = []
+    windows = []
+    real_window = style_stage.patch_pixels
+    monkeypatch.setattr(style_stage, "patch_pixels", lambda *a: windows.append(real_window(*a)) or windows[-1])
+    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
+                st["opts"], log=logs.append, encoder=VGGEncoder(deepest="relu1_1"), style_images=images)
+    assert len(windows) == 4 and all(w[0][0] == 1 for w in windows)
+    line = [x for x in logs if x.startswith("texture windows per style")]
+    assert len(line) == 1 and line[0].endswith("a 0%, b 100%"), line
+
+
 def test_nn_reference_matches_the_window_to_its_styles_features(style_setup, monkeypatch):
     """--style_patch_ref nn: each step's window is matched to the deepest features of the image of
     the window's style."""

@@ -25,7 +25,9 @@ painting's palette, which a small field answers with one motif tiled over the sc
 (bench/results, 2026-12-05 part 11).  --style_patch_ref nn asks only that each deepest feature
 of the window be close (cosine) to some feature of the style image: nearest-neighbour feature
 matching, ARF's loss (Zhang et al., 2022), which lets each window take the painting's parts that
-suit it.
+suit it.  With several styles each window belongs to one style drawn at random, a third each for
+three; --style_patch_balance (window_shares) draws them instead by how far each style's own
+targets lie from its painting.
 """
 import jittor as jt
 import numpy as np

@@ -139,8 +139,9 @@ def build_parser():
              "close to one of the style image's (nn: nearest-neighbour feature matching, as ARF)")
     add("--style_patch_balance", action="store_true",
         help="with --style_patch_ref style and several styles: draw each texture window's style in proportion "
-             "to how far that style's own targets lie from its painting over such windows (measured once at the "
-             "stage's start) instead of uniformly, so that the hardest painting gets the most windows")
+             "to how far the rendered windows of that style lie from its painting (a running mean of their "
+             "texture loss) over how far its targets' windows do (measured at the stage's start), instead of "
+             "uniformly: the style the field follows least gets the most windows")
     add("--style_samples", type=int, default=0,
         help="style stage: render each step from every target pixel's K heaviest samples of the frozen "
              "density, cached once (pipeline/style_samples.py): the style MLP at K points a ray instead of "

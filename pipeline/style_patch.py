@@ -26,8 +26,8 @@ painting's palette, which a small field answers with one motif tiled over the sc
 of the window be close (cosine) to some feature of the style image: nearest-neighbour feature
 matching, ARF's loss (Zhang et al., 2022), which lets each window take the painting's parts that
 suit it.  With several styles each window belongs to one style drawn at random, a third each for
-three; --style_patch_balance (window_shares) draws them instead by how far each style's own
-targets lie from its painting.
+three; --style_patch_balance (WindowBalance) draws them instead by how far the render's windows
+of each style lie from its painting, relative to its targets' windows.
 """
 import jittor as jt
 import numpy as np
@@ -47,7 +47,7 @@ def patch_pixels(rng, n_styles, n_views, h, w, p, shares=None):
     row-major order of the window, rows and cols as floats (pixel units; the rays go through
     them and the target is read bilinearly, window_target).  The turn keeps the window's axes
     off the pixel grid: axis-aligned windows taught a small style MLP a plaid of horizontal and
-    vertical strokes (docs/STYLE_STRENGTH.md).  shares: each style's probability (window_shares),
+    vertical strokes (docs/STYLE_STRENGTH.md).  shares: each style's probability (WindowBalance),
     else every style alike."""
     half = (p - 1) / 2.0
     reach = half * np.sqrt(2.0)  # the corners' distance from the centre, whatever the angle
@@ -103,15 +103,12 @@ def patch_split_loss(encoder, rgb, target, own, p):
     return total
 
 
-def window_shares(encoder, targets, stats, p, rng, windows=8):
-    """--style_patch_balance: each style's share of the texture windows, in proportion to the mean
-    texture loss (patch_style_image_loss against the style image's statistics, stats) of `windows`
-    random p x p windows of its own targets [V,H,W,3] (uint8): the distance from the painting that
-    the 2D stylization itself leaves at the window's scale.  A painting whose statistics the
-    targets match least (la_muse on fern: its targets' loss about 3x Matisse's) gets the most
-    windows.  Returns (shares [S] summing to 1, the mean losses [S])."""
+def target_window_losses(encoder, targets, stats, p, rng, windows=8):
+    """The mean texture loss (patch_style_image_loss against each style image's statistics, stats)
+    of `windows` random p x p windows of each style's own targets [V,H,W,3] (uint8): how far the
+    2D stylization itself lies from each painting at the window's scale.  Returns [S] float64."""
     losses = []
-    for k, (stack, st) in enumerate(zip(targets, stats)):
+    for stack, st in zip(targets, stats):
         total = 0.0
         for _ in range(windows):
             _, v, r, c = patch_pixels(rng, 1, len(stack), stack.shape[1], stack.shape[2], p)
@@ -119,10 +116,42 @@ def window_shares(encoder, targets, stats, p, rng, windows=8):
                 win = jt.array(window_target(stack[v[0]], r, c) / 255.0)
                 total += float(patch_style_image_loss(encoder, win, st, p).item())
         losses.append(total / windows)
-    losses = np.asarray(losses, np.float64)
-    if not np.all(np.isfinite(losses)) or losses.sum() <= 0:
-        return np.full(len(losses), 1.0 / len(losses)), losses
-    return losses / losses.sum(), losses
+    return np.asarray(losses, np.float64)
+
+
+class WindowBalance:
+    """--style_patch_balance: each texture window's style drawn in proportion to how far the
+    stylized NeRF's windows of that style lie from its painting, relative to how far its targets'
+    windows do (target_window_losses): ratio_s = running mean of the rendered windows' texture
+    loss / the targets' windows' loss, shares = ratios / their sum.  A style the field follows
+    least, for its painting, gets the most windows; a style not yet drawn counts as 1.  The
+    running means (the last `memory` windows of a style, about) are kept in the style
+    checkpoints, so a resumed run draws as an uncut one.  A reference below 1% of the largest
+    counts as that 1%."""
+
+    def __init__(self, reference, memory=50):
+        reference = np.asarray(reference, np.float64)
+        # targets that match their painting almost exactly would make any render's ratio explode
+        self.reference = np.maximum(reference, 0.01 * max(float(reference.max()), 1e-12))
+        self.running = np.full(len(self.reference), np.nan)
+        self.keep = 1.0 - 1.0 / memory
+
+    def shares(self):
+        ratio = np.where(np.isnan(self.running), 1.0, self.running / self.reference)
+        ratio = np.maximum(ratio, 1e-6)
+        return ratio / ratio.sum()
+
+    def update(self, style, loss):
+        old = self.running[style]
+        self.running[style] = loss if np.isnan(old) else self.keep * old + (1.0 - self.keep) * loss
+
+    def state(self):
+        return {"window_balance": {"reference": self.reference.tolist(), "running": self.running.tolist()}}
+
+    def load(self, ck):
+        got = ck.get("window_balance")
+        if got is not None and len(got["running"]) == len(self.running):
+            self.running = np.asarray(got["running"], np.float64)
 
 
 def _as_batch(image):

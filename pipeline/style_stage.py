@@ -26,8 +26,8 @@ from models.hash_grid import HashGrid
 from models.style_mlp import HashStyleMLP, LatentCodes, StyleMLP
 from pipeline import style_inputs
 from pipeline.style_patch import (patch_nn_loss, patch_pixels, patch_split_loss, patch_style_image_loss,
-                                  patch_texture_loss, style_image_features, style_image_stats, window_shares,
-                                  window_target)
+                                  patch_texture_loss, style_image_features, style_image_stats, target_window_losses,
+                                  window_target, WindowBalance)
 from pipeline.targets import target_hwf
 from render.cached_samples import cached_points, composite_cached, jittered
 from render.occupancy import scene_box
@@ -277,18 +277,22 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
             raise ValueError(f"--style_patch_ref {args.style_patch_ref} needs the VGG encoder and one image per style")
         of_image = style_image_stats if args.style_patch_ref == "style" else style_image_features
         stats = [of_image(encoder, im) for im in style_images]
-    shares = None
+    balance = None
     if args.style_patch_balance and len(style_names) > 1:
-        shares, losses = window_shares(encoder, targets, stats, args.style_patch,
-                                       np.random.default_rng([args.seed, 7]))
-        log("texture windows per style (--style_patch_balance, by their targets' own texture loss "
-            + ", ".join(f"{l:.3g}" for l in losses) + "): "
-            + ", ".join(f"{os.path.splitext(n)[0]} {sh:.0%}" for n, sh in zip(style_names, shares)))
+        reference = target_window_losses(encoder, targets, stats, args.style_patch,
+                                         np.random.default_rng([args.seed, 7]))
+        balance = WindowBalance(reference)
+        if path is not None:
+            balance.load(ck)
+        log("texture windows per style (--style_patch_balance): in proportion to the rendered windows' texture "
+            "loss over the targets' (" + ", ".join(f"{os.path.splitext(n)[0]} {r:.3g}"
+                                                    for n, r in zip(style_names, reference)) + ")")
     step_fn = style_step(args, system, geo, targets, model, opts, encoder=encoder, samples=samples,
-                         style_stats=stats, view_targets=view_targets, style_shares=shares)
+                         style_stats=stats, view_targets=view_targets, balance=balance)
 
     def state(s):
-        return {**model.state(s), **(mimic.state() if mimic is not None else {})}
+        return {**model.state(s), **(mimic.state() if mimic is not None else {}),
+                **(balance.state() if balance is not None else {})}
     loop = TrainLoop("style training", start, args.total_step, every=args.i_weights, desc="style",
                      bar_base=args.origin_step, save=lambda s: ckpts.save(s, state(s)))
     for step in loop:
@@ -297,7 +301,12 @@ def train_style(args, system, geo, targets, mu, logvar, style_names, expdir, opt
             mimic.step(step, model)
         if loop.due(args.i_print):
             shown = {"texture": f"{texture.item():.3f}"} if texture is not None else {}
+            if balance is not None:
+                shown["windows"] = "/".join(f"{sh:.2f}" for sh in balance.shares())
             loop.postfix(mse=f"{loss_f.item():.4f}", logp=f"{logp.item():.3f}", **shown, it_s=f"{loop.rate():.2f}")
+    if balance is not None:
+        log("texture windows per style at the end: " + ", ".join(
+            f"{os.path.splitext(n)[0]} {sh:.0%}" for n, sh in zip(style_names, balance.shares())))
     return model
 
 
@@ -318,7 +327,7 @@ def render_cached(samples, field, rays_o, rays_d, pixels, opts, rng):
 
 
 def style_step(args, system, geo, targets, model, opts, share_color=True, encoder=None, samples=None,
-               style_stats=None, view_targets=None, style_shares=None):
+               style_stats=None, view_targets=None, balance=None):
     """One optimisation step of the style stage as a function of the step number (its random
     batch is seeded by it): returns (fine MSE, logp, texture term or None) as Jittor scalars.
     share_color=False: the style MLP runs at both levels' depths (the same result, more work; for
@@ -333,8 +342,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
     view_targets: per style, the views' own stylizations before propagation: the window is
     judged against the same window of those (--style_patch_ref view), or only its channel stds
     (--style_patch_ref view_std; the means against the target window's).
-    style_shares: each style's probability of a texture window (--style_patch_balance), or None:
-    every style alike."""
+    balance: a WindowBalance (--style_patch_balance) that draws each texture window's style and
+    learns from its loss, or None: every style alike."""
     H, W, focal = target_hwf(args, geo)  # the targets' camera (--target_factor)
     n_styles = len(targets)
     p = args.style_patch if args.style_patch_weight > 0 else 0
@@ -350,7 +359,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
         s, v, r, c = sample_batch(rng, n_styles, geo.n_views, H, W, args.batch_size_style)
         target = gather_targets(targets, s, v, r, c)
         if side:  # the texture window's rays go last, its target read bilinearly
-            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, side, style_shares)
+            ws, wv, wr, wc = patch_pixels(rng, n_styles, geo.n_views, H, W, side,
+                                          None if balance is None else balance.shares())
             target = np.concatenate([target, window_target(targets[ws[0]][wv[0]], wr, wc)])
             if args.style_patch_ref in VIEW_REFS:  # the texture's reference: the view's own stylization
                 own = jt.array(window_target(view_targets[ws[0]][wv[0]], wr, wc) / 255.0)
@@ -388,6 +398,8 @@ def style_step(args, system, geo, targets, model, opts, share_color=True, encode
             loss = loss + args.style_patch_weight * texture
         model.set_lrates(args, step)
         model.opt.step(loss)
+        if side and balance is not None:
+            balance.update(int(ws[0]), float(texture.item()))
         return loss_f, logp, texture
     return step_fn
 

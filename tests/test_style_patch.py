@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from pipeline.style_patch import (as_image, patch_nn_loss, patch_pixels, patch_split_loss, patch_style_image_loss,
-                                  patch_texture_loss, style_image_features, style_image_stats, window_shares,
-                                  window_target)
+                                  patch_texture_loss, style_image_features, style_image_stats, target_window_losses,
+                                  window_target, WindowBalance)
 
 
 class TwoTapEncoder:
@@ -69,24 +69,34 @@ def test_patch_pixels_draws_the_style_by_its_share():
     assert counts[0] == 0 and abs(counts[1] - 0.25) < 0.04 and abs(counts[2] - 0.75) < 0.04
 
 
-def test_window_shares_follow_the_targets_distance_from_each_painting():
-    """window_shares: the mean texture loss of random target windows against each style image's
-    statistics (TwoTapEncoder: the image and its 2x2 pooling), as shares.  Flat targets at 0.9
-    against a flat image at 0.5: (0.4^2) per tap x 2 taps = 0.32 (stds equal); equal targets and
-    image: 0; all zero: equal shares."""
+def test_target_window_losses_are_the_targets_distance_from_each_painting():
+    """target_window_losses: the mean texture loss of random target windows against each style
+    image's statistics (TwoTapEncoder: the image and its 2x2 pooling).  Flat targets at v against a
+    flat image at 0.5: (v - 0.5)^2 per tap x 2 taps (the stds equal)."""
     enc = TwoTapEncoder()
-    flat = lambda value: np.full((8, 8, 3), value, np.float32)
-    stats = [style_image_stats(enc, flat(0.5)) for _ in range(2)]
+    stats = [style_image_stats(enc, np.full((8, 8, 3), 0.5, np.float32)) for _ in range(2)]
     targets = [np.full((2, 12, 14, 3), 128, np.uint8), np.full((2, 12, 14, 3), 230, np.uint8)]
-    shares, losses = window_shares(enc, targets, stats, 4, np.random.default_rng(0), windows=3)
-    expected = 2 * (230 / 255.0 - 0.5) ** 2
-    np.testing.assert_allclose(losses, [2 * (128 / 255.0 - 0.5) ** 2, expected], rtol=1e-4, atol=1e-9)
-    np.testing.assert_allclose(shares, losses / losses.sum())
-    same = [np.full((2, 12, 14, 3), 128, np.uint8)] * 2
-    stats_same = [style_image_stats(enc, flat(128 / 255.0))] * 2
-    shares, losses = window_shares(enc, same, stats_same, 4, np.random.default_rng(0), windows=2)
-    np.testing.assert_allclose(losses, 0, atol=1e-9)
-    np.testing.assert_allclose(shares, [0.5, 0.5])
+    losses = target_window_losses(enc, targets, stats, 4, np.random.default_rng(0), windows=3)
+    np.testing.assert_allclose(losses, [2 * (128 / 255.0 - 0.5) ** 2, 2 * (230 / 255.0 - 0.5) ** 2], rtol=1e-4)
+
+
+def test_window_balance_draws_by_the_renders_distance_over_the_targets():
+    """WindowBalance: every style alike until drawn (ratio 1); then shares in proportion to the
+    running mean of a style's window losses over its targets' (ratios 2 and 0.5 -> 0.8 / 0.2); the
+    running mean keeps 1 - 1/memory of the old value; a reference under 1% of the largest counts
+    as 1%; the state round-trips through a checkpoint dict."""
+    bal = WindowBalance([2.0, 4.0, 4.0], memory=4)
+    np.testing.assert_allclose(bal.shares(), [1 / 3] * 3)
+    bal.update(0, 4.0)  # ratio 2
+    bal.update(1, 2.0)  # ratio 0.5; style 2 not drawn: 1
+    np.testing.assert_allclose(bal.shares(), np.array([2.0, 0.5, 1.0]) / 3.5)
+    bal.update(0, 8.0)  # 0.75 * 4 + 0.25 * 8 = 5: ratio 2.5
+    np.testing.assert_allclose(bal.running[0], 5.0)
+    again = WindowBalance([2.0, 4.0, 4.0], memory=4)
+    again.load(bal.state())
+    np.testing.assert_array_equal(again.shares(), bal.shares())
+    tiny = WindowBalance([1e-9, 1.0])
+    np.testing.assert_allclose(tiny.reference, [0.01, 1.0])
 
 
 def test_window_target_is_bilinear():

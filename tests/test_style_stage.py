@@ -413,24 +413,33 @@ def test_style_image_reference_judges_the_window_against_its_styles_image(style_
                     st["opts"], log=lambda *_: None, encoder=encoder, style_images=images[:1])
 
 
-def test_balanced_windows_go_to_the_style_its_targets_match_least(style_setup, monkeypatch):
-    """--style_patch_balance: the windows' styles are drawn in proportion to how far each style's
-    targets lie from its image (window_shares, once at the start, said in the log): style a's flat
-    targets have its flat image's statistics exactly, b's do not, so every window is b's."""
+def test_balanced_windows_are_drawn_as_an_uncut_run_draws_them_after_a_resume(style_setup, monkeypatch, tmp_path):
+    """--style_patch_balance: the stage says how it draws, the windows' running losses go into the
+    style checkpoints, and a run resumed from one draws the same windows as an uncut run."""
     st = style_setup
-    images = [np.full((8, 8, 3), STYLE_COLOURS[0] / 255.0, np.float32), np.full((8, 8, 3), 0.5, np.float32)]
-    args = style_args(total_step=4, style_patch_weight=0.5, style_patch=4, style_patch_ref="style",
-                      style_patch_balance=True)
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.2, 0.8)]
     from models.vgg import VGGEncoder
-    logs = []
-    windows = []
+    encoder = VGGEncoder(deepest="relu1_1")
+    over = dict(style_patch_weight=0.5, style_patch=4, style_patch_ref="style", style_patch_balance=True)
+    drawn = {}
     real_window = style_stage.patch_pixels
-    monkeypatch.setattr(style_stage, "patch_pixels", lambda *a: windows.append(real_window(*a)) or windows[-1])
-    train_style(args, st["system"], st["geo"], st["targets"], st["mu"], st["logvar"], st["names"], st["expdir"],
-                st["opts"], log=logs.append, encoder=VGGEncoder(deepest="relu1_1"), style_images=images)
-    assert len(windows) == 4 and all(w[0][0] == 1 for w in windows)
-    line = [x for x in logs if x.startswith("texture windows per style")]
-    assert len(line) == 1 and line[0].endswith("a 0%, b 100%"), line
+    for name, stops in (("uncut", (6,)), ("resumed", (3, 6))):
+        st["expdir"] = str(tmp_path / name)
+        drawn[name] = []
+        for stop in stops:
+            logs = []
+            windows = []
+            monkeypatch.setattr(style_stage, "patch_pixels",
+                                lambda *a: windows.append(real_window(*a)) or windows[-1])
+            train_style(style_args(total_step=stop, i_weights=3, **over), st["system"], st["geo"], st["targets"],
+                        st["mu"], st["logvar"], st["names"], st["expdir"], st["opts"], log=logs.append,
+                        encoder=encoder, style_images=images)
+            drawn[name] += [(int(w[0][0]), int(w[1][0])) for w in windows]
+            assert any(x.startswith("texture windows per style (--style_patch_balance)") for x in logs)
+            assert any(x.startswith("texture windows per style at the end: a ") for x in logs)
+    assert len(drawn["uncut"]) == 6 and drawn["resumed"] == drawn["uncut"]
+    ck = style_stage.style_checkpoints(st["expdir"], style_args(**over)).load_latest(("window_balance",))[2]
+    assert len(ck["window_balance"]["running"]) == 2 and not np.isnan(ck["window_balance"]["running"]).all()
 
 
 def test_nn_reference_matches_the_window_to_its_styles_features(style_setup, monkeypatch):

@@ -146,7 +146,8 @@ class WindowBalance:
         self.running[style] = loss if np.isnan(old) else self.keep * old + (1.0 - self.keep) * loss
 
     def state(self):
-        return {"window_balance": {"reference": self.reference.tolist(), "running": self.running.tolist()}}
+        # the reference is measured again, the same, at every start: only the running means are kept
+        return {"window_balance": {"running": self.running.tolist()}}
 
     def load(self, ck):
         got = ck.get("window_balance")

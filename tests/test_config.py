@@ -58,7 +58,7 @@ def test_the_projects_configs_set_the_finetune_length_by_its_new_name():
     # the texture term against the style image's statistics over 256-pixel windows on every third
     # step, 17,000 style steps
     assert (args.style_patch_weight, args.style_patch_every, args.style_patch, args.style_patch_ref) == \
-        (0.072, 3, 256, "style")
+        (1.0, 3, 256, "style")
     assert args.total_step - args.origin_step == 17000
     # one style point a ray at its expected depth, trained and rendered there (README, "Style strength")
     assert (args.style_samples, args.style_render_samples, args.style_point) == (1, 1, "surface")

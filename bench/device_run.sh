@@ -171,24 +171,30 @@ case "$step" in
     mkdir -p $exp
     [ -f $exp/nerf_120001.pkl ] || tar xzf bench/checkpoints/fern_long.tgz -O > $exp/nerf_120001.pkl
     levers "$budget" $exp "--expname $(basename $exp) --origin_step 120001" "$@" ;;
-  leversown)  # the same on fern_quick's own 5,000-step NeRF with the decoder its run fine-tuned,
-              # from logs/fq_inputs/ (a fern_quick run's nerf_005000.pkl and decoder.pkl; the base
+  leversown)  # the same on fern_quick's own 5,000-step NeRF, from logs/fq_inputs/ (a fern_quick
+              # run's nerf_005000.pkl, and its decoder.pkl if that run fine-tuned one; the base
               # experiment logs/fq starts from a copy, so refreshing the inputs folder leaves the
-              # stages built in logs/fq as they are): stages 2-5 in about 2 minutes, no fine-tune.
+              # stages built in logs/fq as they are): stages 2-5 in about 4 minutes on a fresh machine.
               # Without that folder the base experiment logs/fq_fresh runs stages 1-5 as fern_quick's
               # config says (its own NeRF; about 9 minutes on a fresh machine, run the same command
-              # again to go on).
+              # again to go on), and its NeRF comes back as $OUT/fq_inputs.tgz: put into
+              # .offline/resume/, it gives a later fresh machine logs/fq_inputs/ (the same NeRF, a
+              # NeRF stage fewer).
               # leversown <seconds> --variant name="options" ... [--eval "--eval_frames 30"]
     budget=$1; shift
     src=logs/fq_inputs
+    [ -d $src ] || [ ! -f "$resume/fq_inputs.tgz" ] || tar xzf "$resume/fq_inputs.tgz"
     if [ ! -d $src ]; then
-      levers "$budget" logs/fq_fresh "--expname fq_fresh" "$@"; exit
+      levers "$budget" logs/fq_fresh "--expname fq_fresh" "$@"; rc=$?
+      [ -f logs/fq_fresh/nerf_005000.pkl ] && tar czf "$OUT/fq_inputs.tgz" \
+        --transform 's,^logs/fq_fresh/,logs/fq_inputs/,' logs/fq_fresh/nerf_005000.pkl
+      exit $rc
     fi
-    for f in $src/nerf_005000.pkl $src/decoder.pkl; do
-      [ -f $f ] || { echo "error: $f not found: expected fern_quick's NeRF and fine-tuned decoder there"; exit 1; }
-    done
+    [ -f $src/nerf_005000.pkl ] || { echo "error: $src/nerf_005000.pkl not found: expected fern_quick's NeRF there"; exit 1; }
+    decoder=""  # the config's decoder (the shipped one) unless the inputs carry a fine-tuned one
+    [ -f $src/decoder.pkl ] && decoder="--decoder_pth_path $src/decoder.pkl"
     mkdir -p logs/fq && { [ -f logs/fq/nerf_005000.pkl ] || cp $src/nerf_005000.pkl logs/fq/; }
-    levers "$budget" logs/fq "--expname fq --finetune_decoder_steps 0 --decoder_pth_path $src/decoder.pkl" "$@" ;;
+    levers "$budget" logs/fq "--expname fq --finetune_decoder_steps 0 $decoder" "$@" ;;
   tidycheck) # did the tidy-up keep behaviour: the code before it (1427bdb, exported beforehand
             # with `bash bench/tidycheck.sh export .tidy_ref`, an ignored folder to bring along) and
             # this tree run fern_quick's stages 2-6 as 1427bdb had them (3,000 renderer style steps

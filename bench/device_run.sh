@@ -178,12 +178,14 @@ case "$step" in
               # Without that folder the base experiment logs/fq_fresh runs stages 1-5 as fern_quick's
               # config says (its own NeRF; about 9 minutes on a fresh machine, run the same command
               # again to go on), and its NeRF comes back as $OUT/fq_inputs.tgz: put into
-              # .offline/resume/, it gives a later fresh machine logs/fq_inputs/ (the same NeRF, a
-              # NeRF stage fewer).
+              # .offline/resume/ (or committed as bench/checkpoints/fq_inputs.tgz), it gives a later
+              # fresh machine logs/fq_inputs/ (the same NeRF, a NeRF stage fewer).
               # leversown <seconds> --variant name="options" ... [--eval "--eval_frames 30"]
     budget=$1; shift
     src=logs/fq_inputs
-    [ -d $src ] || [ ! -f "$resume/fq_inputs.tgz" ] || tar xzf "$resume/fq_inputs.tgz"
+    for f in "$resume/fq_inputs.tgz" bench/checkpoints/fq_inputs.tgz; do  # the first one there
+      [ -d $src ] || [ ! -f "$f" ] || tar xzf "$f"
+    done
     if [ ! -d $src ]; then
       levers "$budget" logs/fq_fresh "--expname fq_fresh" "$@"; rc=$?
       [ -f logs/fq_fresh/nerf_005000.pkl ] && tar czf "$OUT/fq_inputs.tgz" \

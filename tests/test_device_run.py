@@ -70,3 +70,10 @@ def test_leversown_returns_its_fresh_nerf_and_a_later_machine_starts_from_it(tmp
     call = calls.read_text()
     assert "--expname fq --finetune_decoder_steps 0" in call and "--decoder_pth_path" not in call
     assert not (tmp_path / "out2" / "fq_inputs.tgz").exists()
+    # the same archive kept in git instead
+    shutil.rmtree(root / "logs")
+    shutil.rmtree(tmp_path / "offline" / "resume")
+    (root / "bench" / "checkpoints").mkdir()
+    shutil.copy(packed, root / "bench" / "checkpoints" / "fq_inputs.tgz")
+    assert _leversown(root, tmp_path / "out3", env).returncode == 0
+    assert (root / "logs" / "fq" / "nerf_005000.pkl").read_text() == "weights\n"

@@ -124,7 +124,8 @@ def build_parser():
         help="learning rate of the style MLP (0: --lrate, the original); decays as --lrate does, from --origin_step")
     add("--style_patch_weight", type=float, default=0.0,
         help="weight of the style stage's texture term: one rendered --style_patch window a step must have "
-             "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original)")
+             "the VGG channel statistics of its target window (pipeline/style_patch.py; 0: MSE only, the original); "
+             "how much of the painting the frames carry: larger paints more and keeps less detail")
     add("--style_patch", type=int, default=32, help="side in pixels of that window (at the targets' size)")
     add("--style_patch_every", type=int, default=1,
         help="the texture window on every Nth style step only (its VGG pass is most of a step's time; the "

@@ -1,6 +1,8 @@
 """bench/device_run.sh: every step its usage names has its case, and no case is unnamed."""
 import os
 import re
+import shutil
+import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,13 +36,11 @@ exit 0
 
 
 def _leversown(root, out, env):
-    import subprocess
     return subprocess.run(["bash", "bench/device_run.sh", "leversown", "60", "--variant", "a="],
                           cwd=root, env=dict(env, OUT=str(out)), capture_output=True, text=True)
 
 
 def test_leversown_returns_its_fresh_nerf_and_a_later_machine_starts_from_it(tmp_path):
-    import shutil
     root = tmp_path / "repo"
     for rel in ("bench/device_run.sh", "scripts/device_env.sh"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""bench/device_run.sh: every step its usage names has its case, and no case is unnamed."""
+"""bench/device_run.sh: every step its usage names has its case, no case is unnamed, and leversown
+returns the NeRF it trained for a later machine to start from."""
 import os
 import re
 import shutil

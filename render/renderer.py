@@ -202,12 +202,14 @@ def _level_weights(geo, rays_d, n_samples):
 def top_k_samples(geo, rays_d, k, surface=False):
     """What every colour of a top-k render shares: each ray's k heaviest samples of a shared-colour
     geometry (_shared_depths with its fine sigma) - their depths and both levels' weights, rescaled
-    to each level's opacity (top_samples) - and the full levels' depth and acc (NumPy; for k = 1
-    jt Vars, one_point_samples)."""
+    to each level's opacity (top_samples) - and the full levels' depth and acc, as jt Vars (selected
+    on the host, or for k = 1 on the device: one_point_samples), put on the device once for every
+    colour that composite_top_k gives them."""
     if int(k) == 1:
         return one_point_samples(geo, rays_d, surface)
     z_all, w_c, w_f, d_c, d_f, a_c, a_f = _level_weights(geo, rays_d, geo["z_vals"].shape[1])
     z, w_c, w_f, _ = top_samples(z_all, w_c, w_f, min(int(k), z_all.shape[1]), surface)
+    z, w_c, w_f, d_c, d_f, a_c, a_f = (jt.array(a) for a in (z, w_c, w_f, d_c, d_f, a_c, a_f))
     return dict(z=z, w_coarse=w_c, w_fine=w_f, depth=(d_c, d_f), acc=(a_c, a_f))
 
 
@@ -240,9 +242,8 @@ def composite_top_k(kept, colors, rays_o, rays_d, white_bkgd):
     unchanged)."""
     out = composite_cached(colors(cached_points(rays_o, rays_d, kept["z"])), kept["w_coarse"], kept["w_fine"],
                            white_bkgd)
-    as_var = lambda x: x if isinstance(x, jt.Var) else jt.array(x)
     for i, level in enumerate(("coarse", "fine")):
-        out[level]["depth"], out[level]["acc"] = as_var(kept["depth"][i]), as_var(kept["acc"][i])
+        out[level]["depth"], out[level]["acc"] = kept["depth"][i], kept["acc"][i]
     return out
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import jittor as jt
 import numpy as np
 
+from backend.reductions import row_argmax
 from render.cached_samples import cached_points, composite_cached, top_samples
 from render.compositing import composite
 from render.options import RenderOptions
@@ -224,7 +225,7 @@ def one_point_samples(geo, rays_d, surface=False):
     w_f, z_all = fine["weights"], geo["z_all"]
     n_rays, n_all = w_f.shape
     w_c_all = jt.zeros((n_rays, n_all), dtype="float32").scatter_(1, geo["coarse_at"], coarse["weights"])
-    keep, heaviest = jt.argmax(w_c_all + w_f, dim=1)
+    keep, heaviest = row_argmax(w_c_all + w_f)
     z = z_all.reindex([n_rays], ["i0", "@e0(i0)"], extras=[keep])
     # one sample holds a level's whole opacity, unless the ray has no weight at all (top_samples)
     has = (heaviest > 0).float32()

@@ -6,8 +6,6 @@ plain-Jittor formula as the fallback where its GPU self-check fails (backend/ker
 - row_sums(x2d)             per-row sums, one CUDA block per row (a convolution's bias gradient)
 - relu_grad_bias_sums(g, y) a Linear layer's backward helper: g masked by y > 0 (ReLU's gradient)
                             and that result's column sums (the bias gradient) in one pass
-- row_argmax(x2d)           each row's first largest value and its index, from plain reductions:
-                            Jittor's own jt.argmax runs through cub, which does not build on CUDA 13
 """
 import jittor as jt
 
@@ -238,22 +236,6 @@ def relu_grad_bias_sums(g, y=None):
                          f"{tuple(g.shape)} {g.dtype} and {None if y is None else tuple(y.shape)}")
     ok = kernel_ok("relu_grad_bias_sums", check=False)
     return (_relu_grad_bias_sums_kernel if ok else _relu_grad_bias_sums_formula)(g, y)
-
-
-# ---------------------------------------------------------------- row argmax
-def row_argmax(x2d):
-    """x2d [N,M] -> (index [N] int32, value [N]): each row's largest value and the index of its
-    first occurrence, as np.argmax gives it.  jt.argmax would do the same, but on the GPU it is a
-    cub reduction, and cub needs C++17 where Jittor 1.3.11 builds CUDA as C++14 (the build fails
-    on CUDA 13, backend/runtime.py); a max, a compare and a min over the column indices are
-    Jittor's own fused reductions.  A row holding NaN gives index 0.  Not differentiable."""
-    if x2d.ndim != 2 or x2d.shape[1] < 1:
-        raise ValueError(f"row_argmax: a [N,M] array with M >= 1 expected, got {tuple(x2d.shape)}")
-    n_cols = int(x2d.shape[1])
-    value = x2d.max(dim=1)
-    cols = jt.arange(n_cols).int32().unsqueeze(0).broadcast(x2d.shape)
-    first = jt.where(x2d >= value.unsqueeze(1), cols, jt.int32(n_cols)).min(dim=1)
-    return jt.where(first < n_cols, first, jt.int32(0)).stop_grad(), value
 
 
 register_check("row_mean_var", _row_mean_var_kernel, _row_mean_var_formula,

@@ -12,7 +12,6 @@ import dataclasses
 import jittor as jt
 import numpy as np
 
-from backend.reductions import row_argmax
 from render.cached_samples import cached_points, composite_cached, top_samples
 from render.compositing import composite
 from render.options import RenderOptions
@@ -212,6 +211,21 @@ def top_k_samples(geo, rays_d, k, surface=False):
     z, w_c, w_f, _ = top_samples(z_all, w_c, w_f, min(int(k), z_all.shape[1]), surface)
     z, w_c, w_f, d_c, d_f, a_c, a_f = (jt.array(a) for a in (z, w_c, w_f, d_c, d_f, a_c, a_f))
     return dict(z=z, w_coarse=w_c, w_fine=w_f, depth=(d_c, d_f), acc=(a_c, a_f))
+
+
+def row_argmax(x2d):
+    """x2d [N,M] -> (index [N] int32, value [N]): each row's largest value and the index of its
+    first occurrence, as np.argmax gives it.  jt.argmax would do the same, but on the GPU it is a
+    cub reduction, and cub needs C++17 where Jittor 1.3.11 builds CUDA as C++14 (the build fails
+    on CUDA 13, backend/runtime.py); a max, a compare and a min over the column indices are
+    Jittor's own fused reductions.  A row holding NaN gives index 0.  Not differentiable."""
+    if x2d.ndim != 2 or x2d.shape[1] < 1:
+        raise ValueError(f"row_argmax: a [N,M] array with M >= 1 expected, got {tuple(x2d.shape)}")
+    n_cols = int(x2d.shape[1])
+    value = x2d.max(dim=1)
+    cols = jt.arange(n_cols).int32().unsqueeze(0).broadcast(x2d.shape)
+    first = jt.where(x2d >= value.unsqueeze(1), cols, jt.int32(n_cols)).min(dim=1)
+    return jt.where(first < n_cols, first, jt.int32(0)).stop_grad(), value
 
 
 def one_point_samples(geo, rays_d, surface=False):

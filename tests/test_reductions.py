@@ -116,24 +116,3 @@ def test_relu_grad_bias_sums_cuda_source_compiles_with_nvcc(tmp_path, masked):
     _, cuda = reductions._sums_sources(masked)
     _compile_code_op_cuda(tmp_path, f"sums_{masked}", cuda, [2, 2] if masked else [2], [2, 2] if masked else [2])
 
-
-# ---------------------------------------------------------------- row argmax
-def test_row_argmax_matches_numpy_first_of_equals():
-    """Ties (quantised values, whole rows of zeros) keep the first index, as np.argmax does."""
-    rng = np.random.default_rng(5)
-    x = np.round(rng.random((300, 17)) * 4).astype(np.float32)
-    x[:5] = 0
-    x[5:9] = -np.round(rng.random((4, 17)) * 4)  # rows without a positive value
-    index, value = reductions.row_argmax(jt.array(x))
-    assert index.dtype == jt.int32
-    np.testing.assert_array_equal(index.numpy(), np.argmax(x, axis=1))
-    np.testing.assert_array_equal(value.numpy(), x.max(axis=1))
-
-
-def test_row_argmax_one_column_and_bad_shapes():
-    index, value = reductions.row_argmax(jt.array(np.array([[2.0], [-1.0]], np.float32)))
-    np.testing.assert_array_equal(index.numpy(), [0, 0])
-    np.testing.assert_array_equal(value.numpy(), [2.0, -1.0])
-    for bad in (np.zeros(4, np.float32), np.zeros((3, 0), np.float32)):
-        with pytest.raises(ValueError, match="row_argmax"):
-            reductions.row_argmax(jt.array(bad))

@@ -8,7 +8,7 @@ import pytest
 from models.embedder import PositionalEncoding
 from models.nerf import NeRF
 from render.options import RenderOptions
-from render.renderer import NeRFField, expected_points, render_image, render_rays
+from render.renderer import NeRFField, expected_points, render_image, render_rays, row_argmax
 
 SLAB_RGB = np.array([0.2, 0.5, 0.8], np.float32)
 
@@ -208,3 +208,25 @@ def test_several_colours_over_one_geometry_equal_separate_shared_colour_renders(
     with pytest.raises(ValueError, match="n_fine"):
         render_image_colors(ro, rd, 3, 5, 4, Field(nets[0]), Field(nets[1]), 1,
                             opts=RenderOptions(near=0.0, far=1.0, n_fine=0))
+
+
+# ---------------------------------------------------------------- row argmax
+def test_row_argmax_matches_numpy_first_of_equals():
+    """Ties (quantised values, whole rows of zeros) keep the first index, as np.argmax does."""
+    rng = np.random.default_rng(5)
+    x = np.round(rng.random((300, 17)) * 4).astype(np.float32)
+    x[:5] = 0
+    x[5:9] = -np.round(rng.random((4, 17)) * 4)  # rows without a positive value
+    index, value = row_argmax(jt.array(x))
+    assert index.dtype == jt.int32
+    np.testing.assert_array_equal(index.numpy(), np.argmax(x, axis=1))
+    np.testing.assert_array_equal(value.numpy(), x.max(axis=1))
+
+
+def test_row_argmax_one_column_and_bad_shapes():
+    index, value = row_argmax(jt.array(np.array([[2.0], [-1.0]], np.float32)))
+    np.testing.assert_array_equal(index.numpy(), [0, 0])
+    np.testing.assert_array_equal(value.numpy(), [2.0, -1.0])
+    for bad in (np.zeros(4, np.float32), np.zeros((3, 0), np.float32)):
+        with pytest.raises(ValueError, match="row_argmax"):
+            row_argmax(jt.array(bad))

@@ -42,7 +42,7 @@ def test_summary_names_the_matmul_precision_in_force(monkeypatch):
 def test_project_calls_no_jittor_op_that_needs_cub():
     """Jittor runs these through cub on the GPU, which does not build on CUDA 13 (runtime.py):
     a call in the project's code works on the CPU in every test and fails only on the GPU, as
-    jt.argmax in the renderer did.  backend.reductions.row_argmax stands in for argmax."""
+    jt.argmax in the renderer did.  render.renderer.row_argmax stands in for argmax."""
     import re
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cub_ops = re.compile(r"\bjt\.(argmax|argmin|argsort|sort|cumsum|cumprod|topk|unique|masked_select)\(")

@@ -115,4 +115,3 @@ def test_relu_grad_bias_sums_rejects_bad_shapes():
 def test_relu_grad_bias_sums_cuda_source_compiles_with_nvcc(tmp_path, masked):
     _, cuda = reductions._sums_sources(masked)
     _compile_code_op_cuda(tmp_path, f"sums_{masked}", cuda, [2, 2] if masked else [2], [2, 2] if masked else [2])
-
